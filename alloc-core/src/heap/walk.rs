@@ -1,0 +1,124 @@
+//! The real heap as the leak check sees it: [`HeapSnapshot`] implements
+//! [`HeapView`](crate::leak::view::HeapView) over every segment.
+//!
+//! # Numbering
+//! [`HeapSnapshot::take`] walks the segment list and gives each page in use a base id
+//! (`check_base`) and each large segment one id, so that block `i` of a page is
+//! `check_base + i`: `block_containing` is then the O(1) lookup of [`crate::block`] plus an
+//! addition. Internal pages and blocks are skipped: they are the allocator's own.
+//!
+//! # When
+//! Only with the segment pool's lock held and the other threads stopped (or, in tests, no
+//! other thread allocating): ids and descriptors must not change during the check.
+
+use crate::block::{self, BlockRef};
+use crate::leak::view::{BlockDesc, HeapView};
+use crate::page::{IGNORED, INTERNAL, LIVE};
+use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
+
+/// The heap, numbered for one check.
+pub(crate) struct HeapSnapshot<'a> {
+    pool: &'a Pool,
+    slots: usize,
+}
+
+impl<'a> HeapSnapshot<'a> {
+    /// Numbers every block of the heap.
+    ///
+    /// # Safety
+    /// - The caller holds the pool lock (it lends `pool` from the guard) and no other thread
+    ///   runs allocator code that could change page descriptors meanwhile (they are stopped).
+    pub(crate) unsafe fn take(pool: &'a Pool) -> Self {
+        let mut next: usize = 0;
+        pool.for_each_segment(|seg| {
+            // SAFETY: listed segments are live; the contract makes us their only user.
+            unsafe {
+                match (*seg).kind {
+                    KIND_PAGES => segment::for_each_page(seg, |p| {
+                        if !(*p).is_internal() {
+                            (*p).check_base = next as u32;
+                            next += (*p).capacity as usize;
+                        }
+                    }),
+                    KIND_LARGE if (*seg).large.flags & INTERNAL == 0 => {
+                        (*seg).large.check_base = next as u32;
+                        next += 1;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Self { pool, slots: next }
+    }
+}
+
+/// Bytes of a block that are scanned and that interior pointers may point into.
+#[inline]
+pub(crate) fn scan_len(size: usize) -> usize {
+    (size.max(1) + 7) & !7
+}
+
+fn describe(b: BlockRef) -> (u32, BlockDesc) {
+    let id = match b {
+        // SAFETY: a BlockRef names a live page; `check_base` was set by the snapshot.
+        BlockRef::Small(p, i) => (unsafe { (*p).check_base }) + i as u32,
+        // SAFETY: a live large segment.
+        BlockRef::Large(s) => unsafe { (*s).large.check_base },
+    };
+    let size = b.size();
+    let desc = BlockDesc {
+        start: b.start(),
+        size,
+        usable: scan_len(size),
+        stack: b.stack(),
+        ignored: b.flags() & IGNORED != 0,
+    };
+    (id, desc)
+}
+
+impl HeapView for HeapSnapshot<'_> {
+    fn block_slots(&self) -> usize {
+        self.slots
+    }
+
+    #[inline]
+    fn block_containing(&self, addr: usize) -> Option<(u32, BlockDesc)> {
+        let b = block::containing(addr)?;
+        if b.flags() & LIVE == 0 || addr - b.start() >= scan_len(b.size()) {
+            return None;
+        }
+        Some(describe(b))
+    }
+
+    fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.pool.for_each_segment(|seg| {
+            // SAFETY: as in `take`.
+            unsafe {
+                match (*seg).kind {
+                    KIND_PAGES => segment::for_each_page(seg, |p| {
+                        if (*p).is_internal() {
+                            return;
+                        }
+                        for i in 0..(*p).capacity as usize {
+                            if (*p).flags_of(i) & LIVE != 0 {
+                                let (id, d) = describe(BlockRef::Small(p, i));
+                                f(id, d);
+                            }
+                        }
+                    }),
+                    KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
+                        let (id, d) = describe(BlockRef::Large(seg));
+                        f(id, d);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    fn owned_region_end(&self, addr: usize) -> Option<usize> {
+        let start = segment::map::segment_start(addr)?;
+        // SAFETY: the map names live segments only.
+        Some(start + unsafe { (*(start as *const Segment)).len })
+    }
+}

@@ -1,0 +1,2 @@
+//! The leak check (in progress).
+pub(crate) mod view;

@@ -1,0 +1,44 @@
+//! The narrow interface between the leak check and the heap it checks.
+//!
+//! # What it owns
+//! [`HeapView`] and [`BlockDesc`]. Every phase of the check (`roots`, `mark`, `classify`)
+//! talks to the allocator only through this trait, so each phase is unit-tested on a fake
+//! heap (see `leak::fake`), and the real heap implements it in `heap::walk`.
+//!
+//! Blocks are numbered densely for the duration of one check: ids lie in
+//! `0..block_slots()`; not every id names a live block.
+
+/// One live block as the check sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockDesc {
+    /// Address of the block's first byte.
+    pub(crate) start: usize,
+    /// The size the program asked for (`Layout::size()`).
+    pub(crate) size: usize,
+    /// Bytes that may be scanned from `start` and that interior pointers may point into:
+    /// at least `size`.
+    pub(crate) usable: usize,
+    /// The allocation stack id (`0` when none was recorded).
+    pub(crate) stack: u32,
+    /// The block was marked as intentionally leaked (`ignore`, `disable`): it is treated
+    /// as a root, and never reported.
+    pub(crate) ignored: bool,
+}
+
+/// What the leak check needs from a heap. Implementations must not allocate through the
+/// global allocator: they are called while other threads are stopped.
+pub(crate) trait HeapView {
+    /// An upper bound (exclusive) of block ids.
+    fn block_slots(&self) -> usize;
+
+    /// The live block whose `[start, start + usable)` contains `addr`, with its id.
+    /// This is called for every word scanned: it must be O(1).
+    fn block_containing(&self, addr: usize) -> Option<(u32, BlockDesc)>;
+
+    /// Calls `f(id, block)` for every live block, in increasing id order.
+    fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc));
+
+    /// If `addr` lies in memory the heap owns (segments holding blocks and metadata), the
+    /// end of that owned region, so that root scanning can skip it whole.
+    fn owned_region_end(&self, addr: usize) -> Option<usize>;
+}

@@ -1,0 +1,61 @@
+//! HeapSweep: a global allocator that finds memory leaks.
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+//! # fn main() {}
+//! ```
+//!
+//! # Glossary
+//! - **segment**: a 4 MiB-aligned region mapped from the OS ([`segment`] module), split
+//!   into 64 KiB **slices**; a **page** is a run of slices holding blocks of one size.
+//! - **block**: one allocation handed to the program; **size class**: the block sizes a
+//!   page can hold (88 classes, 8 bytes to 64 KiB); larger blocks get a segment each.
+//! - **heap**: a thread's set of pages, with lock-free fast paths; the **internal heap**
+//!   serves the allocator's own allocations and is never tracked.
+//! - **stack id**: a 32-bit handle on an interned allocation backtrace.
+//! - **generation**: 0 for new blocks, raised when a block survives a leak check.
+//! - **root**: memory the leak check scans without knowing it is reachable: stacks,
+//!   registers, globals, TLS, registered regions.
+//!
+//! # Layers, bottom up
+//! `os` (mmap) → `segment` (segments, the segment map, large blocks) → `page` (blocks
+//! and their metadata) → `heap` (per-thread heaps, allocate/free) → `global` (the
+//! `GlobalAlloc` impl). Hooks: `stack` (capture and depot), `track` (counters).
+//! Above: `block` (address → block), `introspect` (statistics and block info), `leak`
+//! (the check), `report`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(rustdoc::broken_intra_doc_links)]
+// The heap walk, the mapping registry and the mmap-backed vectors serve the leak check,
+// which is being wired in: until then they are unused outside tests.
+#![allow(dead_code)]
+
+#[macro_use]
+mod fatal;
+mod block;
+pub mod config;
+mod global;
+mod heap;
+mod introspect;
+mod misuse;
+mod os;
+mod page;
+mod segment;
+mod size_class;
+mod stack;
+mod sync;
+mod track;
+
+#[allow(dead_code)]
+pub(crate) mod leak;
+
+pub use global::HeapSweep;
+pub use introspect::{
+    block_info, disable, ignore, stack_frames, stats, usable_size, BlockInfo, ClassStats, DisableGuard, Stats,
+};
+pub use stack::StackId;
+
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: HeapSweep = HeapSweep::new();

@@ -1,0 +1,378 @@
+//! Memory from the operating system: mmap, munmap, madvise, aligned reservations, and
+//! [`MmapVec`], the allocator's own growable array.
+//!
+//! # What it owns
+//! Every call to `mmap` the allocator makes goes through this module. Mappings that hold
+//! the allocator's metadata (not user blocks) are recorded in a small registry, so that the
+//! leak check never treats them as roots: [`for_each_own_mapping`].
+//!
+//! # Who calls it
+//! `segment` for segments, `stack` for the depot, `leak` for mark stacks and tables; on any
+//! thread, always on slow paths.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Size of an OS page. x86-64 Linux: 4 KiB (huge pages are never assumed).
+pub(crate) const OS_PAGE: usize = 4096;
+
+/// Rounds `n` up to a multiple of `align` (a power of two), or `None` on overflow.
+#[inline]
+pub(crate) const fn round_up(n: usize, align: usize) -> Option<usize> {
+    debug_assert!(align.is_power_of_two());
+    match n.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Maps `len` bytes of zeroed, readable and writable, private anonymous memory.
+/// The memory is reserved lazily by the kernel (`MAP_NORESERVE`): untouched pages cost
+/// no physical memory. Returns `None` when the kernel refuses (out of memory).
+pub(crate) fn map(len: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len.is_multiple_of(OS_PAGE) && len > 0);
+    map_with(len, libc::MAP_NORESERVE)
+}
+
+/// Unmaps `[ptr, ptr + len)`.
+///
+/// # Safety
+/// - The range must be a whole mapping (or whole pages of one) made by [`map`] or
+///   [`map_aligned`], and nothing may use it afterwards.
+pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
+    debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe { libc::munmap(ptr.cast(), len) };
+}
+
+/// Maps `len` bytes whose start is aligned to `align` (a power of two, at least a page).
+/// Over-maps by `align` and trims both ends, so the result is exactly `len` bytes.
+pub(crate) fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
+    map_aligned_with(len, align, libc::MAP_NORESERVE)
+}
+
+/// Like [`map_aligned`], but the kernel accounts the memory as committed: under the
+/// default overcommit policy, a request far beyond RAM and swap is refused (and the
+/// allocation returns null) instead of succeeding and failing later on first touch.
+/// Used for large blocks, whose size the program chose.
+pub(crate) fn map_aligned_committed(len: usize, align: usize) -> Option<NonNull<u8>> {
+    map_aligned_with(len, align, 0)
+}
+
+fn map_with(len: usize, extra_flags: i32) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at a kernel-chosen address has no preconditions.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+fn map_aligned_with(len: usize, align: usize, extra_flags: i32) -> Option<NonNull<u8>> {
+    debug_assert!(align.is_power_of_two() && align >= OS_PAGE && len.is_multiple_of(OS_PAGE));
+    if align == OS_PAGE {
+        return map_with(len, extra_flags);
+    }
+    let total = len.checked_add(align)?;
+    let raw = map_with(total, extra_flags)?.as_ptr() as usize;
+    let start = round_up(raw, align)?;
+    let head = start - raw;
+    let tail = total - head - len;
+    if head > 0 {
+        // SAFETY: `[raw, start)` is the unaligned head of the mapping just made.
+        unsafe { unmap(raw as *mut u8, head) };
+    }
+    if tail > 0 {
+        // SAFETY: `[start + len, raw + total)` is the unused tail of that same mapping.
+        unsafe { unmap((start + len) as *mut u8, tail) };
+    }
+    NonNull::new(start as *mut u8)
+}
+
+/// Gives the physical pages of `[ptr, ptr + len)` back to the kernel; the range stays
+/// mapped and reads as zero afterwards.
+///
+/// # Safety
+/// - The range must lie in a private anonymous mapping of ours, page aligned, and hold
+///   nothing anyone still needs.
+pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
+    debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
+    // SAFETY: per the caller's guarantee the contents are dead; MADV_DONTNEED on private
+    // anonymous memory makes later reads return zeros.
+    unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
+}
+
+/// Most metadata mappings the registry can hold. Each is a whole table (the depot, a mark
+/// stack, the segment map), never one per block, so a few hundred is plenty.
+const MAX_OWN_MAPPINGS: usize = 512;
+
+/// The registry of metadata mappings: lock-free, so that a leak check can read it while
+/// other threads are stopped anywhere, and can itself register mappings meanwhile.
+/// A slot is free when its start is 0; a slot is claimed by a CAS on its start, then its
+/// length is stored (a reader may briefly see the length 0: an empty range).
+static OWN_STARTS: [AtomicUsize; MAX_OWN_MAPPINGS] = [const { AtomicUsize::new(0) }; MAX_OWN_MAPPINGS];
+static OWN_LENS: [AtomicUsize; MAX_OWN_MAPPINGS] = [const { AtomicUsize::new(0) }; MAX_OWN_MAPPINGS];
+
+/// Records `[start, start + len)` as allocator metadata, never to be scanned as a root.
+/// When the registry is full the mapping is not recorded (it may then be scanned as a
+/// root, which can only hide leaks, never invent them).
+pub(crate) fn register_own_mapping(start: usize, len: usize) {
+    debug_assert!(start != 0);
+    for (s, l) in OWN_STARTS.iter().zip(&OWN_LENS) {
+        if s.compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            l.store(len, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Forgets a range recorded by [`register_own_mapping`].
+pub(crate) fn unregister_own_mapping(start: usize) {
+    for (s, l) in OWN_STARTS.iter().zip(&OWN_LENS) {
+        if s.load(Ordering::Acquire) == start {
+            l.store(0, Ordering::Release);
+            s.store(0, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Calls `f(start, len)` for every metadata mapping. Lock-free: safe to call while other
+/// threads are stopped anywhere.
+pub(crate) fn for_each_own_mapping(mut f: impl FnMut(usize, usize)) {
+    for (s, l) in OWN_STARTS.iter().zip(&OWN_LENS) {
+        let start = s.load(Ordering::Acquire);
+        let len = l.load(Ordering::Acquire);
+        if start != 0 && len != 0 {
+            f(start, len);
+        }
+    }
+}
+
+/// Same as [`for_each_own_mapping`] (kept for callers written against the earlier locked
+/// registry; the registry is lock-free now).
+///
+/// # Safety
+/// - None beyond [`for_each_own_mapping`]'s; marked `unsafe` for source compatibility.
+pub(crate) unsafe fn for_each_own_mapping_unsynchronized(f: impl FnMut(usize, usize)) {
+    for_each_own_mapping(f)
+}
+
+/// Whether a thread is inside the registry: never, since it takes no lock.
+pub(crate) fn own_mappings_busy() -> bool {
+    false
+}
+
+/// A growable array in its own anonymous mapping: never touches the global allocator.
+///
+/// Capacity grows by remapping to twice the size (`mremap`, which moves pages without
+/// copying them). Elements must be `Copy`: nothing is dropped.
+///
+/// Invariants: `len <= cap`; `ptr` maps `cap * size_of::<T>()` bytes rounded up to a page,
+/// or is dangling when `cap == 0`; the mapping is in the own-mapping registry.
+pub(crate) struct MmapVec<T: Copy> {
+    ptr: NonNull<T>,
+    len: usize,
+    cap: usize,
+}
+
+// SAFETY: MmapVec owns its mapping exclusively, like a Vec<T>.
+unsafe impl<T: Copy + Send> Send for MmapVec<T> {}
+
+impl<T: Copy> MmapVec<T> {
+    pub(crate) const fn new() -> Self {
+        Self { ptr: NonNull::dangling(), len: 0, cap: 0 }
+    }
+
+    /// An empty vector with room for at least `cap` elements, or `None` if out of memory.
+    pub(crate) fn with_capacity(cap: usize) -> Option<Self> {
+        let mut v = Self::new();
+        v.reserve(cap).then_some(v)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn bytes_for(cap: usize) -> Option<usize> {
+        round_up(cap.checked_mul(core::mem::size_of::<T>())?.max(1), OS_PAGE)
+    }
+
+    /// Makes room for `additional` more elements. Returns false when out of memory.
+    pub(crate) fn reserve(&mut self, additional: usize) -> bool {
+        let Some(need) = self.len.checked_add(additional) else {
+            return false;
+        };
+        if need <= self.cap {
+            return true;
+        }
+        let new_cap = need.max(self.cap.saturating_mul(2)).max(OS_PAGE / core::mem::size_of::<T>().max(1));
+        let Some(new_bytes) = Self::bytes_for(new_cap) else {
+            return false;
+        };
+        let new_ptr = if self.cap == 0 {
+            match map(new_bytes) {
+                Some(p) => p.as_ptr(),
+                None => return false,
+            }
+        } else {
+            let old_bytes = Self::bytes_for(self.cap).unwrap_or(0);
+            // SAFETY: `ptr` maps `old_bytes` (invariant); MREMAP_MAYMOVE lets the kernel
+            // move the pages, which keeps their contents.
+            let p = unsafe { libc::mremap(self.ptr.as_ptr().cast(), old_bytes, new_bytes, libc::MREMAP_MAYMOVE) };
+            if p == libc::MAP_FAILED {
+                return false;
+            }
+            unregister_own_mapping(self.ptr.as_ptr() as usize);
+            p.cast()
+        };
+        register_own_mapping(new_ptr as usize, new_bytes);
+        // SAFETY: mmap/mremap succeeded, so the pointer is non-null.
+        self.ptr = unsafe { NonNull::new_unchecked(new_ptr.cast()) };
+        // Capacity is what the mapping holds, which may exceed `new_cap`.
+        self.cap = new_bytes / core::mem::size_of::<T>().max(1);
+        true
+    }
+
+    /// Appends `value`; returns false (and drops nothing) when out of memory.
+    #[inline]
+    pub(crate) fn push(&mut self, value: T) -> bool {
+        if self.len == self.cap && !self.reserve(1) {
+            return false;
+        }
+        // SAFETY: len < cap after the reserve, so the slot is inside the mapping.
+        unsafe { self.ptr.as_ptr().add(self.len).write(value) };
+        self.len += 1;
+        true
+    }
+
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: the slot at the old `len - 1` was initialized by `push`.
+        Some(unsafe { self.ptr.as_ptr().add(self.len).read() })
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Grows to `len` elements, filling new ones with `value`. Returns false when out of
+    /// memory.
+    pub(crate) fn resize(&mut self, len: usize, value: T) -> bool {
+        if len > self.len {
+            if !self.reserve(len - self.len) {
+                return false;
+            }
+            for i in self.len..len {
+                // SAFETY: i < cap after the reserve.
+                unsafe { self.ptr.as_ptr().add(i).write(value) };
+            }
+        }
+        self.len = len;
+        true
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        // SAFETY: the first `len` elements are initialized and inside the mapping (or the
+        // slice is empty with a dangling, aligned pointer).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Copy> core::ops::Deref for MmapVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T: Copy> core::ops::DerefMut for MmapVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<T: Copy> Drop for MmapVec<T> {
+    fn drop(&mut self) {
+        if self.cap > 0 {
+            let bytes = Self::bytes_for(self.cap).unwrap_or(0);
+            unregister_own_mapping(self.ptr.as_ptr() as usize);
+            // SAFETY: the mapping is ours (invariant) and dies with the vector.
+            unsafe { unmap(self.ptr.as_ptr().cast(), bytes) };
+        }
+    }
+}
+
+impl<T: Copy> core::fmt::Debug for MmapVec<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MmapVec").field("len", &self.len).field("cap", &self.cap).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_mapping_is_aligned_and_usable() {
+        let align = 4 << 20;
+        let p = map_aligned(align, align).unwrap().as_ptr();
+        assert_eq!(p as usize % align, 0);
+        // SAFETY: p maps `align` bytes.
+        unsafe {
+            p.write(7);
+            p.add(align - 1).write(9);
+            assert_eq!(*p, 7);
+            unmap(p, align);
+        }
+    }
+
+    #[test]
+    fn mmap_vec_grows_and_keeps_contents() {
+        let mut v = MmapVec::<u64>::new();
+        for i in 0..100_000 {
+            assert!(v.push(i));
+        }
+        assert_eq!(v.len(), 100_000);
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
+        assert_eq!(v.pop(), Some(99_999));
+        assert!(v.resize(200_000, 5));
+        assert_eq!(v[150_000], 5);
+    }
+
+    #[test]
+    fn mmap_vec_mappings_are_registered() {
+        let v = MmapVec::<u8>::with_capacity(10).unwrap();
+        let start = v.ptr.as_ptr() as usize;
+        let mut found = false;
+        for_each_own_mapping(|s, _| found |= s == start);
+        assert!(found);
+        drop(v);
+        let mut still = false;
+        for_each_own_mapping(|s, _| still |= s == start);
+        assert!(!still);
+    }
+}

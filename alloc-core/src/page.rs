@@ -1,0 +1,403 @@
+//! Pages: runs of equal-sized blocks of one size class, with their metadata beside them.
+//!
+//! # Layout
+//! A page is a span of 64 KiB slices of a segment: one slice for small classes
+//! (<= 8 KiB), eight for medium classes (<= 64 KiB). Its blocks start at the span's first
+//! byte (so any alignment dividing the class size is met). Each block has 9 bytes of
+//! metadata kept OUTSIDE the block, as three parallel arrays:
+//!
+//! ```text
+//!   meta_size[i]:  u32  the size the program asked for
+//!   meta_stack[i]: u32  the allocation stack id (0: none)
+//!   meta_flags[i]: u8   LIVE | IGNORED | generation (2 bits) | INTERNAL
+//! ```
+//!
+//! Pages with many small blocks keep the arrays at the end of the span (then
+//! `capacity = span / (class_size + 9)`); pages with at most 99 blocks a slice keep them
+//! in the segment header (`capacity = span / class_size`, so a power-of-two class loses
+//! nothing to metadata).
+//!
+//! # Invariants
+//! - `used` = blocks handed out and not yet freed locally or collected from `thread_free`.
+//! - `free` ∪ `thread_free` ∪ `[bump, capacity)` ∪ {blocks with LIVE set} ∪ {blocks
+//!   freed by another thread and not yet collected} = all blocks, disjointly;
+//!   LIVE is set exactly for blocks handed out and not freed.
+//! - Only the owning heap touches `free`, `bump` and the metadata of blocks it hands out;
+//!   any thread may push onto `thread_free`.
+//!
+//! # Who calls it
+//! `heap` (allocate, free, collect), `segment` (init, on page acquisition under the pool's
+//! lock), the leak check's heap walk (reads, with the world stopped).
+
+use crate::size_class;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+/// log2 of the slice size.
+pub(crate) const SLICE_SHIFT: usize = 16;
+/// Slice size: 64 KiB, the unit pages are made of.
+pub(crate) const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
+/// Metadata bytes per block: size (4), stack id (4), flags (1).
+pub(crate) const META_PER_BLOCK: usize = 9;
+/// Bytes of the segment header's metadata area reserved for each slice.
+pub(crate) const HEADER_META_PER_SLICE: usize = 896;
+/// Shift of the reciprocal used to turn an offset into a block index.
+const RECIP_SHIFT: u32 = 40;
+
+/// Block flag: handed out and not freed.
+pub(crate) const LIVE: u8 = 1;
+/// Block flag: never reported as a leak; its contents are roots.
+pub(crate) const IGNORED: u8 = 2;
+/// Block flags: the block's generation (0, 1 or 2), in bits 2..4.
+pub(crate) const GEN_SHIFT: u8 = 2;
+pub(crate) const GEN_MASK: u8 = 0b1100;
+/// Block flag (large blocks): allocated by the internal heap; never tracked.
+pub(crate) const INTERNAL: u8 = 128;
+
+/// Page flag: the page holds blocks (it is not a free span).
+pub(crate) const PAGE_IN_USE: u8 = 1;
+/// Page flag: the page belongs to the internal heap: never tracked, never scanned.
+pub(crate) const PAGE_INTERNAL: u8 = 2;
+
+/// A free block: its first word links to the next free block.
+#[repr(C)]
+pub(crate) struct Block {
+    pub(crate) next: *mut Block,
+}
+
+/// Descriptor of one page, kept in its segment's header.
+#[repr(C)]
+pub(crate) struct Page {
+    /// Local free list (owner only).
+    pub(crate) free: *mut Block,
+    /// Blocks handed out and not yet known to be freed. Written by the owner only; atomic
+    /// so that statistics may read it from any thread.
+    pub(crate) used: AtomicU32,
+    /// Number of blocks in the page.
+    pub(crate) capacity: u32,
+    /// Blocks `[bump, capacity)` have never been handed out (owner only).
+    pub(crate) bump: u32,
+    pub(crate) block_size: u32,
+    pub(crate) class: u8,
+    /// Slices the page spans (1 or 8); 0 for a free descriptor.
+    pub(crate) slices: u8,
+    /// `PAGE_IN_USE`, `PAGE_INTERNAL`.
+    pub(crate) flags: u8,
+    /// `ceil(2^40 / block_size)`: `index = (offset * recip) >> 40` is exact for every
+    /// offset below 2^19 (512 KiB) and block size up to 2^16 (tested exhaustively).
+    pub(crate) recip: u64,
+    pub(crate) start: *mut u8,
+    pub(crate) meta_size: *mut u32,
+    pub(crate) meta_stack: *mut u32,
+    pub(crate) meta_flags: *mut u8,
+    /// The owning heap (a `*mut Heap`), or 0 when the page is abandoned.
+    pub(crate) heap: AtomicUsize,
+    /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
+    /// takes the whole list with a swap).
+    pub(crate) thread_free: AtomicPtr<Block>,
+    /// Links in the owning heap's queue for this class.
+    pub(crate) next: *mut Page,
+    pub(crate) prev: *mut Page,
+    /// First block id of this page in the current leak check's dense numbering.
+    pub(crate) check_base: u32,
+}
+
+impl Page {
+    /// A descriptor with no blocks: what a heap's `current` slot holds for a class it has
+    /// no page for yet, so the fast path needs no null check.
+    pub(crate) const fn empty() -> Page {
+        Page {
+            free: core::ptr::null_mut(),
+            used: AtomicU32::new(0),
+            capacity: 0,
+            bump: 0,
+            block_size: 0,
+            class: 0,
+            slices: 0,
+            flags: 0,
+            recip: 0,
+            start: core::ptr::null_mut(),
+            meta_size: core::ptr::null_mut(),
+            meta_stack: core::ptr::null_mut(),
+            meta_flags: core::ptr::null_mut(),
+            heap: AtomicUsize::new(0),
+            thread_free: AtomicPtr::new(core::ptr::null_mut()),
+            next: core::ptr::null_mut(),
+            prev: core::ptr::null_mut(),
+            check_base: 0,
+        }
+    }
+}
+
+/// Blocks per page and where their metadata goes, for a class and span.
+pub(crate) struct PageGeometry {
+    pub(crate) capacity: usize,
+    pub(crate) meta_in_header: bool,
+}
+
+/// How many blocks of `block_size` fit in a span of `slices` slices.
+pub(crate) fn geometry(block_size: usize, slices: usize) -> PageGeometry {
+    let span = slices * SLICE_SIZE;
+    let whole = span / block_size;
+    if whole * META_PER_BLOCK <= HEADER_META_PER_SLICE * slices {
+        PageGeometry { capacity: whole, meta_in_header: true }
+    } else {
+        PageGeometry { capacity: (span - 4) / (block_size + META_PER_BLOCK), meta_in_header: false }
+    }
+}
+
+impl Page {
+    /// Sets the page up for `class` over `[start, start + slices * SLICE_SIZE)`.
+    ///
+    /// # Safety
+    /// - `self` is a free descriptor of a segment whose pool lock the caller holds.
+    /// - The span is mapped, unused, and `header_meta` points to `slices *
+    ///   HEADER_META_PER_SLICE` writable bytes in the segment header reserved for it.
+    pub(crate) unsafe fn init(
+        &mut self,
+        start: *mut u8,
+        slices: usize,
+        class: usize,
+        header_meta: *mut u8,
+        internal: bool,
+    ) {
+        let block_size = size_class::class_size(class);
+        let geo = geometry(block_size, slices);
+        let meta = if geo.meta_in_header {
+            header_meta
+        } else {
+            // SAFETY: capacity * block_size + 9 * capacity + 4 <= span, so the arrays fit
+            // after the blocks (rounded up to 4 bytes for the u32 arrays).
+            unsafe { start.add((geo.capacity * block_size + 3) & !3) }
+        };
+        self.free = core::ptr::null_mut();
+        self.used.store(0, Ordering::Relaxed);
+        self.capacity = geo.capacity as u32;
+        self.bump = 0;
+        self.block_size = block_size as u32;
+        self.class = class as u8;
+        self.slices = slices as u8;
+        self.flags = PAGE_IN_USE | if internal { PAGE_INTERNAL } else { 0 };
+        self.recip = (1u64 << RECIP_SHIFT).div_ceil(block_size as u64);
+        self.start = start;
+        self.meta_size = meta.cast();
+        // SAFETY: the metadata region holds 4 * capacity bytes of sizes, then stacks, then
+        // flags (see `geometry`); the offsets stay inside it.
+        unsafe {
+            self.meta_stack = meta.add(4 * geo.capacity).cast();
+            self.meta_flags = meta.add(8 * geo.capacity);
+            // Flags must start clear: the region may hold an older page's bytes.
+            core::ptr::write_bytes(self.meta_flags, 0, geo.capacity);
+        }
+        self.thread_free.store(core::ptr::null_mut(), Ordering::Relaxed);
+        self.next = core::ptr::null_mut();
+        self.prev = core::ptr::null_mut();
+    }
+
+    #[inline]
+    pub(crate) fn is_internal(&self) -> bool {
+        self.flags & PAGE_INTERNAL != 0
+    }
+
+    #[inline]
+    pub(crate) fn in_use(&self) -> bool {
+        self.flags & PAGE_IN_USE != 0
+    }
+
+    /// Index of the block containing `addr` (which must be at or after `start`); may be
+    /// `>= capacity` for addresses in the metadata or the tail.
+    #[inline]
+    pub(crate) fn index_of(&self, addr: usize) -> usize {
+        let offset = addr - self.start as usize;
+        ((offset as u64 * self.recip) >> RECIP_SHIFT) as usize
+    }
+
+    #[inline]
+    pub(crate) fn block_start(&self, index: usize) -> usize {
+        self.start as usize + index * self.block_size as usize
+    }
+
+    /// The flags byte of block `index`.
+    ///
+    /// # Safety
+    /// - `index < capacity`.
+    #[inline]
+    pub(crate) unsafe fn flags_of(&self, index: usize) -> u8 {
+        debug_assert!(index < self.capacity as usize);
+        // SAFETY: index < capacity per the contract; the array has capacity entries.
+        unsafe { self.meta_flags.add(index).read() }
+    }
+
+    /// Records a block as handed out.
+    ///
+    /// # Safety
+    /// - `index < capacity`, the block was just taken from this page's free list by its
+    ///   owner.
+    #[inline]
+    pub(crate) unsafe fn set_meta(&self, index: usize, size: u32, stack: u32, flags: u8) {
+        debug_assert!(index < self.capacity as usize);
+        // SAFETY: index < capacity; only the owner writes a handed-out block's metadata.
+        unsafe {
+            self.meta_size.add(index).write(size);
+            self.meta_stack.add(index).write(stack);
+            self.meta_flags.add(index).write(flags);
+        }
+    }
+
+    /// Sets the flags of block `index`.
+    ///
+    /// # Safety
+    /// - `index < capacity`, and the caller owns the block (allocating or freeing it, or
+    ///   holding a live pointer to it).
+    #[inline]
+    pub(crate) unsafe fn set_flags(&self, index: usize, flags: u8) {
+        // SAFETY: per the contract.
+        unsafe { self.meta_flags.add(index).write(flags) };
+    }
+
+    /// Requested size and stack id of block `index`.
+    ///
+    /// # Safety
+    /// - `index < capacity`.
+    #[inline]
+    pub(crate) unsafe fn size_and_stack(&self, index: usize) -> (u32, u32) {
+        // SAFETY: index < capacity per the contract.
+        unsafe { (self.meta_size.add(index).read(), self.meta_stack.add(index).read()) }
+    }
+
+    /// Sets the requested size of block `index` (in-place realloc).
+    ///
+    /// # Safety
+    /// - As [`Page::set_flags`].
+    #[inline]
+    pub(crate) unsafe fn set_size_and_stack(&self, index: usize, size: u32, stack: u32) {
+        // SAFETY: per the contract.
+        unsafe {
+            self.meta_size.add(index).write(size);
+            self.meta_stack.add(index).write(stack);
+        }
+    }
+
+    /// Moves up to `max` never-used blocks onto the free list. Returns how many.
+    ///
+    /// # Safety
+    /// - Called by the owner.
+    pub(crate) unsafe fn carve(&mut self, max: u32) -> u32 {
+        let n = (self.capacity - self.bump).min(max);
+        let size = self.block_size as usize;
+        let first = self.block_start(self.bump as usize);
+        let mut next = self.free;
+        for i in (0..n as usize).rev() {
+            let b = (first + i * size) as *mut Block;
+            // SAFETY: the block lies inside the page and is unused: we own its first word.
+            unsafe { (*b).next = next };
+            next = b;
+        }
+        self.free = next;
+        self.bump += n;
+        n
+    }
+
+    /// Takes every block other threads freed onto the local free list. Returns how many.
+    ///
+    /// # Safety
+    /// - Called by the owner (or with the owning locked heap's lock held).
+    pub(crate) unsafe fn collect_thread_free(&mut self) -> u32 {
+        if self.thread_free.load(Ordering::Relaxed).is_null() {
+            return 0;
+        }
+        let mut list = self.thread_free.swap(core::ptr::null_mut(), Ordering::Acquire);
+        let mut n = 0;
+        while !list.is_null() {
+            // SAFETY: blocks on the thread-free list are free blocks of this page whose
+            // first word was written by the pushing thread before its Release CAS.
+            let next = unsafe { (*list).next };
+            // SAFETY: as above; the block now moves to the owner's list.
+            unsafe { (*list).next = self.free };
+            self.free = list;
+            list = next;
+            n += 1;
+        }
+        self.used.store(self.used.load(Ordering::Relaxed) - n, Ordering::Relaxed);
+        n
+    }
+
+    /// Pushes a block freed by a thread that does not own the page.
+    ///
+    /// # Safety
+    /// - `block` is a block of this page that was live and that the caller just freed.
+    #[inline]
+    pub(crate) unsafe fn push_thread_free(&self, block: *mut Block) {
+        let mut head = self.thread_free.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller owns the freed block until the CAS publishes it.
+            unsafe { (*block).next = head };
+            match self.thread_free.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Checks the page's invariants; walks the free lists. For tests and `paranoid` builds.
+    ///
+    /// # Safety
+    /// - The caller owns the page and no other thread pushes onto `thread_free` meanwhile.
+    #[cfg(any(test, feature = "paranoid"))]
+    pub(crate) unsafe fn check_invariants(&self) {
+        assert!(self.bump <= self.capacity);
+        let mut free = 0u32;
+        let mut b = self.free;
+        while !b.is_null() {
+            let i = self.index_of(b as usize);
+            assert!(i < self.bump as usize && self.block_start(i) == b as usize);
+            // SAFETY: i < capacity.
+            assert_eq!(unsafe { self.flags_of(i) } & LIVE, 0, "free block marked live");
+            free += 1;
+            // SAFETY: free-list blocks hold a valid next link.
+            b = unsafe { (*b).next };
+        }
+        let live = (0..self.capacity as usize)
+            // SAFETY: i < capacity.
+            .filter(|&i| unsafe { self.flags_of(i) } & LIVE != 0)
+            .count() as u32;
+        assert_eq!(live, self.used.load(Ordering::Relaxed));
+        assert_eq!(live + free, self.bump, "blocks lost or duplicated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reciprocal_index_is_exact_for_every_class_and_offset() {
+        for class in 0..size_class::CLASS_COUNT {
+            let size = size_class::class_size(class);
+            let recip = (1u64 << RECIP_SHIFT).div_ceil(size as u64);
+            for offset in (0..(8 * SLICE_SIZE)).step_by(if size < 256 { 1 } else { 3 }) {
+                assert_eq!(
+                    ((offset as u64 * recip) >> RECIP_SHIFT) as usize,
+                    offset / size,
+                    "size {size} offset {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn geometry_fits_blocks_and_metadata() {
+        for class in 0..size_class::CLASS_COUNT {
+            let size = size_class::class_size(class);
+            let slices = if size_class::is_small_class(class) { 1 } else { 8 };
+            let g = geometry(size, slices);
+            assert!(g.capacity >= 7, "class {size}: {} blocks", g.capacity);
+            let span = slices * SLICE_SIZE;
+            if g.meta_in_header {
+                assert!(g.capacity * size <= span);
+                assert!(g.capacity * META_PER_BLOCK <= slices * HEADER_META_PER_SLICE);
+            } else {
+                assert!(((g.capacity * size + 3) & !3) + g.capacity * META_PER_BLOCK <= span);
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The segment map: "is this address inside one of our segments, and which" in O(1),
+//! without reading the address itself.
+//!
+//! # Layout
+//! One `u32` per 4 MiB slot of the 47-bit user address space (2^25 entries, a 128 MiB
+//! `MAP_NORESERVE` mapping of which only the touched pages cost memory):
+//!
+//! ```text
+//! entry[addr >> 22] = 0                  not ours
+//!                   = d + 1  (d >= 0)    slot d slots after the start of a segment
+//! ```
+//!
+//! A segment of `n` slots sets `n` entries `1, 2, ..., n`, so an interior pointer into
+//! a huge block finds its segment's start by subtracting `d` slots.
+//!
+//! # Who calls it
+//! `free` (to reject pointers we never handed out), the leak check's `block_containing`
+//! (for every scanned word), and segment creation and release, which write entries while
+//! holding the segment pool's lock.
+
+use crate::os;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+/// log2 of the segment size and alignment.
+pub(crate) const SEGMENT_SHIFT: usize = 22;
+/// Segment size and alignment: 4 MiB.
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+/// Addresses at or above this are never ours (x86-64 user space is 47 bits).
+const ADDRESS_LIMIT: usize = 1 << 47;
+const ENTRIES: usize = ADDRESS_LIMIT >> SEGMENT_SHIFT;
+
+static MAP: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Maps the table on first use. Called from the allocator's one-time initialization;
+/// returns false if the kernel refuses the mapping.
+pub(crate) fn init() -> bool {
+    if !MAP.load(Ordering::Acquire).is_null() {
+        return true;
+    }
+    let bytes = ENTRIES * core::mem::size_of::<u32>();
+    let Some(p) = os::map(bytes) else {
+        return false;
+    };
+    os::register_own_mapping(p.as_ptr() as usize, bytes);
+    if MAP.compare_exchange(core::ptr::null_mut(), p.as_ptr().cast(), Ordering::AcqRel, Ordering::Acquire).is_err() {
+        os::unregister_own_mapping(p.as_ptr() as usize);
+        // SAFETY: we just mapped it and lost the race: nobody else has seen it.
+        unsafe { os::unmap(p.as_ptr(), bytes) };
+    }
+    true
+}
+
+#[inline]
+fn entry(slot: usize) -> Option<&'static AtomicU32> {
+    let map = MAP.load(Ordering::Relaxed);
+    if map.is_null() || slot >= ENTRIES {
+        return None;
+    }
+    // SAFETY: the table maps ENTRIES entries and is never unmapped; slot < ENTRIES.
+    Some(unsafe { &*map.add(slot) })
+}
+
+/// The start of the segment holding `addr`, if `addr` lies in one of ours.
+#[inline]
+pub(crate) fn segment_start(addr: usize) -> Option<usize> {
+    let slot = addr >> SEGMENT_SHIFT;
+    let d = entry(slot)?.load(Ordering::Acquire);
+    if d == 0 {
+        None
+    } else {
+        Some((slot - (d as usize - 1)) << SEGMENT_SHIFT)
+    }
+}
+
+/// Whether `addr` lies in the first slot of one of our segments (the only slot of every
+/// page segment): the free fast path's check.
+#[inline]
+pub(crate) fn is_first_slot(addr: usize) -> bool {
+    entry(addr >> SEGMENT_SHIFT).is_some_and(|e| e.load(Ordering::Relaxed) == 1)
+}
+
+/// Records `[start, start + len)` as one segment.
+///
+/// # Safety
+/// - `start` is segment aligned, `len` a positive multiple of [`SEGMENT_SIZE`], the range
+///   is a mapping of ours, and the caller holds the segment pool's lock.
+pub(crate) unsafe fn insert(start: usize, len: usize) {
+    debug_assert!(start.is_multiple_of(SEGMENT_SIZE) && len.is_multiple_of(SEGMENT_SIZE) && len > 0);
+    let first = start >> SEGMENT_SHIFT;
+    for (d, slot) in (first..first + len / SEGMENT_SIZE).enumerate() {
+        if let Some(e) = entry(slot) {
+            e.store(d as u32 + 1, Ordering::Release);
+        }
+    }
+}
+
+/// Forgets the segment `[start, start + len)`.
+///
+/// # Safety
+/// - The range was recorded with [`insert`] and the caller holds the segment pool's lock.
+pub(crate) unsafe fn remove(start: usize, len: usize) {
+    let first = start >> SEGMENT_SHIFT;
+    for slot in first..first + len / SEGMENT_SIZE {
+        if let Some(e) = entry(slot) {
+            e.store(0, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_segment_starts_from_any_slot() {
+        assert!(init());
+        // A fake 3-slot segment at an address no real mapping uses in this test.
+        let start = 0x7000_0000_0000usize & !(SEGMENT_SIZE - 1);
+        // SAFETY: the test only touches the map's entries; nothing is ever mapped there.
+        unsafe { insert(start, 3 * SEGMENT_SIZE) };
+        assert_eq!(segment_start(start), Some(start));
+        assert_eq!(segment_start(start + SEGMENT_SIZE + 17), Some(start));
+        assert_eq!(segment_start(start + 3 * SEGMENT_SIZE - 1), Some(start));
+        assert_eq!(segment_start(start + 3 * SEGMENT_SIZE), None);
+        assert!(is_first_slot(start + 5));
+        assert!(!is_first_slot(start + SEGMENT_SIZE));
+        // SAFETY: removes exactly what was inserted above.
+        unsafe { remove(start, 3 * SEGMENT_SIZE) };
+        assert_eq!(segment_start(start), None);
+        assert_eq!(segment_start(usize::MAX), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! Non-allocating locks for the allocator's slow paths.
+//!
+//! # What it owns
+//! [`SpinLock`], a test-and-test-and-set lock that never allocates and never parks through
+//! anything that could allocate. The fast paths of allocate and free take no lock; these
+//! guard only the segment pool, the large-block cache, the locked heaps and the registry.
+//!
+//! # Why not `std::sync::Mutex`
+//! A std mutex is fine on Linux today (futex based, no allocation), but its poisoning and
+//! its guard types are built for code that may panic; code holding these locks never
+//! panics, and a `fork` handler must be able to force-release a lock, which
+//! [`SpinLock::force_unlock`] allows.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A spin lock around a `T`. Waiters spin briefly, then yield the CPU.
+pub(crate) struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock serializes all access to `value`, so sharing the lock between threads
+// is sound whenever `T` itself may be sent between threads.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: as above; owning the lock owns the value.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    /// Takes the lock, spinning (then yielding) until it is free.
+    #[inline]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
+        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_contended();
+        }
+        SpinGuard { lock: self }
+    }
+
+    /// Takes the lock if it is free right now.
+    pub(crate) fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| SpinGuard { lock: self })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 64 {
+                    core::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                }
+            }
+            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Whether some thread holds the lock now (a hint: it may change at once).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// Acquires without a guard: for `fork`'s prepare handler, paired with
+    /// [`SpinLock::force_unlock`] in the parent and the child.
+    pub(crate) fn lock_raw(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`SpinLock::lock_raw`].
+    ///
+    /// # Safety
+    /// - The lock must have been taken with `lock_raw` by this thread (or, in a `fork`
+    ///   child, by the thread that forked), and no guard may exist for it.
+    pub(crate) unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// Direct access to the value without locking.
+    ///
+    /// # Safety
+    /// - No other thread may access the value concurrently (for example: every other
+    ///   thread is stopped, or the caller holds the lock through `lock_raw`).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get_unsynchronized(&self) -> &mut T {
+        // SAFETY: exclusivity is the caller's obligation (see `# Safety`).
+        unsafe { &mut *self.value.get() }
+    }
+}
+
+/// Holds a [`SpinLock`]; releases it on drop.
+pub(crate) struct SpinGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+}
+
+impl<T> core::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves this thread holds the lock.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves this thread holds the lock, exclusively.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn counts_exactly_under_contention() {
+        let lock = Arc::new(SpinLock::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let lock = Arc::clone(&lock);
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        *lock.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*lock.lock(), 40_000);
+    }
+
+    #[test]
+    fn try_lock_fails_while_held() {
+        let lock = SpinLock::new(());
+        let guard = lock.lock();
+        assert!(lock.try_lock().is_none());
+        assert!(lock.is_locked());
+        drop(guard);
+        assert!(lock.try_lock().is_some());
+    }
+}

@@ -1,0 +1,151 @@
+//! Threads under HeapSweep: frees from other threads, threads that exit with live blocks,
+//! and a bounded stress run of 8 threads passing blocks around.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+
+/// The tests measure the heap: run them one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A block with a checkable fill pattern.
+struct Filled(Vec<u8>, u8);
+
+impl Filled {
+    fn new(len: usize, seed: u8) -> Self {
+        Filled((0..len).map(|i| seed.wrapping_add(i as u8)).collect(), seed)
+    }
+    fn verify(&self) {
+        for (i, &b) in self.0.iter().enumerate() {
+            assert_eq!(b, self.1.wrapping_add(i as u8), "corrupted block of {} bytes at {i}", self.0.len());
+        }
+    }
+}
+
+#[test]
+fn blocks_freed_by_another_thread_are_reused() {
+    let _serial = serial();
+    let (tx, rx) = mpsc::channel::<Vec<Filled>>();
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0;
+        for batch in rx {
+            for b in &batch {
+                b.verify();
+            }
+            n += batch.len();
+        }
+        n
+    });
+    for round in 0..200u32 {
+        let batch: Vec<Filled> =
+            (0..100).map(|i| Filled::new(16 + (i * 37 + round as usize) % 2000, i as u8)).collect();
+        tx.send(batch).unwrap();
+    }
+    drop(tx);
+    assert_eq!(consumer.join().unwrap(), 20_000);
+    let s = alloc_core::stats();
+    // 20k blocks went through, but the pages were reused: far fewer pages than blocks.
+    let pages: usize = s.classes.iter().map(|c| c.pages).sum();
+    assert!(pages < 2_000, "{pages} pages for 20k blocks");
+}
+
+#[test]
+fn threads_that_exit_with_live_blocks_hand_them_on() {
+    let _serial = serial();
+    let mut survivors = Vec::new();
+    for t in 0..16u8 {
+        let handle =
+            std::thread::spawn(move || (0..500).map(|i| Filled::new(8 + (i * 13) % 700, t)).collect::<Vec<_>>());
+        survivors.push(handle.join().unwrap());
+    }
+    for batch in &survivors {
+        for b in batch {
+            b.verify();
+        }
+    }
+    drop(survivors);
+    // New threads adopt the abandoned pages instead of mapping new ones without bound.
+    let before = alloc_core::stats().mapped_bytes;
+    for _ in 0..16 {
+        std::thread::spawn(|| drop((0..500).map(|i| Filled::new(8 + (i * 13) % 700, 1)).collect::<Vec<_>>()))
+            .join()
+            .unwrap();
+    }
+    let after = alloc_core::stats().mapped_bytes;
+    assert!(after <= before + (16 << 20), "mapped grew from {before} to {after}");
+}
+
+/// xorshift64*: a tiny deterministic generator for the stress test.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[test]
+fn stress_eight_threads_passing_blocks_for_a_bounded_time() {
+    let _serial = serial();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..8).map(|_| mpsc::channel::<Filled>()).unzip();
+    let mut handles = Vec::new();
+    for (id, rx) in rxs.into_iter().enumerate() {
+        let txs = txs.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1));
+            let mut mine: Vec<Filled> = Vec::new();
+            let mut ops = 0u64;
+            while Instant::now() < deadline {
+                for _ in 0..64 {
+                    let r = rng.next();
+                    let size = match r % 100 {
+                        0 => (r >> 8) as usize % (1 << 20),
+                        1..=10 => (r >> 8) as usize % 65_536,
+                        _ => (r >> 8) as usize % 1024,
+                    };
+                    match (r >> 40) % 4 {
+                        0 | 1 => mine.push(Filled::new(size, r as u8)),
+                        2 if !mine.is_empty() => {
+                            let b = mine.swap_remove((r >> 20) as usize % mine.len());
+                            b.verify();
+                            let _ = txs[(r >> 50) as usize % 8].send(b);
+                        }
+                        _ if !mine.is_empty() => mine.swap_remove((r >> 20) as usize % mine.len()).verify(),
+                        _ => {}
+                    }
+                    ops += 1;
+                }
+                while let Ok(b) = rx.try_recv() {
+                    b.verify();
+                    mine.push(b);
+                }
+                mine.truncate(2_000);
+            }
+            // Exit with live blocks half the time: the next owner frees them.
+            if id % 2 == 0 {
+                (ops, mine)
+            } else {
+                (ops, Vec::new())
+            }
+        }));
+    }
+    drop(txs);
+    let mut total = 0;
+    for h in handles {
+        let (ops, left) = h.join().unwrap();
+        for b in &left {
+            b.verify();
+        }
+        total += ops;
+    }
+    assert!(total > 10_000, "only {total} operations");
+}

@@ -1,0 +1,1 @@
+//! Renderers for HeapSweep's reports (in progress).
