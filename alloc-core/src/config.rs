@@ -293,6 +293,30 @@ pub fn parse(input: &[u8], on_warning: &mut dyn FnMut(&str)) -> Options {
     opts
 }
 
+/// Override of `check_at_exit` set from code: 0 none, 1 on, 2 off.
+static CHECK_AT_EXIT_OVERRIDE: AtomicU8 = AtomicU8::new(0);
+
+/// Turns the at-exit leak check on or off from code, whatever `HEAPSWEEP` says: for a
+/// test binary whose tests leak on purpose, say.
+///
+/// ```
+/// alloc_core::config::set_check_at_exit(false);
+/// assert!(!alloc_core::config::check_at_exit());
+/// ```
+pub fn set_check_at_exit(on: bool) {
+    CHECK_AT_EXIT_OVERRIDE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Whether the at-exit check will run: `check_at_exit`, or the override from
+/// [`set_check_at_exit`].
+pub fn check_at_exit() -> bool {
+    match CHECK_AT_EXIT_OVERRIDE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => current().check_at_exit,
+    }
+}
+
 const STATE_NONE: u8 = 0;
 const STATE_PARSING: u8 = 1;
 const STATE_READY: u8 = 2;

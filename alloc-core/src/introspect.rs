@@ -38,6 +38,10 @@ pub struct Stats {
     pub mapped_bytes: usize,
     /// Distinct allocation stacks recorded.
     pub stacks: u64,
+    /// Bytes of return addresses the stack depot holds.
+    pub stack_bytes: u64,
+    /// Allocations whose stack was not recorded because the depot was full.
+    pub stacks_dropped: u64,
     /// Per size class usage, for classes with at least one page.
     pub classes: Vec<ClassStats>,
 }
@@ -90,7 +94,8 @@ pub fn stats() -> Stats {
     s.current_bytes = alloc_bytes.saturating_sub(free_bytes);
     track::raise_peaks(s.current_bytes, s.current_blocks);
     (s.peak_bytes, s.peak_blocks) = track::peaks();
-    s.stacks = crate::stack::depot_stats().stacks;
+    let depot = crate::stack::depot_stats();
+    (s.stacks, s.stack_bytes, s.stacks_dropped) = (depot.stacks, depot.frame_bytes, depot.dropped);
     let per_class = class_usage(&mut s);
     s.classes = per_class.into_iter().filter(|c| c.pages > 0).collect();
     s
@@ -157,7 +162,8 @@ impl fmt::Display for Stats {
         writeln!(f, "{:<32} = {:>14}", "# threads with a heap", self.threads)?;
         writeln!(f, "{:<32} = {:>14}", "# segments", self.segments)?;
         writeln!(f, "{:<32} = {:>14}", "# bytes of address space mapped", self.mapped_bytes)?;
-        writeln!(f, "{:<32} = {:>14}", "# allocation stacks", self.stacks)
+        writeln!(f, "{:<32} = {:>14}", "# allocation stacks", self.stacks)?;
+        writeln!(f, "{:<32} = {:>14}", "# bytes of allocation stacks", self.stack_bytes)
     }
 }
 

@@ -27,14 +27,13 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(rustdoc::broken_intra_doc_links)]
-// The heap walk, the mapping registry and the mmap-backed vectors serve the leak check,
-// which is being wired in: until then they are unused outside tests.
-#![allow(dead_code)]
 
 #[macro_use]
 mod fatal;
 mod block;
+mod check;
 pub mod config;
+mod exit;
 mod global;
 mod heap;
 mod introspect;
@@ -47,13 +46,16 @@ mod stack;
 mod sync;
 mod track;
 
-#[allow(dead_code)]
 pub(crate) mod leak;
+pub mod report;
 
+pub use check::check;
 pub use global::HeapSweep;
 pub use introspect::{
     block_info, disable, ignore, stack_frames, stats, usable_size, BlockInfo, ClassStats, DisableGuard, Stats,
 };
+pub use leak::regions::{register_root, unregister_root};
+pub use report::model::LeakReport;
 pub use stack::StackId;
 
 #[cfg(test)]

@@ -159,20 +159,6 @@ pub(crate) fn for_each_own_mapping(mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// Same as [`for_each_own_mapping`] (kept for callers written against the earlier locked
-/// registry; the registry is lock-free now).
-///
-/// # Safety
-/// - None beyond [`for_each_own_mapping`]'s; marked `unsafe` for source compatibility.
-pub(crate) unsafe fn for_each_own_mapping_unsynchronized(f: impl FnMut(usize, usize)) {
-    for_each_own_mapping(f)
-}
-
-/// Whether a thread is inside the registry: never, since it takes no lock.
-pub(crate) fn own_mappings_busy() -> bool {
-    false
-}
-
 /// A growable array in its own anonymous mapping: never touches the global allocator.
 ///
 /// Capacity grows by remapping to twice the size (`mremap`, which moves pages without
@@ -194,18 +180,9 @@ impl<T: Copy> MmapVec<T> {
         Self { ptr: NonNull::dangling(), len: 0, cap: 0 }
     }
 
-    /// An empty vector with room for at least `cap` elements, or `None` if out of memory.
-    pub(crate) fn with_capacity(cap: usize) -> Option<Self> {
-        let mut v = Self::new();
-        v.reserve(cap).then_some(v)
-    }
-
+    #[allow(clippy::len_without_is_empty)]
     pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     fn bytes_for(cap: usize) -> Option<usize> {
@@ -365,7 +342,8 @@ mod tests {
 
     #[test]
     fn mmap_vec_mappings_are_registered() {
-        let v = MmapVec::<u8>::with_capacity(10).unwrap();
+        let mut v = MmapVec::<u8>::new();
+        assert!(v.reserve(10));
         let start = v.ptr.as_ptr() as usize;
         let mut found = false;
         for_each_own_mapping(|s, _| found |= s == start);

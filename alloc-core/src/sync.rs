@@ -40,14 +40,6 @@ impl<T> SpinLock<T> {
         SpinGuard { lock: self }
     }
 
-    /// Takes the lock if it is free right now.
-    pub(crate) fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| SpinGuard { lock: self })
-    }
-
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {
@@ -68,11 +60,6 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// Whether some thread holds the lock now (a hint: it may change at once).
-    pub(crate) fn is_locked(&self) -> bool {
-        self.locked.load(Ordering::Relaxed)
-    }
-
     /// Acquires without a guard: for `fork`'s prepare handler, paired with
     /// [`SpinLock::force_unlock`] in the parent and the child.
     pub(crate) fn lock_raw(&self) {
@@ -86,17 +73,6 @@ impl<T> SpinLock<T> {
     ///   child, by the thread that forked), and no guard may exist for it.
     pub(crate) unsafe fn force_unlock(&self) {
         self.locked.store(false, Ordering::Release);
-    }
-
-    /// Direct access to the value without locking.
-    ///
-    /// # Safety
-    /// - No other thread may access the value concurrently (for example: every other
-    ///   thread is stopped, or the caller holds the lock through `lock_raw`).
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn get_unsynchronized(&self) -> &mut T {
-        // SAFETY: exclusivity is the caller's obligation (see `# Safety`).
-        unsafe { &mut *self.value.get() }
     }
 }
 
@@ -148,15 +124,5 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*lock.lock(), 40_000);
-    }
-
-    #[test]
-    fn try_lock_fails_while_held() {
-        let lock = SpinLock::new(());
-        let guard = lock.lock();
-        assert!(lock.try_lock().is_none());
-        assert!(lock.is_locked());
-        drop(guard);
-        assert!(lock.try_lock().is_some());
     }
 }

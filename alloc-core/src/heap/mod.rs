@@ -276,7 +276,10 @@ impl Heap {
             // SAFETY: as above.
             p = unsafe { (*p).next };
         }
-        if let Some(p) = thread::adopt_abandoned(class) {
+        // The internal heap never adopts: abandoned pages hold tracked blocks, and every
+        // block of an internal page must be the allocator's own.
+        let adopted = if self.kind == HeapKind::Internal { None } else { thread::adopt_abandoned(class) };
+        if let Some(p) = adopted {
             // SAFETY: adoption hands us an abandoned page of `class`, now ours.
             unsafe { (*p).heap.store(self as *mut Heap as usize, Ordering::Release) };
             self.push_front(class, p);
@@ -351,6 +354,12 @@ impl Heap {
         // SAFETY: `page` is ours (caller).
         let class = unsafe { (*page).class as usize };
         debug_assert!(self.current[class] != page);
+        // Whole-page validation (free list walk) in tests and `paranoid` builds.
+        #[cfg(any(test, feature = "paranoid"))]
+        // SAFETY: the page is ours, with no live block; no other thread frees into it.
+        unsafe {
+            (*page).check_invariants()
+        };
         self.unlink(class, page);
         // SAFETY: no live block (used == 0), off our queue, owned by nobody else.
         unsafe { segment::release_page(page) };

@@ -238,6 +238,7 @@ fn init_slow() -> bool {
             libc::pthread_key_create(core::ptr::addr_of_mut!(THREAD_KEY), Some(on_thread_exit));
             libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
         }
+        crate::exit::register();
     }
     INIT.store(if ok { INIT_DONE } else { INIT_FAILED }, Ordering::Release);
     ok

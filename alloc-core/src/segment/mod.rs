@@ -81,13 +81,6 @@ const HEADER_META: usize = (core::mem::size_of::<Segment>() + 63) & !63;
 const _: () = assert!(HEADER_META + SLICES * HEADER_META_PER_SLICE <= SLICE_SIZE);
 
 impl Segment {
-    /// The page covering `addr`, which must lie inside this page segment's slices 1..64.
-    #[inline]
-    pub(crate) fn page_of(&self, addr: usize) -> &Page {
-        let slice = (addr - self as *const _ as usize) >> SLICE_SHIFT;
-        &self.pages[self.slice_first[slice] as usize]
-    }
-
     /// Mutable access to the page covering `addr`.
     ///
     /// # Safety

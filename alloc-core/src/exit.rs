@@ -1,0 +1,17 @@
+//! The at-exit hook: a leak check when the process ends.
+//!
+//! Registered with `atexit` during the allocator's one-time initialization (the first
+//! allocation, before `main` in practice), so it runs after every exit handler registered
+//! later, that is after nearly all of them: return from `main` and `std::process::exit`
+//! both run it. `_exit` and death by signal do not.
+
+/// Registers the at-exit check.
+pub(crate) fn register() {
+    // SAFETY: `at_exit` is a plain `extern "C" fn()` that never unwinds.
+    unsafe { libc::atexit(at_exit) };
+}
+
+extern "C" fn at_exit() {
+    // A panic must not unwind into libc.
+    let _ = std::panic::catch_unwind(crate::check::run_at_exit);
+}

@@ -1,0 +1,153 @@
+//! The report model: the JSON report of the contract (`format: "heapsweep-leaks"`,
+//! version 1), as Rust types that serialize to it and read it back.
+
+use serde::{Deserialize, Serialize};
+
+/// A leak report: what [`check`](crate::check) returns and what `report=PATH` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeakReport {
+    /// Always `"heapsweep-leaks"`.
+    pub format: String,
+    /// Schema version: 1.
+    pub version: u32,
+    /// `argv[0]` of the program.
+    pub program: String,
+    /// Process id.
+    pub pid: u32,
+    /// Totals.
+    pub summary: Summary,
+    /// One entry per (kind, cyclic, allocation stack), largest `bytes` first.
+    pub leaks: Vec<LeakGroup>,
+    /// Suppression patterns that matched, with counts (an addition to version 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressions: Vec<SuppressionUse>,
+}
+
+/// Report totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Leaked blocks (not counting suppressed ones).
+    pub leaked_blocks: u64,
+    /// Their requested bytes.
+    pub leaked_bytes: u64,
+    /// Leaked blocks no leaked block outside their own cycle points to.
+    pub direct_blocks: u64,
+    /// The other leaked blocks.
+    pub indirect_blocks: u64,
+    /// Leaked blocks on a cycle of leaked blocks.
+    pub cyclic_blocks: u64,
+    /// Blocks found reachable.
+    pub reachable_blocks: u64,
+    /// Their requested bytes.
+    pub reachable_bytes: u64,
+    /// Leaked blocks a suppression matched (not in `leaks`).
+    pub suppressed_blocks: u64,
+}
+
+/// Direct or indirect (see the contract).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakKind {
+    /// No leaked block outside its own cycle points to it: where to start fixing.
+    Direct,
+    /// Reached from another leaked block.
+    Indirect,
+}
+
+/// Leaked blocks sharing kind, cycle flag and allocation stack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeakGroup {
+    /// Direct or indirect.
+    pub kind: LeakKind,
+    /// The blocks lie on cycles of leaked blocks.
+    pub cyclic: bool,
+    /// How many blocks.
+    pub blocks: u64,
+    /// Their requested bytes.
+    pub bytes: u64,
+    /// The allocation stack, innermost frame first.
+    pub stack: Vec<Frame>,
+    /// When the stack shows `Rc`/`Arc` allocation: the counts read from one block
+    /// (an addition to version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rc: Option<RcCounts>,
+}
+
+/// One stack frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Instruction pointer, as `"0x..."`.
+    pub ip: String,
+    /// Demangled function name, when known.
+    pub function: Option<String>,
+    /// Source file, when known.
+    pub file: Option<String>,
+    /// Source line, when known.
+    pub line: Option<u32>,
+}
+
+/// Reference counts of a leaked `Rc`/`Arc` allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RcCounts {
+    /// `"Rc"` or `"Arc"`.
+    pub kind: RcKind,
+    /// Strong count.
+    pub strong: u64,
+    /// Weak count as std stores it (one more than the `Weak`s while strong refs exist).
+    pub weak: u64,
+}
+
+/// Which reference-counted pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcKind {
+    /// `std::rc::Rc`.
+    Rc,
+    /// `std::sync::Arc`.
+    Arc,
+}
+
+/// A suppression pattern and what it matched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressionUse {
+    /// The pattern after `leak:`.
+    pub pattern: String,
+    /// Blocks it suppressed.
+    pub blocks: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl LeakReport {
+    /// The `format` value of every report.
+    pub const FORMAT: &'static str = "heapsweep-leaks";
+
+    /// Whether no leak was found (suppressed leaks do not count).
+    pub fn is_clean(&self) -> bool {
+        self.leaks.is_empty()
+    }
+
+    /// Groups some frame of whose stack has a function name containing `needle`.
+    pub fn groups_with_function(&self, needle: &str) -> Vec<&LeakGroup> {
+        self.leaks
+            .iter()
+            .filter(|g| g.stack.iter().any(|f| f.function.as_deref().is_some_and(|n| n.contains(needle))))
+            .collect()
+    }
+
+    /// Reads a report from JSON, checking its format and version.
+    pub fn from_json(text: &str) -> Result<LeakReport, String> {
+        let r: LeakReport = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep leak report: {e}"))?;
+        if r.format != Self::FORMAT {
+            return Err(format!("format is {:?}, expected {:?}", r.format, Self::FORMAT));
+        }
+        if r.version != 1 {
+            return Err(format!("unsupported report version {} (this build reads version 1)", r.version));
+        }
+        Ok(r)
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

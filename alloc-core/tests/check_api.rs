@@ -1,0 +1,125 @@
+//! `alloc_core::check()` in a running program: what it reports and what it does not.
+//! Leaks are made on threads that then end, so no stale copy of a pointer survives in a
+//! live stack frame (the scan is conservative).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Mutex;
+
+#[global_allocator]
+static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+
+/// Checks see the whole process: run these tests one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    // These tests leak on purpose: no at-exit report for this binary.
+    alloc_core::config::set_check_at_exit(false);
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f).join().unwrap()
+}
+
+#[inline(never)]
+fn make_list(n: usize) {
+    struct Node {
+        _next: Option<Box<Node>>,
+        _pad: [u64; 3],
+    }
+    let mut head: Option<Box<Node>> = None;
+    for _ in 0..n {
+        head = Some(Box::new(Node { _next: head, _pad: [0; 3] }));
+    }
+    std::mem::forget(head);
+}
+
+#[test]
+fn a_leaked_list_is_one_direct_head_and_an_indirect_tail() {
+    let _s = serial();
+    on_thread(|| make_list(5));
+    let r = alloc_core::check();
+    let groups = r.groups_with_function("make_list");
+    let direct: u64 =
+        groups.iter().filter(|g| g.kind == alloc_core::report::model::LeakKind::Direct).map(|g| g.blocks).sum();
+    let indirect: u64 =
+        groups.iter().filter(|g| g.kind == alloc_core::report::model::LeakKind::Indirect).map(|g| g.blocks).sum();
+    assert_eq!((direct, indirect), (1, 4), "{:#?}", groups);
+    assert!(groups.iter().all(|g| !g.cyclic && g.bytes == 32 * g.blocks));
+}
+
+struct RcNode {
+    next: RefCell<Option<Rc<RcNode>>>,
+}
+
+#[inline(never)]
+fn make_rc_cycle() {
+    let a = Rc::new(RcNode { next: RefCell::new(None) });
+    let b = Rc::new(RcNode { next: RefCell::new(Some(a.clone())) });
+    *a.next.borrow_mut() = Some(b);
+}
+
+#[test]
+fn an_rc_cycle_is_direct_and_cyclic_with_its_counts() {
+    let _s = serial();
+    on_thread(make_rc_cycle);
+    let r = alloc_core::check();
+    let groups = r.groups_with_function("make_rc_cycle");
+    assert_eq!(groups.iter().map(|g| g.blocks).sum::<u64>(), 2, "{:#?}", r.leaks);
+    for g in &groups {
+        assert_eq!(g.kind, alloc_core::report::model::LeakKind::Direct);
+        assert!(g.cyclic);
+        let rc = g.rc.expect("Rc counts");
+        assert_eq!((rc.strong, rc.weak), (1, 1));
+    }
+}
+
+/// Boxes, each its own heap block, kept reachable from a static.
+#[allow(clippy::vec_box)]
+static KEEP: Mutex<Vec<Box<[u8; 40]>>> = Mutex::new(Vec::new());
+
+#[test]
+fn reachable_ignored_and_registered_blocks_are_not_reported() {
+    let _s = serial();
+    #[inline(never)]
+    fn kept() {
+        KEEP.lock().unwrap().push(Box::new([1; 40]));
+    }
+    #[inline(never)]
+    fn ignored() {
+        let b = Box::leak(Box::new([2u8; 56]));
+        assert!(alloc_core::ignore(b.as_ptr()));
+    }
+    #[inline(never)]
+    fn registered() -> usize {
+        // A root region outside the heap, holding the only pointer to a block.
+        let region = Box::leak(Box::new(std::mem::MaybeUninit::<[usize; 4]>::zeroed()));
+        let b = Box::leak(Box::new([3u8; 72]));
+        let r = region.as_mut_ptr().cast::<usize>();
+        // SAFETY: the region holds four words.
+        unsafe { r.write(b.as_ptr() as usize) };
+        assert!(alloc_core::ignore(r.cast()));
+        assert!(alloc_core::register_root(r.cast(), 32));
+        r as usize
+    }
+    on_thread(kept);
+    on_thread(ignored);
+    let region = on_thread(registered);
+    let r = alloc_core::check();
+    for f in ["kept", "ignored", "registered"] {
+        assert!(r.groups_with_function(f).is_empty(), "{f} reported: {:#?}", r.groups_with_function(f));
+    }
+    assert!(alloc_core::unregister_root(region as *const u8));
+}
+
+#[test]
+fn results_are_the_same_three_times_in_a_row() {
+    let _s = serial();
+    on_thread(|| make_list(3));
+    let a = alloc_core::check();
+    let b = alloc_core::check();
+    let c = alloc_core::check();
+    assert_eq!(a.summary, b.summary);
+    assert_eq!(b.summary, c.summary);
+}
