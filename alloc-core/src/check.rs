@@ -46,9 +46,14 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// # // SAFETY: _exit ends the process at once.
 /// # unsafe { libc::_exit(0) };
 /// ```
+#[inline(never)]
 pub fn check() -> LeakReport {
+    // The caller's callee-saved registers, kept in this frame, which the stack scan covers.
+    let mut spill = [0usize; 6];
+    let sp = leak::spill_registers(&mut spill);
     let _guard = ReentrancyGuard::enter();
-    let raw = collect();
+    let raw = collect(sp);
+    std::hint::black_box(&spill);
     build::build_report(
         &raw,
         &|id| crate::stack::frames(crate::stack::StackId::from_u32(id)).to_vec(),
@@ -61,7 +66,7 @@ fn build_options() -> build::BuildOptions {
 }
 
 /// Steps 1 to 4: the raw leaked blocks. Allocates only after the world resumed.
-fn collect() -> RawCheck {
+fn collect(sp: usize) -> RawCheck {
     let started = Instant::now();
     let opts = leak::RootOptions::from_config(crate::config::current());
     // Allocated before the lock: nothing may allocate once threads are stopped.
@@ -72,7 +77,7 @@ fn collect() -> RawCheck {
     // SAFETY: we hold the pool lock and every other thread is stopped (or unstoppable and
     // then, at worst, running allocator fast paths, which never touch page descriptors).
     let view = unsafe { HeapSnapshot::take(&pool) };
-    let analysis = leak::analyze(&view, &world, &plan, &opts);
+    let analysis = leak::analyze(&view, &world, &plan, &opts, sp);
     world.resume();
     drop(pool);
     let leaked: Vec<RawLeak> = analysis

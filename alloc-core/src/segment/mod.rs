@@ -346,6 +346,9 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
     // Cached segments are aligned to SEGMENT_SIZE only.
     let mut seg = if align <= SEGMENT_SIZE { take_cached_large(&mut pool, len) } else { core::ptr::null_mut() };
     let dirty = !seg.is_null();
+    // A reused segment keeps its own (larger or equal) length.
+    // SAFETY: a cached segment's header is intact.
+    let len = if dirty { unsafe { (*seg).len } } else { len };
     if seg.is_null() {
         drop(pool);
         seg = match os::map_aligned_committed(len, align.max(SEGMENT_SIZE)) {
@@ -370,16 +373,22 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
     start as *mut u8
 }
 
+/// Takes the smallest cached segment of at least `len` bytes and at most four times
+/// that (a growing `Vec` then reuses the memory it freed at its previous size, already
+/// faulted in, instead of mapping fresh pages).
 fn take_cached_large(pool: &mut Pool, len: usize) -> *mut Segment {
-    for slot in pool.large_cache.iter_mut() {
-        // SAFETY: cached entries are live mappings we own.
-        if !slot.is_null() && unsafe { (**slot).len } == len {
-            let seg = core::mem::replace(slot, core::ptr::null_mut());
-            pool.large_cached_bytes -= len;
-            return seg;
-        }
-    }
-    core::ptr::null_mut()
+    // SAFETY: cached entries are live mappings we own.
+    let fits =
+        |s: *mut Segment| !s.is_null() && unsafe { (*s).len } >= len && unsafe { (*s).len } <= len.saturating_mul(4);
+    // SAFETY: as above.
+    let best =
+        pool.large_cache.iter().enumerate().filter(|(_, s)| fits(**s)).min_by_key(|(_, s)| unsafe { (***s).len });
+    let Some((i, _)) = best else { return core::ptr::null_mut() };
+    let seg = core::mem::replace(&mut pool.large_cache[i], core::ptr::null_mut());
+    // SAFETY: as above.
+    pool.large_cached_bytes -= unsafe { (*seg).len };
+    os::unregister_own_mapping(seg as usize);
+    seg
 }
 
 /// Frees a large segment's block: caches the segment for reuse or unmaps it.
@@ -399,6 +408,9 @@ pub(crate) unsafe fn free_large(seg: *mut Segment) {
         if let Some(slot) = pool.large_cache.iter_mut().find(|s| s.is_null()) {
             *slot = seg;
             pool.large_cached_bytes += len;
+            // Out of the segment map, but its stale contents must never be scanned as
+            // roots: record it as the allocator's own memory while it waits.
+            os::register_own_mapping(seg as usize, len);
             return;
         }
     }
