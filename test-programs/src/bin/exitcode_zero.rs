@@ -1,0 +1,20 @@
+//! Test that with `exitcode=0` a leak is still reported but the exit status is the program's.
+//!
+// OPTIONS: exitcode=0
+// EXPECT: leaked_blocks=1 leaked_bytes=24 direct_blocks=1 indirect_blocks=0 cyclic_blocks=0
+// EXPECT-EXIT: 0
+
+use std::hint::black_box;
+
+#[global_allocator]
+static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+
+#[inline(never)]
+fn leak() {
+    std::mem::forget(black_box(Box::new([5u8; 24])));
+}
+
+fn main() {
+    leak();
+    test_programs::scribble_stack();
+}
