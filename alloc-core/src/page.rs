@@ -3,18 +3,23 @@
 //! # Layout
 //! A page is a span of 64 KiB slices of a segment: one slice for small classes
 //! (<= 8 KiB), eight for medium classes (<= 64 KiB). Its blocks start at the span's first
-//! byte (so any alignment dividing the class size is met). Each block has 9 bytes of
-//! metadata kept OUTSIDE the block, as three parallel arrays:
+//! byte (so any alignment dividing the class size is met). Each block has one 8-byte
+//! metadata word kept OUTSIDE the block, in an array beside the page:
 //!
 //! ```text
-//!   meta_size[i]:  u32  the size the program asked for
-//!   meta_stack[i]: u32  the allocation stack id (0: none)
-//!   meta_flags[i]: u8   LIVE | IGNORED | generation (2 bits) | INTERNAL
+//!   63            32 31             8 7       0
+//!  +----------------+----------------+---------+
+//!  | stack id (u32) | requested size | flags   |   flags: LIVE | IGNORED | generation (2)
+//!  +----------------+----------------+---------+
 //! ```
 //!
-//! Pages with many small blocks keep the arrays at the end of the span (then
-//! `capacity = span / (class_size + 9)`); pages with at most 99 blocks a slice keep them
-//! in the segment header (`capacity = span / class_size`, so a power-of-two class loses
+//! One word, so allocation writes one cache line of metadata (three separate arrays cost
+//! three), and the flags byte is the word's low byte, readable and writable alone.
+//! Requested sizes fit in 24 bits: page blocks are at most 64 KiB.
+//!
+//! Pages with many small blocks keep the array at the end of the span (then
+//! `capacity = span / (class_size + 8)`); pages with at most 112 blocks a slice keep it in
+//! the segment header (`capacity = span / class_size`, so a power-of-two class loses
 //! nothing to metadata).
 //!
 //! # Invariants
@@ -36,8 +41,8 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 pub(crate) const SLICE_SHIFT: usize = 16;
 /// Slice size: 64 KiB, the unit pages are made of.
 pub(crate) const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
-/// Metadata bytes per block: size (4), stack id (4), flags (1).
-pub(crate) const META_PER_BLOCK: usize = 9;
+/// Metadata bytes per block: one word of flags, size and stack id.
+pub(crate) const META_PER_BLOCK: usize = 8;
 /// Bytes of the segment header's metadata area reserved for each slice.
 pub(crate) const HEADER_META_PER_SLICE: usize = 896;
 /// Shift of the reciprocal used to turn an offset into a block index.
@@ -86,9 +91,8 @@ pub(crate) struct Page {
     /// offset below 2^19 (512 KiB) and block size up to 2^16 (tested exhaustively).
     pub(crate) recip: u64,
     pub(crate) start: *mut u8,
-    pub(crate) meta_size: *mut u32,
-    pub(crate) meta_stack: *mut u32,
-    pub(crate) meta_flags: *mut u8,
+    /// One metadata word per block (see the module note).
+    pub(crate) meta: *mut u64,
     /// The owning heap (a `*mut Heap`), or 0 when the page is abandoned.
     pub(crate) heap: AtomicUsize,
     /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
@@ -116,9 +120,7 @@ impl Page {
             flags: 0,
             recip: 0,
             start: core::ptr::null_mut(),
-            meta_size: core::ptr::null_mut(),
-            meta_stack: core::ptr::null_mut(),
-            meta_flags: core::ptr::null_mut(),
+            meta: core::ptr::null_mut(),
             heap: AtomicUsize::new(0),
             thread_free: AtomicPtr::new(core::ptr::null_mut()),
             next: core::ptr::null_mut(),
@@ -141,7 +143,7 @@ pub(crate) fn geometry(block_size: usize, slices: usize) -> PageGeometry {
     if whole * META_PER_BLOCK <= HEADER_META_PER_SLICE * slices {
         PageGeometry { capacity: whole, meta_in_header: true }
     } else {
-        PageGeometry { capacity: (span - 4) / (block_size + META_PER_BLOCK), meta_in_header: false }
+        PageGeometry { capacity: (span - 8) / (block_size + META_PER_BLOCK), meta_in_header: false }
     }
 }
 
@@ -165,9 +167,9 @@ impl Page {
         let meta = if geo.meta_in_header {
             header_meta
         } else {
-            // SAFETY: capacity * block_size + 9 * capacity + 4 <= span, so the arrays fit
-            // after the blocks (rounded up to 4 bytes for the u32 arrays).
-            unsafe { start.add((geo.capacity * block_size + 3) & !3) }
+            // SAFETY: capacity * (block_size + 8) + 8 <= span, so the array fits after the
+            // blocks, rounded up to 8 bytes.
+            unsafe { start.add((geo.capacity * block_size + 7) & !7) }
         };
         self.free = core::ptr::null_mut();
         self.used.store(0, Ordering::Relaxed);
@@ -179,15 +181,10 @@ impl Page {
         self.flags = PAGE_IN_USE | if internal { PAGE_INTERNAL } else { 0 };
         self.recip = (1u64 << RECIP_SHIFT).div_ceil(block_size as u64);
         self.start = start;
-        self.meta_size = meta.cast();
-        // SAFETY: the metadata region holds 4 * capacity bytes of sizes, then stacks, then
-        // flags (see `geometry`); the offsets stay inside it.
-        unsafe {
-            self.meta_stack = meta.add(4 * geo.capacity).cast();
-            self.meta_flags = meta.add(8 * geo.capacity);
-            // Flags must start clear: the region may hold an older page's bytes.
-            core::ptr::write_bytes(self.meta_flags, 0, geo.capacity);
-        }
+        self.meta = meta.cast();
+        // SAFETY: the metadata region holds `capacity` words (see `geometry`). Flags must
+        // start clear: the region may hold an older page's bytes.
+        unsafe { core::ptr::write_bytes(self.meta, 0, geo.capacity) };
         self.thread_free.store(core::ptr::null_mut(), Ordering::Relaxed);
         self.next = core::ptr::null_mut();
         self.prev = core::ptr::null_mut();
@@ -223,8 +220,9 @@ impl Page {
     #[inline]
     pub(crate) unsafe fn flags_of(&self, index: usize) -> u8 {
         debug_assert!(index < self.capacity as usize);
-        // SAFETY: index < capacity per the contract; the array has capacity entries.
-        unsafe { self.meta_flags.add(index).read() }
+        // SAFETY: index < capacity per the contract; the array has capacity words, and
+        // the flags are the low byte of each (little-endian).
+        unsafe { self.meta.add(index).cast::<u8>().read() }
     }
 
     /// Records a block as handed out.
@@ -235,12 +233,9 @@ impl Page {
     #[inline]
     pub(crate) unsafe fn set_meta(&self, index: usize, size: u32, stack: u32, flags: u8) {
         debug_assert!(index < self.capacity as usize);
+        debug_assert!(size < 1 << 24);
         // SAFETY: index < capacity; only the owner writes a handed-out block's metadata.
-        unsafe {
-            self.meta_size.add(index).write(size);
-            self.meta_stack.add(index).write(stack);
-            self.meta_flags.add(index).write(flags);
-        }
+        unsafe { self.meta.add(index).write(flags as u64 | (size as u64) << 8 | (stack as u64) << 32) }
     }
 
     /// Sets the flags of block `index`.
@@ -250,8 +245,8 @@ impl Page {
     ///   holding a live pointer to it).
     #[inline]
     pub(crate) unsafe fn set_flags(&self, index: usize, flags: u8) {
-        // SAFETY: per the contract.
-        unsafe { self.meta_flags.add(index).write(flags) };
+        // SAFETY: per the contract; the flags are the word's low byte.
+        unsafe { self.meta.add(index).cast::<u8>().write(flags) };
     }
 
     /// Requested size and stack id of block `index`.
@@ -261,7 +256,8 @@ impl Page {
     #[inline]
     pub(crate) unsafe fn size_and_stack(&self, index: usize) -> (u32, u32) {
         // SAFETY: index < capacity per the contract.
-        unsafe { (self.meta_size.add(index).read(), self.meta_stack.add(index).read()) }
+        let word = unsafe { self.meta.add(index).read() };
+        ((word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
     }
 
     /// Sets the requested size of block `index` (in-place realloc).
@@ -272,8 +268,8 @@ impl Page {
     pub(crate) unsafe fn set_size_and_stack(&self, index: usize, size: u32, stack: u32) {
         // SAFETY: per the contract.
         unsafe {
-            self.meta_size.add(index).write(size);
-            self.meta_stack.add(index).write(stack);
+            let flags = self.meta.add(index).read() & 0xFF;
+            self.meta.add(index).write(flags | (size as u64) << 8 | (stack as u64) << 32);
         }
     }
 
@@ -396,7 +392,7 @@ mod tests {
                 assert!(g.capacity * size <= span);
                 assert!(g.capacity * META_PER_BLOCK <= slices * HEADER_META_PER_SLICE);
             } else {
-                assert!(((g.capacity * size + 3) & !3) + g.capacity * META_PER_BLOCK <= span);
+                assert!(((g.capacity * size + 7) & !7) + g.capacity * META_PER_BLOCK <= span);
             }
         }
     }
