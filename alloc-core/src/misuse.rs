@@ -24,20 +24,19 @@ fn allocation_stack_of(addr: usize) -> Option<u32> {
     (stack != 0).then_some(stack)
 }
 
-/// `0x... in function file:line` for each frame of a stack, symbolized in-process.
+/// `0x... in function file:line` for each frame of a stack, symbolized in-process and
+/// trimmed of the allocator's own frames, as in leak reports.
 fn describe_stack(id: u32) -> Vec<String> {
-    let mut lines = Vec::new();
-    for &ip in crate::stack::frames(crate::stack::StackId::from_u32(id)) {
-        let mut line = format!("{ip:#x}");
-        backtrace::resolve(ip as *mut core::ffi::c_void, |sym| {
-            if let Some(name) = sym.name() {
-                line.push_str(&format!(" in {name:#}"));
+    let ips = crate::stack::frames(crate::stack::StackId::from_u32(id));
+    let mut sym = crate::report::symbolize::InProcess::default();
+    crate::report::symbolize::stack_frames(ips, &mut sym)
+        .into_iter()
+        .map(|f| {
+            let mut line = format!("{} in {}", f.ip, f.function.as_deref().unwrap_or("<unknown>"));
+            if let (Some(file), Some(n)) = (&f.file, f.line) {
+                line.push_str(&format!(" {file}:{n}"));
             }
-            if let (Some(file), Some(n)) = (sym.filename(), sym.lineno()) {
-                line.push_str(&format!(" {}:{n}", file.display()));
-            }
-        });
-        lines.push(line);
-    }
-    lines
+            line
+        })
+        .collect()
 }

@@ -18,7 +18,7 @@
 //! Requested sizes fit in 24 bits: page blocks are at most 64 KiB.
 //!
 //! Pages with many small blocks keep the array at the end of the span (then
-//! `capacity = span / (class_size + 8)`); pages with at most 112 blocks a slice keep it in
+//! `capacity = span / (class_size + 8)`); pages with at most 96 blocks a slice keep it in
 //! the segment header (`capacity = span / class_size`, so a power-of-two class loses
 //! nothing to metadata).
 //!
@@ -26,7 +26,8 @@
 //! - `used` = blocks handed out and not yet freed locally or collected from `thread_free`.
 //! - `free` ∪ `thread_free` ∪ `[bump, capacity)` ∪ {blocks with LIVE set} ∪ {blocks
 //!   freed by another thread and not yet collected} = all blocks, disjointly;
-//!   LIVE is set exactly for blocks handed out and not freed.
+//!   LIVE is set exactly for blocks handed out and not freed by the owner nor collected
+//!   from `thread_free` (a block another thread freed keeps LIVE until collection).
 //! - Only the owning heap touches `free`, `bump` and the metadata of blocks it hands out;
 //!   any thread may push onto `thread_free`.
 //!
@@ -44,7 +45,7 @@ pub(crate) const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
 /// Metadata bytes per block: one word of flags, size and stack id.
 pub(crate) const META_PER_BLOCK: usize = 8;
 /// Bytes of the segment header's metadata area reserved for each slice.
-pub(crate) const HEADER_META_PER_SLICE: usize = 896;
+pub(crate) const HEADER_META_PER_SLICE: usize = 768;
 /// Shift of the reciprocal used to turn an offset into a block index.
 const RECIP_SHIFT: u32 = 40;
 
@@ -70,17 +71,16 @@ pub(crate) struct Block {
 }
 
 /// Descriptor of one page, kept in its segment's header.
-#[repr(C)]
+///
+/// Three cache lines, by who writes them (so that a thread freeing into another thread's
+/// page does not fight the owner for a cache line on every operation):
+/// - line 0: set up at page initialization, read by everyone (geometry, owner, links);
+/// - line 1: written by the owner on every allocation and local free;
+/// - line 2: written by other threads pushing freed blocks.
+#[repr(C, align(64))]
 pub(crate) struct Page {
-    /// Local free list (owner only).
-    pub(crate) free: *mut Block,
-    /// Blocks handed out and not yet known to be freed. Written by the owner only; atomic
-    /// so that statistics may read it from any thread.
-    pub(crate) used: AtomicU32,
     /// Number of blocks in the page.
     pub(crate) capacity: u32,
-    /// Blocks `[bump, capacity)` have never been handed out (owner only).
-    pub(crate) bump: u32,
     pub(crate) block_size: u32,
     pub(crate) class: u8,
     /// Slices the page spans (1 or 8); 0 for a free descriptor.
@@ -95,15 +95,30 @@ pub(crate) struct Page {
     pub(crate) meta: *mut u64,
     /// The owning heap (a `*mut Heap`), or 0 when the page is abandoned.
     pub(crate) heap: AtomicUsize,
-    /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
-    /// takes the whole list with a swap).
-    pub(crate) thread_free: AtomicPtr<Block>,
     /// Links in the owning heap's queue for this class.
     pub(crate) next: *mut Page,
     pub(crate) prev: *mut Page,
+    // -- line 1: the owner's
+    /// Local free list (owner only).
+    pub(crate) free: *mut Block,
+    /// Blocks handed out and not yet known to be freed. Written by the owner only; atomic
+    /// so that statistics may read it from any thread.
+    pub(crate) used: AtomicU32,
+    /// Blocks `[bump, capacity)` have never been handed out (owner only).
+    pub(crate) bump: u32,
     /// First block id of this page in the current leak check's dense numbering.
     pub(crate) check_base: u32,
+    _pad1: [u8; 44],
+    // -- line 2: other threads'
+    /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
+    /// takes the whole list with a swap).
+    pub(crate) thread_free: AtomicPtr<Block>,
+    _pad2: [u8; 56],
 }
+
+const _: () = assert!(core::mem::offset_of!(Page, free) == 64);
+const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 128);
+const _: () = assert!(core::mem::size_of::<Page>() == 192);
 
 impl Page {
     /// A descriptor with no blocks: what a heap's `current` slot holds for a class it has
@@ -126,6 +141,8 @@ impl Page {
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             check_base: 0,
+            _pad1: [0; 44],
+            _pad2: [0; 56],
         }
     }
 }
@@ -293,28 +310,61 @@ impl Page {
         n
     }
 
-    /// Takes every block other threads freed onto the local free list. Returns how many.
+    /// Takes every block other threads freed onto the local free list, clearing their
+    /// LIVE flags (a freeing thread leaves the owner's metadata alone). Returns how many,
+    /// or `Err(block)` for a block found already free: a double free (a block pushed twice
+    /// also makes the list cyclic, which this catches on the second visit).
     ///
     /// # Safety
     /// - Called by the owner (or with the owning locked heap's lock held).
-    pub(crate) unsafe fn collect_thread_free(&mut self) -> u32 {
+    pub(crate) unsafe fn collect_thread_free(&mut self) -> Result<u32, *mut Block> {
         if self.thread_free.load(Ordering::Relaxed).is_null() {
-            return 0;
+            return Ok(0);
         }
         let mut list = self.thread_free.swap(core::ptr::null_mut(), Ordering::Acquire);
         let mut n = 0;
         while !list.is_null() {
-            // SAFETY: blocks on the thread-free list are free blocks of this page whose
-            // first word was written by the pushing thread before its Release CAS.
-            let next = unsafe { (*list).next };
-            // SAFETY: as above; the block now moves to the owner's list.
-            unsafe { (*list).next = self.free };
-            self.free = list;
-            list = next;
+            let index = self.index_of(list as usize);
+            // SAFETY: blocks on the thread-free list are blocks of this page (index <
+            // capacity), whose first word the pushing thread wrote before its Release CAS.
+            unsafe {
+                if self.flags_of(index) & LIVE == 0 {
+                    self.used.store(self.used.load(Ordering::Relaxed) - n, Ordering::Relaxed);
+                    return Err(list);
+                }
+                self.set_flags(index, 0);
+                let next = (*list).next;
+                (*list).next = self.free;
+                self.free = list;
+                list = next;
+            }
             n += 1;
         }
         self.used.store(self.used.load(Ordering::Relaxed) - n, Ordering::Relaxed);
-        n
+        Ok(n)
+    }
+
+    /// Calls `f(index)` for every block on the thread-free list, without taking them:
+    /// for the leak check, which must not see blocks freed by other threads (whose LIVE
+    /// flag only the owner clears, on collection) as live. Visits at most `capacity`
+    /// blocks, so a list made cyclic by a double free ends the walk.
+    ///
+    /// # Safety
+    /// - Every thread that could touch the page is stopped.
+    pub(crate) unsafe fn for_each_thread_freed(&self, mut f: impl FnMut(usize)) {
+        let mut b = self.thread_free.load(Ordering::Acquire);
+        for _ in 0..self.capacity {
+            if b.is_null() {
+                return;
+            }
+            let index = self.index_of(b as usize);
+            if index >= self.capacity as usize {
+                return;
+            }
+            f(index);
+            // SAFETY: blocks on the list hold a valid next link; the world is stopped.
+            b = unsafe { (*b).next };
+        }
     }
 
     /// Pushes a block freed by a thread that does not own the page.

@@ -241,7 +241,9 @@ impl Heap {
         unsafe {
             let p = &mut *page;
             if p.free.is_null() {
-                p.collect_thread_free();
+                if let Err(block) = p.collect_thread_free() {
+                    thread::report_misuse("free", block.cast(), Misuse::DoubleFree);
+                }
             }
             if p.free.is_null() && p.bump < p.capacity {
                 p.carve(CARVE_BATCH);
@@ -379,7 +381,9 @@ impl Heap {
                 // SAFETY: the page is ours; after the store other threads' frees go to
                 // its thread-free list, which the adopter collects.
                 unsafe {
-                    (*page).collect_thread_free();
+                    if let Err(block) = (*page).collect_thread_free() {
+                        thread::report_misuse("free", block.cast(), Misuse::DoubleFree);
+                    }
                     if (*page).used.load(Ordering::Relaxed) == 0 {
                         segment::release_page(page);
                     } else {
@@ -480,21 +484,28 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
     }
 }
 
+/// Frees a block of a page. The owner clears the block's LIVE flag itself (and catches a
+/// double free there); another thread only pushes the block onto the page's thread-free
+/// list and never writes the owner's metadata, so the two do not contend for its cache
+/// lines. The owner clears LIVE when it collects the list (and catches a double free
+/// then), and a leak check clears it for blocks still on the list.
 #[inline]
 unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
-    // SAFETY: index < capacity (caller).
-    let flags = unsafe { (*page).flags_of(index) };
-    if flags & LIVE == 0 {
-        thread::report_misuse("free", ptr, Misuse::DoubleFree);
-    }
-    // SAFETY: the block is live and being freed by its holder: its metadata is ours.
-    unsafe { (*page).set_flags(index, 0) };
     let heap = thread::current_heap();
     // SAFETY: reading the owner is a plain atomic load.
     let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
     if owner == heap as usize && !heap.is_null() {
-        // SAFETY: this thread's heap owns the page.
-        unsafe { (*heap).free_local(page, ptr.cast(), size) };
+        // SAFETY: index < capacity (caller).
+        let flags = unsafe { (*page).flags_of(index) };
+        if flags & LIVE == 0 {
+            thread::report_misuse("free", ptr, Misuse::DoubleFree);
+        }
+        // SAFETY: this thread's heap owns the page, and the block is live and being freed
+        // by its holder.
+        unsafe {
+            (*page).set_flags(index, 0);
+            (*heap).free_local(page, ptr.cast(), size);
+        }
         return;
     }
     // SAFETY: the block was live and is ours to hand over.

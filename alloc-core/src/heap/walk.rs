@@ -13,6 +13,7 @@
 
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView};
+use crate::os::MmapVec;
 use crate::page::{IGNORED, INTERNAL, LIVE};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 
@@ -20,6 +21,8 @@ use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 pub(crate) struct HeapSnapshot<'a> {
     pool: &'a Pool,
     slots: usize,
+    /// Bit per block id: freed by another thread, not yet collected by the owner.
+    freed: MmapVec<u64>,
 }
 
 impl<'a> HeapSnapshot<'a> {
@@ -48,7 +51,40 @@ impl<'a> HeapSnapshot<'a> {
                 }
             }
         });
-        Self { pool, slots: next }
+        let mut snapshot = Self { pool, slots: next, freed: MmapVec::new() };
+        // SAFETY: per the contract.
+        unsafe { snapshot.note_thread_freed() };
+        snapshot
+    }
+
+    /// Marks the blocks other threads freed and their owners have not collected yet: they
+    /// still carry LIVE (only owners clear it) but are free.
+    ///
+    /// # Safety
+    /// - As [`HeapSnapshot::take`].
+    unsafe fn note_thread_freed(&mut self) {
+        if !self.freed.resize(self.slots.div_ceil(64), 0) {
+            return;
+        }
+        let freed = &mut self.freed;
+        self.pool.for_each_segment(|seg| {
+            // SAFETY: as in `take`.
+            unsafe {
+                if (*seg).kind == KIND_PAGES {
+                    segment::for_each_page(seg, |p| {
+                        if !(*p).is_internal() {
+                            let base = (*p).check_base as usize;
+                            (*p).for_each_thread_freed(|i| freed[(base + i) / 64] |= 1 << ((base + i) % 64));
+                        }
+                    });
+                }
+            }
+        });
+    }
+
+    #[inline]
+    fn is_freed(&self, id: u32) -> bool {
+        self.freed.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 }
 
@@ -87,7 +123,8 @@ impl HeapView for HeapSnapshot<'_> {
         if b.flags() & LIVE == 0 || addr - b.start() >= scan_len(b.size()) {
             return None;
         }
-        Some(describe(b))
+        let (id, desc) = describe(b);
+        (!self.is_freed(id)).then_some((id, desc))
     }
 
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
@@ -102,7 +139,9 @@ impl HeapView for HeapSnapshot<'_> {
                         for i in 0..(*p).capacity as usize {
                             if (*p).flags_of(i) & LIVE != 0 {
                                 let (id, d) = describe(BlockRef::Small(p, i));
-                                f(id, d);
+                                if !self.is_freed(id) {
+                                    f(id, d);
+                                }
                             }
                         }
                     }),

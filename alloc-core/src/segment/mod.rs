@@ -7,7 +7,7 @@
 //! +----------------------------+-----------+-----------+-- ... --+
 //! | Segment header             | page      | page (8 slices,     |
 //! |  fields, Page[64],         | (1 slice) |  medium classes)    |
-//! |  metadata area 896 B/slice |           |                     |
+//! |  metadata area 768 B/slice |           |                     |
 //! +----------------------------+-----------+-----------+-- ... --+
 //! ```
 //! A medium page takes an aligned group of 8 slices (groups 1..8: 7 per segment).
