@@ -123,3 +123,17 @@ fn results_are_the_same_three_times_in_a_row() {
     assert_eq!(a.summary, b.summary);
     assert_eq!(b.summary, c.summary);
 }
+
+#[test]
+fn reachable_blocks_are_promoted_by_each_check_up_to_generation_2() {
+    let _s = serial();
+    let kept = Box::new([0u8; 24]);
+    let p = kept.as_ptr();
+    assert_eq!(alloc_core::block_info(p).unwrap().generation, 0);
+    alloc_core::check();
+    assert_eq!(alloc_core::block_info(p).unwrap().generation, 1);
+    alloc_core::check();
+    alloc_core::check();
+    assert_eq!(alloc_core::block_info(p).unwrap().generation, 2);
+    drop(kept);
+}

@@ -14,7 +14,7 @@
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
-use crate::page::{IGNORED, INTERNAL, LIVE};
+use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 
 /// The heap, numbered for one check.
@@ -153,6 +153,14 @@ impl HeapView for HeapSnapshot<'_> {
                 }
             }
         });
+    }
+
+    fn survived(&self, start: usize) {
+        if let Some(b) = block::containing(start) {
+            let flags = b.flags();
+            let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
+            b.set_flags((flags & !GEN_MASK) | (generation << GEN_SHIFT));
+        }
     }
 
     fn owned_region_end(&self, addr: usize) -> Option<usize> {

@@ -80,6 +80,7 @@ impl HeapView for FakeHeap {
     fn owned_region_end(&self, _: usize) -> Option<usize> {
         None
     }
+    fn survived(&self, _: usize) {}
 }
 
 fn kinds(leaks: &[LeakedBlock]) -> Vec<(u32, LeakKind, bool)> {
@@ -180,6 +181,7 @@ impl HeapView for Slab {
     fn owned_region_end(&self, _: usize) -> Option<usize> {
         None
     }
+    fn survived(&self, _: usize) {}
 }
 
 impl Slab {

@@ -91,7 +91,12 @@ pub(crate) fn analyze<V: HeapView>(
     let marks = &marker.marks;
     let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id));
     let mut live_blocks = 0;
-    view.for_each_block(&mut |_, _| live_blocks += 1);
+    view.for_each_block(&mut |id, d| {
+        live_blocks += 1;
+        if marks.get(id) {
+            view.survived(d.start);
+        }
+    });
     let s = marker.stats;
     Analysis {
         leaked,

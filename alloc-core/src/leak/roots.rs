@@ -268,6 +268,7 @@ mod tests {
             fn owned_region_end(&self, _: usize) -> Option<usize> {
                 None
             }
+            fn survived(&self, _: usize) {}
         }
         GLOBAL_SLOT.store(1, std::sync::atomic::Ordering::Relaxed);
         let world = StoppedWorld::new();

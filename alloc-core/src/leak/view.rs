@@ -41,4 +41,8 @@ pub(crate) trait HeapView {
     /// If `addr` lies in memory the heap owns (segments holding blocks and metadata), the
     /// end of that owned region, so that root scanning can skip it whole.
     fn owned_region_end(&self, addr: usize) -> Option<usize>;
+
+    /// Records that the block starting at `start` survived a check (it was reachable):
+    /// its generation rises by one, up to 2.
+    fn survived(&self, start: usize);
 }
