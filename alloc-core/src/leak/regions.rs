@@ -17,6 +17,8 @@ static LENS: [AtomicUsize; MAX_REGIONS] = [const { AtomicUsize::new(0) }; MAX_RE
 /// (256 regions) is full or the region is empty.
 ///
 /// ```
+/// # #[global_allocator]
+/// # static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 /// let table = vec![0usize; 16].leak();
 /// assert!(alloc_core::register_root(table.as_ptr().cast(), std::mem::size_of_val(table)));
 /// alloc_core::unregister_root(table.as_ptr().cast());
