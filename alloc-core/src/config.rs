@@ -1,107 +1,45 @@
 //! Configuration: the `HEAPSWEEP` environment variable.
 //!
+//! # What it owns
+//! The option table ([`Options`], [`OPTIONS`]), the parser ([`parse`]), the process-wide
+//! options in force ([`current`]) and the code-side override of the at-exit check
+//! ([`set_check_at_exit`]). The heap reads `stack_depth` / `fast_unwind` when it makes a
+//! thread's heap, the leak check reads the root switches, the report reads the rest;
+//! `leak-report` prints [`OPTIONS`] as help text.
+//!
 //! # Syntax
 //! `key=value` pairs separated by `,` or `:` (as in `LSAN_OPTIONS`); spaces around pairs
-//! are ignored; a value in double quotes may hold `,` and `:`. An unknown key or a
-//! malformed value prints one warning line naming it, and the default is kept.
+//! and empty pairs are ignored; a value written wholly in double quotes may hold `,` and
+//! `:`. An unknown key or a malformed or out-of-range value prints one warning line naming
+//! it, and that option keeps its default. A key given twice takes its last value.
+//!
+//! ```
+//! let opts = alloc_core::config::parse(br#"exitcode=0:report="/tmp/a,b-%p.json""#, &mut |w| panic!("{w}"));
+//! assert_eq!(opts.exitcode, 0);
+//! assert_eq!(opts.report.as_bytes(), b"/tmp/a,b-%p.json");
+//! assert_eq!(opts.report.expand(42).as_bytes(), b"/tmp/a,b-42.json");
+//! ```
 //!
 //! # Declaring options
-//! Every option is one line of the `options!` table below: type, name, default,
-//! description. The table generates [`Options`], its parser and [`OPTIONS`], the list the
-//! command-line tool prints.
+//! Every option is one entry of the `options!` table below: doc comment (the
+//! description), name, type, default, the default as text, and for integers the accepted
+//! range. The table generates [`Options`] (fields, [`Options::defaults`], [`Options::set`])
+//! and [`OPTIONS`]; nothing else lists the options.
 //!
 //! # When
-//! Parsed once, on the allocator's first allocation, without allocating: `getenv`, a
-//! fixed-size parser, warnings through a stack buffer.
+//! Parsed once, in the allocator's first allocation, so without allocating: `getenv`, a
+//! parser over byte slices, warnings formatted into a stack buffer, paths kept in
+//! [`FixedPath`] buffers, and a hand-rolled once-cell (std's `OnceLock` may allocate or
+//! park the thread, and this runs before the allocator can serve anyone).
 
-use core::sync::atomic::{AtomicU8, Ordering};
+mod path;
 
-/// A path held inline (options must be parsed without allocating). Up to 4095 bytes.
-#[derive(Clone, Copy)]
-pub struct FixedPath {
-    len: u16,
-    bytes: [u8; FixedPath::CAPACITY],
-}
-
-impl FixedPath {
-    /// Longest path held.
-    pub const CAPACITY: usize = 4095;
-
-    /// The empty path: "not set".
-    pub const fn empty() -> Self {
-        Self { len: 0, bytes: [0; Self::CAPACITY] }
-    }
-
-    /// A path from bytes, or `None` if longer than [`FixedPath::CAPACITY`].
-    pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() > Self::CAPACITY {
-            return None;
-        }
-        let mut p = Self::empty();
-        p.bytes[..b.len()].copy_from_slice(b);
-        p.len = b.len() as u16;
-        Some(p)
-    }
-
-    /// The path's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-
-    /// Whether no path is set.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// `Some(self)` when set.
-    pub fn as_option(&self) -> Option<&FixedPath> {
-        (!self.is_empty()).then_some(self)
-    }
-
-    /// The path with `%p` replaced by `pid` (cut at [`FixedPath::CAPACITY`]).
-    pub fn expand(&self, pid: u32) -> FixedPath {
-        let mut out = FixedPath::empty();
-        let mut n = 0;
-        let mut push = |b: u8, n: &mut usize| {
-            if *n < Self::CAPACITY {
-                out.bytes[*n] = b;
-                *n += 1;
-            }
-        };
-        let src = self.as_bytes();
-        let mut i = 0;
-        while i < src.len() {
-            if src[i] == b'%' && src.get(i + 1) == Some(&b'p') {
-                let mut digits = [0u8; 10];
-                let mut k = 0;
-                let mut v = pid;
-                loop {
-                    digits[k] = b'0' + (v % 10) as u8;
-                    k += 1;
-                    v /= 10;
-                    if v == 0 {
-                        break;
-                    }
-                }
-                for d in digits[..k].iter().rev() {
-                    push(*d, &mut n);
-                }
-                i += 2;
-            } else {
-                push(src[i], &mut n);
-                i += 1;
-            }
-        }
-        out.len = n as u16;
-        out
-    }
-}
-
-impl core::fmt::Debug for FixedPath {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
-    }
-}
+use core::cell::UnsafeCell;
+use core::ffi::CStr;
+use core::fmt::{self, Write as _};
+use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+pub use path::FixedPath;
+use path::Lossy;
 
 /// What [`OPTIONS`] lists for each option.
 #[derive(Clone, Copy, Debug)]
@@ -110,115 +48,180 @@ pub struct OptionDoc {
     pub name: &'static str,
     /// The default, as text.
     pub default: &'static str,
+    /// The values accepted, e.g. `0|1`, `0..=64`, `path`.
+    pub values: &'static str,
     /// What it does.
     pub description: &'static str,
 }
 
-/// Parses one value of an option's type; `Err` names what was expected.
-trait OptionValue: Sized {
-    fn parse_value(text: &[u8], min: i64, max: i64) -> Result<Self, &'static str>;
+/// What a value should have looked like: the tail of a "bad value" warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// `0` or `1`.
+    Bool,
+    /// A decimal integer in `min..=max`.
+    Int {
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// A path of at most [`FixedPath::CAPACITY`] bytes.
+    Path,
 }
 
-impl OptionValue for bool {
-    fn parse_value(text: &[u8], _: i64, _: i64) -> Result<Self, &'static str> {
-        match text {
-            b"1" | b"true" | b"yes" => Ok(true),
-            b"0" | b"false" | b"no" => Ok(false),
-            _ => Err("expected 0 or 1"),
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Bool => f.write_str("expected 0 or 1"),
+            Expected::Int { min, max } => write!(f, "expected an integer {min}..={max}"),
+            Expected::Path => write!(f, "expected a path of at most {} bytes", FixedPath::CAPACITY),
         }
     }
 }
 
-fn parse_int(text: &[u8], min: i64, max: i64) -> Result<i64, &'static str> {
-    if text.is_empty() || text.len() > 18 || !text.iter().all(u8::is_ascii_digit) {
-        return Err("expected an integer");
+/// Why [`Options::set`] refused a key or value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionError {
+    /// No option has this name.
+    UnknownKey,
+    /// The value does not parse, or is out of range.
+    BadValue(Expected),
+}
+
+/// Parses one value of an option's type. `min..=max` is the declared range (integers).
+trait OptionValue: Sized {
+    /// The values accepted, for [`OptionDoc::values`] (integers say their range instead).
+    const VALUES: &'static str;
+    fn parse_value(text: &[u8], min: u64, max: u64) -> Result<Self, Expected>;
+}
+
+impl OptionValue for bool {
+    const VALUES: &'static str = "0|1";
+    fn parse_value(text: &[u8], _: u64, _: u64) -> Result<Self, Expected> {
+        match text {
+            b"1" | b"true" | b"yes" => Ok(true),
+            b"0" | b"false" | b"no" => Ok(false),
+            _ => Err(Expected::Bool),
+        }
     }
-    let v = text.iter().fold(0i64, |acc, d| acc * 10 + (d - b'0') as i64);
-    if v < min || v > max {
-        return Err("out of range");
-    }
-    Ok(v)
 }
 
 impl OptionValue for u32 {
-    fn parse_value(text: &[u8], min: i64, max: i64) -> Result<Self, &'static str> {
-        parse_int(text, min, max).map(|v| v as u32)
+    const VALUES: &'static str = "integer";
+    fn parse_value(text: &[u8], min: u64, max: u64) -> Result<Self, Expected> {
+        let bad = Expected::Int { min, max };
+        if text.is_empty() {
+            return Err(bad);
+        }
+        let mut v: u64 = 0;
+        for &d in text {
+            if !d.is_ascii_digit() {
+                return Err(bad);
+            }
+            v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or(bad)?;
+        }
+        if v < min || v > max {
+            return Err(bad);
+        }
+        u32::try_from(v).map_err(|_| bad)
     }
 }
 
 impl OptionValue for FixedPath {
-    fn parse_value(text: &[u8], _: i64, _: i64) -> Result<Self, &'static str> {
-        if text.is_empty() {
-            return Err("expected a path");
-        }
-        FixedPath::from_bytes(text).ok_or("path longer than 4095 bytes")
+    const VALUES: &'static str = "path";
+    /// An empty value unsets the path (`report=` writes no report).
+    fn parse_value(text: &[u8], _: u64, _: u64) -> Result<Self, Expected> {
+        FixedPath::from_bytes(text).ok_or(Expected::Path)
     }
 }
 
 macro_rules! options {
-    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $default_text:literal, range $min:literal ..= $max:literal; )*) => {
+    (@range) => { (0, u64::MAX) };
+    (@range $min:literal $max:literal) => { ($min, $max) };
+    (@values $ty:ty;) => { <$ty as OptionValue>::VALUES };
+    (@values $ty:ty; $min:literal $max:literal) => { concat!(stringify!($min), "..=", stringify!($max)) };
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr, $default_text:literal
+        $(, range $min:literal ..= $max:literal)? ; )*) => {
         /// The options in force; see [`current`]. Every field is one `HEAPSWEEP` key.
-        #[derive(Clone, Copy, Debug)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct Options {
-            $( $(#[doc = $doc])* pub $name: $ty, )*
+            $( $(#[doc = $doc])+ pub $name: $ty, )*
         }
 
         impl Options {
-            /// Every option at its default.
+            /// Every option at its default (`const`: the allocator uses it before parsing).
             pub const fn defaults() -> Options {
                 Options { $( $name: $default, )* }
             }
 
-            /// Sets option `key` from `value`; `Err` says why not.
-            fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), SetError> {
+            /// Sets option `key` from its text `value` (quotes already removed). On error
+            /// the option keeps its value.
+            ///
+            /// ```
+            /// use alloc_core::config::{Expected, OptionError, Options};
+            /// let mut o = Options::defaults();
+            /// assert_eq!(o.set(b"stack_depth", b"8"), Ok(()));
+            /// assert_eq!(o.stack_depth, 8);
+            /// assert_eq!(o.set(b"stack_depth", b"65"), Err(OptionError::BadValue(Expected::Int { min: 0, max: 64 })));
+            /// assert_eq!(o.set(b"no_such_key", b"1"), Err(OptionError::UnknownKey));
+            /// ```
+            pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), OptionError> {
                 $(
                     if key == stringify!($name).as_bytes() {
-                        self.$name = <$ty as OptionValue>::parse_value(value, $min, $max).map_err(SetError::BadValue)?;
+                        let (min, max) = options!(@range $($min $max)?);
+                        self.$name = <$ty as OptionValue>::parse_value(value, min, max).map_err(OptionError::BadValue)?;
                         return Ok(());
                     }
                 )*
-                Err(SetError::UnknownKey)
+                Err(OptionError::UnknownKey)
             }
         }
 
-        /// Every option, for help texts.
+        /// Every option, in table order, for help texts.
         pub const OPTIONS: &[OptionDoc] = &[
-            $( OptionDoc { name: stringify!($name), default: $default_text, description: concat!($($doc),*) }, )*
+            $( OptionDoc {
+                name: stringify!($name),
+                default: $default_text,
+                values: options!(@values $ty; $($min $max)?),
+                description: concat!($($doc),+).trim_ascii(),
+            }, )*
         ];
     };
 }
 
 options! {
     /// 1 runs a full leak check when the process ends; 0 skips it.
-    check_at_exit: bool = true, "1", range 0..=1;
+    check_at_exit: bool = true, "1";
     /// Exit status when leaks are found; 0 leaves the program's own status.
     exitcode: u32 = 23, "23", range 0..=255;
     /// Path of the JSON report written at exit, leaks or not (`%p` becomes the pid).
-    report: FixedPath = FixedPath::empty(), "none", range 0..=0;
+    report: FixedPath = FixedPath::empty(), "none";
     /// Frames kept per allocation stack; 0 records none.
     stack_depth: u32 = 32, "32", range 0..=64;
     /// Path of a suppressions file: lines `leak:PATTERN`, `#` comments.
-    suppressions: FixedPath = FixedPath::empty(), "none", range 0..=0;
-    /// 1 walks frame pointers to capture stacks (fast); 0 unwinds with DWARF (slow, complete).
-    fast_unwind: bool = true, "1", range 0..=1;
+    suppressions: FixedPath = FixedPath::empty(), "none";
+    /// 1 walks frame pointers to capture stacks (about 1 ns a frame); 0 unwinds with
+    /// DWARF tables (about 100 times slower, complete without frame pointers).
+    fast_unwind: bool = true, "1";
     /// 1 resolves function names, files and lines in reports; 0 keeps raw addresses.
-    symbolize: bool = true, "1", range 0..=1;
+    symbolize: bool = true, "1";
     /// 0 prints leaks only; 1 adds a line per check; 2 adds details of each phase.
     verbosity: u32 = 0, "0", range 0..=2;
     /// Most leak groups printed in the text report; 0 prints all.
-    max_leaks: u32 = 0, "0", range 0..=1000000;
+    max_leaks: u32 = 0, "0", range 0..=4294967295;
     /// Scan thread stacks for roots.
-    use_stacks: bool = true, "1", range 0..=1;
+    use_stacks: bool = true, "1";
     /// Scan stopped threads' registers for roots.
-    use_registers: bool = true, "1", range 0..=1;
+    use_registers: bool = true, "1";
     /// Scan the writable data of loaded objects for roots.
-    use_globals: bool = true, "1", range 0..=1;
+    use_globals: bool = true, "1";
     /// Scan thread-local storage for roots.
-    use_tls: bool = true, "1", range 0..=1;
+    use_tls: bool = true, "1";
     /// Scan regions registered with `register_root`.
-    use_root_regions: bool = true, "1", range 0..=1;
+    use_root_regions: bool = true, "1";
     /// Scan other writable memory (the libc heap, foreign anonymous mappings) for roots.
-    use_other_mappings: bool = true, "1", range 0..=1;
+    use_other_mappings: bool = true, "1";
 }
 
 impl Default for Options {
@@ -227,70 +230,105 @@ impl Default for Options {
     }
 }
 
-enum SetError {
-    UnknownKey,
-    BadValue(&'static str),
+impl Options {
+    /// `path` with every `%p` replaced by `pid`; see [`FixedPath::expand`].
+    pub fn expand_path(path: &FixedPath, pid: u32) -> FixedPath {
+        path.expand(pid)
+    }
 }
 
-/// Splits `input` into `(key, value)` pairs, honouring double quotes.
-fn for_each_pair(input: &[u8], mut f: impl FnMut(&[u8], &[u8], bool)) {
+/// One entry of the input, as split by [`for_each_pair`].
+enum Pair<'a> {
+    /// `key=value`, value unquoted.
+    Entry(&'a [u8], &'a [u8]),
+    /// Not `key=value`: the entry's text and why.
+    Malformed(&'a [u8], &'static str),
+}
+
+/// Splits `input` at `,` and `:` outside double quotes, trims each piece and calls `f` for
+/// every non-empty one.
+fn for_each_pair(input: &[u8], mut f: impl FnMut(Pair<'_>)) {
     let mut i = 0;
     while i < input.len() {
         let start = i;
         let mut in_quotes = false;
         while i < input.len() && (in_quotes || (input[i] != b',' && input[i] != b':')) {
-            if input[i] == b'"' {
-                in_quotes = !in_quotes;
-            }
+            in_quotes ^= input[i] == b'"';
             i += 1;
         }
-        let pair = input[start..i].trim_ascii();
+        let piece = input[start..i].trim_ascii();
         i += 1;
-        if pair.is_empty() {
-            continue;
-        }
-        match pair.iter().position(|&c| c == b'=') {
-            Some(eq) => {
-                let key = pair[..eq].trim_ascii();
-                let mut value = pair[eq + 1..].trim_ascii();
-                let quoted = value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"';
-                let unbalanced = !quoted && value.contains(&b'"');
-                if quoted {
-                    value = &value[1..value.len() - 1];
-                }
-                f(key, value, !unbalanced);
-            }
-            None => f(pair, b"", false),
+        if !piece.is_empty() {
+            f(split_pair(piece));
         }
     }
 }
 
-/// Parses a `HEAPSWEEP` value. Calls `on_warning` with one line per unknown key or bad
-/// value (those keep their defaults). Never panics, never allocates.
+/// `key=value` (the value unquoted), or why `piece` is not that.
+fn split_pair(piece: &[u8]) -> Pair<'_> {
+    let Some(eq) = piece.iter().position(|&c| c == b'=') else {
+        return Pair::Malformed(piece, "expected key=value");
+    };
+    let key = piece[..eq].trim_ascii();
+    let value = piece[eq + 1..].trim_ascii();
+    if key.is_empty() {
+        return Pair::Malformed(piece, "empty key");
+    }
+    match value {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'"') => Pair::Entry(key, inner),
+        _ if value.contains(&b'"') => Pair::Malformed(piece, "a quoted value must be wholly in double quotes"),
+        _ => Pair::Entry(key, value),
+    }
+}
+
+/// Longest excerpt of the input a warning quotes, in characters.
+const QUOTE_CHARS: usize = 80;
+
+/// Parses a `HEAPSWEEP` value. Calls `on_warning` with one line (no newline, no
+/// `heapsweep:` prefix) per unknown key, malformed entry or bad value; those keep their
+/// defaults. Never panics, never allocates through the global allocator.
+///
+/// ```
+/// let mut warnings = Vec::new();
+/// let opts = alloc_core::config::parse(b"stack_depth=x, bogus=1", &mut |w| warnings.push(w.to_string()));
+/// assert_eq!(opts.stack_depth, 32);
+/// assert_eq!(warnings, [
+///     "HEAPSWEEP: bad value 'x' for stack_depth: expected an integer 0..=64; using 32",
+///     "HEAPSWEEP: unknown key 'bogus' (ignored)",
+/// ]);
+/// ```
 pub fn parse(input: &[u8], on_warning: &mut dyn FnMut(&str)) -> Options {
-    use core::fmt::Write;
     let mut opts = Options::defaults();
-    for_each_pair(input, |key, value, well_formed| {
-        let mut w = crate::fatal::StackWriter::<512>::new();
-        let key_text = core::str::from_utf8(key).unwrap_or("<non-UTF-8>");
-        let value_text = core::str::from_utf8(value).unwrap_or("<non-UTF-8>");
-        if !well_formed {
-            let _ = write!(w, "HEAPSWEEP: malformed entry '{key_text}' (expected key=value); ignored");
-        } else {
-            match opts.set(key, value) {
+    for_each_pair(input, |pair| {
+        let mut w = crate::fatal::StackWriter::<400>::new();
+        let _ = match pair {
+            Pair::Entry(key, value) => match opts.set(key, value) {
                 Ok(()) => return,
-                Err(SetError::UnknownKey) => {
-                    let _ = write!(w, "HEAPSWEEP: unknown key '{key_text}' (ignored)");
-                }
-                Err(SetError::BadValue(why)) => {
+                Err(OptionError::UnknownKey) => write!(w, "HEAPSWEEP: unknown key '{}' (ignored)", shown(key)),
+                Err(OptionError::BadValue(expected)) => {
                     let default = OPTIONS.iter().find(|o| o.name.as_bytes() == key).map_or("", |o| o.default);
-                    let _ = write!(w, "HEAPSWEEP: bad value '{value_text}' for {key_text}: {why}; using {default}");
+                    let (k, v) = (shown(key), shown(value));
+                    write!(w, "HEAPSWEEP: bad value '{v}' for {k}: {expected}; using {default}")
                 }
-            }
-        }
-        on_warning(core::str::from_utf8(w.as_bytes()).unwrap_or("HEAPSWEEP: bad entry"));
+            },
+            Pair::Malformed(text, why) => write!(w, "HEAPSWEEP: malformed entry '{}' ({why}; ignored)", shown(text)),
+        };
+        on_warning(utf8_prefix(w.as_bytes()));
     });
     opts
+}
+
+/// `bytes` as a warning quotes them.
+fn shown(bytes: &[u8]) -> Lossy<'_> {
+    Lossy { bytes, max_chars: QUOTE_CHARS, escape: true }
+}
+
+/// The longest valid UTF-8 prefix of `b` (a cut buffer may end inside a character).
+fn utf8_prefix(b: &[u8]) -> &str {
+    match core::str::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => core::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default(),
+    }
 }
 
 /// Override of `check_at_exit` set from code: 0 none, 1 on, 2 off.
@@ -317,133 +355,95 @@ pub fn check_at_exit() -> bool {
     }
 }
 
-const STATE_NONE: u8 = 0;
-const STATE_PARSING: u8 = 1;
-const STATE_READY: u8 = 2;
-static STATE: AtomicU8 = AtomicU8::new(STATE_NONE);
-static mut CURRENT: Options = Options::defaults();
+const UNINIT: u8 = 0;
+const INITIALIZING: u8 = 1;
+const READY: u8 = 2;
+
+/// A once-cell that neither allocates nor parks: the first caller runs the initializer,
+/// later callers spin until it is done. Invariants: `value` is written only by the thread
+/// that moved `state` from `UNINIT` to `INITIALIZING`, before it stores `READY`
+/// (Release); `value` is read only after `READY` was loaded (Acquire).
+struct Once<T> {
+    state: AtomicU8,
+    /// Kernel thread id of the initializing thread (0 when none).
+    initializer: AtomicI32,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: `value` is written once, by one thread, before `READY` is published with
+// Release, and shared only as `&T` after an Acquire load of `READY` (see the invariants).
+unsafe impl<T: Send + Sync> Sync for Once<T> {}
+
+impl<T> Once<T> {
+    const fn new(placeholder: T) -> Self {
+        Self { state: AtomicU8::new(UNINIT), initializer: AtomicI32::new(0), value: UnsafeCell::new(placeholder) }
+    }
+
+    /// The value, made by `init` on the first call. A re-entrant call from the
+    /// initializing thread itself (a signal handler that allocates, say) gets `fallback`
+    /// instead of waiting for itself forever.
+    #[inline]
+    fn get_or_init<'a>(&'a self, fallback: &'a T, init: impl FnOnce() -> T) -> &'a T {
+        if self.state.load(Ordering::Acquire) != READY && !self.init_slow(init) {
+            return fallback;
+        }
+        // SAFETY: READY was observed with Acquire (here or in `init_slow`): `value` is
+        // written and never written again.
+        unsafe { &*self.value.get() }
+    }
+
+    /// Runs `init` or waits for the thread that does. False when that thread is us.
+    #[cold]
+    fn init_slow(&self, init: impl FnOnce() -> T) -> bool {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        if self.state.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire).is_ok() {
+            self.initializer.store(me, Ordering::Relaxed);
+            let v = init();
+            // SAFETY: we moved the state to INITIALIZING: no one else writes `value`, and
+            // no one reads it before READY.
+            unsafe { *self.value.get() = v };
+            self.initializer.store(0, Ordering::Relaxed);
+            self.state.store(READY, Ordering::Release);
+            return true;
+        }
+        while self.state.load(Ordering::Acquire) != READY {
+            if self.initializer.load(Ordering::Relaxed) == me {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
+}
+
+static CURRENT: Once<Options> = Once::new(Options::defaults());
+static DEFAULTS: Options = Options::defaults();
 
 /// The options in force, parsed from `HEAPSWEEP` on first use (thread-safe, without
-/// allocating: this runs inside the allocator's first allocation).
+/// allocating: this runs inside the allocator's first allocation). Warnings go to stderr,
+/// once per process.
 ///
 /// ```
 /// let opts = alloc_core::config::current();
 /// assert!(opts.stack_depth <= 64);
+/// assert!(core::ptr::eq(opts, alloc_core::config::current()));
 /// ```
 pub fn current() -> &'static Options {
-    if STATE.load(Ordering::Acquire) != STATE_READY {
-        init();
-    }
-    // SAFETY: CURRENT is written once, before STATE becomes READY (Release), and never
-    // again; readers see READY with Acquire first.
-    unsafe { &*core::ptr::addr_of!(CURRENT) }
+    CURRENT.get_or_init(&DEFAULTS, read_env)
 }
 
-#[cold]
-fn init() {
-    if STATE.compare_exchange(STATE_NONE, STATE_PARSING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        while STATE.load(Ordering::Acquire) != STATE_READY {
-            core::hint::spin_loop();
-        }
-        return;
-    }
-    // SAFETY: getenv with a NUL-terminated name; the returned string (if any) is read
-    // before anything could change the environment in this single-writer window.
+fn read_env() -> Options {
+    // SAFETY: getenv with a NUL-terminated name. The returned string is read at once;
+    // a concurrent `setenv` by another thread is the caller's race (as for any getenv).
     let raw = unsafe { libc::getenv(c"HEAPSWEEP".as_ptr()) };
-    let opts = if raw.is_null() {
-        Options::defaults()
-    } else {
-        // SAFETY: getenv returns a NUL-terminated string.
-        let bytes = unsafe { core::ffi::CStr::from_ptr(raw) }.to_bytes();
-        parse(bytes, &mut |line| warning!("{}", line))
-    };
-    // SAFETY: only the thread that won the CAS writes, before publishing READY.
-    unsafe { *core::ptr::addr_of_mut!(CURRENT) = opts };
-    STATE.store(STATE_READY, Ordering::Release);
+    if raw.is_null() {
+        return Options::defaults();
+    }
+    // SAFETY: getenv returns a NUL-terminated string.
+    let bytes = unsafe { CStr::from_ptr(raw) }.to_bytes();
+    parse(bytes, &mut |line| warning!("{}", line))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_collect(s: &str) -> (Options, Vec<String>) {
-        let mut warnings = Vec::new();
-        let o = parse(s.as_bytes(), &mut |w| warnings.push(w.to_string()));
-        (o, warnings)
-    }
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let (o, w) = parse_collect("");
-        assert!(w.is_empty());
-        assert!(o.check_at_exit);
-        assert_eq!(o.exitcode, 23);
-        assert!(o.report.is_empty() && o.suppressions.is_empty());
-        assert_eq!(o.stack_depth, 32);
-    }
-
-    #[test]
-    fn every_contract_key_parses_with_both_separators() {
-        let (o, w) =
-            parse_collect("check_at_exit=0,exitcode=7:report=/tmp/r-%p.json, stack_depth=0 ,suppressions=supp.txt");
-        assert!(w.is_empty(), "{w:?}");
-        assert!(!o.check_at_exit);
-        assert_eq!(o.exitcode, 7);
-        assert_eq!(o.report.as_bytes(), b"/tmp/r-%p.json");
-        assert_eq!(o.stack_depth, 0);
-        assert_eq!(o.suppressions.as_bytes(), b"supp.txt");
-    }
-
-    #[test]
-    fn quoted_values_may_hold_separators() {
-        let (o, w) = parse_collect(r#"report="/tmp/a,b:c.json",exitcode=0"#);
-        assert!(w.is_empty(), "{w:?}");
-        assert_eq!(o.report.as_bytes(), b"/tmp/a,b:c.json");
-        assert_eq!(o.exitcode, 0);
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_warn_once_each_and_keep_defaults() {
-        let (o, w) = parse_collect("bogus=1,stack_depth=lots,exitcode=300,check_at_exit=maybe,verbosity=1,noequals");
-        assert_eq!(w.len(), 5, "{w:?}");
-        assert!(w[0].contains("unknown key 'bogus'"));
-        assert!(w[1].contains("stack_depth") && w[1].contains("lots") && w[1].contains("using 32"));
-        assert!(w[2].contains("exitcode") && w[2].contains("out of range"));
-        assert!(w[3].contains("check_at_exit"));
-        assert!(w[4].contains("noequals"));
-        assert_eq!(o.stack_depth, 32);
-        assert_eq!(o.exitcode, 23);
-        assert!(o.check_at_exit);
-        assert_eq!(o.verbosity, 1);
-    }
-
-    #[test]
-    fn pid_expands_in_paths() {
-        let p = FixedPath::from_bytes(b"/tmp/leaks-%p.json").unwrap();
-        assert_eq!(p.expand(4321).as_bytes(), b"/tmp/leaks-4321.json");
-        let q = FixedPath::from_bytes(b"%p%p%").unwrap();
-        assert_eq!(q.expand(7).as_bytes(), b"77%");
-    }
-
-    #[test]
-    fn every_option_is_documented() {
-        assert!(OPTIONS.len() >= 15);
-        for o in OPTIONS {
-            assert!(!o.description.is_empty(), "{}", o.name);
-            let (_, w) = parse_collect(&format!("{}={}", o.name, if o.default == "none" { "x" } else { o.default }));
-            assert!(w.is_empty(), "default of {} does not parse: {w:?}", o.name);
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_input_never_panics(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-            let _ = parse(&input, &mut |_| {});
-        }
-
-        #[test]
-        fn near_valid_input_never_panics(input in "[a-z_=,:\"0-9%/. ]{0,120}") {
-            let _ = parse(input.as_bytes(), &mut |_| {});
-        }
-    }
-}
+mod tests;

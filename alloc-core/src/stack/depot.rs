@@ -1,169 +1,267 @@
-//! The stack depot: an append-only, lock-free table interning return-address arrays.
+//! The stack depot: an append-only, lock-free table interning return-address arrays into
+//! [`StackId`]s (LSan's `StackDepot`).
 //!
-//! # Layout (all in `MAP_NORESERVE` mappings, touched lazily)
+//! # What it owns
+//! One process-wide [`Depot`], made on first use. [`capture`](super::capture) interns
+//! through [`intern`] on a per-thread cache miss; the leak check and the report read
+//! stacks back with [`frames`] (any thread, any time, also while other threads are
+//! stopped: reads take no lock).
+//!
+//! # Layout (one `MAP_NORESERVE` mapping, touched lazily, never scanned as a root)
 //! ```text
-//! table:   [AtomicU32; 2^22]   open addressing by hash; 0 = empty, else a stack id
-//! records: [Record; 2^22]      id -> (hash, offset of frames, frame count)
+//! header:  Depot (counters, each on its own cache line)
+//! table:   [AtomicU32; 2^22]   open addressing (linear probing) by hash; 0 = empty
+//! records: [Record; 3 * 2^20]  id -> (hash, offset of its frames, frame count)
 //! frames:  [usize; 2^25]       the return addresses, appended
 //! ```
-//! Insert: claim a record id and frame space with `fetch_add`, write them, then publish the
-//! id in an empty table slot with a CAS (Release; readers load with Acquire). A lost CAS
-//! re-reads the slot: the same stack published by another thread wins, and our record is
-//! wasted (rare: two threads meeting a new stack at the same instant). Nothing is ever
-//! removed, so ids stay valid for the life of the process. When full, `intern` returns
-//! `StackId::NONE` and counts the drop.
+//! 320 MiB of address space; a process with 10,000 distinct stacks of 20 frames touches
+//! about 2 MiB of it.
+//!
+//! # Insertion
+//! Probe from the hash's high bits. An occupied slot whose record matches (hash, then
+//! frames) is the answer. At an empty slot: claim a record id and frame space with
+//! `fetch_add`, write them, publish the record by storing its length (Release), then CAS
+//! the id into the slot (Release; readers load slots with Acquire). A lost CAS re-reads
+//! the slot: the same stack published by another thread wins (our record stays, unused:
+//! two threads meeting one new stack at the same instant), anything else probes on.
+//!
+//! # Invariants
+//! - A slot, once non-zero, never changes; a record, once its length is non-zero, never
+//!   changes; so ids stay valid, and their frames stay put, for the life of the process.
+//! - The table is at most 3/4 full (records are capped at 3/4 of the slots), so a probe
+//!   always meets an empty slot or its stack.
+//! - When records or frame space run out, [`intern`] returns [`StackId::NONE`] and counts
+//!   the drop: allocations then carry no stack, nothing else breaks.
 
 use super::StackId;
 use crate::os;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-const TABLE_SLOTS: usize = 1 << 22;
-const MAX_STACKS: usize = TABLE_SLOTS * 3 / 4;
-const MAX_FRAMES: usize = 1 << 25;
-
-#[derive(Clone, Copy)]
+/// One interned stack. Zero-filled (the fresh mapping) means "not yet written".
 #[repr(C)]
 struct Record {
     hash: u64,
     offset: u32,
-    len: u32,
+    /// Written last, with Release: non-zero means `hash` and the frames are in place.
+    len: AtomicU32,
 }
 
-struct Depot {
+/// A counter alone on its cache line (they are bumped by different threads).
+#[repr(align(64))]
+struct Line<T>(T);
+
+/// An interning table (see the module notes). Lives in the first page of its mapping.
+pub(super) struct Depot {
     table: *const AtomicU32,
     records: *mut Record,
     frames: *mut usize,
+    slot_shift: u32,
+    max_stacks: usize,
+    max_frames: usize,
+    mapped: usize,
+    next_id: Line<AtomicUsize>,
+    next_frame: Line<AtomicUsize>,
+    dropped: Line<AtomicU64>,
+    lookups: Line<AtomicU64>,
 }
+
+// SAFETY: all shared mutation goes through atomics; the plain fields are written before
+// the depot is published and never again, and records and frames follow the publication
+// protocol of the module notes.
+unsafe impl Sync for Depot {}
+
+const _: () = assert!(core::mem::size_of::<Depot>() <= os::OS_PAGE);
 
 static DEPOT: AtomicPtr<Depot> = AtomicPtr::new(core::ptr::null_mut());
-static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-static NEXT_FRAME: AtomicUsize = AtomicUsize::new(0);
-static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-fn map_registered(bytes: usize) -> Option<*mut u8> {
-    let p = os::map(bytes)?.as_ptr();
-    os::register_own_mapping(p as usize, bytes);
-    Some(p)
-}
-
-#[cold]
-fn init() -> *mut Depot {
-    let table_bytes = TABLE_SLOTS * 4;
-    let record_bytes = MAX_STACKS * core::mem::size_of::<Record>();
-    let frame_bytes = MAX_FRAMES * 8;
-    let header = os::OS_PAGE;
-    let Some(base) = map_registered(header + table_bytes + record_bytes + frame_bytes) else {
-        return core::ptr::null_mut();
-    };
-    let depot = base.cast::<Depot>();
-    // SAFETY: the mapping holds the header page and the three arrays after it.
-    unsafe {
-        depot.write(Depot {
-            table: base.add(header).cast(),
-            records: base.add(header + table_bytes).cast(),
-            frames: base.add(header + table_bytes + record_bytes).cast(),
-        });
-    }
-    match DEPOT.compare_exchange(core::ptr::null_mut(), depot, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => depot,
-        // Lost the race: another thread's depot is the one (ours stays mapped, unused:
-        // this happens at most once per racing thread, at start-up).
-        Err(winner) => winner,
-    }
-}
-
-#[inline]
-fn depot() -> Option<&'static Depot> {
-    let mut d = DEPOT.load(Ordering::Acquire);
-    if d.is_null() {
-        d = init();
-    }
-    // SAFETY: a published depot is never unmapped.
-    unsafe { d.as_ref() }
-}
+/// Slots of the process-wide table.
+const TABLE_SLOTS: usize = 1 << 22;
+/// Return addresses of the process-wide frame arena (1M stacks of 32 frames).
+const MAX_FRAMES: usize = 1 << 25;
 
 impl Depot {
+    /// Maps and initializes a depot of `slots` table slots (a power of two, at least 4)
+    /// and `max_frames` frames; registered as allocator memory. `None` if the kernel
+    /// refuses the mapping.
+    pub(super) fn create(slots: usize, max_frames: usize) -> Option<&'static Depot> {
+        debug_assert!(slots.is_power_of_two() && slots >= 4 && max_frames <= u32::MAX as usize);
+        let max_stacks = slots / 4 * 3;
+        let header = os::OS_PAGE;
+        let table_bytes = (slots * 4).next_multiple_of(8);
+        let record_bytes = max_stacks * core::mem::size_of::<Record>();
+        let mapped = (header + table_bytes + record_bytes + max_frames * 8).next_multiple_of(os::OS_PAGE);
+        let base = os::map(mapped)?.as_ptr();
+        os::register_own_mapping(base as usize, mapped);
+        let depot = base.cast::<Depot>();
+        // SAFETY: the fresh mapping holds the header page, then the three arrays.
+        unsafe {
+            depot.write(Depot {
+                table: base.add(header).cast(),
+                records: base.add(header + table_bytes).cast(),
+                frames: base.add(header + table_bytes + record_bytes).cast(),
+                slot_shift: 64 - slots.trailing_zeros(),
+                max_stacks,
+                max_frames,
+                mapped,
+                next_id: Line(AtomicUsize::new(1)),
+                next_frame: Line(AtomicUsize::new(0)),
+                dropped: Line(AtomicU64::new(0)),
+                lookups: Line(AtomicU64::new(0)),
+            });
+            Some(&*depot)
+        }
+    }
+
+    /// Unmaps a depot that was never shared.
+    ///
+    /// # Safety
+    /// - `self` came from [`Depot::create`] and no reference to it (or its stacks) is used
+    ///   after this call.
+    unsafe fn destroy(&self) {
+        let (base, len) = (self as *const Depot as *mut u8, self.mapped);
+        os::unregister_own_mapping(base as usize);
+        // SAFETY: the whole mapping is ours and unused, per the contract.
+        unsafe { os::unmap(base, len) };
+    }
+
     fn slot(&self, i: usize) -> &AtomicU32 {
-        // SAFETY: i < TABLE_SLOTS (callers mask).
+        debug_assert!(i < 1 << (64 - self.slot_shift));
+        // SAFETY: i is below the slot count (callers mask with it).
         unsafe { &*self.table.add(i) }
     }
 
-    fn record(&self, id: u32) -> Record {
-        // SAFETY: published ids index written records (Acquire on the slot or on the id).
-        unsafe { self.records.add(id as usize).read() }
+    /// The record of `id`, or `None` if `id` was never published.
+    fn record(&self, id: u32) -> Option<(&Record, usize)> {
+        if id == 0 || id as usize >= self.max_stacks {
+            return None;
+        }
+        // SAFETY: id < max_stacks: inside the record array (zero-filled when unwritten).
+        let r = unsafe { &*self.records.add(id as usize) };
+        let len = r.len.load(Ordering::Acquire) as usize;
+        (len != 0).then_some((r, len))
     }
 
-    fn frames_of(&self, r: Record) -> &'static [usize] {
-        // SAFETY: a record's frames were written before its id was published.
-        unsafe { core::slice::from_raw_parts(self.frames.add(r.offset as usize), r.len as usize) }
+    /// The frames of `id`; empty if `id` was never published.
+    pub(super) fn frames(&self, id: StackId) -> &[usize] {
+        match self.record(id.as_u32()) {
+            // SAFETY: a published record's frames were written before its length
+            // (Acquire-loaded in `record`) and never change.
+            Some((r, len)) => unsafe { core::slice::from_raw_parts(self.frames.add(r.offset as usize), len) },
+            None => &[],
+        }
     }
 
     fn matches(&self, id: u32, frames: &[usize], hash: u64) -> bool {
-        let r = self.record(id);
-        r.hash == hash && self.frames_of(r) == frames
+        // `hash` is read only once `len` said the record is written (in `record`).
+        self.record(id).is_some_and(|(r, _)| r.hash == hash && self.frames(StackId::from_u32(id)) == frames)
     }
 
-    /// Writes a new record; returns its id, or `None` when full.
+    /// Writes a new record; returns its id, or `None` when records or frames run out.
     fn append(&self, frames: &[usize], hash: u64) -> Option<u32> {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let offset = NEXT_FRAME.fetch_add(frames.len(), Ordering::Relaxed);
-        if id >= MAX_STACKS || offset + frames.len() > MAX_FRAMES {
+        if self.next_id.0.load(Ordering::Relaxed) >= self.max_stacks {
+            return None; // full: do not burn ids (or frame space) any further
+        }
+        let id = self.next_id.0.fetch_add(1, Ordering::Relaxed);
+        let offset = self.next_frame.0.fetch_add(frames.len(), Ordering::Relaxed);
+        if id >= self.max_stacks || offset + frames.len() > self.max_frames {
             return None;
         }
-        // SAFETY: id and the frame range were claimed by the fetch_adds above: ours alone.
+        // SAFETY: the id and the frame range were claimed by the fetch_adds above, so
+        // only this thread writes them, and nobody reads them before `len` is stored.
         unsafe {
+            let r = self.records.add(id);
             core::ptr::copy_nonoverlapping(frames.as_ptr(), self.frames.add(offset), frames.len());
-            self.records.add(id).write(Record { hash, offset: offset as u32, len: frames.len() as u32 });
+            core::ptr::addr_of_mut!((*r).hash).write(hash);
+            core::ptr::addr_of_mut!((*r).offset).write(offset as u32);
+            (*r).len.store(frames.len() as u32, Ordering::Release);
         }
         Some(id as u32)
     }
-}
 
-/// Interns `frames` (with their precomputed `hash`), returning its id.
-pub(super) fn intern(frames: &[usize], hash: u64) -> StackId {
-    let Some(d) = depot() else {
-        return StackId::NONE;
-    };
-    let mut i = hash as usize & (TABLE_SLOTS - 1);
-    let mut mine: Option<u32> = None;
-    for _ in 0..TABLE_SLOTS {
-        let cur = d.slot(i).load(Ordering::Acquire);
-        if cur == 0 {
-            let id = match mine {
-                Some(id) => id,
-                None => match d.append(frames, hash) {
-                    Some(id) => *mine.insert(id),
-                    None => {
-                        DROPPED.fetch_add(1, Ordering::Relaxed);
-                        return StackId::NONE;
-                    }
-                },
-            };
-            match d.slot(i).compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return StackId(id),
-                Err(other) if d.matches(other, frames, hash) => return StackId(other),
-                Err(_) => {}
+    /// Interns `frames` (non-empty, hashed with `hash`), returning its id, or
+    /// [`StackId::NONE`] when full.
+    pub(super) fn intern(&self, frames: &[usize], hash: u64) -> StackId {
+        debug_assert!(!frames.is_empty() && frames.len() <= u32::MAX as usize);
+        self.lookups.0.fetch_add(1, Ordering::Relaxed);
+        let mask = (1usize << (64 - self.slot_shift)) - 1;
+        let mut i = (hash >> self.slot_shift) as usize;
+        let mut mine: Option<u32> = None;
+        loop {
+            let cur = self.slot(i).load(Ordering::Acquire);
+            if cur == 0 {
+                let Some(id) = mine.or_else(|| self.append(frames, hash)) else {
+                    self.dropped.0.fetch_add(1, Ordering::Relaxed);
+                    return StackId::NONE;
+                };
+                mine = Some(id);
+                match self.slot(i).compare_exchange(0, id, Ordering::Release, Ordering::Acquire) {
+                    Ok(_) => return StackId::from_u32(id),
+                    Err(other) if self.matches(other, frames, hash) => return StackId::from_u32(other),
+                    Err(_) => {}
+                }
+            } else if self.matches(cur, frames, hash) {
+                return StackId::from_u32(cur);
             }
-        } else if d.matches(cur, frames, hash) {
-            return StackId(cur);
+            i = (i + 1) & mask;
         }
-        i = (i + 1) & (TABLE_SLOTS - 1);
     }
-    StackId::NONE
+
+    fn stats(&self) -> DepotStats {
+        let stacks = self.next_id.0.load(Ordering::Relaxed).min(self.max_stacks) - 1;
+        let frame_bytes = (self.next_frame.0.load(Ordering::Relaxed).min(self.max_frames) * 8) as u64;
+        DepotStats {
+            stacks: stacks as u64,
+            frame_bytes,
+            dropped: self.dropped.0.load(Ordering::Relaxed),
+            lookups: self.lookups.0.load(Ordering::Relaxed),
+            cache_hits: 0,
+            mapped_bytes: self.mapped as u64,
+            used_bytes: (stacks * core::mem::size_of::<Record>()) as u64 + frame_bytes,
+        }
+    }
 }
 
-/// The frames of a stack, innermost first; empty for `StackId::NONE` or an unknown id.
+/// The process-wide depot, made on first use; `None` only if the kernel refused it.
+#[inline]
+fn depot() -> Option<&'static Depot> {
+    let d = DEPOT.load(Ordering::Acquire);
+    if d.is_null() {
+        return init();
+    }
+    // SAFETY: a published depot is never unmapped.
+    Some(unsafe { &*d })
+}
+
+#[cold]
+fn init() -> Option<&'static Depot> {
+    let mine = Depot::create(TABLE_SLOTS, MAX_FRAMES)?;
+    let p = mine as *const Depot as *mut Depot;
+    match DEPOT.compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(mine),
+        Err(winner) => {
+            // SAFETY: ours was never published, so no one else has seen it.
+            unsafe { mine.destroy() };
+            // SAFETY: a published depot is never unmapped.
+            Some(unsafe { &*winner })
+        }
+    }
+}
+
+/// Interns `frames` (with their [`hash_frames`](super::unwind::hash_frames) `hash`) in
+/// the process-wide depot.
+pub(super) fn intern(frames: &[usize], hash: u64) -> StackId {
+    depot().map_or(StackId::NONE, |d| d.intern(frames, hash))
+}
+
+/// The frames of a stack, innermost first; empty for [`StackId::NONE`] or an id never
+/// handed out.
 pub(crate) fn frames(id: StackId) -> &'static [usize] {
-    let Some(d) = depot() else { return &[] };
-    let id = id.as_u32();
-    if id == 0 || id as usize >= NEXT_ID.load(Ordering::Acquire).min(MAX_STACKS) {
-        return &[];
-    }
-    d.frames_of(d.record(id))
+    depot().map_or(&[], |d| d.frames(id))
 }
 
-/// Depot statistics.
+/// Depot statistics (counters are relaxed: a snapshot, not a consistent cut).
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(dead_code, reason = "introspection reports only some fields so far; tests read all")]
 pub(crate) struct DepotStats {
     /// Stacks interned.
     pub(crate) stacks: u64,
@@ -171,56 +269,114 @@ pub(crate) struct DepotStats {
     pub(crate) frame_bytes: u64,
     /// Stacks not recorded because the depot was full.
     pub(crate) dropped: u64,
+    /// Depot lookups: per-thread cache misses.
+    pub(crate) lookups: u64,
+    /// Captures answered by a per-thread cache (flushed from each cache on its misses
+    /// and every [`CACHE_FLUSH`](super::CACHE_FLUSH) hits, so a little behind).
+    pub(crate) cache_hits: u64,
+    /// Address space reserved.
+    pub(crate) mapped_bytes: u64,
+    /// Bytes of records and frames written (the table's touched pages not counted).
+    pub(crate) used_bytes: u64,
 }
 
+/// Statistics of the process-wide depot.
 pub(crate) fn depot_stats() -> DepotStats {
-    DepotStats {
-        stacks: (NEXT_ID.load(Ordering::Relaxed).min(MAX_STACKS) - 1) as u64,
-        frame_bytes: (NEXT_FRAME.load(Ordering::Relaxed).min(MAX_FRAMES) * 8) as u64,
-        dropped: DROPPED.load(Ordering::Relaxed),
-    }
+    let mut s = depot().map_or(DepotStats::default(), Depot::stats);
+    s.cache_hits = super::CACHE_HITS.load(Ordering::Relaxed);
+    s
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::unwind::hash_frames;
     use super::*;
+
+    fn put(d: &Depot, frames: &[usize]) -> StackId {
+        d.intern(frames, hash_frames(frames))
+    }
 
     #[test]
     fn interning_is_idempotent_and_distinguishes_stacks() {
-        let a = [0x1000usize, 0x2000, 0x3000];
-        let b = [0x1000usize, 0x2000, 0x3001];
-        let (ia, ib) = (intern(&a, 42), intern(&b, 43));
-        assert_ne!(ia, StackId::NONE);
+        let d = Depot::create(1 << 10, 1 << 12).unwrap();
+        let (a, b) = ([0x1000usize, 0x2000, 0x3000], [0x1000usize, 0x2000, 0x3001]);
+        let (ia, ib) = (put(d, &a), put(d, &b));
+        assert_eq!(ia.as_u32(), 1, "ids start at 1");
         assert_ne!(ia, ib);
-        assert_eq!(intern(&a, 42), ia);
-        assert_eq!(frames(ia), &a);
-        assert_eq!(frames(ib), &b);
-        // Same hash, different frames: still distinct.
+        assert_eq!(put(d, &a), ia);
+        assert_eq!((d.frames(ia), d.frames(ib)), (&a[..], &b[..]));
+        // Same hash, different frames: still distinct (frames are compared).
         let c = [0x9usize];
-        let ic = intern(&c, 42);
+        let ic = d.intern(&c, hash_frames(&a));
         assert_ne!(ic, ia);
-        assert_eq!(frames(ic), &c);
-        assert!(frames(StackId::NONE).is_empty());
-        assert!(frames(StackId::from_u32(u32::MAX)).is_empty());
+        assert_eq!(d.frames(ic), &c);
+        assert_eq!(d.intern(&a, hash_frames(&a)), ia);
+        assert!(d.frames(StackId::NONE).is_empty());
+        assert!(d.frames(StackId::from_u32(500)).is_empty(), "claimed by no one");
+        assert!(d.frames(StackId::from_u32(u32::MAX)).is_empty());
+        let s = d.stats();
+        assert_eq!((s.stacks, s.frame_bytes, s.dropped, s.lookups), (3, 7 * 8, 0, 5));
+        // SAFETY: `d` was never shared and is not used again.
+        unsafe { d.destroy() };
+    }
+
+    #[test]
+    fn a_full_depot_returns_none_and_counts_the_drops() {
+        let d = Depot::create(16, 1 << 10).unwrap(); // 12 records, ids 1..=11
+        let ids: Vec<StackId> = (0..20usize).map(|i| put(d, &[i + 1, 7])).collect();
+        assert!(ids[..11].iter().all(|&i| i != StackId::NONE));
+        assert!(ids[11..].iter().all(|&i| i == StackId::NONE));
+        for (i, id) in ids[..11].iter().enumerate() {
+            assert_eq!(d.frames(*id), &[i + 1, 7]);
+            assert_eq!(put(d, &[i + 1, 7]), *id, "known stacks still found when full");
+        }
+        assert_eq!((d.stats().stacks, d.stats().dropped), (11, 9));
+        // Out of frame space rather than records.
+        let small = Depot::create(1 << 8, 10).unwrap();
+        assert_ne!(put(small, &[1; 6]), StackId::NONE);
+        assert_eq!(put(small, &[2; 6]), StackId::NONE);
+        assert_eq!(put(small, &[3; 4]), StackId::NONE, "space claimed by a failed append stays claimed");
+        assert_eq!(small.frames(StackId::from_u32(1)), &[1; 6]);
+        assert_eq!(small.stats().dropped, 2);
+        // SAFETY: neither depot was shared, and neither is used again.
+        unsafe { (d.destroy(), small.destroy()) };
     }
 
     #[test]
     fn concurrent_interning_agrees() {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                std::thread::spawn(|| {
-                    (0..2000usize)
-                        .map(|i| intern(&[0xdead_0000 + i, 7, 8], (i as u64).wrapping_mul(0x9E37_79B9)))
-                        .collect::<Vec<_>>()
+        let d = Depot::create(1 << 16, 1 << 18).unwrap();
+        let barrier = std::sync::Barrier::new(8);
+        let results: Vec<Vec<StackId>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        (0..5000usize).map(|i| put(d, &[0xdead_0000 + i, 7, 8])).collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        let results: Vec<Vec<StackId>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
         for r in &results[1..] {
             assert_eq!(r, &results[0]);
         }
         for (i, id) in results[0].iter().enumerate() {
-            assert_eq!(frames(*id), &[0xdead_0000 + i, 7, 8]);
+            assert_eq!(d.frames(*id), &[0xdead_0000 + i, 7, 8]);
         }
+        let mut distinct = results[0].clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5000);
+        // SAFETY: the threads have ended; `d` is not used again.
+        unsafe { d.destroy() };
+    }
+
+    #[test]
+    fn the_process_depot_is_shared_and_registered() {
+        let f = [0x5eed_0001usize, 0x5eed_0002];
+        let id = intern(&f, hash_frames(&f));
+        assert_eq!(frames(id), &f);
+        let s = depot_stats();
+        assert!(s.stacks >= 1 && s.mapped_bytes > (1 << 28) && s.used_bytes >= 16, "{s:?}");
     }
 }

@@ -1,0 +1,323 @@
+use super::unwind::{hash_frames, walk_from};
+use super::*;
+use std::hint::black_box;
+
+/// The one capture site most tests go through, so that loops over it record the same
+/// return addresses whatever the optimizer does to the loop.
+#[inline(never)]
+fn probe(depth: usize, fast: bool, bounds: StackBounds, cache: &mut StackCache) -> StackId {
+    let id = capture(depth, fast, bounds, cache);
+    black_box(0u8);
+    id
+}
+
+/// Runs `f` under `n` more frames of this function.
+#[inline(never)]
+fn nested<R>(n: usize, f: &mut dyn FnMut() -> R) -> R {
+    if n == 0 {
+        return f();
+    }
+    let r = nested(n - 1, f);
+    black_box(n); // not a tail call: every level keeps its frame
+    r
+}
+
+// The two sites differ in their bodies so that the optimizer cannot merge them.
+#[inline(never)]
+fn site_a(cache: &mut StackCache) -> StackId {
+    let id = capture(32, true, current_thread_stack_bounds(), cache);
+    black_box(1u8);
+    id
+}
+
+#[inline(never)]
+fn site_b(cache: &mut StackCache) -> StackId {
+    let id = capture(32, true, current_thread_stack_bounds(), cache);
+    black_box(2u16);
+    id
+}
+
+/// Function names of each frame (the innermost inlined name first).
+fn names(frames: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &ip in frames {
+        let mut name = String::from("?");
+        // A return address may belong to the next line (or function): resolve ip - 1.
+        backtrace::resolve((ip - 1) as *mut core::ffi::c_void, |s| {
+            if name == "?" {
+                if let Some(n) = s.name() {
+                    name = format!("{n:#}");
+                }
+            }
+        });
+        out.push(name);
+    }
+    out
+}
+
+/// The outermost frame whose name contains `function` (a closure's name contains its
+/// function's).
+fn position_of(frames: &[usize], function: &str) -> Option<usize> {
+    names(frames).iter().rposition(|n| n.contains(function))
+}
+
+#[test]
+fn same_site_same_id_and_different_sites_differ() {
+    let mut cache = StackCache::new();
+    let cached: Vec<StackId> = (0..black_box(200)).map(|_| site_a(&mut cache)).collect();
+    let uncached: Vec<StackId> = (0..black_box(200)).map(|_| site_a(&mut StackCache::new())).collect();
+    assert_ne!(cached[0], StackId::NONE);
+    assert!(cached.iter().all(|&x| x == cached[0]), "through the cache");
+    assert!(uncached.iter().all(|&x| x == uncached[0]), "through the depot");
+    assert_eq!(frames(cached[0])[0], frames(uncached[0])[0]);
+    let b = site_b(&mut cache);
+    assert_ne!(b, StackId::NONE);
+    assert_ne!(cached[0], b);
+    assert_eq!(position_of(frames(b), "site_b"), Some(0));
+}
+
+#[test]
+fn frames_start_at_the_caller_and_resolve() {
+    let id = site_a(&mut StackCache::new());
+    let f = frames(id);
+    assert_eq!(position_of(f, "site_a"), Some(0), "{:?}", names(f));
+    assert!(position_of(f, "frames_start_at_the_caller_and_resolve").is_some(), "{:?}", names(f));
+    assert!(!names(f).iter().any(|n| n.contains("capture")), "{:?}", names(f));
+}
+
+#[test]
+fn depth_limits_are_respected() {
+    let bounds = current_thread_stack_bounds();
+    assert_eq!(capture(0, true, bounds, &mut StackCache::new()), StackId::NONE);
+    let by_depth: Vec<(usize, StackId)> = nested(70, &mut || {
+        black_box([1usize, 2, 3, 8, 32, 64, 100])
+            .iter()
+            .map(|&d| (d, probe(d, true, bounds, &mut StackCache::new())))
+            .collect()
+    });
+    let deepest = frames(by_depth.last().unwrap().1);
+    assert_eq!(deepest.len(), MAX_DEPTH, "depth is capped at {MAX_DEPTH}");
+    for (d, id) in by_depth {
+        let f = frames(id);
+        assert_eq!(f.len(), d.min(MAX_DEPTH), "depth {d}");
+        assert_eq!(f, &deepest[..f.len()], "depth {d} is a prefix of the deepest stack");
+    }
+}
+
+#[test]
+fn frame_pointer_and_dwarf_walks_agree() {
+    assert!(unwind::frame_pointers_agree_with_dwarf(current_thread_stack_bounds()));
+    let bounds = current_thread_stack_bounds();
+    let ids: Vec<StackId> =
+        black_box([true, false]).iter().map(|&fast| probe(32, fast, bounds, &mut StackCache::new())).collect();
+    let (fp, dw) = (frames(ids[0]), frames(ids[1]));
+    assert_eq!(position_of(fp, "probe"), Some(0), "{:?}", names(fp));
+    let test_fn = position_of(dw, "frame_pointer_and_dwarf_walks_agree")
+        .unwrap_or_else(|| panic!("{:?}\n{:?}", names(fp), names(dw)));
+    assert_eq!(fp[..=test_fn], dw[..=test_fn], "fp {:?}\ndwarf {:?}", names(fp), names(dw));
+}
+
+#[test]
+fn the_dwarf_walk_runs_when_asked_or_when_bounds_are_unknown() {
+    let unknown = StackBounds { lo: 0, hi: 0 };
+    for (fast, bounds) in [(false, current_thread_stack_bounds()), (true, unknown)] {
+        let id = nested(3, &mut || probe(8, fast, bounds, &mut StackCache::new()));
+        let f = frames(id);
+        assert_eq!(f.len(), 8);
+        assert_eq!(position_of(f, "probe"), Some(0), "{:?}", names(f));
+        let test_fn = position_of(f, "the_dwarf_walk_runs_when_asked_or_when_bounds_are_unknown");
+        assert!(test_fn.is_some_and(|i| i > 2), "{:?}", names(f));
+    }
+}
+
+#[test]
+fn the_cache_answers_repeated_stacks() {
+    let mut cache = StackCache::new();
+    let bounds = current_thread_stack_bounds();
+    let before = depot_stats();
+    let ids: Vec<StackId> = (0..black_box(10)).map(|_| probe(16, true, bounds, &mut cache)).collect();
+    assert!(ids.iter().all(|&i| i == ids[0] && i != StackId::NONE));
+    assert_eq!(cache.hits, 9);
+    let other = nested(1, &mut || probe(16, true, bounds, &mut cache)); // a miss flushes the hits
+    assert_ne!(other, ids[0]);
+    assert_eq!(cache.hits, 0);
+    let after = depot_stats();
+    assert!(after.cache_hits >= before.cache_hits + 9);
+    assert!(after.lookups >= before.lookups + 2);
+}
+
+#[test]
+fn threads_interning_concurrently_get_consistent_ids() {
+    let barrier = std::sync::Barrier::new(8);
+    let per_thread: Vec<Vec<StackId>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let bounds = current_thread_stack_bounds();
+                    barrier.wait();
+                    (0..black_box(24usize))
+                        .map(|n| nested(n, &mut || probe(32, true, bounds, &mut StackCache::new())))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ids in &per_thread[1..] {
+        assert_eq!(ids, &per_thread[0]);
+    }
+    let mut distinct = per_thread[0].clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 24, "each nesting depth is its own stack");
+    assert!(!distinct.contains(&StackId::NONE));
+}
+
+#[test]
+fn walking_deep_on_a_small_thread_stack_is_safe() {
+    let (shallow, deep) = std::thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(|| {
+            let bounds = current_thread_stack_bounds();
+            assert!(bounds.hi - bounds.lo < 1 << 20, "{bounds:?}");
+            let shallow = probe(64, true, bounds, &mut StackCache::new());
+            let deep = nested(300, &mut || probe(64, true, bounds, &mut StackCache::new()));
+            (shallow, deep)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(!frames(shallow).is_empty());
+    assert_eq!(frames(deep).len(), 64);
+    assert_eq!(names(&frames(deep)[2..10]).iter().filter(|n| n.ends_with("nested")).count(), 8);
+}
+
+/// Two pages, the second inaccessible: a fake stack whose every read past its first page
+/// would fault.
+struct FakeStack {
+    base: usize,
+}
+
+impl FakeStack {
+    const PAGE: usize = 4096;
+
+    fn new() -> Self {
+        // SAFETY: a fresh anonymous mapping; the second page is made inaccessible.
+        let base = unsafe {
+            let p = libc::mmap(
+                core::ptr::null_mut(),
+                2 * Self::PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            assert_eq!(libc::mprotect(p.cast::<u8>().add(Self::PAGE).cast(), Self::PAGE, libc::PROT_NONE), 0);
+            p as usize
+        };
+        FakeStack { base }
+    }
+
+    fn at(&self, word: usize) -> usize {
+        self.base + word * 8
+    }
+
+    /// A frame record at word `word`: next frame pointer, then return address.
+    fn frame(&self, word: usize, next: usize, ret: usize) {
+        assert!(word * 8 + 16 <= Self::PAGE);
+        // SAFETY: both words lie in the first, writable page.
+        unsafe { ((self.at(word)) as *mut [usize; 2]).write([next, ret]) };
+    }
+
+    fn walk(&self, fp: usize, max: usize) -> Vec<usize> {
+        let mut out = [MaybeUninit::uninit(); MAX_DEPTH];
+        let bounds = StackBounds { lo: self.base, hi: self.base + Self::PAGE };
+        // SAFETY: `[lo, hi)` is the first page, readable.
+        let w = unsafe { walk_from(fp, &mut out[..max], bounds) };
+        // SAFETY: the walk initialized `out[..w.len]`.
+        let frames: Vec<usize> = out[..w.len].iter().map(|f| unsafe { f.assume_init() }).collect();
+        assert_eq!(w.hash, hash_frames(&frames));
+        frames
+    }
+}
+
+impl Drop for FakeStack {
+    fn drop(&mut self) {
+        // SAFETY: our mapping, unused from here on.
+        unsafe { libc::munmap(self.base as *mut _, 2 * Self::PAGE) };
+    }
+}
+
+#[test]
+fn the_frame_pointer_walk_validates_every_step() {
+    let s = FakeStack::new();
+    let last_word = FakeStack::PAGE / 8 - 1;
+    s.frame(100, s.at(200), 0xA);
+    s.frame(200, s.at(300), 0xB);
+    s.frame(300, 0, 0xC);
+    assert_eq!(s.walk(s.at(100), 64), [0xA, 0xB, 0xC], "a chain ends at a lower next pointer");
+    assert_eq!(s.walk(s.at(100), 2), [0xA, 0xB], "depth");
+    assert_eq!(s.walk(s.at(100), 0), [0usize; 0]);
+    for (bad_next, why) in [
+        (s.at(last_word), "its return address would lie past the stack"),
+        (s.at(last_word + 1), "past the stack"),
+        (s.at(200) + 4, "misaligned"),
+        (s.at(50), "below the current frame"),
+        (s.at(100), "the current frame itself"),
+        (usize::MAX - 7, "far away"),
+    ] {
+        s.frame(100, bad_next, 0xA);
+        assert_eq!(s.walk(s.at(100), 64), [0xA], "{why}");
+    }
+    s.frame(100, s.at(200), 0xA);
+    s.frame(200, s.at(300), 0);
+    assert_eq!(s.walk(s.at(100), 64), [0xA], "a zero return address ends the walk");
+    assert!(s.walk(s.base - 8, 64).is_empty(), "a start below the stack");
+    assert!(s.walk(s.at(last_word), 64).is_empty(), "a start at the stack's last word");
+}
+
+#[test]
+fn hashes_cover_frames_and_their_count() {
+    let a = hash_frames(&[0x1000, 0x2000]);
+    assert_ne!(a, hash_frames(&[0x2000, 0x1000]));
+    assert_ne!(a, hash_frames(&[0x1000, 0x2000, 0]));
+    assert_ne!(a, hash_frames(&[0x1000, 0x2001]));
+    assert_eq!(a, hash_frames(&[0x1000, 0x2000]));
+}
+
+#[test]
+#[ignore = "prints timings; run with cargo test -p alloc-core --release --lib -- --ignored capture_cost"]
+fn capture_cost() {
+    fn time(label: &str, n: u32, mut f: impl FnMut()) {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        println!("{label}: {:.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let bounds = current_thread_stack_bounds();
+    nested(40, &mut || {
+        let mut cache = StackCache::new();
+        for depth in [8, 32] {
+            for fast in [true, false] {
+                let n = if fast { 2_000_000 } else { 2_000 };
+                time(&format!("capture depth {depth} fast {fast}"), n, || {
+                    black_box(probe(depth, fast, bounds, &mut cache));
+                });
+            }
+        }
+    });
+    let known: Vec<usize> = (0..20).map(|i| 0x7000_0000 + i * 16).collect();
+    let h = hash_frames(&known);
+    depot::intern(&known, h);
+    time("depot lookup of a known 20-frame stack", 1_000_000, || {
+        black_box(depot::intern(black_box(&known), h));
+    });
+    let mut i = 0usize;
+    time("depot insert of a new 20-frame stack", 200_000, || {
+        i += 1;
+        let f: [usize; 20] = core::array::from_fn(|k| 0x6000_0000_0000 + i * 64 + k);
+        black_box(depot::intern(&f, hash_frames(&f)));
+    });
+}
