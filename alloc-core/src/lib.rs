@@ -35,6 +35,7 @@ mod check;
 pub mod config;
 mod exit;
 mod global;
+pub mod handle;
 mod heap;
 mod introspect;
 mod misuse;
@@ -51,6 +52,7 @@ pub mod report;
 
 pub use check::check;
 pub use global::HeapSweep;
+pub use handle::{gc, Finalize, Handle, Trace, Tracer, WeakHandle};
 pub use introspect::{
     block_info, disable, ignore, stack_frames, stats, usable_size, BlockInfo, ClassStats, DisableGuard, Stats,
 };

@@ -147,7 +147,7 @@ fn compare(s: &Scenario, o: &Outcome) -> Vec<String> {
         return bad;
     }
     let Some(r) = &o.report else {
-        bad.push("no report written".into());
+        bad.push(format!("no report written; stderr: {}", o.stderr));
         return bad;
     };
     let summary = &r["summary"];
@@ -188,6 +188,9 @@ fn compare(s: &Scenario, o: &Outcome) -> Vec<String> {
         }
     }
     let leaked = r["leaks"].as_array().is_some_and(|a| !a.is_empty());
+    if o.status.is_none() {
+        bad.push(format!("killed by a signal; stderr: {}", o.stderr));
+    }
     if leaked != o.stderr.contains("SUMMARY: HeapSweep:") {
         bad.push(format!("stderr {} the summary line", if leaked { "lacks" } else { "has" }));
     }
