@@ -206,14 +206,20 @@ fn tmp_dir() -> PathBuf {
     d
 }
 
+/// The two tests run their programs one at a time: a scenario's outcome must not depend
+/// on what else the machine runs, but conservative scanning makes a rare stale word a
+/// possibility under load (see BENCHMARKS.md and the notes), and CI must be exact.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn every_scenario_matches_its_expected_report() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let all = scenarios();
     assert!(all.len() >= 30, "only {} scenarios", all.len());
     let dir = tmp_dir();
     let queue = Arc::new(Mutex::new(all));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> = (0..3)
+    let workers: Vec<_> = (0..1)
         .map(|_| {
             let (queue, failures, dir) = (queue.clone(), failures.clone(), dir.clone());
             std::thread::spawn(move || loop {
@@ -240,6 +246,7 @@ fn every_scenario_matches_its_expected_report() {
 
 #[test]
 fn results_are_identical_in_three_runs() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tmp_dir().join("repeat");
     std::fs::create_dir_all(&dir).unwrap();
     for name in ["leaked_list", "rc_two_cycle", "clean_running_thread"] {

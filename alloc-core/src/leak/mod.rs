@@ -69,6 +69,9 @@ pub(crate) fn analyze<V: HeapView>(
     sp: usize,
 ) -> Analysis {
     let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
+    // Room for the whole mapping list before reading it: growing while reading would move
+    // the buffer, and the list would then name its old, unmapped place as a root.
+    maps.reserve(1 << 16);
     roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots);
     let Some(mut marker) = mark::Marker::new(view) else {
         warning!("out of memory for the leak check's mark bits; no check done");
