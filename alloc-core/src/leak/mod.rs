@@ -85,9 +85,21 @@ pub(crate) fn analyze<V: HeapView>(
         };
     };
     let mut root_bytes = 0;
+    let explain = crate::config::current().verbosity >= 2;
     for r in roots.iter() {
         root_bytes += (r.end - r.start) as u64;
+        let before = marker.stats.reachable_blocks;
         marker.scan_range(r.start, r.end);
+        if explain && marker.stats.reachable_blocks > before {
+            // Without allocating: the world is stopped.
+            warning!(
+                "root {:?} {:#x}..{:#x} reaches {} block(s) directly",
+                r.kind,
+                r.start,
+                r.end,
+                marker.stats.reachable_blocks - before
+            );
+        }
     }
     marker.mark_ignored();
     marker.flood_fill();
