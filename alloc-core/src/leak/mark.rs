@@ -44,6 +44,8 @@ pub(crate) struct MarkStats {
     pub(crate) reachable_blocks: u64,
     pub(crate) reachable_bytes: u64,
     pub(crate) words_scanned: u64,
+    /// The largest block marked so far: (address of the word, its value, block size).
+    pub(crate) largest_hit: (usize, usize, u64),
 }
 
 /// The marking state of one check.
@@ -76,6 +78,9 @@ impl<'v, V: HeapView> Marker<'v, V> {
                     self.stats.reachable_blocks += 1;
                     self.stats.reachable_bytes += desc.size as u64;
                     self.frontier.push((desc.start, desc.start + desc.usable));
+                    if desc.size as u64 >= self.stats.largest_hit.2 {
+                        self.stats.largest_hit = (p, word, desc.size as u64);
+                    }
                 }
             }
             p += 8;

@@ -89,15 +89,20 @@ pub(crate) fn analyze<V: HeapView>(
     for r in roots.iter() {
         root_bytes += (r.end - r.start) as u64;
         let before = marker.stats.reachable_blocks;
+        marker.stats.largest_hit = (0, 0, 0);
         marker.scan_range(r.start, r.end);
         if explain && marker.stats.reachable_blocks > before {
             // Without allocating: the world is stopped.
+            let (at, value, size) = marker.stats.largest_hit;
             warning!(
-                "root {:?} {:#x}..{:#x} reaches {} block(s) directly",
+                "root {:?} {:#x}..{:#x} reaches {} block(s) directly; the largest ({} bytes) through the word at {:#x} = {:#x}",
                 r.kind,
                 r.start,
                 r.end,
-                marker.stats.reachable_blocks - before
+                marker.stats.reachable_blocks - before,
+                size,
+                at,
+                value
             );
         }
     }

@@ -147,6 +147,7 @@ pub(crate) fn collect_roots(
     });
     let own = &mut own[..own_len];
     own.sort_unstable();
+
     let all_stopped = world.threads().iter().all(|t| t.stopped);
     if maps::read_maps(maps_buf) {
         let mut prev: Option<Mapping> = None;

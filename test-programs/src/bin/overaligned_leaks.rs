@@ -29,9 +29,14 @@ fn leak_page() {
 
 #[inline(never)]
 fn leak_huge() {
-    let b = Box::new(HugeAligned { _bytes: [2; 100] });
-    assert_eq!(&*b as *const HugeAligned as usize % 2097152, 0);
-    std::mem::forget(black_box(b));
+    // Allocated directly: `Box::new` would first build the 2 MiB-aligned value on the
+    // stack, realigning the stack pointer by up to 2 MiB.
+    let layout = std::alloc::Layout::new::<HugeAligned>();
+    // SAFETY: a non-zero-size layout.
+    let p = unsafe { std::alloc::alloc(layout) };
+    assert!(!p.is_null());
+    assert_eq!(p as usize % 2097152, 0);
+    black_box(p);
 }
 
 fn main() {
