@@ -59,6 +59,8 @@ pub use introspect::{
 pub use leak::regions::{register_root, unregister_root};
 pub use report::model::LeakReport;
 pub use stack::StackId;
+/// `#[derive(Trace)]`: traces every field (see the `trace-derive` crate).
+pub use trace_derive::Trace;
 
 #[cfg(test)]
 #[global_allocator]

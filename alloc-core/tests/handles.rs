@@ -428,3 +428,44 @@ fn a_handle_smuggled_out_of_garbage_panics_on_deref_instead_of_being_undefined()
     assert!(r.is_err());
     drop(smuggled); // frees the box
 }
+
+#[derive(Trace)]
+struct Pair<T: Trace + 'static> {
+    left: RefCell<Option<Handle<Pair<T>>>>,
+    right: Vec<Handle<Pair<T>>>,
+    value: T,
+    #[trace(skip)]
+    _note: std::path::PathBuf,
+}
+
+#[derive(Trace)]
+enum Tree {
+    Leaf(u32),
+    Branch(Vec<Handle<RefCell<Tree>>>),
+    Empty,
+}
+
+#[test]
+fn derived_traces_find_cycles_in_structs_and_enums() {
+    gc::set_threshold(0, 10, 10);
+    let a = Handle::new(Pair { left: RefCell::new(None), right: Vec::new(), value: 1u64, _note: "a".into() });
+    let b = Handle::new(Pair {
+        left: RefCell::new(Some(a.clone())),
+        right: vec![a.clone()],
+        value: 2u64,
+        _note: "b".into(),
+    });
+    *a.left.borrow_mut() = Some(b.clone());
+    assert_eq!(gc::get_referents(&b).len(), 2);
+    assert_eq!(a.value + b.value, 3);
+    drop((a, b));
+    assert_eq!(gc::collect(2), 2);
+
+    let leaf = Handle::new(RefCell::new(Tree::Leaf(7)));
+    let root = Handle::new(RefCell::new(Tree::Branch(vec![leaf.clone()])));
+    *leaf.borrow_mut() = Tree::Branch(vec![root.clone()]);
+    let empty = Handle::new(RefCell::new(Tree::Empty));
+    drop((leaf, root));
+    assert_eq!(gc::collect(2), 2);
+    assert!(matches!(*empty.borrow(), Tree::Empty));
+}
