@@ -1,29 +1,46 @@
-//! Test that heavy multi-thread churn that frees everything leaves nothing behind.
+//! Test that heavy churn on several threads, with frees across threads, leaves nothing behind.
 //!
 // EXPECT: clean
 // EXPECT-EXIT: 0
 
 use std::hint::black_box;
+use std::sync::mpsc::sync_channel;
+use std::thread;
+use test_programs as _;
 
-#[global_allocator]
-static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+const THREADS: usize = 4;
+const ROUNDS: usize = 50_000;
+
+/// Allocates blocks of many sizes, keeps a sliding window of them, frees the rest; every
+/// eighth block goes to the consumer thread, which frees it there.
+fn churn(t: usize, to_consumer: std::sync::mpsc::SyncSender<Vec<u8>>) -> usize {
+    let mut window: Vec<Vec<u8>> = Vec::new();
+    for i in 0..ROUNDS {
+        let block = vec![t as u8; (i * 7) % 700 + 1];
+        if i % 8 == 0 {
+            to_consumer.send(block).unwrap();
+        } else {
+            window.push(block);
+        }
+        if window.len() > 100 {
+            window.swap_remove(i % 100);
+        }
+    }
+    window.len()
+}
 
 fn main() {
-    let handles: Vec<_> = (0..4)
+    let (tx, rx) = sync_channel::<Vec<u8>>(64);
+    let consumer = thread::spawn(move || rx.into_iter().map(|b| b.len()).sum::<usize>());
+    let workers: Vec<_> = (0..THREADS)
         .map(|t| {
-            std::thread::spawn(move || {
-                let mut keep: Vec<Vec<u8>> = Vec::new();
-                for i in 0..50_000usize {
-                    keep.push(vec![t as u8; (i * 7) % 700 + 1]);
-                    if keep.len() > 100 {
-                        keep.swap_remove(i % 100);
-                    }
-                }
-                keep.len()
-            })
+            let tx = tx.clone();
+            thread::spawn(move || churn(t, tx))
         })
         .collect();
-    for h in handles {
-        black_box(h.join().unwrap());
+    drop(tx);
+    for w in workers {
+        black_box(w.join().unwrap());
     }
+    black_box(consumer.join().unwrap());
 }

@@ -1,32 +1,36 @@
-//! Test that a block referenced only from a registered root region (memory from mmap) is reachable.
+//! Test that a block referenced only from a registered root region (a shared mapping) is reachable.
 //!
-// EXPECT: clean
+// EXPECT: clean reachable_blocks>=2
 // EXPECT-EXIT: 0
+//
+// The box and its vector's buffer: at least 2 reachable blocks. The region is a shared
+// mapping: the check scans private writable mappings on its own, shared ones only when
+// registered.
 
-#[global_allocator]
-static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+use test_programs::scribble_stack;
 
 #[inline(never)]
 fn keep() {
-    // SAFETY: an anonymous private mapping of one page.
+    // SAFETY: a new anonymous shared mapping of one page; no memory of ours is involved.
     let region = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             4096,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
     };
     assert_ne!(region, libc::MAP_FAILED);
-    let b: &'static mut [u8; 72] = Box::leak(Box::new([9u8; 72]));
-    // SAFETY: the region is one writable page.
-    unsafe { region.cast::<usize>().write(b.as_ptr() as usize) };
+    // A box holding a vector: two blocks, reached through the region only.
+    let b: &'static mut Vec<u8> = Box::leak(Box::new(vec![9u8; 72]));
+    // SAFETY: the region is one writable page, aligned for a usize.
+    unsafe { region.cast::<usize>().write(b as *mut Vec<u8> as usize) };
     assert!(alloc_core::register_root(region.cast(), 4096));
 }
 
 fn main() {
     keep();
-    test_programs::scribble_stack();
+    scribble_stack();
 }

@@ -1,13 +1,11 @@
-//! Test that the result of `Box::leak`, discarded, is a direct leak.
+//! Test that the `&'static mut` returned by `Box::leak`, once discarded, is a direct leak.
 //!
 // EXPECT: leaked_blocks=1 leaked_bytes=64 direct_blocks=1 indirect_blocks=0 cyclic_blocks=0
 // EXPECT-GROUP: kind=direct cyclic=false blocks=1 bytes=64 function~=leak_box_leak::leak
 // EXPECT-EXIT: 23
 
 use std::hint::black_box;
-
-#[global_allocator]
-static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+use test_programs::scribble_stack;
 
 #[inline(never)]
 fn leak() {
@@ -17,5 +15,5 @@ fn leak() {
 
 fn main() {
     leak();
-    test_programs::scribble_stack();
+    scribble_stack();
 }

@@ -1,13 +1,11 @@
-//! Test that a `Box` dropped with `mem::forget` is reported as one direct leak of its size.
+//! Test that a `Box` dropped with `mem::forget` is one direct leak of its size.
 //!
 // EXPECT: leaked_blocks=1 leaked_bytes=40 direct_blocks=1 indirect_blocks=0 cyclic_blocks=0
 // EXPECT-GROUP: kind=direct cyclic=false blocks=1 bytes=40 function~=leak_forget_box::leak
 // EXPECT-EXIT: 23
 
 use std::hint::black_box;
-
-#[global_allocator]
-static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+use test_programs::scribble_stack;
 
 #[inline(never)]
 fn leak() {
@@ -16,5 +14,5 @@ fn leak() {
 
 fn main() {
     leak();
-    test_programs::scribble_stack();
+    scribble_stack();
 }

@@ -1,12 +1,11 @@
-//! Test that `process::exit(0)` after a leak still runs the check and exits with 23.
+//! Test that `process::exit(0)` after a leak still runs the check, and exits with 23.
 //!
 // EXPECT: leaked_blocks=1 leaked_bytes=56 direct_blocks=1 indirect_blocks=0 cyclic_blocks=0
+// EXPECT-GROUP: kind=direct cyclic=false blocks=1 bytes=56 function~=leak_then_process_exit::leak
 // EXPECT-EXIT: 23
 
 use std::hint::black_box;
-
-#[global_allocator]
-static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+use test_programs::scribble_stack;
 
 #[inline(never)]
 fn leak() {
@@ -15,6 +14,6 @@ fn leak() {
 
 fn main() {
     leak();
-    test_programs::scribble_stack();
+    scribble_stack();
     std::process::exit(0);
 }
