@@ -11,6 +11,9 @@
 //! Edges in CSR arrays, then Tarjan's algorithm made iterative with an explicit stack
 //! of `(node, next edge)` frames: no recursion, so a million-block chain cannot overflow
 //! the thread's stack. Everything lives in `MmapVec`s.
+//!
+//! # Who calls it
+//! `leak::analyze`, with the world stopped, once marking is done.
 
 use super::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
@@ -35,7 +38,9 @@ pub(crate) struct LeakedBlock {
 
 const NONE: u32 = u32::MAX;
 
-/// The leaked subgraph in compressed sparse rows.
+/// The leaked subgraph in compressed sparse rows: the edges of node `v` (an index into
+/// `nodes`) are `targets[offsets[v]..offsets[v + 1]]`; `self_loop[v]` says one of them is
+/// `v` itself.
 struct Graph {
     nodes: MmapVec<LeakedBlock>,
     offsets: MmapVec<u32>,
@@ -43,113 +48,188 @@ struct Graph {
     self_loop: MmapVec<bool>,
 }
 
-fn build_graph(view: &impl HeapView, is_leaked: &dyn Fn(u32, &BlockDesc) -> bool) -> Graph {
-    let mut nodes = MmapVec::new();
-    let mut index = MmapVec::new();
-    index.resize(view.block_slots(), NONE);
+/// The leaked blocks, and for each block id its node index (`NONE` if not leaked).
+/// `None` when out of memory.
+fn number_leaked(
+    view: &impl HeapView,
+    is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
+) -> Option<(MmapVec<LeakedBlock>, MmapVec<u32>)> {
+    let (mut nodes, mut index) = (MmapVec::new(), MmapVec::new());
+    let mut ok = index.resize(view.block_slots(), NONE);
     view.for_each_block(&mut |id, desc| {
-        if is_leaked(id, &desc) {
+        if ok && is_leaked(id, &desc) {
             index[id as usize] = nodes.len() as u32;
-            nodes.push(LeakedBlock { id, desc, kind: LeakKind::Direct, cyclic: false });
+            ok &= nodes.push(LeakedBlock { id, desc, kind: LeakKind::Direct, cyclic: false });
         }
     });
+    ok.then_some((nodes, index))
+}
+
+/// Scans each leaked block for pointers into other leaked blocks. On out of memory,
+/// returns the nodes alone (all direct, none cyclic).
+fn build_graph(
+    view: &impl HeapView,
+    nodes: MmapVec<LeakedBlock>,
+    index: &[u32],
+) -> Result<Graph, MmapVec<LeakedBlock>> {
     let (mut offsets, mut targets, mut self_loop) = (MmapVec::new(), MmapVec::new(), MmapVec::new());
+    let mut ok = offsets.reserve(nodes.len() + 1) && self_loop.reserve(nodes.len());
     for (i, n) in nodes.iter().enumerate() {
-        offsets.push(targets.len() as u32);
+        ok &= offsets.push(targets.len() as u32);
         let mut looped = false;
         let mut p = n.desc.start;
-        while p + 8 <= n.desc.start + n.desc.usable {
+        while ok && p + 8 <= n.desc.start + n.desc.usable {
             // SAFETY: inside a live block's scannable bytes, aligned.
             let word = unsafe { core::ptr::read_volatile(p as *const usize) };
             if let Some((tid, _)) = view.block_containing(word) {
                 let t = index[tid as usize];
                 if t != NONE {
                     looped |= t == i as u32;
-                    targets.push(t);
+                    ok &= targets.push(t);
                 }
             }
             p += 8;
         }
-        self_loop.push(looped);
+        ok &= self_loop.push(looped);
     }
-    offsets.push(targets.len() as u32);
-    Graph { nodes, offsets, targets, self_loop }
+    ok &= offsets.push(targets.len() as u32) && targets.len() <= u32::MAX as usize;
+    if ok {
+        Ok(Graph { nodes, offsets, targets, self_loop })
+    } else {
+        Err(nodes)
+    }
 }
 
-/// Strongly connected components: `comp[v]` for each node, iteratively.
-fn tarjan(g: &Graph) -> MmapVec<u32> {
-    let n = g.nodes.len();
-    let (mut order, mut low, mut comp) = (MmapVec::new(), MmapVec::new(), MmapVec::new());
-    order.resize(n, NONE);
-    low.resize(n, 0u32);
-    comp.resize(n, NONE);
-    let mut on_stack = MmapVec::new();
-    on_stack.resize(n, false);
-    let mut stack: MmapVec<u32> = MmapVec::new();
-    let mut calls: MmapVec<(u32, u32)> = MmapVec::new();
-    let (mut next_order, mut next_comp) = (0u32, 0u32);
-    for root in 0..n as u32 {
-        if order[root as usize] != NONE {
-            continue;
-        }
-        calls.push((root, g.offsets[root as usize]));
-        order[root as usize] = next_order;
-        low[root as usize] = next_order;
-        next_order += 1;
-        stack.push(root);
-        on_stack[root as usize] = true;
-        while let Some(&(v, e)) = calls.as_slice().last() {
+/// Tarjan's state. `order[v]` is `NONE` until `v` is visited; `stack` holds visited nodes
+/// whose component is not known yet (`on_stack`); `calls` replaces the recursion: one
+/// `(node, next edge to follow)` frame per active call. Both hold at most `n` entries and
+/// are reserved up front, so pushing never fails.
+struct Tarjan<'g> {
+    g: &'g Graph,
+    order: MmapVec<u32>,
+    low: MmapVec<u32>,
+    comp: MmapVec<u32>,
+    on_stack: MmapVec<bool>,
+    stack: MmapVec<u32>,
+    calls: MmapVec<(u32, u32)>,
+    next_order: u32,
+    next_comp: u32,
+}
+
+impl Tarjan<'_> {
+    fn visit(&mut self, v: u32) {
+        let vi = v as usize;
+        (self.order[vi], self.low[vi]) = (self.next_order, self.next_order);
+        self.next_order += 1;
+        self.stack.push(v);
+        self.on_stack[vi] = true;
+        self.calls.push((v, self.g.offsets[vi]));
+    }
+
+    /// Runs the depth-first search from `root` to its end.
+    fn search(&mut self, root: u32) {
+        self.visit(root);
+        while let Some(&(v, e)) = self.calls.as_slice().last() {
             let vi = v as usize;
-            if e < g.offsets[vi + 1] {
-                let top = calls.len() - 1;
-                calls[top].1 = e + 1;
-                let w = g.targets[e as usize];
-                let wi = w as usize;
-                if order[wi] == NONE {
-                    order[wi] = next_order;
-                    low[wi] = next_order;
-                    next_order += 1;
-                    stack.push(w);
-                    on_stack[wi] = true;
-                    calls.push((w, g.offsets[wi]));
-                } else if on_stack[wi] {
-                    low[vi] = low[vi].min(order[wi]);
+            if e < self.g.offsets[vi + 1] {
+                let top = self.calls.len() - 1;
+                self.calls[top].1 = e + 1;
+                let w = self.g.targets[e as usize];
+                if self.order[w as usize] == NONE {
+                    self.visit(w);
+                } else if self.on_stack[w as usize] {
+                    self.low[vi] = self.low[vi].min(self.order[w as usize]);
                 }
-                continue;
-            }
-            calls.pop();
-            if let Some(&(parent, _)) = calls.as_slice().last() {
-                low[parent as usize] = low[parent as usize].min(low[vi]);
-            }
-            if low[vi] == order[vi] {
-                while let Some(w) = stack.pop() {
-                    on_stack[w as usize] = false;
-                    comp[w as usize] = next_comp;
-                    if w == v {
-                        break;
-                    }
-                }
-                next_comp += 1;
+            } else {
+                self.finish(v);
             }
         }
     }
-    comp
+
+    /// Returns from `v`'s call: passes its low link up, and pops its component if `v`
+    /// is the component's root.
+    fn finish(&mut self, v: u32) {
+        let vi = v as usize;
+        self.calls.pop();
+        if let Some(&(parent, _)) = self.calls.as_slice().last() {
+            self.low[parent as usize] = self.low[parent as usize].min(self.low[vi]);
+        }
+        if self.low[vi] == self.order[vi] {
+            while let Some(w) = self.stack.pop() {
+                self.on_stack[w as usize] = false;
+                self.comp[w as usize] = self.next_comp;
+                if w == v {
+                    break;
+                }
+            }
+            self.next_comp += 1;
+        }
+    }
 }
 
-/// Classifies every block `is_leaked` selects. Returns them with their kind and cycle flag.
+/// Strongly connected components: `comp[v]` for each node, numbered in reverse
+/// topological order of the condensation. `None` when out of memory.
+fn tarjan(g: &Graph) -> Option<MmapVec<u32>> {
+    let n = g.nodes.len();
+    let mut t = Tarjan {
+        g,
+        order: MmapVec::new(),
+        low: MmapVec::new(),
+        comp: MmapVec::new(),
+        on_stack: MmapVec::new(),
+        stack: MmapVec::new(),
+        calls: MmapVec::new(),
+        next_order: 0,
+        next_comp: 0,
+    };
+    let ok = t.order.resize(n, NONE)
+        && t.low.resize(n, 0)
+        && t.comp.resize(n, NONE)
+        && t.on_stack.resize(n, false)
+        && t.stack.reserve(n)
+        && t.calls.reserve(n);
+    if !ok {
+        return None;
+    }
+    for root in 0..n as u32 {
+        if t.order[root as usize] == NONE {
+            t.search(root);
+        }
+    }
+    debug_assert!(t.comp.iter().all(|&c| c != NONE));
+    Some(t.comp)
+}
+
+/// Classifies every block `is_leaked` selects. Returns them with their kind and cycle
+/// flag, in increasing id order. Out of memory, every leaked block is returned as direct
+/// and not cyclic (with a warning); with no memory even for that, none is.
 pub(crate) fn classify(view: &impl HeapView, is_leaked: &dyn Fn(u32, &BlockDesc) -> bool) -> MmapVec<LeakedBlock> {
-    let mut g = build_graph(view, is_leaked);
-    let comp = tarjan(&g);
+    let Some((nodes, index)) = number_leaked(view, is_leaked) else {
+        warning!("out of memory listing the leaked blocks; none reported");
+        return MmapVec::new();
+    };
+    let mut g = match build_graph(view, nodes, &index) {
+        Ok(g) => g,
+        Err(nodes) => {
+            warning!("out of memory classifying the leaked blocks; all reported as direct");
+            return nodes;
+        }
+    };
+    let Some(comp) = tarjan(&g) else {
+        warning!("out of memory classifying the leaked blocks; all reported as direct");
+        return g.nodes;
+    };
     let comps = comp.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     let (mut size, mut pointed_to) = (MmapVec::new(), MmapVec::new());
-    size.resize(comps, 0u32);
-    pointed_to.resize(comps, false);
+    if !size.resize(comps, 0u32) || !pointed_to.resize(comps, false) {
+        warning!("out of memory classifying the leaked blocks; all reported as direct");
+        return g.nodes;
+    }
     for v in 0..g.nodes.len() {
         size[comp[v] as usize] += 1;
-        for e in g.offsets[v]..g.offsets[v + 1] {
-            let w = g.targets[e as usize] as usize;
-            if comp[w] != comp[v] {
-                pointed_to[comp[w] as usize] = true;
+        for &w in &g.targets[g.offsets[v] as usize..g.offsets[v + 1] as usize] {
+            if comp[w as usize] != comp[v] {
+                pointed_to[comp[w as usize] as usize] = true;
             }
         }
     }

@@ -1,57 +1,120 @@
 //! `/proc/self/maps`, read without allocating: the process's mappings, for the roots phase.
+//!
+//! # What it owns
+//! [`Mapping`] (one line of the file), [`read_maps`] (the whole file into an `MmapVec`),
+//! and the line splitter under it, which reads through a fixed stack buffer and copes with
+//! lines split across `read` calls (the kernel fills each read with whole lines today,
+//! but nothing promises it).
+//!
+//! # Who calls it
+//! `roots`, with every other thread stopped: no std I/O, no `Vec`, only `open`/`read`.
+//! The caller reserves room in the output before reading: growing an `MmapVec` maps new
+//! memory, which would change the very list being read.
 
 use crate::os::MmapVec;
 
-/// One mapping.
+/// What backs a mapping, from the path column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MapKind {
+    /// No path, or `[anon:NAME]`: anonymous memory (thread stacks, other allocators' heaps).
+    Anon,
+    /// A file (the data segments of loaded objects, file mappings, memfds).
+    File,
+    /// `[stack]`: the main thread's stack.
+    Stack,
+    /// `[heap]`: the program break, where libc's malloc keeps its main arena.
+    Heap,
+    /// A pseudo-mapping of the kernel (`[vvar]`, `[vdso]`, `[vsyscall]`, `[uprobes]`):
+    /// never scanned, some of it cannot even be read.
+    Special,
+}
+
+/// One mapping: `start-end perms offset dev inode path`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Mapping {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
-    pub(crate) private: bool,
-    /// A pseudo-file the kernel provides (`[vvar]`, `[vdso]`, `[vsyscall]`): never scanned.
-    pub(crate) special: bool,
-    /// Backed by a file (the data segments of loaded objects).
-    pub(crate) file: bool,
+    /// `s` in the permissions: shared with other processes or files, not private.
+    pub(crate) shared: bool,
+    pub(crate) kind: MapKind,
 }
 
 /// Reads every mapping into `out` (cleared first). Returns false if the file could not
-/// be read or memory ran out.
+/// be read or memory ran out (what was read stays in `out`).
 pub(crate) fn read_maps(out: &mut MmapVec<Mapping>) -> bool {
     out.clear();
-    // SAFETY: open/read/close with a NUL-terminated path and a stack buffer.
+    // SAFETY: open with a NUL-terminated path; no other precondition.
     let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return false;
     }
-    let mut buf = [0u8; 8192];
-    let mut have = 0usize;
     let mut ok = true;
-    loop {
-        // SAFETY: reading into the free tail of our buffer.
-        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr().cast(), buf.len() - have) };
-        if n <= 0 {
-            break;
-        }
-        have += n as usize;
-        let mut consumed = 0;
-        while let Some(nl) = buf[consumed..have].iter().position(|&c| c == b'\n') {
-            if let Some(m) = parse_line(&buf[consumed..consumed + nl]) {
+    let mut lines = LineSplitter::<8192>::new();
+    let read_ok = lines.run(
+        // SAFETY: reading into a caller-provided, writable slice.
+        |dst| unsafe { libc::read(fd, dst.as_mut_ptr().cast(), dst.len()) },
+        |line| {
+            if let Some(m) = parse_line(line) {
                 ok &= out.push(m);
             }
-            consumed += nl + 1;
-        }
-        buf.copy_within(consumed..have, 0);
-        have -= consumed;
-        if have == buf.len() {
-            // A line longer than the buffer (a very long path): drop it.
-            have = 0;
-        }
-    }
+        },
+    );
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(fd) };
-    ok
+    ok && read_ok
+}
+
+/// Splits a byte stream into `\n`-terminated lines through a buffer of `N` bytes.
+/// A line longer than the buffer is skipped whole (no mapping line is: a path is at most
+/// `PATH_MAX`, 4096 bytes, and the kernel escapes newlines in paths as `\012`).
+struct LineSplitter<const N: usize> {
+    buf: [u8; N],
+    /// Bytes `buf[..have]` hold the start of a line not finished yet.
+    have: usize,
+    /// The current line overflowed the buffer: drop bytes up to the next newline.
+    skipping: bool,
+}
+
+impl<const N: usize> LineSplitter<N> {
+    fn new() -> Self {
+        Self { buf: [0; N], have: 0, skipping: false }
+    }
+
+    /// Calls `read` until it returns 0 (end) or less (error; then returns false), and
+    /// `on_line` for each complete line, without its newline. A last line without a
+    /// newline is passed too.
+    fn run(&mut self, mut read: impl FnMut(&mut [u8]) -> isize, mut on_line: impl FnMut(&[u8])) -> bool {
+        loop {
+            let n = read(&mut self.buf[self.have..]);
+            if n <= 0 {
+                if self.have > 0 && !self.skipping {
+                    on_line(&self.buf[..self.have]);
+                }
+                return n == 0;
+            }
+            self.take(self.have + n as usize, &mut on_line);
+        }
+    }
+
+    /// Hands out the complete lines of `buf[..filled]` and keeps the unfinished tail.
+    fn take(&mut self, filled: usize, on_line: &mut impl FnMut(&[u8])) {
+        let mut consumed = 0;
+        while let Some(nl) = self.buf[consumed..filled].iter().position(|&c| c == b'\n') {
+            if !self.skipping {
+                on_line(&self.buf[consumed..consumed + nl]);
+            }
+            self.skipping = false;
+            consumed += nl + 1;
+        }
+        self.buf.copy_within(consumed..filled, 0);
+        self.have = filled - consumed;
+        if self.have == N {
+            self.skipping = true;
+            self.have = 0;
+        }
+    }
 }
 
 fn hex(s: &[u8]) -> Option<usize> {
@@ -61,15 +124,30 @@ fn hex(s: &[u8]) -> Option<usize> {
     s.iter().try_fold(0usize, |acc, &c| Some(acc * 16 + (c as char).to_digit(16)? as usize))
 }
 
-/// Parses `start-end perms offset dev inode [path]`.
+fn kind_of(path: &[u8], inode: &[u8]) -> MapKind {
+    match path {
+        b"[stack]" => MapKind::Stack,
+        b"[heap]" => MapKind::Heap,
+        b"[vvar]" | b"[vdso]" | b"[vsyscall]" | b"[vvar_vclock]" | b"[uprobes]" => MapKind::Special,
+        // Old kernels named thread stacks `[stack:TID]`: anonymous memory like any other.
+        _ if path.is_empty() || path.starts_with(b"[") => MapKind::Anon,
+        _ if inode == b"0" && !path.starts_with(b"/") => MapKind::Anon,
+        _ => MapKind::File,
+    }
+}
+
+/// Parses `start-end perms offset dev inode [path]`. The path may hold spaces.
 pub(crate) fn parse_line(line: &[u8]) -> Option<Mapping> {
-    let mut fields = line.split(|&c| c == b' ').filter(|f| !f.is_empty());
-    let range = fields.next()?;
-    let perms = fields.next()?;
-    let _offset = fields.next()?;
-    let _dev = fields.next()?;
-    let inode = fields.next()?;
-    let path = fields.next().unwrap_or(b"");
+    let mut rest = line;
+    let mut field = || {
+        let start = rest.iter().position(|&c| c != b' ')?;
+        let len = rest[start..].iter().position(|&c| c == b' ').unwrap_or(rest.len() - start);
+        let f = &rest[start..start + len];
+        rest = &rest[start + len..];
+        Some(f)
+    };
+    let (range, perms, _offset, _dev, inode) = (field()?, field()?, field()?, field()?, field()?);
+    let path = trim_start(rest);
     let dash = range.iter().position(|&c| c == b'-')?;
     let (start, end) = (hex(&range[..dash])?, hex(&range[dash + 1..])?);
     if perms.len() < 4 || end <= start {
@@ -80,10 +158,13 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<Mapping> {
         end,
         readable: perms[0] == b'r',
         writable: perms[1] == b'w',
-        private: perms[3] == b'p',
-        special: matches!(path, b"[vvar]" | b"[vdso]" | b"[vsyscall]" | b"[vvar_vclock]"),
-        file: inode != b"0",
+        shared: perms[3] == b's',
+        kind: kind_of(path, inode),
     })
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    &s[s.iter().position(|&c| c != b' ').unwrap_or(s.len())..]
 }
 
 #[cfg(test)]
@@ -94,21 +175,70 @@ mod tests {
     fn parses_the_usual_kinds_of_line() {
         let m = parse_line(b"7f00aa000000-7f00aa021000 rw-p 00000000 00:00 0 ").unwrap();
         assert_eq!((m.start, m.end), (0x7f00_aa00_0000, 0x7f00_aa02_1000));
-        assert!(m.readable && m.writable && m.private && !m.file && !m.special);
-        let f = parse_line(b"55d0c0000000-55d0c0001000 rw-p 00002000 fd:01 1234   /usr/bin/x").unwrap();
-        assert!(f.file);
+        assert!(m.readable && m.writable && !m.shared);
+        assert_eq!(m.kind, MapKind::Anon);
+        let f = parse_line(b"55d0c0000000-55d0c0001000 rw-p 00002000 fd:01 1234   /usr/bin/my prog").unwrap();
+        assert_eq!(f.kind, MapKind::File);
         let v = parse_line(b"7ffd1000-7ffd3000 r--p 00000000 00:00 0                          [vvar]").unwrap();
-        assert!(v.special && !v.writable);
+        assert!(v.kind == MapKind::Special && !v.writable);
+        let s = parse_line(b"7ffd0000-7ffd1000 rw-p 00000000 00:00 0                          [stack]").unwrap();
+        assert_eq!(s.kind, MapKind::Stack);
+        let h = parse_line(b"5000-6000 rw-p 00000000 00:00 0      [heap]").unwrap();
+        assert_eq!(h.kind, MapKind::Heap);
+        let n = parse_line(b"5000-6000 rw-p 00000000 00:00 0      [anon:my arena]").unwrap();
+        assert_eq!(n.kind, MapKind::Anon);
+        let sh = parse_line(b"5000-6000 rw-s 00000000 00:01 77     /memfd:ring (deleted)").unwrap();
+        assert!(sh.shared && sh.kind == MapKind::File);
         assert!(parse_line(b"garbage").is_none());
+        assert!(parse_line(b"6000-5000 rw-p 0 0 0").is_none());
         assert!(parse_line(b"").is_none());
+    }
+
+    /// Feeds `text` to a splitter of `N` bytes in chunks of `chunk` bytes.
+    fn split<const N: usize>(text: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut pos = 0;
+        let ok = LineSplitter::<N>::new().run(
+            |dst| {
+                let n = dst.len().min(chunk).min(text.len() - pos);
+                dst[..n].copy_from_slice(&text[pos..pos + n]);
+                pos += n;
+                n as isize
+            },
+            |l| lines.push(l.to_vec()),
+        );
+        assert!(ok);
+        lines
+    }
+
+    #[test]
+    fn lines_split_across_reads_are_joined() {
+        let text = b"first line\nsecond\n\nthird one without newline";
+        let want: Vec<Vec<u8>> =
+            vec![b"first line".to_vec(), b"second".to_vec(), vec![], b"third one without newline".to_vec()];
+        for chunk in 1..text.len() + 1 {
+            assert_eq!(split::<64>(text, chunk), want, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_is_skipped_whole() {
+        let text = b"short\nthis line is much too long for the buffer\nafter\n";
+        for chunk in 1..8 {
+            assert_eq!(split::<16>(text, chunk), vec![b"short".to_vec(), b"after".to_vec()], "chunk {chunk}");
+        }
     }
 
     #[test]
     fn reads_this_process_maps_including_the_stack() {
         let mut v = MmapVec::new();
+        assert!(v.reserve(4096));
         assert!(read_maps(&mut v));
         let local = 0u64;
         let sp = &local as *const u64 as usize;
-        assert!(v.iter().any(|m| m.start <= sp && sp < m.end && m.writable));
+        assert!(v.iter().any(|m| m.start <= sp && sp < m.end && m.writable && m.readable));
+        assert!(v.windows(2).all(|w| w[0].end <= w[1].start), "sorted, disjoint");
+        let code = reads_this_process_maps_including_the_stack as *const () as usize;
+        assert!(v.iter().any(|m| m.start <= code && code < m.end && m.kind == MapKind::File));
     }
 }

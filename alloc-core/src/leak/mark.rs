@@ -7,6 +7,15 @@
 //! pointer reachable — and the block is not marked yet, it is marked and pushed on an
 //! explicit stack (an `MmapVec`: no recursion, no allocation). Popped blocks have their
 //! contents scanned the same way. Ignored blocks are roots: marked and scanned first.
+//!
+//! Tagged pointers need no special case: a pointer with low bits set (an alignment tag,
+//! a packed discriminant) still points inside its block, so it counts as an interior
+//! pointer. A pointer one past the end does not count (it may be the next block's start).
+//!
+//! # Who calls it
+//! `leak::analyze`, with the world stopped: the mark bits and the frontier are `MmapVec`s.
+//! If the frontier cannot grow (out of memory), `lost` is set: a reachable block would go
+//! unscanned and its children look leaked, so the caller then reports nothing.
 
 use super::view::HeapView;
 use crate::os::MmapVec;
@@ -54,6 +63,8 @@ pub(crate) struct Marker<'v, V: HeapView> {
     pub(crate) marks: Marks,
     frontier: MmapVec<(usize, usize)>,
     pub(crate) stats: MarkStats,
+    /// A reachable block could not be queued (out of memory): the marks are incomplete.
+    pub(crate) lost: bool,
 }
 
 impl<'v, V: HeapView> Marker<'v, V> {
@@ -63,12 +74,14 @@ impl<'v, V: HeapView> Marker<'v, V> {
             marks: Marks::new(view.block_slots())?,
             frontier: MmapVec::new(),
             stats: MarkStats::default(),
+            lost: false,
         })
     }
 
     /// Scans `[start, end)` for pointers to blocks; marks and queues what it finds.
     pub(crate) fn scan_range(&mut self, start: usize, end: usize) {
         let mut p = (start + 7) & !7;
+        let first = p;
         while p + 8 <= end {
             // SAFETY: the range is readable memory (a root mapping or a live block) and
             // `p` is aligned; a volatile read because other code may see it as typed data.
@@ -77,7 +90,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
                 if self.marks.set(id) {
                     self.stats.reachable_blocks += 1;
                     self.stats.reachable_bytes += desc.size as u64;
-                    self.frontier.push((desc.start, desc.start + desc.usable));
+                    self.lost |= !self.frontier.push((desc.start, desc.start + desc.usable));
                     if desc.size as u64 >= self.stats.largest_hit.2 {
                         self.stats.largest_hit = (p, word, desc.size as u64);
                     }
@@ -85,7 +98,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
             }
             p += 8;
         }
-        self.stats.words_scanned += ((end.saturating_sub(start)) / 8) as u64;
+        self.stats.words_scanned += ((p - first) / 8) as u64;
     }
 
     /// Marks the ignored blocks: they are roots.
@@ -93,7 +106,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
         let view = self.view;
         view.for_each_block(&mut |id, desc| {
             if desc.ignored && self.marks.set(id) {
-                self.frontier.push((desc.start, desc.start + desc.usable));
+                self.lost |= !self.frontier.push((desc.start, desc.start + desc.usable));
             }
         });
     }

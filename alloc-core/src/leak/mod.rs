@@ -2,8 +2,9 @@
 //!
 //! # Phases (each in its own module, each testable on a fake heap through [`view::HeapView`])
 //! 1. [`stop`]: stop every other thread with a signal; each saves its registers.
-//! 2. [`roots`]: stacks from their stack pointers, registers, globals, other writable
-//!    memory, registered regions; minus the heap and the allocator's metadata.
+//! 2. [`roots`]: stacks from their stack pointers, registers, globals, static TLS, other
+//!    writable memory ([`maps`]), registered regions ([`regions`]); minus the heap and
+//!    the allocator's metadata.
 //! 3. [`mark`]: flood fill from the roots through every reachable block.
 //! 4. [`classify`]: the live, unmarked, not ignored blocks are leaked; strongly connected
 //!    components split them into direct and indirect, cyclic or not.
@@ -22,7 +23,7 @@ pub(crate) mod stop;
 pub(crate) mod view;
 
 pub(crate) use classify::{LeakKind, LeakedBlock};
-pub(crate) use roots::{RootOptions, RootPlan};
+pub(crate) use roots::{RootOptions, RootPlan, RootRange};
 
 use crate::os::MmapVec;
 use stop::StoppedWorld;
@@ -30,12 +31,22 @@ use view::HeapView;
 
 /// What a check found.
 pub(crate) struct Analysis {
+    /// The leaked blocks, in increasing id order.
     pub(crate) leaked: MmapVec<LeakedBlock>,
     pub(crate) live_blocks: u64,
     pub(crate) reachable_blocks: u64,
     pub(crate) reachable_bytes: u64,
     pub(crate) words_scanned: u64,
+    /// Bytes of root ranges scanned.
     pub(crate) root_bytes: u64,
+}
+
+impl Analysis {
+    /// A check that found nothing (it could not run).
+    fn nothing() -> Self {
+        let leaked = MmapVec::new();
+        Analysis { leaked, live_blocks: 0, reachable_blocks: 0, reachable_bytes: 0, words_scanned: 0, root_bytes: 0 }
+    }
 }
 
 /// The calling thread's stack pointer, after spilling its callee-saved registers into
@@ -59,8 +70,11 @@ pub(crate) fn spill_registers(spill: &mut [usize; 6]) -> usize {
     sp
 }
 
-/// Roots → flood fill → classify. `sp` is where the calling thread's stack is scanned
-/// from (see [`spill_registers`]). Allocates nothing but `MmapVec`s.
+/// Roots → flood fill → classify, as LSan's `ClassifyAllChunks`. `sp` is where the
+/// calling thread's stack is scanned from (see [`spill_registers`]). `world` may be one
+/// never stopped ([`StoppedWorld::new`]): the other threads' stacks are then scanned
+/// whole, and the caller must make sure no running thread unmaps memory meanwhile.
+/// Allocates nothing but `MmapVec`s.
 pub(crate) fn analyze<V: HeapView>(
     view: &V,
     world: &StoppedWorld,
@@ -72,27 +86,46 @@ pub(crate) fn analyze<V: HeapView>(
     // Room for the whole mapping list before reading it: growing while reading would move
     // the buffer, and the list would then name its old, unmapped place as a root.
     maps.reserve(1 << 16);
-    roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots);
+    if !roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots) {
+        warning!("could not list every root of the leak check (out of memory?); no leak reported");
+        return Analysis::nothing();
+    }
     let Some(mut marker) = mark::Marker::new(view) else {
         warning!("out of memory for the leak check's mark bits; no check done");
-        return Analysis {
-            leaked: MmapVec::new(),
-            live_blocks: 0,
-            reachable_blocks: 0,
-            reachable_bytes: 0,
-            words_scanned: 0,
-            root_bytes: 0,
-        };
+        return Analysis::nothing();
     };
-    let mut root_bytes = 0;
+    let root_bytes = scan_roots(&mut marker, &roots);
+    marker.mark_ignored();
+    marker.flood_fill();
+    if marker.lost {
+        warning!("out of memory for the leak check's mark stack; no leak reported");
+        return Analysis::nothing();
+    }
+    let marks = &marker.marks;
+    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id));
+    let live_blocks = promote_reachable(view, marks);
+    let s = marker.stats;
+    Analysis {
+        leaked,
+        live_blocks,
+        reachable_blocks: s.reachable_blocks,
+        reachable_bytes: s.reachable_bytes,
+        words_scanned: s.words_scanned,
+        root_bytes,
+    }
+}
+
+/// Scans every root range; returns their total size. With `verbosity=2`, names each
+/// range that reaches blocks, and the word that reaches the largest (without allocating).
+fn scan_roots<V: HeapView>(marker: &mut mark::Marker<'_, V>, roots: &[RootRange]) -> u64 {
     let explain = crate::config::current().verbosity >= 2;
-    for r in roots.iter() {
+    let mut root_bytes = 0;
+    for r in roots {
         root_bytes += (r.end - r.start) as u64;
         let before = marker.stats.reachable_blocks;
         marker.stats.largest_hit = (0, 0, 0);
         marker.scan_range(r.start, r.end);
         if explain && marker.stats.reachable_blocks > before {
-            // Without allocating: the world is stopped.
             let (at, value, size) = marker.stats.largest_hit;
             warning!(
                 "root {:?} {:#x}..{:#x} reaches {} block(s) directly; the largest ({} bytes) through the word at {:#x} = {:#x}",
@@ -106,10 +139,11 @@ pub(crate) fn analyze<V: HeapView>(
             );
         }
     }
-    marker.mark_ignored();
-    marker.flood_fill();
-    let marks = &marker.marks;
-    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id));
+    root_bytes
+}
+
+/// Raises the generation of every marked block; returns the number of live blocks.
+fn promote_reachable(view: &impl HeapView, marks: &mark::Marks) -> u64 {
     let mut live_blocks = 0;
     view.for_each_block(&mut |id, d| {
         live_blocks += 1;
@@ -117,13 +151,8 @@ pub(crate) fn analyze<V: HeapView>(
             view.survived(d.start);
         }
     });
-    let s = marker.stats;
-    Analysis {
-        leaked,
-        live_blocks,
-        reachable_blocks: s.reachable_blocks,
-        reachable_bytes: s.reachable_bytes,
-        words_scanned: s.words_scanned,
-        root_bytes,
-    }
+    live_blocks
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,28 +2,35 @@
 //!
 //! # Rules
 //! Every readable, writable, private mapping is a candidate, except:
-//! - memory the heap owns (its segments: blocks are scanned only once found reachable)
-//!   and the allocator's metadata mappings (the depot, the segment map, the check's own
-//!   tables): never roots;
+//! - memory the heap owns (its segments: blocks are scanned only once found reachable),
+//!   found with `HeapView::owned_region_end` at every 4 MiB boundary, since the kernel may
+//!   merge a segment with its anonymous neighbours into one `maps` line; and the
+//!   allocator's metadata mappings (the depot, the segment map, the check's own tables,
+//!   the stop table): never roots;
 //! - `[vvar]`, `[vdso]`, `[vsyscall]`;
 //! - thread stacks below the stack pointer: the mapping holding a stopped thread's stack
 //!   pointer is scanned from `sp - 128` (the x86-64 red zone may hold the only copy of a
 //!   pointer) to its end, which also covers the thread's static TLS that glibc places at
-//!   the top of its stack; the checking thread's own stack likewise from its own sp;
+//!   the top of its stack; the checking thread's own stack likewise from its own sp. A
+//!   mapping holding a thread's TLS but not its stack pointer (the thread runs on another
+//!   stack: a coroutine's, an alternate signal stack) is scanned whole;
 //! - stacks of threads that have exited: glibc keeps them mapped for reuse, full of stale
 //!   pointers. A thread stack is an anonymous mapping right above a `PROT_NONE` guard
-//!   page; such a mapping that holds no live thread's stack pointer is skipped (unless
-//!   some thread could not be stopped: its stack pointer is unknown, so nothing is
-//!   skipped then).
+//!   page; such a mapping that holds no live thread's stack pointer or TLS is skipped
+//!   (unless some thread could not be stopped: its stack is unknown, so each such mapping
+//!   is scanned whole, as a stack).
 //!
-//! Each range is labelled with a [`RootKind`] that a `use_*` option can switch off:
-//! `Globals` are the writable segments of loaded objects (found with `dl_iterate_phdr`
-//! before the world stops, since the loader's lock might be held by a stopped thread);
-//! `OtherMapping` is the rest (libc's malloc heap, where std keeps some pointers to Rust
-//! heap blocks, the main thread's TLS, foreign anonymous mappings).
+//! Each range is labelled with a [`RootKind`] that a `use_*` option can switch off.
+//! `Globals` are the writable segments of loaded objects and `Tls` the static TLS blocks
+//! of the threads (both found with `dl_iterate_phdr` *before* the world stops: the
+//! loader's lock might be held by a stopped thread); they relabel parts of the mappings
+//! that hold them, never add memory to scan. `OtherMapping` is the rest: libc's malloc
+//! heap, where std keeps some pointers to Rust heap blocks, foreign anonymous mappings.
+//! `Registers` are the stopped threads' saved registers, `Registered` the regions of
+//! `register_root`.
 
-use super::maps::{self, Mapping};
-use super::stop::StoppedWorld;
+use super::maps::{self, MapKind, Mapping};
+use super::stop::{self, StoppedWorld};
 use super::view::HeapView;
 use crate::os::{self, MmapVec};
 use crate::segment::SEGMENT_SIZE;
@@ -34,6 +41,7 @@ pub(crate) enum RootKind {
     Stack,
     Registers,
     Globals,
+    Tls,
     OtherMapping,
     Registered,
 }
@@ -46,27 +54,30 @@ pub(crate) struct RootRange {
     pub(crate) kind: RootKind,
 }
 
-/// Which kinds of root to scan (the `use_*` options).
+/// Which kinds of root to scan (the `use_*` options). All on by default.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RootOptions {
     pub(crate) stacks: bool,
     pub(crate) registers: bool,
     pub(crate) globals: bool,
+    pub(crate) tls: bool,
     pub(crate) root_regions: bool,
     pub(crate) other_mappings: bool,
 }
 
-impl RootOptions {
-    #[cfg(test)]
-    pub(crate) fn all() -> Self {
-        Self { stacks: true, registers: true, globals: true, root_regions: true, other_mappings: true }
+impl Default for RootOptions {
+    fn default() -> Self {
+        Self { stacks: true, registers: true, globals: true, tls: true, root_regions: true, other_mappings: true }
     }
+}
 
+impl RootOptions {
     pub(crate) fn from_config(o: &crate::config::Options) -> Self {
         Self {
             stacks: o.use_stacks,
             registers: o.use_registers,
             globals: o.use_globals,
+            tls: o.use_tls,
             root_regions: o.use_root_regions,
             other_mappings: o.use_other_mappings,
         }
@@ -77,56 +88,69 @@ impl RootOptions {
             RootKind::Stack => self.stacks,
             RootKind::Registers => self.registers,
             RootKind::Globals => self.globals,
+            RootKind::Tls => self.tls,
             RootKind::OtherMapping => self.other_mappings,
             RootKind::Registered => self.root_regions,
         }
     }
 }
 
-const MAX_RANGES: usize = 1024;
+/// The most static TLS believed: a larger distance between a module's TLS block and the
+/// thread pointer means the block is dynamic (malloc'd), not at a fixed offset.
+const MAX_STATIC_TLS: usize = 16 << 20;
 
-/// Facts gathered before the world stops: the writable segments of loaded objects.
+/// Facts gathered before the world stops, with the loader's lock: the writable segments
+/// of loaded objects, and how far below the thread pointer static TLS reaches.
 pub(crate) struct RootPlan {
-    globals: [(usize, usize); MAX_RANGES],
-    globals_len: usize,
+    globals: MmapVec<(usize, usize)>,
+    tp: usize,
+    tls_below: usize,
 }
 
 impl RootPlan {
-    /// Gathers the loaded objects' writable segments (takes the loader's lock: call it
-    /// before stopping the world).
-    pub(crate) fn prepare() -> Box<RootPlan> {
-        let mut plan = Box::new(RootPlan { globals: [(0, 0); MAX_RANGES], globals_len: 0 });
-        // SAFETY: the callback only reads the phdr array the loader passes and writes into
-        // the plan through the data pointer, which outlives the call.
-        unsafe { libc::dl_iterate_phdr(Some(on_object), (&mut *plan as *mut RootPlan).cast()) };
+    /// Walks the loaded objects (takes the loader's lock: call it before stopping the
+    /// world).
+    pub(crate) fn prepare() -> RootPlan {
+        let mut plan = RootPlan { globals: MmapVec::new(), tp: stop::thread_pointer(), tls_below: 0 };
+        // SAFETY: the callback only reads what the loader passes and writes into the
+        // plan through the data pointer, which outlives the call.
+        unsafe { libc::dl_iterate_phdr(Some(on_object), (&mut plan as *mut RootPlan).cast()) };
         plan
     }
 
-    fn is_global(&self, start: usize, end: usize) -> bool {
-        self.globals[..self.globals_len].iter().any(|&(s, e)| s < end && start < e)
+    /// The static TLS block of the thread whose thread pointer is `tp`: glibc (x86-64,
+    /// TLS variant II) puts it right below the thread control block.
+    fn tls_of(&self, tp: usize) -> Option<(usize, usize)> {
+        (tp != 0 && self.tls_below != 0).then(|| (tp.saturating_sub(self.tls_below), tp))
     }
 }
 
-unsafe extern "C" fn on_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> i32 {
-    // SAFETY: the loader passes a valid info for the duration of the call, and `data` is
-    // the plan given to dl_iterate_phdr.
-    unsafe {
-        let plan = &mut *data.cast::<RootPlan>();
-        let info = &*info;
-        for i in 0..info.dlpi_phnum as usize {
-            let ph = &*info.dlpi_phdr.add(i);
-            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 && plan.globals_len < MAX_RANGES {
-                let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
-                plan.globals[plan.globals_len] = (start & !(os::OS_PAGE - 1), start + ph.p_memsz as usize);
-                plan.globals_len += 1;
+unsafe extern "C" fn on_object(info: *mut libc::dl_phdr_info, size: usize, data: *mut libc::c_void) -> i32 {
+    // SAFETY: the loader passes a valid info of `size` bytes for the duration of the
+    // call, and `data` is the plan given to dl_iterate_phdr.
+    let (plan, info) = unsafe { (&mut *data.cast::<RootPlan>(), &*info) };
+    let has_tls_data = size >= core::mem::offset_of!(libc::dl_phdr_info, dlpi_tls_data) + 8;
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+            let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+            let _ = plan.globals.push((start & !(os::OS_PAGE - 1), start + ph.p_memsz as usize));
+        }
+        if ph.p_type == libc::PT_TLS && has_tls_data {
+            let block = info.dlpi_tls_data as usize;
+            if block != 0 && block < plan.tp && plan.tp - block <= MAX_STATIC_TLS {
+                plan.tls_below = plan.tls_below.max(plan.tp - block);
             }
         }
     }
     0
 }
 
-/// Builds the root set into `out`. `my_sp` is the checking thread's stack pointer.
-/// Allocates nothing beyond the `MmapVec`s (it runs with the world stopped).
+/// Builds the root set into `out`. `my_sp` is where the checking thread's own stack is
+/// scanned from. Allocates nothing beyond the `MmapVec`s: it runs with the world stopped.
+/// Returns false if the set is incomplete (`/proc/self/maps` unreadable, out of memory):
+/// a check on it would report reachable blocks as leaked.
 pub(crate) fn collect_roots(
     view: &dyn HeapView,
     world: &StoppedWorld,
@@ -135,75 +159,140 @@ pub(crate) fn collect_roots(
     my_sp: usize,
     maps_buf: &mut MmapVec<Mapping>,
     out: &mut MmapVec<RootRange>,
-) {
+) -> bool {
     out.clear();
+    // Every mapping of ours that the list may name must be registered before the list of
+    // own mappings is taken (so `labels` is made first), and none may be unmapped before
+    // the scan (mappings made after the list is read are not in it).
+    let labels = labels(world, plan);
     let mut own = [(0usize, 0usize); 600];
-    let mut own_len = 0;
-    os::for_each_own_mapping(|s, l| {
-        if own_len < own.len() {
-            own[own_len] = (s, s + l);
-            own_len += 1;
-        }
-    });
-    let own = &mut own[..own_len];
-    own.sort_unstable();
-
-    let all_stopped = world.threads().iter().all(|t| t.stopped);
-    if maps::read_maps(maps_buf) {
+    let own = own_mappings(&mut own);
+    let mut ok = maps::read_maps(maps_buf);
+    if ok {
         let mut prev: Option<Mapping> = None;
         for m in maps_buf.iter() {
-            let after_guard = prev.is_some_and(|p| p.end == m.start && !p.readable && !p.writable);
+            let after_guard = prev.is_some_and(|p| is_guard(&p) && p.end == m.start);
             prev = Some(*m);
-            if !(m.readable && m.writable && m.private) || m.special {
+            if !m.readable || !m.writable || m.shared || m.kind == MapKind::Special {
                 continue;
             }
-            let Some((start, kind)) = classify_mapping(m, world, plan, my_sp, after_guard && all_stopped) else {
-                continue;
-            };
-            if opts.wants(kind) {
-                emit_unowned(view, own, start, m.end, kind, out);
-            }
+            let Some((start, kind)) = scan_start(m, world, my_sp, after_guard) else { continue };
+            split_by_labels(&labels, start, m.end, kind, &mut |s, e, k| {
+                if opts.wants(k) {
+                    ok &= emit_unowned(view, own, s, e, k, out);
+                }
+            });
         }
     }
     if opts.registers {
         for t in world.threads().iter().filter(|t| t.stopped) {
             let r = t.regs.as_ptr() as usize;
-            out.push(RootRange { start: r, end: r + core::mem::size_of_val(&t.regs), kind: RootKind::Registers });
+            ok &= out.push(RootRange { start: r, end: r + core::mem::size_of_val(&t.regs), kind: RootKind::Registers });
         }
     }
     if opts.root_regions {
         super::regions::for_each_region(|s, l| {
-            out.push(RootRange { start: s, end: s + l, kind: RootKind::Registered });
+            ok &= out.push(RootRange { start: s, end: s + l, kind: RootKind::Registered });
         });
     }
+    ok
 }
 
-/// Where to start scanning a mapping, and what it is; `None` to skip it (the cached
-/// stack of an exited thread: `dead_stack_candidate` says it sits above a guard page).
-fn classify_mapping(
-    m: &Mapping,
-    world: &StoppedWorld,
-    plan: &RootPlan,
-    my_sp: usize,
-    dead_stack_candidate: bool,
-) -> Option<(usize, RootKind)> {
-    let inside = |sp: usize| sp >= m.start && sp < m.end;
+/// The allocator's metadata mappings, sorted, into `buf`.
+fn own_mappings(buf: &mut [(usize, usize)]) -> &mut [(usize, usize)] {
+    let mut len = 0;
+    os::for_each_own_mapping(|s, l| {
+        if len < buf.len() {
+            buf[len] = (s, s + l);
+            len += 1;
+        }
+    });
+    let own = &mut buf[..len];
+    own.sort_unstable();
+    own
+}
+
+/// The ranges that carry a label of their own (globals, every known thread's static
+/// TLS), sorted by start.
+fn labels(world: &StoppedWorld, plan: &RootPlan) -> MmapVec<RootRange> {
+    // Out of memory, labels go missing: parts of globals or TLS are then labelled as
+    // the memory around them, and scanned all the same.
+    let mut out = MmapVec::new();
+    for &(start, end) in plan.globals.iter() {
+        out.push(RootRange { start, end, kind: RootKind::Globals });
+    }
+    let tps = world.threads().iter().filter(|t| t.stopped).map(|t| t.tp);
+    for (start, end) in tps.chain([stop::thread_pointer()]).filter_map(|tp| plan.tls_of(tp)) {
+        out.push(RootRange { start, end, kind: RootKind::Tls });
+    }
+    out.sort_unstable_by_key(|r| r.start);
+    out
+}
+
+/// A guard page: inaccessible, and small (glibc's default is one page; 64 KiB allows
+/// for larger pages and settings, and excludes the big reserved tails of malloc arenas).
+fn is_guard(m: &Mapping) -> bool {
+    !m.readable && !m.writable && m.end - m.start <= 64 << 10
+}
+
+/// Where to start scanning a mapping, and what it is; `None` to skip it: the cached
+/// stack of an exited thread (`after_guard`: it sits above a guard page like every
+/// thread stack, and holds no live thread's stack pointer nor TLS).
+fn scan_start(m: &Mapping, world: &StoppedWorld, my_sp: usize, after_guard: bool) -> Option<(usize, RootKind)> {
+    let inside = |a: usize| a >= m.start && a < m.end;
+    let from_sp = |sp: usize| Some((sp.saturating_sub(128).max(m.start), RootKind::Stack));
     if inside(my_sp) {
-        return Some((my_sp.saturating_sub(128).max(m.start), RootKind::Stack));
+        return from_sp(my_sp);
     }
-    if let Some(t) = world.threads().iter().find(|t| t.stopped && inside(t.sp)) {
-        return Some((t.sp.saturating_sub(128).max(m.start), RootKind::Stack));
+    let mut stopped = world.threads().iter().filter(|t| t.stopped);
+    if let Some(t) = stopped.clone().find(|t| inside(t.sp)) {
+        return from_sp(t.sp);
     }
-    if plan.is_global(m.start, m.end) {
-        return Some((m.start, RootKind::Globals));
+    if m.kind == MapKind::Stack {
+        return Some((m.start, RootKind::Stack));
     }
-    if dead_stack_candidate && !m.file {
-        return None;
+    if after_guard && m.kind == MapKind::Anon {
+        // A live thread running on another stack (a coroutine's, an alternate signal
+        // stack), or one whose stack pointer is unknown: the whole stack.
+        let live = inside(stop::thread_pointer()) || stopped.any(|t| inside(t.tp)) || !world.all_stopped();
+        return live.then_some((m.start, RootKind::Stack));
     }
     Some((m.start, RootKind::OtherMapping))
 }
 
+/// Calls `emit(start, end, kind)` for the pieces of `[start, end)`: the parts covered by
+/// a label (sorted by start; the first one wins where two overlap) get its kind, the rest
+/// `default`.
+fn split_by_labels(
+    labels: &[RootRange],
+    start: usize,
+    end: usize,
+    default: RootKind,
+    emit: &mut dyn FnMut(usize, usize, RootKind),
+) {
+    let mut c = start;
+    for l in labels {
+        if l.start >= end {
+            break;
+        }
+        if l.end <= c {
+            continue;
+        }
+        if l.start > c {
+            emit(c, l.start, default);
+        }
+        let e = l.end.min(end);
+        emit(l.start.max(c), e, l.kind);
+        c = e;
+    }
+    if c < end {
+        emit(c, end, default);
+    }
+}
+
 /// Emits `[start, end)` minus the heap's segments and the allocator's own mappings.
+/// Segments are 4 MiB-aligned, so asking at every 4 MiB boundary finds them all.
+/// Returns false when out of memory.
 fn emit_unowned(
     view: &dyn HeapView,
     own: &[(usize, usize)],
@@ -211,78 +300,39 @@ fn emit_unowned(
     end: usize,
     kind: RootKind,
     out: &mut MmapVec<RootRange>,
-) {
-    let mut run_start = start;
-    let mut c = start;
+) -> bool {
+    let (mut run_start, mut c, mut ok) = (start, start, true);
     while c < end {
         if let Some(owned_end) = view.owned_region_end(c) {
-            emit_minus_own(own, run_start, c, kind, out);
+            ok &= emit_minus_own(own, run_start, c, kind, out);
             c = owned_end.max(c + 1);
             run_start = c;
             continue;
         }
         c = ((c / SEGMENT_SIZE) + 1) * SEGMENT_SIZE;
     }
-    emit_minus_own(own, run_start, end, kind, out);
+    ok && emit_minus_own(own, run_start, end, kind, out)
 }
 
-fn emit_minus_own(own: &[(usize, usize)], mut start: usize, end: usize, kind: RootKind, out: &mut MmapVec<RootRange>) {
+fn emit_minus_own(
+    own: &[(usize, usize)],
+    mut start: usize,
+    end: usize,
+    kind: RootKind,
+    out: &mut MmapVec<RootRange>,
+) -> bool {
+    let mut ok = true;
     for &(s, e) in own {
         if e <= start || s >= end {
             continue;
         }
         if s > start {
-            out.push(RootRange { start, end: s, kind });
+            ok &= out.push(RootRange { start, end: s, kind });
         }
         start = start.max(e);
     }
-    if start < end {
-        out.push(RootRange { start, end, kind });
-    }
+    ok && (start >= end || out.push(RootRange { start, end, kind }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_mappings_are_cut_out() {
-        let mut out = MmapVec::new();
-        emit_minus_own(&[(100, 200), (300, 400)], 50, 350, RootKind::OtherMapping, &mut out);
-        let got: Vec<(usize, usize)> = out.iter().map(|r| (r.start, r.end)).collect();
-        assert_eq!(got, vec![(50, 100), (200, 300)]);
-    }
-
-    static GLOBAL_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-    #[test]
-    fn globals_and_the_current_stack_are_roots() {
-        struct NoHeap;
-        impl HeapView for NoHeap {
-            fn block_slots(&self) -> usize {
-                0
-            }
-            fn block_containing(&self, _: usize) -> Option<(u32, super::super::view::BlockDesc)> {
-                None
-            }
-            fn for_each_block(&self, _: &mut dyn FnMut(u32, super::super::view::BlockDesc)) {}
-            fn owned_region_end(&self, _: usize) -> Option<usize> {
-                None
-            }
-            fn survived(&self, _: usize) {}
-        }
-        GLOBAL_SLOT.store(1, std::sync::atomic::Ordering::Relaxed);
-        let world = StoppedWorld::new();
-        let plan = RootPlan::prepare();
-        let local = 5u64;
-        let sp = &local as *const u64 as usize - 64;
-        let (mut maps, mut out) = (MmapVec::new(), MmapVec::new());
-        collect_roots(&NoHeap, &world, &plan, &RootOptions::all(), sp, &mut maps, &mut out);
-        let g = &GLOBAL_SLOT as *const _ as usize;
-        assert!(out.iter().any(|r| r.kind == RootKind::Globals && r.start <= g && g < r.end));
-        let l = &local as *const u64 as usize;
-        assert!(out.iter().any(|r| r.kind == RootKind::Stack && r.start <= l && l < r.end));
-        // Nothing below the stack pointer's red zone.
-        assert!(out.iter().all(|r| !(r.kind == RootKind::Stack && r.start < sp - 128)));
-    }
-}
+mod tests;

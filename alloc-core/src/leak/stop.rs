@@ -1,56 +1,94 @@
 //! Stopping the world without ptrace: every other thread is sent a signal whose handler
-//! saves the thread's registers and stack pointer, then waits until the check is over.
+//! saves the thread's registers, stack pointer and thread pointer, then waits until the
+//! check is over.
+//!
+//! # What it owns
+//! The stop signal's handler, the slot table it writes into, and [`StoppedWorld`]. Called
+//! by `check` (holding the segment pool's lock), never on an allocation path.
 //!
 //! # Protocol
-//! The stopper claims a slot per thread (`tid`, state `REQUESTED`), sends the signal with
-//! `tgkill`, and waits for the state to become `STOPPED`. The handler reads the resume
-//! epoch *before* publishing `STOPPED`, so it cannot miss the wake-up; it then waits on
-//! the epoch (futex, with a short timeout so that a handler arriving after its slot was
-//! given up never waits for long), and acknowledges with `DONE`. `resume` bumps the epoch,
-//! wakes everyone and waits for every acknowledgement before freeing the slots.
+//! Each slot holds one word packing `(tid, state)`, so that every transition is a single
+//! compare-and-swap and a slot can never be taken over by the wrong thread:
+//!
+//! ```text
+//!  stopper: FREE ──claim──▶ REQUESTED ──(timeout, resume)──▶ FREE      (abandoned)
+//!  handler:                 REQUESTED ──▶ ENTERED ──▶ STOPPED ─┐
+//!  resume:                               ENTERED|STOPPED ──▶ RELEASED
+//!  handler:                                        RELEASED ──▶ DONE
+//!  resume:                                             DONE ──▶ FREE
+//! ```
+//!
+//! The handler waits (futex on [`WAKE`], with a short timeout) only while its slot says
+//! `STOPPED`; `resume` releases every slot, then bumps and wakes [`WAKE`], then waits for
+//! every `DONE`. A thread that received the signal late (it had blocked it, or was slow to
+//! be scheduled) either finds its request abandoned and returns at once, or claims it
+//! and is released by the same `resume`: a later check never sees its stale state.
+//! Only one world is stopped at a time ([`STOPPING`]): two stoppers would stop each other.
 //!
 //! Threads are found through `/proc/self/task`, read again until no new thread appears,
-//! so threads that never allocated are stopped too. A thread that does not stop in time
-//! (it blocks the signal, say) gets a warning and is marked `stopped: false`: the roots
-//! phase then scans its whole stack, which can only hide leaks, never invent them.
+//! so threads that never allocated are stopped too, and so are threads created while the
+//! stop is under way. A thread that does not stop in time (it blocks the signal, say) gets
+//! a warning and is marked `stopped: false`: the roots phase then scans its whole stack,
+//! which can only hide leaks, never invent them. A thread that exits meanwhile is dropped.
 //!
-//! Nothing here allocates; the slot table lives in its own mapping (so the roots phase
-//! does not see stale register copies as globals).
+//! Nothing here allocates through the global allocator: the slot table and the world's
+//! arrays are mappings of their own, which the roots phase never scans as memory (the
+//! saved registers are scanned as roots of their own kind, from the world's copy).
 
-use crate::os;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use crate::os::{self, MmapVec};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 
 /// The stop signal. SIGPWR, as the Boehm collector uses on Linux: programs rarely use it.
 pub(crate) const STOP_SIGNAL: i32 = libc::SIGPWR;
 /// Most threads a check can stop at once.
 pub(crate) const MAX_THREADS: usize = 4096;
-/// General registers saved per thread (x86-64 `gregset_t`).
+/// General registers saved per thread (x86-64 `gregset_t`, `NGREG`).
 pub(crate) const REGS: usize = 23;
 
 const FREE: u32 = 0;
 const REQUESTED: u32 = 1;
-const STOPPED: u32 = 2;
-const DONE: u32 = 3;
+const ENTERED: u32 = 2;
+const STOPPED: u32 = 3;
+const RELEASED: u32 = 4;
+const DONE: u32 = 5;
 
+const fn pack(tid: i32, state: u32) -> u64 {
+    ((tid as u32 as u64) << 32) | state as u64
+}
+
+const fn tid_of(word: u64) -> i32 {
+    (word >> 32) as u32 as i32
+}
+
+const fn state_of(word: u64) -> u32 {
+    word as u32
+}
+
+/// One thread's mailbox. Invariant: `word == 0` (FREE) or its tid is a thread asked to
+/// stop by the current (or a just-ended) stop; `sp`, `tp`, `regs` are meaningful only
+/// once the state has been `STOPPED`.
 struct Slot {
-    tid: AtomicI32,
-    state: AtomicU32,
+    word: AtomicU64,
     sp: AtomicUsize,
+    tp: AtomicUsize,
     regs: [AtomicUsize; REGS],
 }
 
 static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
-static EPOCH: AtomicU32 = AtomicU32::new(0);
-static INSTALLED: AtomicU32 = AtomicU32::new(0);
+/// Futex word the parked handlers sleep on; `resume` bumps it.
+static WAKE: AtomicU32 = AtomicU32::new(0);
+/// Held from `stop` to the end of `resume`.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static WARNED_HANDLER: AtomicBool = AtomicBool::new(false);
 
 fn slots() -> Option<&'static [Slot]> {
-    let mut p = SLOTS.load(Ordering::Acquire);
+    let mut p = SLOTS.load(Acquire);
     if p.is_null() {
         let bytes = os::round_up(MAX_THREADS * core::mem::size_of::<Slot>(), os::OS_PAGE)?;
         let m = os::map(bytes)?.as_ptr();
         os::register_own_mapping(m as usize, bytes);
-        p = match SLOTS.compare_exchange(core::ptr::null_mut(), m.cast(), Ordering::AcqRel, Ordering::Acquire) {
+        p = match SLOTS.compare_exchange(core::ptr::null_mut(), m.cast(), AcqRel, Acquire) {
             Ok(_) => m.cast(),
             Err(other) => other,
         };
@@ -66,54 +104,155 @@ pub(crate) struct StoppedThread {
     /// Kernel thread id.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) tid: i32,
-    /// The thread ran the handler: `sp` and `regs` are valid.
+    /// The thread ran the handler: `sp`, `tp` and `regs` are valid. Otherwise they are 0.
     pub(crate) stopped: bool,
+    /// The interrupted stack pointer.
     pub(crate) sp: usize,
+    /// The thread pointer (`fs` base: glibc's thread control block, with the static TLS
+    /// right below it).
+    pub(crate) tp: usize,
+    /// The interrupted general registers, in `gregset_t` order.
     pub(crate) regs: [usize; REGS],
 }
 
 /// The stopped threads; resumes them when dropped.
+///
+/// Invariants: `used` names the slots this world claimed (released by `resume`);
+/// `threads` has one entry per thread that stopped or failed to stop, none for the
+/// calling thread nor for threads that exited; `complete` is false when some thread could
+/// not even be asked (table full, out of memory), or before the first `stop`.
 pub(crate) struct StoppedWorld {
-    threads: [StoppedThread; MAX_THREADS],
-    len: usize,
-    /// Slot indexes in use, to release on resume.
-    used: [u16; MAX_THREADS],
-    used_len: usize,
+    threads: MmapVec<StoppedThread>,
+    used: MmapVec<u16>,
+    complete: bool,
     resumed: bool,
 }
 
 impl StoppedWorld {
-    /// An empty world: nothing stopped yet. Make it BEFORE taking any allocator lock (it
-    /// is allocated; about 800 KiB), then [`StoppedWorld::stop`] the threads.
-    pub(crate) fn new() -> Box<StoppedWorld> {
-        let t = StoppedThread { tid: 0, stopped: false, sp: 0, regs: [0; REGS] };
-        Box::new(StoppedWorld { threads: [t; MAX_THREADS], len: 0, used: [0; MAX_THREADS], used_len: 0, resumed: true })
+    /// A world where nothing is stopped yet: analyzing it scans the calling thread's
+    /// stack from its stack pointer, and every other thread stack whole, as if its thread
+    /// could not be stopped. Make it before taking any allocator lock, then
+    /// [`StoppedWorld::stop`] the other threads.
+    pub(crate) fn new() -> StoppedWorld {
+        let (mut threads, mut used) = (MmapVec::new(), MmapVec::new());
+        // Room for the usual case up front; growing later only maps memory, never allocates.
+        let _ = threads.reserve(64) && used.reserve(64);
+        StoppedWorld { threads, used, complete: false, resumed: true }
     }
 
     /// The other threads of the process.
     pub(crate) fn threads(&self) -> &[StoppedThread] {
-        &self.threads[..self.len]
+        &self.threads
     }
 
-    /// Lets every stopped thread run again, and waits until each has left the handler.
+    /// Every other thread stopped: the stacks of threads that exited can be told apart.
+    pub(crate) fn all_stopped(&self) -> bool {
+        self.complete && self.threads.iter().all(|t| t.stopped)
+    }
+
+    /// Stops every other thread; each gets up to `timeout` to enter the handler.
+    pub(crate) fn stop(&mut self, timeout: Duration) {
+        self.resume();
+        while STOPPING.compare_exchange(false, true, Acquire, Relaxed).is_err() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        self.threads.clear();
+        self.used.clear();
+        (self.complete, self.resumed) = (true, false);
+        let Some(slots) = slots() else {
+            warning!("out of memory for the stop table; checking without stopping threads");
+            self.complete = false;
+            return;
+        };
+        install_handler();
+        let (me, pid) = (gettid(), getpid());
+        loop {
+            let before = self.used.len();
+            for_each_task(|tid| {
+                if tid != me && !self.used.iter().any(|&i| tid_of(slots[i as usize].word.load(Relaxed)) == tid) {
+                    self.request(slots, pid, tid);
+                }
+            });
+            if self.used.len() == before {
+                break;
+            }
+            self.collect(slots, pid, before, timeout);
+        }
+    }
+
+    /// Claims a slot for `tid` and signals it.
+    fn request(&mut self, slots: &[Slot], pid: i32, tid: i32) {
+        let free = pack(0, FREE);
+        let claim = |s: &Slot| {
+            s.word.load(Relaxed) == free && s.word.compare_exchange(free, pack(tid, REQUESTED), SeqCst, Relaxed).is_ok()
+        };
+        let Some(i) = slots.iter().position(claim) else {
+            if self.complete {
+                warning!(
+                    "more than {} threads: thread {} and others are not stopped for the leak check",
+                    MAX_THREADS,
+                    tid
+                );
+            }
+            self.complete = false;
+            return;
+        };
+        if !self.used.push(i as u16) {
+            slots[i].word.store(pack(0, FREE), SeqCst);
+            self.complete = false;
+            return;
+        }
+        if tgkill(pid, tid, STOP_SIGNAL) != 0 {
+            // The thread is gone: no handler can run for this request.
+            self.used.pop();
+            slots[i].word.store(pack(0, FREE), SeqCst);
+        }
+    }
+
+    /// Waits for the threads of `used[from..]` and records them.
+    fn collect(&mut self, slots: &[Slot], pid: i32, from: usize, timeout: Duration) {
+        for k in from..self.used.len() {
+            let s = &slots[self.used[k] as usize];
+            let tid = tid_of(s.word.load(Relaxed));
+            let mut t = StoppedThread { tid, stopped: false, sp: 0, tp: 0, regs: [0; REGS] };
+            match wait_stopped(s, pid, tid, timeout) {
+                Outcome::Gone => continue,
+                Outcome::TimedOut => {
+                    warning!(
+                        "thread {} did not stop for the leak check (signal blocked?); scanning its whole stack",
+                        tid
+                    )
+                }
+                Outcome::Stopped => {
+                    t.stopped = true;
+                    (t.sp, t.tp) = (s.sp.load(Relaxed), s.tp.load(Relaxed));
+                    for (d, r) in t.regs.iter_mut().zip(&s.regs) {
+                        *d = r.load(Relaxed);
+                    }
+                }
+            }
+            self.complete &= self.threads.push(t);
+        }
+    }
+
+    /// Lets every stopped thread run again, and returns only once each has left the
+    /// handler (so that the next stop cannot confuse them).
     pub(crate) fn resume(&mut self) {
         if self.resumed {
             return;
         }
         self.resumed = true;
-        let Some(slots) = slots() else { return };
-        EPOCH.fetch_add(1, Ordering::Release);
-        futex_wake(&EPOCH);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        for &i in &self.used[..self.used_len] {
-            let s = &slots[i as usize];
-            while s.state.load(Ordering::Acquire) == STOPPED && Instant::now() < deadline {
-                futex_wake(&EPOCH);
-                std::thread::yield_now();
+        if let Some(slots) = slots() {
+            for &i in self.used.iter() {
+                release(&slots[i as usize]);
             }
-            s.tid.store(0, Ordering::Release);
-            s.state.store(FREE, Ordering::Release);
+            WAKE.fetch_add(1, SeqCst);
+            futex_wake(&WAKE);
+            for &i in self.used.iter() {
+                wait_done(&slots[i as usize]);
+            }
         }
+        STOPPING.store(false, Release);
     }
 }
 
@@ -123,58 +262,76 @@ impl Drop for StoppedWorld {
     }
 }
 
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE on a valid, aligned u32 has no other preconditions.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
+/// Stops every other thread into a fresh world.
+#[cfg(test)]
+pub(crate) fn stop_the_world(timeout: Duration) -> StoppedWorld {
+    let mut world = StoppedWorld::new();
+    world.stop(timeout);
+    world
 }
 
-fn futex_wait_ms(word: &AtomicU32, expected: u32, ms: i64) {
-    let ts = libc::timespec { tv_sec: 0, tv_nsec: ms * 1_000_000 };
-    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, &ts)
-    };
+enum Outcome {
+    Stopped,
+    TimedOut,
+    Gone,
 }
 
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+fn wait_stopped(s: &Slot, pid: i32, tid: i32, timeout: Duration) -> Outcome {
+    let deadline = Instant::now() + timeout;
+    for round in 0u32.. {
+        if state_of(s.word.load(SeqCst)) == STOPPED {
+            return Outcome::Stopped;
+        }
+        if round < 100 {
+            core::hint::spin_loop();
+            continue;
+        }
+        if round % 16 == 0 && tgkill(pid, tid, 0) != 0 {
+            return Outcome::Gone;
+        }
+        if Instant::now() >= deadline {
+            return Outcome::TimedOut;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    Outcome::TimedOut
 }
 
-extern "C" fn on_stop_signal(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; we restore it before returning.
-    let saved_errno = unsafe { *libc::__errno_location() };
-    let me = gettid();
-    if let Some(slots) = slots() {
-        if let Some(slot) =
-            slots.iter().find(|s| s.tid.load(Ordering::Acquire) == me && s.state.load(Ordering::Acquire) == REQUESTED)
-        {
-            let epoch = EPOCH.load(Ordering::Acquire);
-            // SAFETY: for SA_SIGINFO handlers the third argument is the interrupted
-            // context, a valid ucontext_t for the duration of the handler.
-            let gregs = unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
-            for (dst, &r) in slot.regs.iter().zip(gregs.iter()) {
-                dst.store(r as usize, Ordering::Relaxed);
-            }
-            slot.sp.store(gregs[libc::REG_RSP as usize] as usize, Ordering::Relaxed);
-            slot.state.store(STOPPED, Ordering::Release);
-            while EPOCH.load(Ordering::Acquire) == epoch && slot.tid.load(Ordering::Acquire) == me {
-                futex_wait_ms(&EPOCH, epoch, 10);
-            }
-            slot.state.store(DONE, Ordering::Release);
+/// Abandons a request nobody took, or releases a thread in the handler.
+fn release(s: &Slot) {
+    loop {
+        let w = s.word.load(SeqCst);
+        let next = match state_of(w) {
+            REQUESTED => pack(0, FREE),
+            ENTERED | STOPPED => pack(tid_of(w), RELEASED),
+            _ => return,
+        };
+        if s.word.compare_exchange(w, next, SeqCst, SeqCst).is_ok() {
+            return;
         }
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = saved_errno };
 }
 
-fn install_handler() -> bool {
-    if INSTALLED.load(Ordering::Acquire) == 1 {
-        return true;
+/// Waits until a released thread acknowledged, then frees its slot. A thread in the
+/// handler always gets there: it waits for nothing else, and cannot exit meanwhile.
+fn wait_done(s: &Slot) {
+    for round in 0u32.. {
+        let w = s.word.load(SeqCst);
+        match state_of(w) {
+            RELEASED if round % 64 == 63 => futex_wake(&WAKE),
+            RELEASED => std::thread::yield_now(),
+            DONE => break,
+            _ => return,
+        }
     }
-    // SAFETY: a zeroed sigaction with our handler, SA_SIGINFO | SA_RESTART, and every
-    // signal blocked while it runs except the fatal ones.
-    let ok = unsafe {
+    s.word.store(pack(0, FREE), SeqCst);
+}
+
+fn install_handler() {
+    // SAFETY: a zeroed sigaction with our handler, SA_SIGINFO | SA_RESTART (no
+    // SA_ONSTACK: the handler must see the interrupted stack pointer, and runs on that
+    // stack), and every signal but the synchronous fatal ones blocked while it runs.
+    let old = unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
         sa.sa_sigaction = on_stop_signal as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
@@ -182,41 +339,132 @@ fn install_handler() -> bool {
         for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT] {
             libc::sigdelset(&mut sa.sa_mask, s);
         }
-        libc::sigaction(STOP_SIGNAL, &sa, core::ptr::null_mut()) == 0
+        let mut old: libc::sigaction = core::mem::zeroed();
+        libc::sigaction(STOP_SIGNAL, &sa, &mut old);
+        old.sa_sigaction
     };
-    if ok {
-        INSTALLED.store(1, Ordering::Release);
+    let ours = on_stop_signal as *const () as usize;
+    if old != ours && old != libc::SIG_DFL && old != libc::SIG_IGN && !WARNED_HANDLER.swap(true, Relaxed) {
+        warning!("the program's SIGPWR handler was replaced by the leak check's");
     }
-    ok
+}
+
+/// The stop signal's handler. Async-signal-safe: atomics and raw syscalls only; errno is
+/// preserved.
+extern "C" fn on_stop_signal(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; restored before returning.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    let me = gettid();
+    let requested = pack(me, REQUESTED);
+    // Loads before each CAS: a failing CAS would still take every slot's cache line.
+    let claim = |s: &&Slot| {
+        s.word.load(Relaxed) == requested
+            && s.word.compare_exchange(requested, pack(me, ENTERED), SeqCst, Relaxed).is_ok()
+    };
+    if let Some(slot) = slots().and_then(|all| all.iter().find(claim)) {
+        // SAFETY: for SA_SIGINFO handlers the third argument is the interrupted context,
+        // a valid ucontext_t for the duration of the handler.
+        let gregs = unsafe { &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
+        for (dst, &r) in slot.regs.iter().zip(gregs.iter()) {
+            dst.store(r as usize, Relaxed);
+        }
+        slot.sp.store(gregs[libc::REG_RSP as usize] as usize, Relaxed);
+        slot.tp.store(thread_pointer(), Relaxed);
+        if slot.word.compare_exchange(pack(me, ENTERED), pack(me, STOPPED), SeqCst, SeqCst).is_ok() {
+            park(slot, me);
+        }
+        slot.word.store(pack(me, DONE), SeqCst);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Sleeps until `resume` releases the slot. The wake counter is read before the slot, so
+/// a release between the two makes the futex wait return at once.
+fn park(slot: &Slot, me: i32) {
+    loop {
+        let seen = WAKE.load(SeqCst);
+        if slot.word.load(SeqCst) != pack(me, STOPPED) {
+            return;
+        }
+        futex_wait(&WAKE, seen, Duration::from_millis(50));
+    }
+}
+
+/// The calling thread's thread pointer: glibc's `tcbhead_t` starts with a pointer to
+/// itself, so `fs:[0]` is the `fs` base. Async-signal-safe.
+#[inline(always)]
+pub(crate) fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: on x86-64 Linux with glibc, `fs` always points at the thread's TCB, whose
+    // first word is readable.
+    unsafe { core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    tp
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32 has no other preconditions.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, &ts)
+    };
+}
+
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// `tgkill(pid, tid, sig)`; 0 on success. Signal 0 only checks that the thread exists.
+fn tgkill(pid: i32, tid: i32, sig: i32) -> i64 {
+    // SAFETY: tgkill to a thread of our own process; no memory is passed.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) }
 }
 
 /// Calls `f(tid)` for each thread of the process (`/proc/self/task`), without allocating.
 pub(crate) fn for_each_task(mut f: impl FnMut(i32)) {
-    // SAFETY: open/getdents64/close on a NUL-terminated path and a stack buffer; the
-    // kernel writes at most `buf.len()` bytes of dirent records.
-    unsafe {
-        let fd = libc::open(c"/proc/self/task".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
-        if fd < 0 {
+    // SAFETY: open with a NUL-terminated path.
+    let fd = unsafe { libc::open(c"/proc/self/task".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes of dirent records.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        for_each_dirent(&buf[..n as usize], &mut f);
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+}
+
+/// Walks `linux_dirent64` records: `d_ino` u64, `d_off` i64, `d_reclen` u16, `d_type` u8,
+/// then the NUL-terminated name.
+fn for_each_dirent(mut records: &[u8], f: &mut impl FnMut(i32)) {
+    while records.len() >= 19 {
+        let reclen = u16::from_ne_bytes([records[16], records[17]]) as usize;
+        if reclen < 19 || reclen > records.len() {
             return;
         }
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            let mut off = 0usize;
-            while off < n as usize {
-                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                let name = &buf[off + 19..off + reclen];
-                let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-                if let Some(tid) = parse_tid(&name[..end]) {
-                    f(tid);
-                }
-                off += reclen;
-            }
+        let name = &records[19..reclen];
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        if let Some(tid) = parse_tid(&name[..end]) {
+            f(tid);
         }
-        libc::close(fd);
+        records = &records[reclen..];
     }
 }
 
@@ -227,188 +475,13 @@ fn parse_tid(name: &[u8]) -> Option<i32> {
     Some(name.iter().fold(0i32, |a, d| a * 10 + (d - b'0') as i32))
 }
 
-impl StoppedWorld {
-    /// Stops every other thread (each gets up to `timeout`). Allocates nothing.
-    pub(crate) fn stop(&mut self, timeout: Duration) {
-        self.len = 0;
-        self.used_len = 0;
-        self.resumed = false;
-        stop_into(self, timeout);
-    }
-}
-
-/// Stops every other thread into a fresh world.
+/// Serializes the tests that stop the world: a test stopping the world while another
+/// test's thread blocks the stop signal would wait for it on every stop.
 #[cfg(test)]
-pub(crate) fn stop_the_world(timeout: Duration) -> Box<StoppedWorld> {
-    let mut world = StoppedWorld::new();
-    world.stop(timeout);
-    world
-}
-
-fn stop_into(world: &mut StoppedWorld, timeout: Duration) {
-    let Some(slots) = slots() else { return };
-    if !install_handler() {
-        warning!("cannot install the stop signal handler; checking without stopping threads");
-        return;
-    }
-    let me = gettid();
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    loop {
-        let before = world.used_len;
-        for_each_task(|tid| {
-            if tid == me
-                || world.used[..world.used_len].iter().any(|&i| slots[i as usize].tid.load(Ordering::Relaxed) == tid)
-            {
-                return;
-            }
-            let Some(i) = slots
-                .iter()
-                .position(|s| s.state.compare_exchange(FREE, REQUESTED, Ordering::AcqRel, Ordering::Relaxed).is_ok())
-            else {
-                return;
-            };
-            slots[i].tid.store(tid, Ordering::Release);
-            // Re-publish REQUESTED after the tid, so the handler sees both.
-            slots[i].state.store(REQUESTED, Ordering::Release);
-            // SAFETY: tgkill to a thread of our own process.
-            if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, STOP_SIGNAL) } != 0 {
-                slots[i].tid.store(0, Ordering::Release);
-                slots[i].state.store(FREE, Ordering::Release);
-                return;
-            }
-            if world.used_len < MAX_THREADS {
-                world.used[world.used_len] = i as u16;
-                world.used_len += 1;
-            }
-        });
-        wait_for_stops(world, slots, before, timeout);
-        if world.used_len == before {
-            break;
-        }
-    }
-}
-
-fn wait_for_stops(world: &mut StoppedWorld, slots: &[Slot], from: usize, timeout: Duration) {
-    for k in from..world.used_len {
-        let s = &slots[world.used[k] as usize];
-        let deadline = Instant::now() + timeout;
-        let mut spins = 0u32;
-        while s.state.load(Ordering::Acquire) != STOPPED && Instant::now() < deadline {
-            spins += 1;
-            if spins < 100 {
-                core::hint::spin_loop();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-        let tid = s.tid.load(Ordering::Relaxed);
-        let stopped = s.state.load(Ordering::Acquire) == STOPPED;
-        if !stopped && tid_alive(tid) {
-            warning!("thread {} did not stop for the leak check (signal blocked?); scanning its whole stack", tid);
-        }
-        let mut regs = [0usize; REGS];
-        for (d, r) in regs.iter_mut().zip(&s.regs) {
-            *d = r.load(Ordering::Relaxed);
-        }
-        let t = StoppedThread { tid, stopped, sp: s.sp.load(Ordering::Relaxed), regs };
-        world.threads[world.len] = t;
-        world.len += 1;
-    }
-}
-
-fn tid_alive(tid: i32) -> bool {
-    let mut alive = false;
-    for_each_task(|t| alive |= t == tid);
-    alive
+pub(crate) fn test_serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicU64};
-    use std::sync::Arc;
-
-    #[test]
-    fn stops_spinning_sleeping_and_blocked_threads_then_resumes_them() {
-        let stop = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let mut handles = Vec::new();
-        for kind in 0..3 {
-            let (stop, progress) = (stop.clone(), progress.clone());
-            handles.push(std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match kind {
-                        0 => {
-                            progress.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => std::thread::sleep(Duration::from_millis(1)),
-                    }
-                }
-            }));
-        }
-        handles.push(std::thread::spawn(move || {
-            let _ = rx.recv();
-        }));
-        std::thread::sleep(Duration::from_millis(20));
-        for _ in 0..20 {
-            let world = stop_the_world(Duration::from_secs(2));
-            assert!(world.threads().len() >= 4, "{} threads", world.threads().len());
-            for t in world.threads() {
-                assert!(t.stopped, "thread {} not stopped", t.tid);
-                assert!(t.sp != 0);
-            }
-            let frozen = progress.load(Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(5));
-            assert_eq!(progress.load(Ordering::Relaxed), frozen, "a stopped thread ran");
-            drop(world);
-            // Resumed: the spinning thread makes progress again (polled, not timed: a
-            // loaded machine may take a while to schedule it).
-            let before = progress.load(Ordering::Relaxed);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while progress.load(Ordering::Relaxed) == before && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            assert!(progress.load(Ordering::Relaxed) > before, "a resumed thread does not run");
-        }
-        stop.store(true, Ordering::Relaxed);
-        drop(tx);
-        for h in handles {
-            h.join().unwrap();
-        }
-    }
-
-    #[test]
-    fn a_thread_blocking_the_signal_is_reported_unstopped_without_hanging() {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<i32>();
-        let h = std::thread::spawn(move || {
-            // SAFETY: blocking one signal for this thread only.
-            unsafe {
-                let mut set: libc::sigset_t = core::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, STOP_SIGNAL);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
-            }
-            ready_tx.send(gettid()).unwrap();
-            let _ = rx.recv();
-        });
-        let tid = ready_rx.recv().unwrap();
-        // The stop gives up on the thread after its timeout instead of waiting forever.
-        let mut world = stop_the_world(Duration::from_millis(100));
-        let me = world.threads().iter().find(|t| t.tid == tid).copied().unwrap();
-        assert!(!me.stopped);
-        world.resume();
-        drop(tx);
-        h.join().unwrap();
-    }
-
-    #[test]
-    fn tasks_include_the_calling_thread() {
-        let me = gettid();
-        let mut seen = false;
-        for_each_task(|t| seen |= t == me);
-        assert!(seen);
-    }
-}
+mod tests;
