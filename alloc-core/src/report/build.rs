@@ -1,6 +1,18 @@
-//! Building a report from the check's raw output: group, symbolize, suppress, count, sort.
+//! Building a report from the check's raw output: group, symbolize, suppress, count,
+//! attach `Rc`/`Arc` counts, sort.
+//!
+//! # Who calls it
+//! `check::check`, after the world resumed, with the reentrancy guard set. It converts
+//! the leak analysis into a [`RawCheck`] and passes the stack depot's lookup as
+//! `frames_of`.
+//!
+//! # Order of the groups
+//! Largest `bytes` first (the contract); at equal bytes more blocks first, then direct
+//! before indirect (where to start fixing), then cyclic first, then by stack id, so the
+//! order never depends on hashing.
 
-use super::model::{Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind, Summary, SuppressionUse};
+use super::model::{LeakGroup, LeakKind, LeakReport, Summary, SuppressionUse};
+use super::rc::rc_counts;
 use super::suppress::{self, Suppression};
 use super::symbolize::{self, InProcess, RawOnly, Symbolizer};
 use std::collections::HashMap;
@@ -15,8 +27,11 @@ pub(crate) enum RawKind {
 /// One leaked block as the check found it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawLeak {
+    /// Allocation stack id (0: none recorded).
     pub(crate) stack: u32,
+    /// Address of the block's first byte.
     pub(crate) start: usize,
+    /// Requested size.
     pub(crate) size: usize,
     pub(crate) kind: RawKind,
     pub(crate) cyclic: bool,
@@ -35,6 +50,7 @@ pub(crate) struct RawCheck {
 /// How to build the report.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BuildOptions {
+    /// Resolve function names, files and lines (`symbolize=1`).
     pub(crate) symbolize: bool,
     /// Path of a suppressions file.
     pub(crate) suppressions: Option<String>,
@@ -42,36 +58,43 @@ pub(crate) struct BuildOptions {
 
 impl BuildOptions {
     pub(crate) fn from_config(o: &crate::config::Options) -> Self {
-        let suppressions = o.suppressions.as_option().map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned());
+        let suppressions = o.suppressions.as_option().map(|p| p.to_string_lossy());
         Self { symbolize: o.symbolize, suppressions }
     }
 }
 
+/// Builds the report. `frames_of` gives the raw return addresses of a stack id,
+/// innermost first. Problems with the suppressions file are printed as warnings.
+pub(crate) fn build_report(raw: &RawCheck, frames_of: &dyn Fn(u32) -> Vec<usize>, opts: &BuildOptions) -> LeakReport {
+    let mut sym: Box<dyn Symbolizer> = if opts.symbolize { Box::<InProcess>::default() } else { Box::new(RawOnly) };
+    let (sups, errors) = opts.suppressions.as_deref().map(suppress::load).unwrap_or_default();
+    for e in &errors {
+        warning!("{}", e);
+    }
+    build_with(raw, frames_of, &mut *sym, sups)
+}
+
+/// The blocks of one (kind, cyclic, stack) group.
 #[derive(Default)]
 struct Acc {
     blocks: u64,
     bytes: u64,
+    /// A block of the group, to read `Rc` counts from.
     first_start: usize,
 }
 
-fn load_suppressions(opts: &BuildOptions) -> Vec<Suppression> {
-    let Some(path) = &opts.suppressions else { return Vec::new() };
-    match std::fs::read_to_string(path) {
-        Ok(text) => suppress::parse(path, &text).unwrap_or_else(|e| {
-            warning!("suppressions: {}", e);
-            Vec::new()
-        }),
-        Err(e) => {
-            warning!("suppressions: cannot read {}: {}", path, e);
-            Vec::new()
+/// Groups the leaked blocks by (kind, cyclic, stack id).
+fn group(leaked: &[RawLeak]) -> HashMap<(RawKind, bool, u32), Acc> {
+    let mut groups: HashMap<(RawKind, bool, u32), Acc> = HashMap::new();
+    for l in leaked {
+        let a = groups.entry((l.kind, l.cyclic, l.stack)).or_default();
+        if a.blocks == 0 {
+            a.first_start = l.start;
         }
+        a.blocks += 1;
+        a.bytes += l.size as u64;
     }
-}
-
-/// Builds the report. `frames_of` gives the raw return addresses of a stack id.
-pub(crate) fn build_report(raw: &RawCheck, frames_of: &dyn Fn(u32) -> Vec<usize>, opts: &BuildOptions) -> LeakReport {
-    let mut sym: Box<dyn Symbolizer> = if opts.symbolize { Box::new(InProcess::default()) } else { Box::new(RawOnly) };
-    build_with(raw, frames_of, &mut *sym, load_suppressions(opts))
+    groups
 }
 
 /// As [`build_report`], with a given symbolizer and suppressions (tests inject fakes).
@@ -81,98 +104,104 @@ pub(crate) fn build_with(
     sym: &mut dyn Symbolizer,
     mut sups: Vec<Suppression>,
 ) -> LeakReport {
-    let mut groups: HashMap<(RawKind, bool, u32), Acc> = HashMap::new();
-    for l in &raw.leaked {
-        let a = groups.entry((l.kind, l.cyclic, l.stack)).or_default();
-        if a.blocks == 0 {
-            a.first_start = l.start;
-        }
-        a.blocks += 1;
-        a.bytes += l.size as u64;
-    }
-    let mut stacks: HashMap<u32, Vec<Frame>> = HashMap::new();
     let mut summary =
         Summary { reachable_blocks: raw.reachable_blocks, reachable_bytes: raw.reachable_bytes, ..Summary::default() };
+    let mut stacks = HashMap::new();
     let mut leaks = Vec::new();
-    for ((kind, cyclic, stack), acc) in groups {
-        let frames = stacks.entry(stack).or_insert_with(|| symbolize::stack_frames(&frames_of(stack), sym)).clone();
-        if let Some(i) = suppress::find(&sups, &frames) {
+    for ((kind, cyclic, stack), acc) in group(&raw.leaked) {
+        let frames = stacks.entry(stack).or_insert_with(|| symbolize::stack_frames(&frames_of(stack), sym));
+        if let Some(i) = suppress::find(&sups, frames) {
             sups[i].blocks += acc.blocks;
             sups[i].bytes += acc.bytes;
             summary.suppressed_blocks += acc.blocks;
             continue;
         }
-        summary.leaked_blocks += acc.blocks;
-        summary.leaked_bytes += acc.bytes;
-        match kind {
-            RawKind::Direct => summary.direct_blocks += acc.blocks,
-            RawKind::Indirect => summary.indirect_blocks += acc.blocks,
-        }
-        if cyclic {
-            summary.cyclic_blocks += acc.blocks;
-        }
-        let rc = rc_counts(&frames, acc.first_start);
-        let kind = if kind == RawKind::Direct { LeakKind::Direct } else { LeakKind::Indirect };
-        leaks.push(LeakGroup { kind, cyclic, blocks: acc.blocks, bytes: acc.bytes, stack: frames, rc });
+        let kind = match kind {
+            RawKind::Direct => LeakKind::Direct,
+            RawKind::Indirect => LeakKind::Indirect,
+        };
+        let rc = rc_counts(frames, acc.first_start);
+        let stack_id = (stack != 0).then_some(stack);
+        leaks.push(LeakGroup {
+            kind,
+            cyclic,
+            blocks: acc.blocks,
+            bytes: acc.bytes,
+            stack: frames.clone(),
+            rc,
+            stack_id,
+        });
     }
-    // Largest first; at equal size direct before indirect (where to start fixing), then
-    // more blocks first, then by innermost address so the order is stable.
-    leaks.sort_by(|a, b| {
-        (b.bytes.cmp(&a.bytes))
-            .then(a.kind.cmp(&b.kind))
-            .then(b.blocks.cmp(&a.blocks))
-            .then_with(|| a.stack.first().map(|f| &f.ip).cmp(&b.stack.first().map(|f| &f.ip)))
-    });
-    let suppressions = sups
-        .into_iter()
-        .filter(|s| s.blocks > 0)
-        .map(|s| SuppressionUse { pattern: s.pattern, blocks: s.blocks, bytes: s.bytes })
-        .collect();
+    sort_groups(&mut leaks);
+    count(&mut summary, &leaks);
     LeakReport {
         format: LeakReport::FORMAT.into(),
-        version: 1,
+        version: LeakReport::VERSION,
         program: raw.program.clone(),
         pid: raw.pid,
         summary,
         leaks,
-        suppressions,
+        suppressions: used(sups),
     }
 }
 
-/// When the stack shows `Rc`/`Arc` allocation, the counts read from the block: std's
-/// `RcInner`/`ArcInner` start with the strong and weak counts.
-fn rc_counts(frames: &[Frame], start: usize) -> Option<RcCounts> {
-    let kind = frames.iter().find_map(|f| {
-        let n = f.function.as_deref()?;
-        if n.starts_with("alloc::rc::") || n.starts_with("<alloc::rc::") {
-            Some(RcKind::Rc)
-        } else if n.starts_with("alloc::sync::Arc") || n.starts_with("<alloc::sync::Arc") {
-            Some(RcKind::Arc)
-        } else {
-            None
+/// See the module note.
+fn sort_groups(leaks: &mut [LeakGroup]) {
+    leaks.sort_by(|a, b| {
+        (b.bytes.cmp(&a.bytes))
+            .then(b.blocks.cmp(&a.blocks))
+            .then(a.kind.cmp(&b.kind))
+            .then(b.cyclic.cmp(&a.cyclic))
+            .then(a.stack_id.cmp(&b.stack_id))
+    });
+}
+
+/// Fills the summary's leak counts from the groups (counted in blocks).
+fn count(summary: &mut Summary, leaks: &[LeakGroup]) {
+    for g in leaks {
+        summary.leaked_blocks += g.blocks;
+        summary.leaked_bytes += g.bytes;
+        match g.kind {
+            LeakKind::Direct => summary.direct_blocks += g.blocks,
+            LeakKind::Indirect => summary.indirect_blocks += g.blocks,
         }
-    })?;
-    crate::block::live_containing(start).filter(|b| b.start() == start && b.size() >= 16)?;
-    // SAFETY: the block is live (checked just above) and at least 16 bytes long; a leaked
-    // block is not freed by anyone, and reading two words of it has no side effect.
-    let (strong, weak) =
-        unsafe { (core::ptr::read_volatile(start as *const u64), core::ptr::read_volatile((start + 8) as *const u64)) };
-    Some(RcCounts { kind, strong, weak })
+        if g.cyclic {
+            summary.cyclic_blocks += g.blocks;
+        }
+    }
+    debug_assert_eq!(summary.leaked_blocks, summary.direct_blocks + summary.indirect_blocks);
+}
+
+/// The patterns that matched, in file order.
+fn used(sups: Vec<Suppression>) -> Vec<SuppressionUse> {
+    sups.into_iter()
+        .filter(|s| s.blocks > 0)
+        .map(|s| SuppressionUse { pattern: s.pattern, matched_blocks: s.blocks, matched_bytes: s.bytes })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::model::Frame;
 
-    struct Names;
-    impl Symbolizer for Names {
-        fn resolve(&mut self, ip: usize) -> Vec<Frame> {
-            vec![Frame {
-                ip: format!("{ip:#x}"),
-                function: Some(format!("app::site{ip}")),
-                file: Some("src/main.rs".into()),
-                line: Some(ip as u32),
-            }]
+    /// Stack `id` has the single address `id`, named `app::site{id}`; address 0x99 is
+    /// the allocator (trimmed).
+    fn names(ip: usize) -> Vec<Frame> {
+        let function = if ip == 0x99 { "__rust_alloc".to_string() } else { format!("app::site{ip}") };
+        vec![Frame {
+            function: Some(function),
+            file: Some("src/main.rs".into()),
+            line: Some(ip as u32),
+            ..Frame::unresolved(ip)
+        }]
+    }
+
+    fn frames_of(id: u32) -> Vec<usize> {
+        if id == 0 {
+            Vec::new()
+        } else {
+            vec![0x99, id as usize]
         }
     }
 
@@ -180,72 +209,107 @@ mod tests {
         RawLeak { stack, start: 0, size, kind, cyclic }
     }
 
+    fn raw(leaked: Vec<RawLeak>) -> RawCheck {
+        RawCheck { leaked, reachable_blocks: 10, reachable_bytes: 999, program: "app".into(), pid: 7 }
+    }
+
+    fn build(raw: &RawCheck, sups: &str) -> LeakReport {
+        build_with(raw, &frames_of, &mut names, suppress::parse("s", sups).0)
+    }
+
     #[test]
-    fn groups_count_and_sort_by_bytes() {
-        let raw = RawCheck {
-            leaked: vec![
-                leak(1, 32, RawKind::Direct, false),
-                leak(2, 16, RawKind::Indirect, false),
-                leak(2, 16, RawKind::Indirect, false),
-                leak(3, 24, RawKind::Direct, true),
-                leak(3, 24, RawKind::Direct, true),
-                leak(3, 24, RawKind::Direct, true),
-            ],
+    fn groups_count_and_sort() {
+        use RawKind::{Direct as D, Indirect as I};
+        let r = build(
+            &raw(vec![
+                leak(1, 32, D, false),
+                leak(2, 16, I, false),
+                leak(2, 16, I, false),
+                leak(3, 24, D, true),
+                leak(3, 24, I, true),
+                leak(3, 24, D, true),
+                leak(4, 8, D, false),
+                leak(4, 8, I, false),
+            ]),
+            "",
+        );
+        let s = Summary {
+            leaked_blocks: 8,
+            leaked_bytes: 152,
+            direct_blocks: 4,
+            indirect_blocks: 4,
+            cyclic_blocks: 3,
             reachable_blocks: 10,
             reachable_bytes: 999,
-            program: "app".into(),
-            pid: 7,
+            suppressed_blocks: 0,
         };
-        let r = build_with(&raw, &|id| vec![id as usize], &mut Names, Vec::new());
+        assert_eq!(r.summary, s);
+        let got: Vec<_> = r.leaks.iter().map(|g| (g.bytes, g.blocks, g.kind, g.cyclic, g.stack_id)).collect();
         assert_eq!(
-            r.summary,
-            Summary {
-                leaked_blocks: 6,
-                leaked_bytes: 136,
-                direct_blocks: 4,
-                indirect_blocks: 2,
-                cyclic_blocks: 3,
-                reachable_blocks: 10,
-                reachable_bytes: 999,
-                suppressed_blocks: 0
-            }
+            got,
+            [
+                (48, 2, LeakKind::Direct, true, Some(3)),
+                (32, 2, LeakKind::Indirect, false, Some(2)), // more blocks first
+                (32, 1, LeakKind::Direct, false, Some(1)),
+                (24, 1, LeakKind::Indirect, true, Some(3)),
+                (8, 1, LeakKind::Direct, false, Some(4)), // direct before indirect
+                (8, 1, LeakKind::Indirect, false, Some(4)),
+            ]
         );
-        let got: Vec<(u64, u64, bool)> = r.leaks.iter().map(|g| (g.bytes, g.blocks, g.cyclic)).collect();
-        assert_eq!(got, [(72, 3, true), (32, 1, false), (32, 2, false)]);
-        assert_eq!(r.leaks[1].kind, LeakKind::Direct);
-        assert_eq!(r.leaks[2].stack[0].function.as_deref(), Some("app::site2"));
-        let back = LeakReport::from_json(&r.to_json()).unwrap();
-        assert_eq!(back, r);
+        assert_eq!(r.leaks[1].stack, names(2), "the allocator's frame is trimmed");
+        assert_eq!((r.format.as_str(), r.version, r.program.as_str(), r.pid), ("heapsweep-leaks", 1, "app", 7));
+        assert_eq!((r.leaked_bytes(), r.leaked_blocks()), (152, 8));
+        assert!(r.suppressions.is_empty() && !r.is_clean());
+        assert_eq!(LeakReport::from_json(&r.to_json()).unwrap(), r);
     }
 
     #[test]
     fn suppressions_remove_groups_and_count_matches() {
-        let raw = RawCheck {
-            leaked: vec![leak(1, 32, RawKind::Direct, false), leak(2, 8, RawKind::Direct, false)],
-            ..RawCheck::default()
-        };
-        let sups = suppress::parse("s", "leak:site2\nleak:nothing").unwrap();
-        let r = build_with(&raw, &|id| vec![id as usize], &mut Names, sups);
+        let r = build(
+            &raw(vec![
+                leak(1, 32, RawKind::Direct, false),
+                leak(2, 8, RawKind::Direct, false),
+                leak(2, 8, RawKind::Indirect, false),
+                leak(3, 4, RawKind::Direct, false),
+            ]),
+            "# comment\nleak:site2\nleak:nothing\nleak:app::*3\n",
+        );
         assert_eq!(r.leaks.len(), 1);
-        assert_eq!(r.summary.suppressed_blocks, 1);
-        assert_eq!(r.summary.leaked_bytes, 32);
-        assert_eq!(r.suppressions, vec![SuppressionUse { pattern: "site2".into(), blocks: 1, bytes: 8 }]);
+        assert_eq!(r.leaks[0].stack_id, Some(1));
+        assert_eq!((r.summary.leaked_blocks, r.summary.leaked_bytes), (1, 32));
+        assert_eq!((r.summary.direct_blocks, r.summary.indirect_blocks), (1, 0));
+        assert_eq!(r.summary.suppressed_blocks, 3);
+        let used = |p: &str, b, n| SuppressionUse { pattern: p.into(), matched_blocks: b, matched_bytes: n };
+        assert_eq!(r.suppressions, [used("site2", 2, 16), used("app::*3", 1, 4)]);
     }
 
     #[test]
-    fn the_contract_example_parses() {
-        let text = r#"{
-          "format": "heapsweep-leaks", "version": 1, "program": "argv[0]", "pid": 1234,
-          "summary": { "leaked_blocks": 3, "leaked_bytes": 96, "direct_blocks": 1, "indirect_blocks": 2,
-                       "cyclic_blocks": 0, "reachable_blocks": 120, "reachable_bytes": 8192, "suppressed_blocks": 0 },
-          "leaks": [ { "kind": "direct", "cyclic": false, "blocks": 1, "bytes": 32,
-                       "stack": [ { "ip": "0x55d0c0ffee00", "function": "my_crate::make_list", "file": "src/main.rs", "line": 12 } ] } ]
-        }"#;
-        let r = LeakReport::from_json(text).unwrap();
-        assert_eq!(r.leaks[0].stack[0].line, Some(12));
-        assert!(LeakReport::from_json(&text.replace("\"version\": 1", "\"version\": 9"))
-            .unwrap_err()
-            .contains("version 9"));
-        assert!(LeakReport::from_json("{").is_err());
+    fn no_stack_and_no_leak() {
+        let r = build(&raw(vec![leak(0, 5, RawKind::Direct, false)]), "");
+        assert_eq!((r.leaks[0].stack.len(), r.leaks[0].stack_id), (0, None));
+        let clean = build(&raw(vec![]), "leak:x");
+        assert!(clean.is_clean() && clean.suppressions.is_empty());
+        assert_eq!(clean.summary, Summary { reachable_blocks: 10, reachable_bytes: 999, ..Summary::default() });
+    }
+
+    #[test]
+    fn unsymbolized_reports_keep_raw_addresses() {
+        let opts = BuildOptions { symbolize: false, suppressions: None };
+        let r = build_report(&raw(vec![leak(5, 1, RawKind::Direct, false)]), &frames_of, &opts);
+        assert_eq!(r.leaks[0].stack, [Frame::unresolved(0x99), Frame::unresolved(5)]);
+    }
+
+    #[test]
+    fn rc_counts_are_attached_to_rc_groups() {
+        let node = std::rc::Rc::new([3u64; 2]);
+        let start = std::rc::Rc::as_ptr(&node) as usize - 16;
+        let mut sym = |ip: usize| {
+            let name = if ip == 1 { "alloc::rc::Rc<T>::new" } else { "app::make" };
+            vec![Frame { function: Some(name.into()), ..Frame::unresolved(ip) }]
+        };
+        let raw = raw(vec![RawLeak { stack: 8, start, size: 32, kind: RawKind::Direct, cyclic: true }]);
+        let r = build_with(&raw, &|_| vec![1, 2], &mut sym, Vec::new());
+        let rc = r.leaks[0].rc.expect("counts read");
+        assert_eq!((rc.kind, rc.strong, rc.weak), (crate::report::model::RcKind::Rc, 1, 1));
     }
 }

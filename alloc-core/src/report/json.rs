@@ -1,24 +1,45 @@
-//! Writing the JSON report to `report=PATH` (`%p` becomes the pid): to a temporary file
-//! beside it, then renamed, so a reader never sees half a report.
+//! The JSON rendering of a report, and writing it to `report=PATH` (`%p` becomes the
+//! pid): to a temporary file beside it, then renamed, so a reader never sees half a
+//! report.
+//!
+//! # Who calls it
+//! `check::run_at_exit`, after the world resumed, with the reentrancy guard set.
 
 use super::model::LeakReport;
 use crate::config::FixedPath;
+use std::path::{Path, PathBuf};
 
-/// Writes `report` to the path `template` names. The error names the path and the cause.
+/// The report as pretty-printed JSON (the schema of the contract).
+pub fn to_json(report: &LeakReport) -> String {
+    // Serializing plain structs of strings and integers to a String cannot fail.
+    serde_json::to_string_pretty(report).unwrap_or_default()
+}
+
+/// Writes `report` to the path `template` names, `%p` replaced by `pid`. The error
+/// names the path and the cause; the caller prints it as one warning line.
 pub(crate) fn write_report(template: &[u8], pid: u32, report: &LeakReport) -> Result<(), String> {
-    let path = FixedPath::from_bytes(template).ok_or("report path too long")?.expand(pid);
-    let path = String::from_utf8_lossy(path.as_bytes()).into_owned();
-    let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, report.to_json() + "\n").and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| {
+    let template = FixedPath::from_bytes(template)
+        .ok_or_else(|| format!("cannot write the report: its path is longer than {} bytes", FixedPath::CAPACITY))?;
+    let path = template.expand(pid);
+    write_atomically(path.as_path(), pid, (to_json(report) + "\n").as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file of the same directory, renamed over
+/// `path` once complete.
+fn write_atomically(path: &Path, pid: u32, bytes: &[u8]) -> Result<(), String> {
+    // The pid in the temporary name keeps processes sharing one report path apart.
+    let mut tmp = PathBuf::from(path);
+    tmp.as_mut_os_string().push(format!(".{pid}.tmp"));
+    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write the report to {path}: {e}")
+        format!("cannot write the report to {}: {e}", path.display())
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::Summary;
+    use crate::report::model::{Frame, LeakGroup, LeakKind, RcCounts, RcKind, Summary, SuppressionUse};
 
     fn empty() -> LeakReport {
         LeakReport {
@@ -32,6 +53,98 @@ mod tests {
         }
     }
 
+    /// The example of CONTRACT.md, verbatim.
+    const CONTRACT_EXAMPLE: &str = r#"{
+  "format": "heapsweep-leaks",
+  "version": 1,
+  "program": "argv[0]",
+  "pid": 1234,
+  "summary": {
+    "leaked_blocks": 3, "leaked_bytes": 96,
+    "direct_blocks": 1, "indirect_blocks": 2, "cyclic_blocks": 0,
+    "reachable_blocks": 120, "reachable_bytes": 8192,
+    "suppressed_blocks": 0
+  },
+  "leaks": [
+    {
+      "kind": "direct",
+      "cyclic": false,
+      "blocks": 1,
+      "bytes": 32,
+      "stack": [
+        { "ip": "0x55d0c0ffee00", "function": "my_crate::make_list", "file": "src/main.rs", "line": 12 }
+      ]
+    }
+  ]
+}"#;
+
+    #[test]
+    fn the_contract_example_parses() {
+        let r = LeakReport::from_json(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!((r.program.as_str(), r.pid), ("argv[0]", 1234));
+        assert_eq!(r.summary.reachable_bytes, 8192);
+        assert_eq!(r.summary.indirect_blocks, 2);
+        let g = &r.leaks[0];
+        assert_eq!(
+            (g.kind, g.cyclic, g.blocks, g.bytes, g.rc, g.stack_id),
+            (LeakKind::Direct, false, 1, 32, None, None)
+        );
+        let f = &g.stack[0];
+        assert_eq!(f.ip, "0x55d0c0ffee00");
+        assert_eq!(f.function.as_deref(), Some("my_crate::make_list"));
+        assert_eq!((f.file.as_deref(), f.line, f.module.as_deref()), (Some("src/main.rs"), Some(12), None));
+        assert!(r.suppressions.is_empty());
+        assert_eq!(r.leaked_bytes(), 32);
+        assert_eq!(r.groups_with_function("make_list").len(), 1);
+        assert!(r.groups_with_function("nowhere").is_empty());
+    }
+
+    #[test]
+    fn wrong_format_version_or_syntax_is_refused() {
+        let v9 = CONTRACT_EXAMPLE.replace("\"version\": 1", "\"version\": 9");
+        assert!(LeakReport::from_json(&v9).unwrap_err().contains("version 9"));
+        let other = CONTRACT_EXAMPLE.replace("heapsweep-leaks", "dhat");
+        assert!(LeakReport::from_json(&other).unwrap_err().contains("\"dhat\""));
+        assert!(LeakReport::from_json("{").unwrap_err().contains("not a HeapSweep leak report"));
+    }
+
+    #[test]
+    fn a_full_report_round_trips_and_keeps_contract_nulls() {
+        let mut r = empty();
+        r.leaks.push(LeakGroup {
+            kind: LeakKind::Indirect,
+            cyclic: true,
+            blocks: 2,
+            bytes: 64,
+            stack: vec![
+                Frame::unresolved(0x1234),
+                Frame {
+                    ip: "0x10".into(),
+                    function: Some("a::b".into()),
+                    file: Some("src/a.rs".into()),
+                    line: Some(3),
+                    module: Some("/bin/a".into()),
+                },
+            ],
+            rc: Some(RcCounts { kind: RcKind::Arc, strong: 1, weak: 1 }),
+            stack_id: Some(9),
+        });
+        r.suppressions.push(SuppressionUse { pattern: "x*y".into(), matched_blocks: 1, matched_bytes: 8 });
+        let text = to_json(&r);
+        assert_eq!(LeakReport::from_json(&text).unwrap(), r);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let raw = &v["leaks"][0]["stack"][0];
+        assert_eq!(raw["ip"], "0x1234");
+        assert!(raw["function"].is_null() && raw["file"].is_null() && raw["line"].is_null());
+        assert!(raw.get("module").is_none());
+        assert_eq!(v["leaks"][0]["kind"], "indirect");
+        assert_eq!(v["leaks"][0]["rc"]["kind"], "Arc");
+        assert_eq!(v["suppressions"][0]["matched_bytes"], 8);
+        // Extras are left out when empty.
+        let bare: serde_json::Value = serde_json::from_str(&to_json(&empty())).unwrap();
+        assert!(bare.get("suppressions").is_none());
+    }
+
     #[test]
     fn writes_with_the_pid_and_reports_errors_with_the_path() {
         let dir = std::env::temp_dir().join(format!("hs-json-{}", std::process::id()));
@@ -40,8 +153,12 @@ mod tests {
         write_report(template.as_bytes(), 42, &empty()).unwrap();
         let text = std::fs::read_to_string(dir.join("r-42.json")).unwrap();
         assert_eq!(LeakReport::from_json(&text).unwrap(), empty());
-        let err = write_report(b"/nonexistent-dir/x.json", 1, &empty()).unwrap_err();
-        assert!(err.contains("/nonexistent-dir/x.json"), "{err}");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["r-42.json"], "no temporary file is left behind");
+        let err = write_report(b"/nonexistent-dir/x-%p.json", 7, &empty()).unwrap_err();
+        assert!(err.contains("/nonexistent-dir/x-7.json"), "{err}");
+        let long = vec![b'a'; FixedPath::CAPACITY + 1];
+        assert!(write_report(&long, 1, &empty()).unwrap_err().contains("longer than"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

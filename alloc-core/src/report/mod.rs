@@ -1,11 +1,24 @@
 //! Reporting: the report model (the JSON of the contract), building it from a check's raw
-//! output (grouping, in-process symbolization, suppressions, `Rc`/`Arc` counts), and the
-//! text and JSON renderings. Runs after the world resumed, with the reentrancy guard set:
-//! its allocations go to the internal heap.
+//! output, and its text and JSON renderings.
+//!
+//! # What it owns
+//! - [`model`]: the public report types (`LeakReport` and its parts), serde both ways.
+//! - `build`: grouping by (kind, cyclic, stack), sorting, the summary.
+//! - `symbolize`: addresses to frames in process, trimming of allocator/runtime frames.
+//! - `suppress`: the `suppressions=` file and its matching.
+//! - `rc`: strong/weak counts read from leaked `Rc`/`Arc` blocks.
+//! - `text`: the LSan-style report for stderr; [`json`]: the JSON report and its file.
+//!
+//! # Who calls it, and when
+//! `check` (a check on demand and the at-exit check), after the world resumed, with the
+//! reentrancy guard set: allocations here (`Vec`, `String`, serde, the `backtrace`
+//! crate's caches) go to the untracked internal heap. Nothing here runs on the
+//! allocation path or while threads are stopped.
 
 pub(crate) mod build;
-pub(crate) mod json;
+pub mod json;
 pub mod model;
+pub(crate) mod rc;
 pub(crate) mod suppress;
 pub(crate) mod symbolize;
 pub(crate) mod text;

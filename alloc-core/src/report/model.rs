@@ -1,14 +1,25 @@
 //! The report model: the JSON report of the contract (`format: "heapsweep-leaks"`,
 //! version 1), as Rust types that serialize to it and read it back.
+//!
+//! # What it owns
+//! The public types of a leak report, what [`check`](crate::check()) returns and what
+//! `report=PATH` holds, and the few queries tests make of them. `leak-report` re-exports
+//! them.
+//!
+//! # Compatibility
+//! Every field of the contract is here under its contract name. Fields beyond the
+//! contract (`suppressions`, a group's `rc` and `stack_id`, a frame's `module`) are
+//! optional: they are left out of the JSON when empty and default when absent, so the
+//! contract's minimal example parses and a reader of version 1 is never surprised.
 
 use serde::{Deserialize, Serialize};
 
-/// A leak report: what [`check`](crate::check) returns and what `report=PATH` holds.
+/// A leak report: what [`check`](crate::check()) returns and what `report=PATH` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LeakReport {
-    /// Always `"heapsweep-leaks"`.
+    /// Always `"heapsweep-leaks"` ([`LeakReport::FORMAT`]).
     pub format: String,
-    /// Schema version: 1.
+    /// Schema version: 1 ([`LeakReport::VERSION`]).
     pub version: u32,
     /// `argv[0]` of the program.
     pub program: String,
@@ -23,7 +34,8 @@ pub struct LeakReport {
     pub suppressions: Vec<SuppressionUse>,
 }
 
-/// Report totals.
+/// Report totals. Invariant: `leaked_blocks == direct_blocks + indirect_blocks`, and the
+/// groups of `leaks` add up to the leak counts; suppressed blocks are in neither.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Leaked blocks (not counting suppressed ones).
@@ -65,44 +77,55 @@ pub struct LeakGroup {
     pub blocks: u64,
     /// Their requested bytes.
     pub bytes: u64,
-    /// The allocation stack, innermost frame first.
+    /// The allocation stack, innermost frame first, without the allocator's own frames
+    /// and the runtime's frames below `main`.
     pub stack: Vec<Frame>,
     /// When the stack shows `Rc`/`Arc` allocation: the counts read from one block
     /// (an addition to version 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rc: Option<RcCounts>,
+    /// The allocation stack's id in this process (see
+    /// [`stack_frames`](crate::stack_frames)); an addition to version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_id: Option<u32>,
 }
 
-/// One stack frame.
+/// One stack frame. `function`, `file` and `line` are always written, `null` when
+/// unknown, as the contract says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
-    /// Instruction pointer, as `"0x..."`.
+    /// Instruction pointer (a return address), as `"0x..."`.
     pub ip: String,
-    /// Demangled function name, when known.
+    /// Demangled function name without the hash, when known.
     pub function: Option<String>,
-    /// Source file, when known.
+    /// Source file, relative to the working directory when under it, when known.
     pub file: Option<String>,
     /// Source line, when known.
     pub line: Option<u32>,
+    /// Path of the executable or shared object holding `ip`, when known (an addition to
+    /// version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
 }
 
-/// Reference counts of a leaked `Rc`/`Arc` allocation.
+/// Reference counts of a leaked `Rc`/`Arc` allocation, as std stores them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RcCounts {
     /// `"Rc"` or `"Arc"`.
     pub kind: RcKind,
     /// Strong count.
     pub strong: u64,
-    /// Weak count as std stores it (one more than the `Weak`s while strong refs exist).
+    /// Weak count as std stores it: the `Weak`s, plus one held by all the strong
+    /// references together while there is any.
     pub weak: u64,
 }
 
 /// Which reference-counted pointer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RcKind {
-    /// `std::rc::Rc`.
+    /// `std::rc::Rc` (or `UniqueRc`).
     Rc,
-    /// `std::sync::Arc`.
+    /// `std::sync::Arc` (or `UniqueArc`).
     Arc,
 }
 
@@ -112,26 +135,37 @@ pub struct SuppressionUse {
     /// The pattern after `leak:`.
     pub pattern: String,
     /// Blocks it suppressed.
-    pub blocks: u64,
+    #[serde(alias = "blocks")]
+    pub matched_blocks: u64,
     /// Their bytes.
-    pub bytes: u64,
+    #[serde(alias = "bytes")]
+    pub matched_bytes: u64,
 }
 
 impl LeakReport {
     /// The `format` value of every report.
     pub const FORMAT: &'static str = "heapsweep-leaks";
+    /// The schema version this build writes and reads.
+    pub const VERSION: u32 = 1;
 
     /// Whether no leak was found (suppressed leaks do not count).
     pub fn is_clean(&self) -> bool {
         self.leaks.is_empty()
     }
 
+    /// Leaked bytes, summed over the groups (suppressed leaks do not count).
+    pub fn leaked_bytes(&self) -> u64 {
+        self.leaks.iter().map(|g| g.bytes).sum()
+    }
+
+    /// Leaked blocks, summed over the groups (suppressed leaks do not count).
+    pub fn leaked_blocks(&self) -> u64 {
+        self.leaks.iter().map(|g| g.blocks).sum()
+    }
+
     /// Groups some frame of whose stack has a function name containing `needle`.
     pub fn groups_with_function(&self, needle: &str) -> Vec<&LeakGroup> {
-        self.leaks
-            .iter()
-            .filter(|g| g.stack.iter().any(|f| f.function.as_deref().is_some_and(|n| n.contains(needle))))
-            .collect()
+        self.leaks.iter().filter(|g| g.has_function(needle)).collect()
     }
 
     /// Reads a report from JSON, checking its format and version.
@@ -140,7 +174,7 @@ impl LeakReport {
         if r.format != Self::FORMAT {
             return Err(format!("format is {:?}, expected {:?}", r.format, Self::FORMAT));
         }
-        if r.version != 1 {
+        if r.version != Self::VERSION {
             return Err(format!("unsupported report version {} (this build reads version 1)", r.version));
         }
         Ok(r)
@@ -148,6 +182,20 @@ impl LeakReport {
 
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        super::json::to_json(self)
+    }
+}
+
+impl LeakGroup {
+    /// Whether some frame's function name contains `needle`.
+    pub fn has_function(&self, needle: &str) -> bool {
+        self.stack.iter().any(|f| f.function.as_deref().is_some_and(|n| n.contains(needle)))
+    }
+}
+
+impl Frame {
+    /// A frame with only its address known.
+    pub fn unresolved(ip: usize) -> Frame {
+        Frame { ip: format!("{ip:#x}"), function: None, file: None, line: None, module: None }
     }
 }

@@ -1,52 +1,97 @@
-//! Symbolization: raw return addresses to frames (function, file, line), in process, with
-//! the `backtrace` crate, after the world resumed; and trimming of the allocator's own
-//! frames at the top of each stack and of the runtime's frames below `main`.
+//! Symbolization: raw return addresses to frames (function, file, line, module), in
+//! process, with the `backtrace` crate; and trimming of the allocator's own frames at the
+//! innermost end of each stack and of the runtime's frames below `main`.
+//!
+//! # Who calls it
+//! [`build`](super::build) for leak reports and `misuse` for misuse reports, after the
+//! world resumed, with the reentrancy guard set: its allocations (and those of the
+//! `backtrace` crate's debug-information cache) go to the internal heap.
+//!
+//! # Design
+//! A [`Symbolizer`] turns one address into frames; [`InProcess`] reads the process's own
+//! debug information and caches per address, [`RawOnly`] keeps the bare address
+//! (`symbolize=0`), and tests pass a closure. [`stack_frames`] resolves a whole stack
+//! and trims it, by names only, so trimming is tested on made-up names.
 
 use super::model::Frame;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-/// Turns one return address into frames (several when calls were inlined).
+/// Turns one return address into frames, innermost first: several when calls were
+/// inlined into the function holding the address.
 pub(crate) trait Symbolizer {
     fn resolve(&mut self, ip: usize) -> Vec<Frame>;
 }
 
-fn raw_frame(ip: usize) -> Frame {
-    Frame { ip: format!("{ip:#x}"), function: None, file: None, line: None }
+/// Any `FnMut(ip) -> frames` symbolizes (tests inject fakes this way).
+impl<F: FnMut(usize) -> Vec<Frame>> Symbolizer for F {
+    fn resolve(&mut self, ip: usize) -> Vec<Frame> {
+        self(ip)
+    }
 }
 
 /// Resolves with the debug information of the running process; caches per address.
-#[derive(Default)]
 pub(crate) struct InProcess {
     cache: HashMap<usize, Vec<Frame>>,
+    /// The working directory, to shorten the source paths under it.
+    cwd: Option<PathBuf>,
+}
+
+impl Default for InProcess {
+    fn default() -> Self {
+        Self { cache: HashMap::new(), cwd: std::env::current_dir().ok() }
+    }
 }
 
 impl Symbolizer for InProcess {
     fn resolve(&mut self, ip: usize) -> Vec<Frame> {
-        self.cache
-            .entry(ip)
-            .or_insert_with(|| {
-                let mut frames = Vec::new();
-                // `resolve` looks up `ip - 1`: a return address points after its call.
-                backtrace::resolve(ip as *mut core::ffi::c_void, |sym| {
-                    let cwd = std::env::current_dir().ok();
-                    let file = sym.filename().map(|f| match cwd.as_deref().and_then(|c| f.strip_prefix(c).ok()) {
-                        Some(rel) => rel.display().to_string(),
-                        None => f.display().to_string(),
-                    });
-                    frames.push(Frame {
-                        ip: format!("{ip:#x}"),
-                        function: sym.name().map(|n| format!("{n:#}")),
-                        file,
-                        line: sym.lineno(),
-                    });
-                });
-                if frames.is_empty() {
-                    frames.push(raw_frame(ip));
-                }
-                frames
-            })
-            .clone()
+        let cwd = self.cwd.as_deref();
+        self.cache.entry(ip).or_insert_with(|| resolve_uncached(ip, cwd)).clone()
     }
+}
+
+/// The frames of `ip`; one unresolved frame when there is no symbol.
+fn resolve_uncached(ip: usize, cwd: Option<&Path>) -> Vec<Frame> {
+    let module = module_of(ip);
+    let mut frames = Vec::new();
+    // `resolve` looks up `ip - 1` itself: a return address points after its call.
+    backtrace::resolve(ip as *mut core::ffi::c_void, |sym| {
+        frames.push(Frame {
+            ip: format!("{ip:#x}"),
+            // `{:#}` leaves out the trailing hash of legacy-mangled names.
+            function: sym.name().map(|n| format!("{n:#}")),
+            file: sym.filename().map(|f| shorten(f, cwd)),
+            line: sym.lineno(),
+            module: module.clone(),
+        });
+    });
+    if frames.is_empty() {
+        frames.push(Frame { module, ..Frame::unresolved(ip) });
+    }
+    frames
+}
+
+/// `path` relative to `cwd` when under it.
+fn shorten(path: &Path, cwd: Option<&Path>) -> String {
+    match cwd.and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => path.display().to_string(),
+    }
+}
+
+/// Path of the executable or shared object holding the return address `ip`.
+fn module_of(ip: usize) -> Option<String> {
+    // SAFETY: Dl_info is plain old data; all-zero is a valid value.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables; any address may be asked about.
+    let found = unsafe { libc::dladdr(ip.saturating_sub(1) as *const libc::c_void, &mut info) } != 0;
+    if !found || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr set dli_fname to a NUL-terminated name owned by the loader, valid
+    // while the object stays loaded (we copy it at once).
+    let name = unsafe { core::ffi::CStr::from_ptr(info.dli_fname) };
+    (!name.to_bytes().is_empty()).then(|| name.to_string_lossy().into_owned())
 }
 
 /// Keeps raw addresses (`symbolize=0`).
@@ -54,11 +99,32 @@ pub(crate) struct RawOnly;
 
 impl Symbolizer for RawOnly {
     fn resolve(&mut self, ip: usize) -> Vec<Frame> {
-        vec![raw_frame(ip)]
+        vec![Frame::unresolved(ip)]
     }
 }
 
-/// Functions of the allocator's own plumbing, trimmed from the top of every stack.
+/// Symbolizes `ips` (innermost first) and trims allocator and runtime frames.
+pub(crate) fn stack_frames(ips: &[usize], sym: &mut dyn Symbolizer) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = ips.iter().flat_map(|&ip| sym.resolve(ip)).collect();
+    trim(&mut frames);
+    frames
+}
+
+/// Drops the allocator's plumbing at the innermost end and the runtime's frames at the
+/// outermost end. Unresolved frames stop the trimming: there is no telling what they are.
+pub(crate) fn trim(frames: &mut Vec<Frame>) {
+    let top = frames.iter().position(|f| !is_plumbing(f)).unwrap_or(frames.len());
+    frames.drain(..top);
+    if let Some(cut) = frames.iter().position(is_runtime) {
+        frames.truncate(cut);
+        while frames.last().is_some_and(is_call_shim) {
+            frames.pop();
+        }
+    }
+}
+
+/// Name prefixes of the allocator's own plumbing, trimmed from the innermost end. What
+/// allocates a *kind* of object (`Box::new`, `Rc::new`, `Vec::push`) is kept.
 const PLUMBING: &[&str] = &[
     "alloc_core::",
     "<alloc_core::",
@@ -66,94 +132,140 @@ const PLUMBING: &[&str] = &[
     "__rust_realloc",
     "__rust_alloc_zeroed",
     "__rustc::",
-    "alloc::boxed::box_new_uninit",
     "__rg_",
     "__rdl_",
     "alloc::alloc::",
     "<alloc::alloc::Global",
     "std::alloc::",
+    "<std::alloc::",
     "alloc::raw_vec::",
     "<alloc::raw_vec::",
+    "alloc::boxed::box_new_uninit",
 ];
 
-/// Short names (what inlined frames carry when only line tables were kept) of the
-/// allocation entry points.
-const PLUMBING_SHORT: &[&str] = &["__rust_alloc", "__rust_realloc", "__rust_alloc_zeroed", "box_new_uninit"];
+/// Source files of allocation plumbing (for inlined frames whose names are short):
+/// std's allocation glue and this crate's own sources.
+const PLUMBING_FILES: &[&str] =
+    &["library/alloc/src/alloc.rs", "library/alloc/src/raw_vec", "library/std/src/alloc.rs", "alloc-core/src/"];
 
-/// Source files of allocation plumbing: std's allocation glue and this crate itself.
-const PLUMBING_FILES: &[&str] = &[
-    "library/alloc/src/alloc.rs",
-    "library/alloc/src/raw_vec",
-    "library/std/src/alloc.rs",
-    "alloc-core/src/",
-    "alloc-core-",
-];
-
-/// Functions from which on the frames belong to the runtime that called `main`.
-const RUNTIME: &[&str] = &[
-    "std::rt::lang_start",
-    "std::sys::backtrace::__rust_begin_short_backtrace",
-    "__rust_begin_short_backtrace",
-    "lang_start",
-    "__libc_start",
-];
-
-fn is_plumbing(f: &Frame) -> bool {
-    let by_name =
-        f.function.as_deref().is_some_and(|n| PLUMBING.iter().any(|p| n.starts_with(p)) || PLUMBING_SHORT.contains(&n));
-    let by_file = f.file.as_deref().is_some_and(|path| {
-        PLUMBING_FILES.iter().any(|p| path.contains(p)) && !path.contains("/tests/") && !path.contains("/examples/")
-    });
+/// Whether `f` is the allocator's plumbing. This crate's own unit tests are not.
+pub(crate) fn is_plumbing(f: &Frame) -> bool {
+    let name = f.function.as_deref();
+    if name.is_some_and(|n| n.contains("::tests::")) {
+        return false;
+    }
+    let by_name = name.is_some_and(|n| PLUMBING.iter().any(|p| n.starts_with(p)) || n == "box_new_uninit");
+    let by_file = f.file.as_deref().is_some_and(|path| PLUMBING_FILES.iter().any(|p| path.contains(p)));
     by_name || by_file
 }
 
-/// Symbolizes `ips` (innermost first) and trims allocator and runtime frames. Unresolved
-/// frames are kept (there is nothing to trim them by).
-pub(crate) fn stack_frames(ips: &[usize], sym: &mut dyn Symbolizer) -> Vec<Frame> {
-    let mut frames: Vec<Frame> = ips.iter().flat_map(|&ip| sym.resolve(ip)).collect();
-    let top = frames.iter().position(|f| !is_plumbing(f)).unwrap_or(frames.len());
-    frames.drain(..top);
-    if let Some(cut) =
-        frames.iter().position(|f| f.function.as_deref().is_some_and(|n| RUNTIME.iter().any(|r| n.starts_with(r))))
-    {
-        frames.truncate(cut);
-        while frames.last().is_some_and(|f| {
-            f.function.as_deref().is_some_and(|n| n.starts_with("core::ops::function::FnOnce::call_once"))
-        }) {
-            frames.pop();
-        }
-    }
-    frames
+/// Name prefixes from which on (outwards) the frames belong to the runtime that called
+/// `main` or a thread's closure.
+const RUNTIME_PREFIXES: &[&str] = &["std::rt::lang_start", "<std::rt::lang_start"];
+
+/// Exact names of the C runtime's outermost frames.
+const RUNTIME_C: &[&str] =
+    &["__libc_start_main", "__libc_start_call_main", "_start", "start_thread", "clone", "clone3"];
+
+fn is_runtime(f: &Frame) -> bool {
+    f.function.as_deref().is_some_and(|n| {
+        n.contains("__rust_begin_short_backtrace")
+            || RUNTIME_PREFIXES.iter().any(|p| n.starts_with(p))
+            || RUNTIME_C.contains(&n)
+    })
+}
+
+/// `FnOnce::call_once` glue left just above the runtime frames.
+fn is_call_shim(f: &Frame) -> bool {
+    f.function.as_deref().is_some_and(|n| {
+        n.starts_with("core::ops::function::FnOnce::call_once")
+            || (n.starts_with('<') && n.contains(" as core::ops::function::FnOnce<"))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Fake(Vec<(usize, &'static str)>);
-    impl Symbolizer for Fake {
-        fn resolve(&mut self, ip: usize) -> Vec<Frame> {
-            let name = self.0.iter().find(|(i, _)| *i == ip).map(|(_, n)| n.to_string());
-            vec![Frame { ip: format!("{ip:#x}"), function: name, file: None, line: None }]
-        }
+    fn named(ip: usize, name: Option<&str>, file: Option<&str>) -> Frame {
+        Frame { function: name.map(Into::into), file: file.map(Into::into), ..Frame::unresolved(ip) }
+    }
+
+    /// A symbolizer over a table of (address, name).
+    fn table(names: &'static [(usize, &'static str)]) -> impl FnMut(usize) -> Vec<Frame> {
+        move |ip| vec![named(ip, names.iter().find(|(i, _)| *i == ip).map(|(_, n)| *n), None)]
+    }
+
+    fn names(frames: &[Frame]) -> Vec<&str> {
+        frames.iter().map(|f| f.function.as_deref().unwrap_or("?")).collect()
     }
 
     #[test]
     fn allocator_and_runtime_frames_are_trimmed() {
-        let mut s = Fake(vec![
-            (1, "alloc_core::heap::Heap::alloc"),
-            (2, "__rust_alloc"),
-            (3, "alloc::alloc::alloc"),
+        let mut s = table(&[
+            (1, "<alloc_core::global::HeapSweep as core::alloc::global::GlobalAlloc>::alloc"),
+            (2, "__rustc::__rust_alloc"),
+            (3, "alloc::alloc::exchange_malloc"),
             (4, "alloc::rc::Rc<T>::new"),
             (5, "demo::make_cycle"),
             (6, "demo::main"),
             (7, "core::ops::function::FnOnce::call_once"),
             (8, "std::sys::backtrace::__rust_begin_short_backtrace"),
             (9, "std::rt::lang_start::{{closure}}"),
+            (10, "main"),
+            (11, "__libc_start_main"),
+            (12, "_start"),
         ]);
-        let f = stack_frames(&[1, 2, 3, 4, 5, 6, 7, 8, 9], &mut s);
-        let names: Vec<_> = f.iter().map(|f| f.function.clone().unwrap()).collect();
-        assert_eq!(names, ["alloc::rc::Rc<T>::new", "demo::make_cycle", "demo::main"]);
+        let f = stack_frames(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], &mut s);
+        assert_eq!(names(&f), ["alloc::rc::Rc<T>::new", "demo::make_cycle", "demo::main"]);
+    }
+
+    #[test]
+    fn vec_growth_keeps_push_and_thread_stacks_end_at_the_closure() {
+        let mut s = table(&[
+            (1, "alloc_core::heap::Heap::alloc_slow"),
+            (2, "__rust_realloc"),
+            (3, "alloc::raw_vec::finish_grow"),
+            (4, "alloc::raw_vec::RawVecInner<A>::grow_one"),
+            (5, "alloc::vec::Vec<T,A>::push"),
+            (6, "worker::fill::{{closure}}"),
+            (7, "std::sys::backtrace::__rust_begin_short_backtrace"),
+            (8, "std::thread::Builder::spawn_unchecked_::{{closure}}::{{closure}}"),
+            (9, "start_thread"),
+            (10, "clone3"),
+        ]);
+        let f = stack_frames(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], &mut s);
+        assert_eq!(names(&f), ["alloc::vec::Vec<T,A>::push", "worker::fill::{{closure}}"]);
+    }
+
+    #[test]
+    fn trimming_stops_at_unknown_frames_and_spares_this_crates_tests() {
+        let mut s = table(&[(1, "__rust_alloc"), (3, "alloc_core::leak::tests::leaks_a_box")]);
+        // An unresolved frame in the middle: nothing after it is trimmed.
+        assert_eq!(names(&stack_frames(&[1, 2, 1], &mut s)), ["?", "__rust_alloc"]);
+        assert_eq!(names(&stack_frames(&[1, 3], &mut s)), ["alloc_core::leak::tests::leaks_a_box"]);
+        // Short inlined names are recognized by their file.
+        let mut inlined = |ip| vec![named(ip, Some("alloc"), Some("/rustc/x/library/alloc/src/alloc.rs"))];
+        assert!(stack_frames(&[1], &mut inlined).is_empty());
+    }
+
+    #[test]
+    fn raw_only_keeps_bare_addresses() {
+        let f = stack_frames(&[0x1000, 0x2000], &mut RawOnly);
+        assert_eq!(f, [Frame::unresolved(0x1000), Frame::unresolved(0x2000)]);
+        assert_eq!(f[0].ip, "0x1000");
+    }
+
+    #[test]
+    fn paths_under_the_working_directory_are_made_relative() {
+        let cwd = Path::new("/home/u/proj");
+        assert_eq!(shorten(Path::new("/home/u/proj/src/main.rs"), Some(cwd)), "src/main.rs");
+        assert_eq!(
+            shorten(Path::new("/rustc/abc/library/alloc/src/rc.rs"), Some(cwd)),
+            "/rustc/abc/library/alloc/src/rc.rs"
+        );
+        assert_eq!(shorten(Path::new("/home/u/project2/a.rs"), Some(cwd)), "/home/u/project2/a.rs");
+        assert_eq!(shorten(Path::new("/x.rs"), None), "/x.rs");
     }
 
     #[inline(never)]
@@ -163,19 +275,32 @@ mod tests {
             ips.push(f.ip() as usize);
             true
         });
-        ips
+        std::hint::black_box(ips)
     }
 
     #[test]
     fn real_frames_resolve_to_this_function_and_file() {
         let ips = capture_here();
-        let frames = stack_frames(&ips, &mut InProcess::default());
-        assert!(frames.iter().any(|f| f
-            .function
-            .as_deref()
-            .is_some_and(|n| n.contains("real_frames_resolve_to_this_function_and_file"))));
-        assert!(frames
+        let mut sym = InProcess::default();
+        let frames = stack_frames(&ips, &mut sym);
+        let here = frames
             .iter()
-            .any(|f| f.file.as_deref().is_some_and(|p| p.ends_with("symbolize.rs")) && f.line.is_some()));
+            .find(|f| {
+                f.function.as_deref().is_some_and(|n| n.ends_with("real_frames_resolve_to_this_function_and_file"))
+            })
+            .unwrap_or_else(|| panic!("not found in {:?}", names(&frames)));
+        // Tests run in the package's directory: the path is made relative to it.
+        assert_eq!(here.file.as_deref(), Some("src/report/symbolize.rs"), "{here:?}");
+        assert!(here.line.is_some_and(|l| l > 0));
+        assert!(here.ip.starts_with("0x"));
+        assert!(here.module.as_deref().is_some_and(|m| !m.is_empty()), "{here:?}");
+        let name = here.function.as_deref().unwrap();
+        let last = name.rsplit("::").next().unwrap();
+        let hash = last.len() == 17 && last.starts_with('h') && last[1..].chars().all(|c| c.is_ascii_hexdigit());
+        assert!(!hash, "hash left in {name}");
+        // libtest's frames below the test's closure are trimmed.
+        assert!(!names(&frames).iter().any(|n| n.contains("__rust_begin_short_backtrace")));
+        // A second lookup hits the cache and gives the same frames.
+        assert_eq!(stack_frames(&ips, &mut sym), frames);
     }
 }

@@ -1,7 +1,11 @@
-//! The text report, in the manner of LeakSanitizer's: one paragraph per leak group,
-//! largest first, then the suppressions used and a summary line.
+//! The text report, in the manner of LeakSanitizer's: a banner, one paragraph per leak
+//! group (largest first, at most `max_leaks`), the suppressions used and a summary line.
+//!
+//! # Who calls it
+//! `check::run_at_exit`, which writes the string to stderr. Colours are for a terminal
+//! only: [`TextOptions::from_config`] asks `isatty(2)` and honours `NO_COLOR`.
 
-use super::model::{LeakGroup, LeakKind, LeakReport, RcKind};
+use super::model::{Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
 use std::fmt::Write;
 
 /// How to render.
@@ -22,74 +26,27 @@ impl TextOptions {
     }
 }
 
-fn paint(on: bool, code: &str, text: &str) -> String {
-    if on {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
-    }
-}
-
-fn group(out: &mut String, g: &LeakGroup, color: bool) {
-    let kind = match g.kind {
-        LeakKind::Direct => paint(color, "1;31", "Direct leak"),
-        LeakKind::Indirect => paint(color, "1;35", "Indirect leak"),
-    };
-    let cyc = if g.cyclic { " (cyclic: on a reference cycle)" } else { "" };
-    let _ = writeln!(out, "{kind} of {} byte(s) in {} object(s){cyc} allocated from:", g.bytes, g.blocks);
-    for (i, f) in g.stack.iter().enumerate() {
-        let func = f.function.as_deref().unwrap_or("<unknown>");
-        let loc = match (&f.file, f.line) {
-            (Some(file), Some(line)) => format!(" {file}:{line}"),
-            (Some(file), None) => format!(" {file}"),
-            _ => String::new(),
-        };
-        let _ = writeln!(out, "    #{i} {} in {}{loc}", f.ip, paint(color, "1", func));
-    }
-    if let Some(rc) = g.rc {
-        let what = match rc.kind {
-            RcKind::Rc => ("Rc", "std::rc::Weak"),
-            RcKind::Arc => ("Arc", "std::sync::Weak"),
-        };
-        if g.cyclic {
-            let _ = writeln!(
-                out,
-                "  note: {} cycle: {} block(s), strong={} weak={}: each node is kept alive by another node of the cycle; make one of the links a {}",
-                what.0, g.blocks, rc.strong, rc.weak, what.1
-            );
-        } else {
-            let _ = writeln!(out, "  note: {} allocation with strong={} weak={}", what.0, rc.strong, rc.weak);
-        }
-    }
-    out.push('\n');
-}
+const BANNER: &str = "=================================================================";
+const RULE: &str = "-----------------------------------------------------";
 
 /// Renders the report.
 pub(crate) fn render(r: &LeakReport, opts: &TextOptions) -> String {
+    let p = Painter(opts.color);
     let mut out = String::new();
-    let _ = writeln!(out, "=================================================================");
-    let _ = writeln!(out, "=={}=={}: HeapSweep: detected memory leaks\n", r.pid, paint(opts.color, "1;31", "ERROR"));
-    let shown = if opts.max_leaks == 0 { r.leaks.len() } else { opts.max_leaks.min(r.leaks.len()) };
+    let _ = writeln!(out, "{BANNER}\n=={}=={}: HeapSweep: detected memory leaks\n", r.pid, p.paint(RED, "ERROR"));
+    let shown = match opts.max_leaks {
+        0 => r.leaks.len(),
+        n => n.min(r.leaks.len()),
+    };
     for g in &r.leaks[..shown] {
-        group(&mut out, g, opts.color);
+        group(&mut out, g, p);
     }
-    if shown < r.leaks.len() {
-        let _ = writeln!(
-            out,
-            "... and {} more leak group(s) (see the JSON report: HEAPSWEEP=report=PATH)\n",
-            r.leaks.len() - shown
-        );
+    let hidden = r.leaks.len() - shown;
+    if hidden > 0 {
+        let s = if hidden == 1 { "" } else { "s" };
+        let _ = writeln!(out, "... and {hidden} more leak group{s} (see the JSON report: HEAPSWEEP=report=PATH)\n");
     }
-    if !r.suppressions.is_empty() {
-        let _ = writeln!(
-            out,
-            "-----------------------------------------------------\nSuppressions used:\n  count      bytes template"
-        );
-        for s in &r.suppressions {
-            let _ = writeln!(out, "{:>7} {:>10} {}", s.blocks, s.bytes, s.pattern);
-        }
-        let _ = writeln!(out, "-----------------------------------------------------\n");
-    }
+    suppressions(&mut out, r);
     let s = &r.summary;
     let _ = writeln!(
         out,
@@ -99,79 +56,250 @@ pub(crate) fn render(r: &LeakReport, opts: &TextOptions) -> String {
     out
 }
 
+/// One group: its headline, its stack, and a note on `Rc`/`Arc` counts.
+fn group(out: &mut String, g: &LeakGroup, p: Painter) {
+    let kind = match g.kind {
+        LeakKind::Direct => p.paint(RED, "Direct leak"),
+        LeakKind::Indirect => p.paint(MAGENTA, "Indirect leak"),
+    };
+    let cyc = if g.cyclic { " (cyclic: a reference cycle)" } else { "" };
+    let _ = writeln!(out, "{kind} of {} byte(s) in {} object(s){cyc} allocated from:", g.bytes, g.blocks);
+    if g.stack.is_empty() {
+        let _ = writeln!(out, "    (no allocation stack recorded: see the stack_depth option)");
+    }
+    for (i, f) in g.stack.iter().enumerate() {
+        let _ = writeln!(out, "    #{i} {}", frame(f, p));
+    }
+    if let Some(rc) = g.rc {
+        let _ = writeln!(out, "  note: {}", rc_note(g, rc));
+    }
+    out.push('\n');
+}
+
+/// `0x... in function file:line`, or `0x... in <unknown> (module)`.
+fn frame(f: &Frame, p: Painter) -> String {
+    let mut s = format!("{} in {}", f.ip, p.paint(BOLD, f.function.as_deref().unwrap_or("<unknown>")));
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => {
+            let _ = write!(s, " {file}:{line}");
+        }
+        (Some(file), None) => {
+            let _ = write!(s, " {file}");
+        }
+        (None, _) => {
+            if let Some(m) = &f.module {
+                let _ = write!(s, " ({m})");
+            }
+        }
+    }
+    s
+}
+
+/// Why an `Rc`/`Arc` block is alive, with its counts.
+fn rc_note(g: &LeakGroup, rc: RcCounts) -> String {
+    let (name, weak) = match rc.kind {
+        RcKind::Rc => ("Rc", "std::rc::Weak"),
+        RcKind::Arc => ("Arc", "std::sync::Weak"),
+    };
+    let counts = format!("strong={} weak={}", rc.strong, rc.weak);
+    if g.cyclic {
+        let blocks = if g.blocks == 1 { "1 block".to_string() } else { format!("{} blocks", g.blocks) };
+        format!(
+            "{name} cycle: {blocks}, {counts} (each node is kept alive by another node in the cycle; \
+             make one of the links a {weak})"
+        )
+    } else if g.kind == LeakKind::Direct {
+        format!("{name} with {counts}: no pointer to it remains (a strong reference was forgotten or leaked)")
+    } else {
+        format!("{name} with {counts}, kept alive by another leaked block")
+    }
+}
+
+/// The "Suppressions used" table, when any pattern matched.
+fn suppressions(out: &mut String, r: &LeakReport) {
+    if r.suppressions.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{RULE}\nSuppressions used:\n  count      bytes template");
+    for s in &r.suppressions {
+        let _ = writeln!(out, "{:>7} {:>10} {}", s.matched_blocks, s.matched_bytes, s.pattern);
+    }
+    let _ = writeln!(out, "{RULE}\n");
+}
+
+const RED: &str = "1;31";
+const MAGENTA: &str = "1;35";
+const BOLD: &str = "1";
+
+/// ANSI colouring, or none.
+#[derive(Clone, Copy)]
+struct Painter(bool);
+
+impl Painter {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{Frame, RcCounts, Summary, SuppressionUse};
+    use crate::report::build::{build_with, RawCheck, RawKind, RawLeak};
+    use crate::report::model::{Summary, SuppressionUse};
 
     fn frame(ip: &str, f: &str, file: &str, line: u32) -> Frame {
-        Frame { ip: ip.into(), function: Some(f.into()), file: Some(file.into()), line: Some(line) }
+        Frame { ip: ip.into(), function: Some(f.into()), file: Some(file.into()), line: Some(line), module: None }
     }
 
-    #[test]
-    fn golden_text_report() {
-        let r = LeakReport {
+    fn sample() -> LeakReport {
+        let group = |kind, cyclic, blocks, bytes, stack, rc| LeakGroup {
+            kind,
+            cyclic,
+            blocks,
+            bytes,
+            stack,
+            rc,
+            stack_id: None,
+        };
+        let unknown = Frame { module: Some("/lib/libplugin.so".into()), ..Frame::unresolved(0x30) };
+        LeakReport {
             format: LeakReport::FORMAT.into(),
             version: 1,
             program: "demo".into(),
             pid: 12345,
             summary: Summary {
-                leaked_blocks: 3,
-                leaked_bytes: 96,
+                leaked_blocks: 4,
+                leaked_bytes: 112,
                 direct_blocks: 3,
-                indirect_blocks: 0,
+                indirect_blocks: 1,
                 cyclic_blocks: 2,
                 reachable_blocks: 5,
                 reachable_bytes: 50,
-                suppressed_blocks: 1,
+                suppressed_blocks: 3,
             },
             leaks: vec![
-                LeakGroup {
-                    kind: LeakKind::Direct,
-                    cyclic: true,
-                    blocks: 2,
-                    bytes: 64,
-                    stack: vec![
+                group(
+                    LeakKind::Direct,
+                    true,
+                    2,
+                    64,
+                    vec![
                         frame("0x10", "alloc::rc::Rc<T>::new", "rc.rs", 1),
                         frame("0x20", "demo::make_cycle", "src/main.rs", 12),
                     ],
-                    rc: Some(RcCounts { kind: RcKind::Rc, strong: 1, weak: 1 }),
-                },
-                LeakGroup {
-                    kind: LeakKind::Direct,
-                    cyclic: false,
-                    blocks: 1,
-                    bytes: 32,
-                    stack: vec![Frame { ip: "0x30".into(), function: None, file: None, line: None }],
-                    rc: None,
-                },
+                    Some(RcCounts { kind: RcKind::Rc, strong: 1, weak: 1 }),
+                ),
+                group(LeakKind::Direct, false, 1, 32, vec![unknown, Frame::unresolved(0x40)], None),
+                group(
+                    LeakKind::Indirect,
+                    false,
+                    1,
+                    16,
+                    vec![],
+                    Some(RcCounts { kind: RcKind::Arc, strong: 1, weak: 1 }),
+                ),
             ],
-            suppressions: vec![SuppressionUse { pattern: "cache".into(), blocks: 1, bytes: 8 }],
-        };
-        let text = render(&r, &TextOptions::default());
-        let expected = "\
+            suppressions: vec![SuppressionUse { pattern: "my_cache".into(), matched_blocks: 3, matched_bytes: 96 }],
+        }
+    }
+
+    const GOLDEN: &str = "\
 =================================================================
 ==12345==ERROR: HeapSweep: detected memory leaks
 
-Direct leak of 64 byte(s) in 2 object(s) (cyclic: on a reference cycle) allocated from:
+Direct leak of 64 byte(s) in 2 object(s) (cyclic: a reference cycle) allocated from:
     #0 0x10 in alloc::rc::Rc<T>::new rc.rs:1
     #1 0x20 in demo::make_cycle src/main.rs:12
-  note: Rc cycle: 2 block(s), strong=1 weak=1: each node is kept alive by another node of the cycle; make one of the links a std::rc::Weak
+  note: Rc cycle: 2 blocks, strong=1 weak=1 (each node is kept alive by another node in the cycle; make one of the links a std::rc::Weak)
 
 Direct leak of 32 byte(s) in 1 object(s) allocated from:
-    #0 0x30 in <unknown>
+    #0 0x30 in <unknown> (/lib/libplugin.so)
+    #1 0x40 in <unknown>
+
+Indirect leak of 16 byte(s) in 1 object(s) allocated from:
+    (no allocation stack recorded: see the stack_depth option)
+  note: Arc with strong=1 weak=1, kept alive by another leaked block
 
 -----------------------------------------------------
 Suppressions used:
   count      bytes template
-      1          8 cache
+      3         96 my_cache
 -----------------------------------------------------
 
-SUMMARY: HeapSweep: 96 byte(s) leaked in 3 allocation(s) (3 direct, 0 indirect, 2 in cycles).
+SUMMARY: HeapSweep: 112 byte(s) leaked in 4 allocation(s) (3 direct, 1 indirect, 2 in cycles).
 ";
-        assert_eq!(text, expected);
+
+    #[test]
+    fn golden_text_report() {
+        assert_eq!(render(&sample(), &TextOptions::default()), GOLDEN);
+    }
+
+    #[test]
+    fn max_leaks_cuts_the_list_and_says_how_many_are_left() {
+        let r = sample();
         let short = render(&r, &TextOptions { color: false, max_leaks: 1 });
-        assert!(short.contains("... and 1 more leak group(s)"));
-        assert!(!short.contains("0x30"));
+        assert!(short.contains("\n... and 2 more leak groups (see the JSON report"), "{short}");
+        assert!(!short.contains("0x30") && short.contains("0x20"));
+        assert!(short.ends_with("(3 direct, 1 indirect, 2 in cycles).\n"), "the summary still counts all");
+        let one_left = render(&r, &TextOptions { color: false, max_leaks: 2 });
+        assert!(one_left.contains("... and 1 more leak group (see"));
+        assert_eq!(render(&r, &TextOptions { color: false, max_leaks: 3 }), GOLDEN);
+    }
+
+    #[test]
+    fn colours_only_when_asked() {
+        let coloured = render(&sample(), &TextOptions { color: true, max_leaks: 0 });
+        assert!(coloured.contains("\x1b[1;31mDirect leak\x1b[0m of 64"));
+        assert!(coloured.contains("\x1b[1;35mIndirect leak\x1b[0m"));
+        assert!(!GOLDEN.contains('\x1b'));
+    }
+
+    #[test]
+    fn a_forgotten_rc_gets_its_own_note() {
+        let mut r = sample();
+        r.leaks[0].cyclic = false;
+        let text = render(&r, &TextOptions::default());
+        assert!(text.contains("  note: Rc with strong=1 weak=1: no pointer to it remains"), "{text}");
+    }
+
+    #[test]
+    fn rendered_from_a_built_report() {
+        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic };
+        let raw = RawCheck {
+            leaked: vec![
+                leak(1, 16, RawKind::Direct, false),
+                leak(2, 24, RawKind::Indirect, true),
+                leak(2, 24, RawKind::Indirect, true),
+            ],
+            program: "app".into(),
+            pid: 99,
+            ..RawCheck::default()
+        };
+        let mut sym = |ip: usize| {
+            let names: &[&str] = match ip {
+                1 => &["alloc::boxed::Box<T>::new", "app::head"],
+                _ => &["app::node"],
+            };
+            names.iter().map(|n| frame(&format!("{ip:#x}"), n, "src/lib.rs", ip as u32)).collect()
+        };
+        let r = build_with(&raw, &|id| vec![id as usize], &mut sym, Vec::new());
+        let expected = "\
+=================================================================
+==99==ERROR: HeapSweep: detected memory leaks
+
+Indirect leak of 48 byte(s) in 2 object(s) (cyclic: a reference cycle) allocated from:
+    #0 0x2 in app::node src/lib.rs:2
+
+Direct leak of 16 byte(s) in 1 object(s) allocated from:
+    #0 0x1 in alloc::boxed::Box<T>::new src/lib.rs:1
+    #1 0x1 in app::head src/lib.rs:1
+
+SUMMARY: HeapSweep: 64 byte(s) leaked in 3 allocation(s) (1 direct, 2 indirect, 2 in cycles).
+";
+        assert_eq!(render(&r, &TextOptions::default()), expected);
     }
 }
