@@ -1,111 +1,383 @@
-//! Runs every workload under every allocator, one process per pair, and prints ns/op, the
-//! ratio to mimalloc in the same run, and peak RSS. Also writes the table as Markdown to
-//! `target/bench-alloc.md`.
+//! The allocator benchmark driver: every workload under every allocator, each pair in a
+//! process of its own, and the table of ns/op, ratio to mimalloc in the same run and peak
+//! RSS, printed and written as Markdown to `<target dir>/bench-alloc.md`.
 //!
 //! ```sh
-//! cargo bench -p benches --bench alloc                 # full run (a few minutes)
+//! cargo bench -p benches --bench alloc                 # everything (about 100 s on 2 cores)
 //! cargo bench -p benches --bench alloc -- --quick      # 10x fewer operations
 //! cargo bench -p benches --bench alloc -- --workload larson --only heapsweep
 //! ```
+//!
+//! Cargo builds the package's binaries for its benches; `CARGO_BIN_EXE_<name>` gives their
+//! paths. This driver runs under the system allocator; only the children are measured.
 
 use std::fmt::Write as _;
-use std::process::Command;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
+use benches::{Measurement, Workload, WORKLOADS};
+
+/// One column of the comparison: a binary, and the environment it runs with.
 struct Allocator {
+    /// The name `--only` matches.
+    name: &'static str,
+    /// The name in the table.
     label: &'static str,
     exe: &'static str,
+    /// The `HEAPSWEEP` options, for the HeapSweep binary.
     heapsweep: Option<&'static str>,
+    /// Fraction of the operations this allocator runs: dhat is 10-200x slower, and a rate
+    /// per operation does not need the full count.
+    ops_factor: f64,
 }
 
+/// The ratios are to this allocator; it runs whatever `--only` says.
+const BASELINE: &str = "mimalloc";
+
 const ALLOCATORS: &[Allocator] = &[
-    Allocator { label: "system (glibc)", exe: env!("CARGO_BIN_EXE_alloc-system"), heapsweep: None },
-    Allocator { label: "mimalloc", exe: env!("CARGO_BIN_EXE_alloc-mimalloc"), heapsweep: None },
-    Allocator { label: "jemalloc", exe: env!("CARGO_BIN_EXE_alloc-jemalloc"), heapsweep: None },
-    Allocator { label: "dhat (heap)", exe: env!("CARGO_BIN_EXE_alloc-dhat"), heapsweep: None },
     Allocator {
+        name: "system",
+        label: "system (glibc)",
+        exe: env!("CARGO_BIN_EXE_alloc-system"),
+        heapsweep: None,
+        ops_factor: 1.0,
+    },
+    Allocator {
+        name: "mimalloc",
+        label: "mimalloc",
+        exe: env!("CARGO_BIN_EXE_alloc-mimalloc"),
+        heapsweep: None,
+        ops_factor: 1.0,
+    },
+    Allocator {
+        name: "jemalloc",
+        label: "jemalloc",
+        exe: env!("CARGO_BIN_EXE_alloc-jemalloc"),
+        heapsweep: None,
+        ops_factor: 1.0,
+    },
+    Allocator {
+        name: "dhat",
+        label: "dhat (heap)",
+        exe: env!("CARGO_BIN_EXE_alloc-dhat"),
+        heapsweep: None,
+        ops_factor: 0.1,
+    },
+    Allocator {
+        name: "heapsweep-nostacks",
         label: "heapsweep stack_depth=0",
         exe: env!("CARGO_BIN_EXE_alloc-heapsweep"),
         heapsweep: Some("stack_depth=0,check_at_exit=0"),
+        ops_factor: 1.0,
     },
     Allocator {
+        name: "heapsweep",
         label: "heapsweep (32-frame stacks)",
         exe: env!("CARGO_BIN_EXE_alloc-heapsweep"),
         heapsweep: Some("check_at_exit=0"),
+        ops_factor: 1.0,
     },
 ];
 
-struct Row {
-    ns: f64,
-    rss_kib: u64,
+const USAGE: &str = "\
+usage: cargo bench -p benches --bench alloc [-- OPTIONS]
+  --quick            10x fewer operations (a smoke run)
+  --only A[,B...]    only these allocators (a name or its prefix; mimalloc always runs)
+  --workload W[,..]  only these workloads
+  --reps N           repetitions inside each process (default 5; the fastest counts)
+  --timeout SECS     kill a child running longer (default 600)";
+
+/// The command line.
+struct Options {
+    scale: f64,
+    reps: u32,
+    allocators: Vec<&'static Allocator>,
+    workloads: Vec<&'static Workload>,
+    timeout: Duration,
+    args: String,
 }
 
-fn run(a: &Allocator, workload: &str, scale: f64) -> Option<Row> {
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        scale: 1.0,
+        reps: 5,
+        allocators: ALLOCATORS.iter().collect(),
+        workloads: WORKLOADS.iter().collect(),
+        timeout: Duration::from_secs(600),
+        args: String::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--bench" => continue, // cargo bench passes it
+            "--quick" => o.scale = 0.1,
+            "--only" => o.allocators = select_allocators(value()?)?,
+            "--workload" => o.workloads = select_workloads(value()?)?,
+            "--reps" => o.reps = value()?.parse().map_err(|e| format!("--reps: {e}"))?,
+            "--timeout" => o.timeout = Duration::from_secs(value()?.parse().map_err(|e| format!("--timeout: {e}"))?),
+            "-h" | "--help" => return Err(String::new()),
+            _ => return Err(format!("unknown argument {a:?}")),
+        }
+    }
+    o.args = args.iter().filter(|a| *a != "--bench").cloned().collect::<Vec<_>>().join(" ");
+    Ok(o)
+}
+
+fn select_allocators(list: &str) -> Result<Vec<&'static Allocator>, String> {
+    let wanted: Vec<&str> = list.split(',').collect();
+    if let Some(bad) = wanted.iter().find(|w| !ALLOCATORS.iter().any(|a| a.name.starts_with(**w))) {
+        let names: Vec<&str> = ALLOCATORS.iter().map(|a| a.name).collect();
+        return Err(format!("no allocator {bad:?}; allocators: {}", names.join(", ")));
+    }
+    Ok(ALLOCATORS.iter().filter(|a| a.name == BASELINE || wanted.iter().any(|w| a.name.starts_with(w))).collect())
+}
+
+fn select_workloads(list: &str) -> Result<Vec<&'static Workload>, String> {
+    let wanted: Vec<&str> = list.split(',').collect();
+    if let Some(bad) = wanted.iter().find(|w| benches::workload(w).is_none()) {
+        let names: Vec<&str> = WORKLOADS.iter().map(|w| w.name).collect();
+        return Err(format!("no workload {bad:?}; workloads: {}", names.join(", ")));
+    }
+    Ok(WORKLOADS.iter().filter(|w| wanted.contains(&w.name)).collect())
+}
+
+/// Operations for one pair.
+fn ops_for(o: &Options, w: &Workload, a: &Allocator) -> u64 {
+    ((w.full_ops as f64 * o.scale * a.ops_factor) as u64).max(1)
+}
+
+/// Runs one (allocator, workload) pair in a child process.
+fn run_child(o: &Options, a: &Allocator, w: &Workload) -> Result<Measurement, String> {
     let mut cmd = Command::new(a.exe);
-    cmd.arg(workload).arg(scale.to_string());
-    if let Some(v) = a.heapsweep {
-        cmd.env("HEAPSWEEP", v);
+    cmd.arg(w.name).arg(ops_for(o, w, a).to_string()).arg(o.reps.to_string());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    match a.heapsweep {
+        Some(v) => cmd.env("HEAPSWEEP", v),
+        None => cmd.env_remove("HEAPSWEEP"),
+    };
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", a.exe))?;
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + o.timeout;
+    let status = loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("killed after {} s", o.timeout.as_secs()));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    if !status.success() {
+        return Err(format!("{status}: {}", last_lines(&err, 5)));
     }
-    let out = cmd.output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    if !out.status.success() || fields.len() < 4 {
-        eprintln!("{} {workload}: failed ({}): {}", a.label, out.status, String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    Some(Row { ns: fields[1].parse().ok()?, rss_kib: fields[3].parse().ok()? })
+    let line = out.lines().last().unwrap_or("");
+    Measurement::parse(line).map_err(|e| format!("bad output {line:?}: {e}"))
 }
 
+/// Reads a child's pipe to the end on a thread of its own (so a full pipe never blocks
+/// the child while the driver waits for it).
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    })
+}
+
+fn last_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// The results of one workload, in allocator order.
+struct Row {
+    workload: &'static Workload,
+    allocator: &'static Allocator,
+    result: Result<Measurement, String>,
+}
+
+fn ratio(rows: &[Row], r: &Row) -> String {
+    let base = rows.iter().find(|b| b.workload.name == r.workload.name && b.allocator.name == BASELINE);
+    match (base.map(|b| &b.result), &r.result) {
+        (Some(Ok(b)), Ok(m)) => format!("{:.2}x", m.min_ns / b.min_ns),
+        _ => "-".to_string(),
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<20} {:<28} {:>10} {:>10} {:>8} {:>10} {:>11}",
+        "workload", "allocator", "ns/op", "median", "ratio", "peak MiB", "ops"
+    );
+    for r in rows {
+        let (w, a) = (r.workload.name, r.allocator.label);
+        match &r.result {
+            Ok(m) => println!(
+                "{w:<20} {a:<28} {:>10.2} {:>10.2} {:>8} {:>10.1} {:>11}",
+                m.min_ns,
+                m.median_ns,
+                ratio(rows, r),
+                mib(m.peak_rss_kib),
+                m.ops
+            ),
+            Err(e) => println!("{w:<20} {a:<28} FAILED: {e}"),
+        }
+    }
+}
+
+fn markdown(o: &Options, rows: &[Row]) -> String {
+    let mut md = String::new();
+    let cmd = if o.args.is_empty() { String::new() } else { format!(" -- {}", o.args) };
+    let _ = writeln!(md, "Run of {} (`cargo bench -p benches --bench alloc{cmd}`{}):\n", today(), commit());
+    let _ = writeln!(md, "Machine: {}\n", machine());
+    let _ = writeln!(md, "| workload | allocator | ns/op | ratio to mimalloc | peak RSS (MiB) |");
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: |");
+    for r in rows {
+        let (w, a) = (r.workload.name, r.allocator.label);
+        let _ = match &r.result {
+            Ok(m) => writeln!(md, "| {w} | {a} | {:.2} | {} | {:.1} |", m.min_ns, ratio(rows, r), mib(m.peak_rss_kib)),
+            Err(e) => writeln!(md, "| {w} | {a} | failed: {} | - | - |", e.replace('|', "/")),
+        };
+    }
+    let ops: Vec<String> = o
+        .workloads
+        .iter()
+        .map(|w| format!("{} {} {}", w.name, thousands((w.full_ops as f64 * o.scale) as u64), w.counts))
+        .collect();
+    let _ = write!(
+        md,
+        "\nns/op is the fastest of {} repetitions inside each process (one process per row). Operations per \
+         repetition: {}",
+        o.reps,
+        ops.join(", ")
+    );
+    if o.allocators.iter().any(|a| a.ops_factor < 1.0) {
+        let _ = write!(md, "; dhat runs a tenth of them (at least one whole structure or two larson rounds)");
+    }
+    let _ = writeln!(md, ".");
+    md
+}
+
+/// `n` with thousands separators: 20,000,000.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// CPU model, cores, kernel and compiler.
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, v)| v.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let rustc = Command::new("rustc")
-        .arg("--version")
+    format!("{cpu}, {cores} cores, Linux {}, {}", kernel.trim(), command_line("rustc", &["--version"]))
+}
+
+fn commit() -> String {
+    let c = command_line("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]);
+    if c.is_empty() {
+        c
+    } else {
+        format!(", commit {c}")
+    }
+}
+
+/// The first line a command prints, or "" if it fails.
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}, {rustc}", kernel.trim())
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, from the days since 1970 (Howard Hinnant's
+/// `civil_from_days`).
+fn today() -> String {
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// `<target dir>/bench-alloc.md`: the binaries live in `<target dir>/<profile>/`.
+fn markdown_path() -> PathBuf {
+    let exe = Path::new(env!("CARGO_BIN_EXE_alloc-system"));
+    exe.parent().and_then(Path::parent).unwrap_or(Path::new("target")).join("bench-alloc.md")
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let only = value("--only");
-    let only_workload = value("--workload");
-    let scale = if quick { 0.1 } else { 1.0 };
-    let mut md = String::new();
-    let _ = writeln!(md, "Machine: {}\n", machine());
-    let _ = writeln!(
-        md,
-        "| workload | allocator | ns/op | ratio to mimalloc | peak RSS (MiB) |\n| --- | --- | ---: | ---: | ---: |"
-    );
-    for w in benches::WORKLOADS.iter().filter(|w| only_workload.as_deref().is_none_or(|o| o == **w)) {
-        let mut rows = Vec::new();
-        for a in ALLOCATORS {
-            let wanted = only.as_deref().is_none_or(|o| a.label.contains(o) || a.label == "mimalloc");
-            if wanted {
-                rows.push((a.label, run(a, w, scale)));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let o = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("{e}");
             }
+            eprintln!("{USAGE}");
+            std::process::exit(if e.is_empty() { 0 } else { 2 });
         }
-        let base = rows.iter().find(|(l, _)| *l == "mimalloc").and_then(|(_, r)| r.as_ref().map(|r| r.ns));
-        for (label, r) in &rows {
-            let Some(r) = r else { continue };
-            let ratio = base.map_or("-".to_string(), |b| format!("{:.2}x", r.ns / b));
-            let rss = r.rss_kib as f64 / 1024.0;
-            println!("{w:<20} {label:<28} {:>9.2} ns/op {ratio:>8} {rss:>9.1} MiB", r.ns);
-            let _ = writeln!(md, "| {w} | {label} | {:.2} | {ratio} | {rss:.1} |", r.ns);
+    };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for &w in &o.workloads {
+        for &a in &o.allocators {
+            let result = run_child(&o, a, w);
+            match &result {
+                Ok(m) => eprintln!(
+                    "{:<20} {:<28} {:>9.2} ns/op  {:>7.1} MiB",
+                    w.name,
+                    a.label,
+                    m.min_ns,
+                    mib(m.peak_rss_kib)
+                ),
+                Err(e) => eprintln!("{:<20} {:<28} FAILED: {e}", w.name, a.label),
+            }
+            rows.push(Row { workload: w, allocator: a, result });
         }
     }
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-alloc.md");
-    if std::fs::write(&target, &md).is_ok() {
-        println!("\nMarkdown table: {}", target.display());
+    print_table(&rows);
+    let md = markdown(&o, &rows);
+    let path = markdown_path();
+    match std::fs::write(&path, &md) {
+        Ok(()) => println!("\nMarkdown table: {} ({:.0} s in all)", path.display(), started.elapsed().as_secs_f64()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+    if rows.iter().any(|r| r.result.is_err()) {
+        std::process::exit(1);
     }
 }

@@ -1,4 +1,5 @@
-//! The workloads under dhat in heap-profiling mode (its profile goes to a temp file).
+//! The workloads under dhat in heap-profiling mode: the profiler runs for the whole
+//! process and writes its profile to a temporary file, removed afterwards.
 #[global_allocator]
 static GLOBAL: dhat::Alloc = dhat::Alloc;
 

@@ -1,4 +1,6 @@
-//! The workloads under HeapSweep (the driver sets `HEAPSWEEP`: with and without stacks).
+//! The workloads under HeapSweep. The driver runs this binary twice per workload, with
+//! `HEAPSWEEP=stack_depth=0,check_at_exit=0` and with `HEAPSWEEP=check_at_exit=0`
+//! (32-frame stacks, the default).
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
