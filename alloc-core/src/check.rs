@@ -113,7 +113,7 @@ fn collect(sp: usize) -> RawCheck {
     }
 }
 
-fn program_name() -> String {
+pub(crate) fn program_name() -> String {
     std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default()
 }
 

@@ -68,6 +68,8 @@ pub enum Expected {
     },
     /// A path of at most [`FixedPath::CAPACITY`] bytes.
     Path,
+    /// A signal: a name like `USR2` or `SIGUSR2`, or a number 1..=64.
+    Signal,
 }
 
 impl fmt::Display for Expected {
@@ -76,6 +78,7 @@ impl fmt::Display for Expected {
             Expected::Bool => f.write_str("expected 0 or 1"),
             Expected::Int { min, max } => write!(f, "expected an integer {min}..={max}"),
             Expected::Path => write!(f, "expected a path of at most {} bytes", FixedPath::CAPACITY),
+            Expected::Signal => f.write_str("expected a signal name such as USR2 or SIGUSR2, or a number 1..=64"),
         }
     }
 }
@@ -133,6 +136,66 @@ impl OptionValue for FixedPath {
     /// An empty value unsets the path (`report=` writes no report).
     fn parse_value(text: &[u8], _: u64, _: u64) -> Result<Self, Expected> {
         FixedPath::from_bytes(text).ok_or(Expected::Path)
+    }
+}
+
+/// A signal named in an option; `Signal::NONE` (0) when unset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    /// No signal.
+    pub const NONE: Signal = Signal(0);
+
+    /// Names accepted (with or without `SIG`, any case), and their numbers on Linux.
+    const NAMES: &'static [(&'static str, i32)] = &[
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("CONT", libc::SIGCONT),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH),
+        ("IO", libc::SIGIO),
+        ("SYS", libc::SIGSYS),
+    ];
+
+    /// The signal's number, or `None` when unset.
+    pub fn number(self) -> Option<i32> {
+        (self.0 != 0).then_some(self.0)
+    }
+}
+
+impl OptionValue for Signal {
+    const VALUES: &'static str = "signal";
+    /// An empty value unsets it. Signals the runtime or the leak check rely on (`SEGV`,
+    /// `KILL`, `STOP`, `PWR`, ...) are not in the name table, but can be given by number.
+    fn parse_value(text: &[u8], _: u64, _: u64) -> Result<Self, Expected> {
+        if text.is_empty() {
+            return Ok(Signal::NONE);
+        }
+        if text.iter().all(u8::is_ascii_digit) {
+            let n = u32::parse_value(text, 1, 64).map_err(|_| Expected::Signal)?;
+            return Ok(Signal(n as i32));
+        }
+        let name = match text {
+            [b'S' | b's', b'I' | b'i', b'G' | b'g', rest @ ..] => rest,
+            _ => text,
+        };
+        Signal::NAMES
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|&(_, num)| Signal(num))
+            .ok_or(Expected::Signal)
     }
 }
 
@@ -222,6 +285,12 @@ options! {
     use_root_regions: bool = true, "1";
     /// Scan other writable memory (the libc heap, foreign anonymous mappings) for roots.
     use_other_mappings: bool = true, "1";
+    /// Path of the heap profile written at exit (`%p` becomes the pid); set, it turns on
+    /// per-stack allocation counting from the start.
+    profile: FixedPath = FixedPath::empty(), "none";
+    /// A signal (e.g. `USR2`) that writes the heap profile, at the next allocation after
+    /// it arrives, to the `profile` path with `.1`, `.2`, ... appended.
+    profile_signal: Signal = Signal::NONE, "none";
 }
 
 impl Default for Options {

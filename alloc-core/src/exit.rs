@@ -1,4 +1,5 @@
-//! The at-exit hook: a leak check when the process ends.
+//! The at-exit hook: the heap profile (with `profile=PATH`) and a leak check when the
+//! process ends.
 //!
 //! Registered with `atexit` during the allocator's one-time initialization (the first
 //! allocation, before `main` in practice), so it runs after every exit handler registered
@@ -13,5 +14,7 @@ pub(crate) fn register() {
 
 extern "C" fn at_exit() {
     // A panic must not unwind into libc.
+    // The profile first: it shows the program's heap, before the check's own work.
+    let _ = std::panic::catch_unwind(crate::profile::run_at_exit);
     let _ = std::panic::catch_unwind(crate::check::run_at_exit);
 }

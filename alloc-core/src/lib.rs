@@ -21,7 +21,8 @@
 //! # Layers, bottom up
 //! `os` (mmap) → `segment` (segments, the segment map, large blocks) → `page` (blocks
 //! and their metadata) → `heap` (per-thread heaps, allocate/free) → `global` (the
-//! `GlobalAlloc` impl). Hooks: `stack` (capture and depot), `track` (counters).
+//! `GlobalAlloc` impl). Hooks: `stack` (capture and depot), `track` (counters),
+//! [`profile`] (per-stack counters of heap profiles, when `profile=PATH` is set).
 //! Above: `block` (address → block), `introspect` (statistics and block info), `leak`
 //! (the check), `report`.
 
@@ -41,6 +42,7 @@ mod introspect;
 mod misuse;
 mod os;
 mod page;
+pub mod profile;
 mod segment;
 mod size_class;
 mod stack;

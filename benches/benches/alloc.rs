@@ -79,7 +79,23 @@ const ALLOCATORS: &[Allocator] = &[
         heapsweep: Some("check_at_exit=0"),
         ops_factor: 1.0,
     },
+    Allocator {
+        name: "heapsweep-profile",
+        label: "heapsweep + heap profile",
+        exe: env!("CARGO_BIN_EXE_alloc-heapsweep"),
+        heapsweep: Some(PROFILE_OPTIONS),
+        ops_factor: 1.0,
+    },
 ];
+
+/// The profiled column writes its profile at exit (untimed) to this path; the driver
+/// removes it when the child ends.
+const PROFILE_OPTIONS: &str = "check_at_exit=0,profile=/tmp/heapsweep-bench-profile-%p.json";
+
+/// The profile a profiled child with this pid wrote.
+fn profile_file(pid: u32) -> String {
+    format!("/tmp/heapsweep-bench-profile-{pid}.json")
+}
 
 const USAGE: &str = "\
 usage: cargo bench -p benches --bench alloc [-- OPTIONS]
@@ -176,6 +192,11 @@ fn run_child(o: &Options, a: &Allocator, w: &Workload) -> Result<Measurement, St
     let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
     if !status.success() {
         return Err(format!("{status}: {}", last_lines(&err, 5)));
+    }
+    if a.heapsweep == Some(PROFILE_OPTIONS) {
+        // The profile proves the column ran with profiling on.
+        let file = profile_file(child.id());
+        std::fs::remove_file(&file).map_err(|e| format!("no heap profile at {file}: {e}"))?;
     }
     let line = out.lines().last().unwrap_or("");
     Measurement::parse(line).map_err(|e| format!("bad output {line:?}: {e}"))

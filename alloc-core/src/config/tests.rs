@@ -53,6 +53,11 @@ fn every_key_takes_a_good_value() {
         ("use_other_mappings=0", |o| !o.use_other_mappings),
         ("check_at_exit=0,check_at_exit=1", |o| o.check_at_exit),
         ("report=/a,report=", |o| o.report.is_empty()),
+        ("profile=/tmp/heap-%p.json", |o| o.profile == path("/tmp/heap-%p.json")),
+        ("profile_signal=usr2", |o| o.profile_signal == Signal(libc::SIGUSR2)),
+        ("profile_signal=SIGPROF", |o| o.profile_signal == Signal(libc::SIGPROF)),
+        ("profile_signal=40", |o| o.profile_signal == Signal(40)),
+        ("profile_signal=HUP,profile_signal=", |o| o.profile_signal == Signal::NONE),
     ];
     for (input, check) in cases {
         assert!(check(&parse_clean(input)), "{input}");
@@ -86,6 +91,11 @@ fn every_key_warns_once_on_a_bad_value_and_keeps_its_default() {
         ("use_tls=1.0".into(), "for use_tls"),
         ("use_root_regions=y".into(), "for use_root_regions"),
         ("use_other_mappings=-".into(), "for use_other_mappings"),
+        (format!("profile={long}"), "for profile: expected a path of at most 4095 bytes; using none"),
+        ("profile_signal=USR3".into(), "bad value 'USR3' for profile_signal: expected a signal name such as USR2"),
+        ("profile_signal=65".into(), "for profile_signal: expected a signal name"),
+        ("profile_signal=0".into(), "for profile_signal"),
+        ("profile_signal=SIGSEGV".into(), "for profile_signal"),
     ];
     for (input, expected) in &cases {
         let (o, w) = parse_collect(input);

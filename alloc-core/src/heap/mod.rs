@@ -22,6 +22,7 @@ pub(crate) mod thread;
 pub(crate) mod walk;
 
 use crate::page::{Block, Page, GEN_MASK, INTERNAL, LIVE};
+use crate::profile::recorder;
 use crate::segment::{self, Segment, KIND_PAGES, SEGMENT_SIZE};
 use crate::size_class::{self, CLASS_COUNT, MEDIUM_MAX};
 use crate::stack::{self, StackBounds, StackCache};
@@ -214,6 +215,9 @@ impl Heap {
         }
         if self.kind != HeapKind::Internal {
             self.counters.on_alloc(size);
+            if recorder::active() {
+                recorder::record_alloc(stack, size);
+            }
         }
         block.cast()
     }
@@ -316,6 +320,9 @@ impl Heap {
         let p = segment::alloc_large(size, align, stack, flags, zeroed);
         if !p.is_null() && !internal {
             self.counters.on_alloc(size);
+            if recorder::active() {
+                recorder::record_alloc(stack, size);
+            }
         }
         p
     }
@@ -492,6 +499,10 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
 #[inline]
 unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
     let heap = thread::current_heap();
+    if recorder::active() {
+        // SAFETY: the caller's block is live: its metadata is stable while it holds it.
+        unsafe { record_free_small(page, index, size) };
+    }
     // SAFETY: reading the owner is a plain atomic load.
     let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
     if owner == heap as usize && !heap.is_null() {
@@ -516,15 +527,34 @@ unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
     }
 }
 
+/// Counts the free of a small block in the heap profile (not for the allocator's own).
+///
+/// # Safety
+/// - `index` is a block of the in-use `page`, live and held by the caller.
+#[cold]
+#[inline(never)]
+unsafe fn record_free_small(page: *mut Page, index: usize, size: usize) {
+    // SAFETY: per the contract; the owner never rewrites a live block's metadata.
+    unsafe {
+        if !(*page).is_internal() && (*page).flags_of(index) & LIVE != 0 {
+            let (_, stack) = (*page).size_and_stack(index);
+            recorder::record_free(stack, size);
+        }
+    }
+}
+
 #[cold]
 unsafe fn free_large(seg: *mut Segment, ptr: *mut u8) {
     // SAFETY: the segment is live (caller).
-    let (flags, size) = unsafe { ((*seg).large.flags, (*seg).large.size) };
+    let (flags, size, stack) = unsafe { ((*seg).large.flags, (*seg).large.size, (*seg).large.stack) };
     if flags & LIVE == 0 {
         thread::report_misuse("free", ptr, Misuse::DoubleFree);
     }
     if flags & INTERNAL == 0 {
         thread::count_remote_free(thread::current_heap(), size);
+        if recorder::active() {
+            recorder::record_free(stack, size);
+        }
     }
     // SAFETY: the block is live and freed by its holder.
     unsafe { segment::free_large(seg) };
@@ -574,11 +604,15 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, old_size: usize, align: usize, new_si
 unsafe fn resize_in_place_small(page: *mut Page, index: usize, old_size: usize, new_size: usize) {
     let heap = thread::current_heap();
     // SAFETY: the caller holds the live block; its metadata is its holder's to change.
-    unsafe {
+    let stack = unsafe {
         let (_, stack) = (*page).size_and_stack(index);
         (*page).set_size_and_stack(index, new_size as u32, stack);
-    }
+        stack
+    };
     thread::count_resize(heap, old_size, new_size);
+    if recorder::active() {
+        recorder::record_resize(stack, old_size, new_size);
+    }
 }
 
 unsafe fn realloc_large(
@@ -595,6 +629,7 @@ unsafe fn realloc_large(
             thread::report_misuse("realloc", ptr, Misuse::DoubleFree);
         }
         let internal = large.flags & INTERNAL != 0;
+        let stack = large.stack;
         if new_size <= large.capacity && new_size > MEDIUM_MAX {
             // Shrinking by more than half: give the tail's pages back to the kernel.
             if new_size < large.size / 2 {
@@ -613,6 +648,9 @@ unsafe fn realloc_large(
             }
             if !internal {
                 thread::count_resize(thread::current_heap(), old_size, new_size);
+                if recorder::active() {
+                    recorder::record_resize(stack, old_size, new_size);
+                }
             }
             return Some(p);
         } else {
@@ -620,6 +658,9 @@ unsafe fn realloc_large(
         }
         if !internal {
             thread::count_resize(thread::current_heap(), old_size, new_size);
+            if recorder::active() {
+                recorder::record_resize(stack, old_size, new_size);
+            }
         }
         Some(ptr)
     }

@@ -234,6 +234,7 @@ fn init_slow() -> bool {
     if ok {
         let opts = crate::config::current();
         register_own_statics(opts);
+        crate::profile::init(opts);
         // SAFETY: called once, before any heap exists; the key destructor is a plain fn.
         unsafe {
             libc::pthread_key_create(core::ptr::addr_of_mut!(THREAD_KEY), Some(on_thread_exit));
@@ -436,11 +437,14 @@ extern "C" fn fork_prepare() {
     INTERNAL_HEAP.lock_raw();
     SHARED_HEAP.lock_raw();
     segment::POOL.lock_raw();
+    // A leaf lock (held, it waits for nothing), so taken last.
+    crate::profile::recorder::RECORDER.lock_raw();
 }
 
 extern "C" fn fork_parent() {
     // SAFETY: each was taken by `fork_prepare` on this thread, in this order.
     unsafe {
+        crate::profile::recorder::RECORDER.force_unlock();
         segment::POOL.force_unlock();
         SHARED_HEAP.force_unlock();
         INTERNAL_HEAP.force_unlock();

@@ -142,6 +142,7 @@ pub(crate) fn build_with(
         summary,
         leaks,
         suppressions: used(sups),
+        modules: super::modules::loaded_modules(),
     }
 }
 

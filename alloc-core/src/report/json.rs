@@ -26,13 +26,13 @@ pub(crate) fn write_report(template: &[u8], pid: u32, report: &LeakReport) -> Re
 
 /// Writes `bytes` to `path` through a temporary file of the same directory, renamed over
 /// `path` once complete.
-fn write_atomically(path: &Path, pid: u32, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomically(path: &Path, pid: u32, bytes: &[u8]) -> Result<(), String> {
     // The pid in the temporary name keeps processes sharing one report path apart.
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(format!(".{pid}.tmp"));
     std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write the report to {}: {e}", path.display())
+        format!("cannot write {}: {e}", path.display())
     })
 }
 
@@ -43,6 +43,7 @@ mod tests {
 
     fn empty() -> LeakReport {
         LeakReport {
+            modules: Vec::new(),
             format: LeakReport::FORMAT.into(),
             version: 1,
             program: "p".into(),

@@ -6,6 +6,7 @@
 //! - `build`: grouping by (kind, cyclic, stack), sorting, the summary.
 //! - `symbolize`: addresses to frames in process, trimming of allocator/runtime frames.
 //! - `suppress`: the `suppressions=` file and its matching.
+//! - `modules`: the loaded object files and their load addresses.
 //! - `rc`: strong/weak counts read from leaked `Rc`/`Arc` blocks.
 //! - `text`: the LSan-style report for stderr; [`json`]: the JSON report and its file.
 //!
@@ -18,7 +19,15 @@
 pub(crate) mod build;
 pub mod json;
 pub mod model;
+pub(crate) mod modules;
 pub(crate) mod rc;
 pub(crate) mod suppress;
 pub(crate) mod symbolize;
 pub(crate) mod text;
+
+/// Drops the allocator's plumbing at the innermost end of a stack (innermost frame
+/// first) and the runtime's frames below `main`, by function names and files: what the
+/// in-process report does, for tools that symbolize a report later.
+pub fn trim_frames(frames: &mut Vec<model::Frame>) {
+    symbolize::trim(frames)
+}

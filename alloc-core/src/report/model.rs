@@ -8,7 +8,7 @@
 //!
 //! # Compatibility
 //! Every field of the contract is here under its contract name. Fields beyond the
-//! contract (`suppressions`, a group's `rc` and `stack_id`, a frame's `module`) are
+//! contract (`suppressions`, `modules`, a group's `rc` and `stack_id`, a frame's `module`) are
 //! optional: they are left out of the JSON when empty and default when absent, so the
 //! contract's minimal example parses and a reader of version 1 is never surprised.
 
@@ -32,6 +32,48 @@ pub struct LeakReport {
     /// Suppression patterns that matched, with counts (an addition to version 1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suppressions: Vec<SuppressionUse>,
+    /// The executable and shared objects loaded when the report was made, with their
+    /// load addresses, so that a report written without symbols can be symbolized later
+    /// from the binaries (an addition to version 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<Module>,
+}
+
+/// A loaded object file (the executable or a shared object) and where it was mapped.
+///
+/// A return address `ip` inside `[start, end)` of a module is at address `ip - base` in
+/// the object file's own address space (the ELF virtual address that debug information
+/// and symbol tables use).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Module {
+    /// Path of the object file as the loader knows it (the executable's real path for
+    /// the main program).
+    pub path: String,
+    /// Load bias: what was added to the file's virtual addresses, as `"0x..."`.
+    pub base: String,
+    /// Lowest mapped address of its loadable segments, as `"0x..."`.
+    pub start: String,
+    /// One past the highest mapped address of its loadable segments, as `"0x..."`.
+    pub end: String,
+    /// The GNU build id, lowercase hex, when the object has one: to check that a binary
+    /// given later is the one that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+}
+
+impl Module {
+    /// Parses one of this module's `"0x..."` addresses.
+    pub fn parse_address(text: &str) -> Option<u64> {
+        u64::from_str_radix(text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))?, 16).ok()
+    }
+
+    /// Whether `ip` lies within the module's mapped range.
+    pub fn contains(&self, ip: u64) -> bool {
+        match (Self::parse_address(&self.start), Self::parse_address(&self.end)) {
+            (Some(s), Some(e)) => s <= ip && ip < e,
+            _ => false,
+        }
+    }
 }
 
 /// Report totals. Invariant: `leaked_blocks == direct_blocks + indirect_blocks`, and the
@@ -92,7 +134,7 @@ pub struct LeakGroup {
 
 /// One stack frame. `function`, `file` and `line` are always written, `null` when
 /// unknown, as the contract says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Frame {
     /// Instruction pointer (a return address), as `"0x..."`.
     pub ip: String,

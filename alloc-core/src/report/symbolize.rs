@@ -94,12 +94,12 @@ fn module_of(ip: usize) -> Option<String> {
     (!name.to_bytes().is_empty()).then(|| name.to_string_lossy().into_owned())
 }
 
-/// Keeps raw addresses (`symbolize=0`).
+/// Keeps raw addresses and their modules (`symbolize=0`), for symbolizing later.
 pub(crate) struct RawOnly;
 
 impl Symbolizer for RawOnly {
     fn resolve(&mut self, ip: usize) -> Vec<Frame> {
-        vec![Frame::unresolved(ip)]
+        vec![Frame { module: module_of(ip), ..Frame::unresolved(ip) }]
     }
 }
 

@@ -167,6 +167,7 @@ mod tests {
         };
         let unknown = Frame { module: Some("/lib/libplugin.so".into()), ..Frame::unresolved(0x30) };
         LeakReport {
+            modules: Vec::new(),
             format: LeakReport::FORMAT.into(),
             version: 1,
             program: "demo".into(),

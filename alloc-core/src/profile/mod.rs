@@ -1,0 +1,230 @@
+//! Heap profiles: per allocation stack, what was allocated, what is live, what was live
+//! at the heap's peak, how long blocks lived; and a timeline of the live heap.
+//!
+//! Turned on for the whole run by `HEAPSWEEP=profile=PATH` (it must count from the first
+//! allocation: a free needs the allocation it undoes). Written at exit to PATH (`%p`
+//! becomes the pid), on [`dump`], and on a signal with `profile_signal=NAME`.
+//!
+//! ```no_run
+//! // HEAPSWEEP=profile=heap-%p.json ./my-service
+//! if let Some(p) = alloc_core::profile::snapshot() {
+//!     println!("peak {} bytes, now {} bytes", p.summary.peak_bytes, p.summary.live_bytes);
+//! }
+//! alloc_core::profile::dump("now.json").unwrap();
+//! ```
+//!
+//! # What it owns
+//! - [`model`]: the public profile types (`HeapProfile` and its parts), serde both ways.
+//! - `recorder`: the counters, updated on the allocation path (see its notes for the
+//!   design and the cost).
+//! - `timeline`: the bounded timeline of live bytes.
+//! - `signal`: the `profile_signal` handler and the dump it asks for.
+//! - Here: turning it on, snapshots, writing files.
+//!
+//! # Who calls it
+//! The heap calls `recorder::record_*` for tracked blocks (not the allocator's own) while
+//! [`recorder::active`]. Snapshots run with the reentrancy guard set: their allocations
+//! (symbolization, JSON) go to the untracked internal heap and are not counted.
+
+pub mod model;
+pub(crate) mod recorder;
+pub(crate) mod signal;
+pub(crate) mod timeline;
+
+pub use model::{HeapProfile, ProfileSummary, Site, TimelinePoint};
+
+use crate::heap::thread::ReentrancyGuard;
+use crate::report::symbolize::{self, InProcess, RawOnly, Symbolizer};
+use core::sync::atomic::Ordering;
+use recorder::{SiteCounters, RECORDER, STATE};
+use std::path::Path;
+
+/// Turns profiling on if the options ask for it. Called once by the allocator's
+/// initialization, before any tracked allocation, without allocating.
+pub(crate) fn init(opts: &crate::config::Options) {
+    if opts.profile.is_empty() {
+        return;
+    }
+    {
+        let mut r = RECORDER.lock();
+        r.start_ns = recorder::monotonic_ns();
+        r.refresh_clock();
+    }
+    crate::os::register_own_mapping(&RECORDER as *const _ as usize, core::mem::size_of_val(&RECORDER));
+    STATE.store(recorder::ON, Ordering::Relaxed);
+    if let Some(sig) = opts.profile_signal.number() {
+        signal::install(sig);
+    }
+}
+
+/// Whether this run counts allocations per stack (`profile=PATH` was given).
+pub fn is_enabled() -> bool {
+    recorder::active()
+}
+
+/// The profile as of now, symbolized as the `symbolize` option says; `None` when
+/// profiling is off.
+pub fn snapshot() -> Option<HeapProfile> {
+    if !recorder::active() {
+        return None;
+    }
+    let _guard = ReentrancyGuard::enter();
+    let raw = RawSnapshot::take();
+    let mut sym: Box<dyn Symbolizer> =
+        if crate::config::current().symbolize { Box::<InProcess>::default() } else { Box::new(RawOnly) };
+    Some(raw.build(&|id| crate::stack::frames(crate::stack::StackId::from_u32(id)).to_vec(), &mut *sym))
+}
+
+/// Writes the profile as of now to `path` (through a temporary file renamed over it).
+/// The error names the path and the cause, or says that profiling is off.
+pub fn dump(path: impl AsRef<Path>) -> Result<(), String> {
+    let path = path.as_ref();
+    let Some(profile) = snapshot() else {
+        return Err(format!(
+            "cannot write a heap profile to {}: profiling is off (run with HEAPSWEEP=profile=PATH)",
+            path.display()
+        ));
+    };
+    let _guard = ReentrancyGuard::enter();
+    crate::report::json::write_atomically(path, std::process::id(), (profile.to_json() + "\n").as_bytes())
+}
+
+/// Writes the profile to the `profile` path (`%p` expanded, `suffix` appended).
+/// Problems are printed as one warning line.
+pub(crate) fn dump_to_configured(suffix: Option<u64>) {
+    let opts = crate::config::current();
+    let Some(template) = opts.profile.as_option() else { return };
+    let _guard = ReentrancyGuard::enter();
+    let mut path = template.expand(std::process::id()).as_path().as_os_str().to_owned();
+    if let Some(n) = suffix {
+        path.push(format!(".{n}"));
+    }
+    if let Err(e) = dump(&path) {
+        warning!("{}", e);
+    }
+}
+
+/// At exit (before the leak check): the final profile.
+pub(crate) fn run_at_exit() {
+    if recorder::active() {
+        dump_to_configured(None);
+    }
+}
+
+/// The recorder's state copied out under its lock.
+struct RawSnapshot {
+    sites: Vec<(u32, SiteCounters)>,
+    summary: ProfileSummary,
+    time_us: u64,
+    timeline: Vec<timeline::Point>,
+}
+
+impl RawSnapshot {
+    /// Copies the recorder. Memory is reserved before taking the lock (allocating under
+    /// it is allowed, the internal heap never records, but the lock is kept short).
+    fn take() -> Self {
+        let n = RECORDER.lock().sites.len();
+        let mut sites = Vec::with_capacity(n + 1024);
+        let mut timeline = Vec::with_capacity(timeline::CAPACITY);
+        let mut r = RECORDER.lock();
+        r.refresh_clock();
+        let (now, seq) = (r.now_us, r.peak_seq);
+        for (i, c) in r.sites.iter().enumerate().take(sites.capacity()) {
+            if c.total_blocks != 0 {
+                sites.push((i as u32, c.settled(now, seq)));
+            }
+        }
+        timeline.extend_from_slice(r.timeline.points());
+        let summary = ProfileSummary {
+            total_blocks: r.total_blocks,
+            total_bytes: r.total_bytes,
+            live_blocks: r.live_blocks,
+            live_bytes: r.live_bytes,
+            peak_blocks: r.peak_blocks,
+            peak_bytes: r.peak_bytes,
+            peak_time_us: r.peak_us,
+        };
+        drop(r);
+        Self { sites, summary, time_us: now, timeline }
+    }
+
+    /// The profile: sites symbolized and sorted, the peak and the present added to the
+    /// timeline.
+    fn build(self, frames_of: &dyn Fn(u32) -> Vec<usize>, sym: &mut dyn Symbolizer) -> HeapProfile {
+        let sites: Vec<Site> = self
+            .sites
+            .iter()
+            .map(|&(id, c)| Site {
+                stack_id: (id != 0).then_some(id),
+                stack: if id == 0 { Vec::new() } else { symbolize::stack_frames(&frames_of(id), sym) },
+                total_blocks: c.total_blocks,
+                total_bytes: c.total_bytes,
+                live_blocks: c.live_blocks,
+                live_bytes: c.live_bytes,
+                peak_blocks: c.peak_blocks,
+                peak_bytes: c.peak_bytes,
+                max_live_bytes: c.max_live_bytes,
+                max_live_blocks: c.max_live_blocks,
+                lifetime_us: c.lifetime_us,
+            })
+            .collect();
+        let mut sites = merge_equal_stacks(sites);
+        sites.sort_by(|a, b| b.total_bytes.cmp(&a.total_bytes).then(a.stack_id.cmp(&b.stack_id)));
+        let s = &self.summary;
+        let mut points = self.timeline;
+        points.push((s.peak_time_us, s.peak_bytes, s.peak_blocks));
+        points.push((self.time_us, s.live_bytes, s.live_blocks));
+        points.sort_by_key(|p| p.0);
+        points.dedup_by_key(|p| p.0);
+        HeapProfile {
+            format: HeapProfile::FORMAT.into(),
+            version: HeapProfile::VERSION,
+            program: crate::check::program_name(),
+            pid: std::process::id(),
+            time_us: self.time_us,
+            summary: self.summary,
+            sites,
+            timeline: points
+                .into_iter()
+                .map(|(t_us, live_bytes, live_blocks)| TimelinePoint { t_us, live_bytes, live_blocks })
+                .collect(),
+            modules: crate::report::modules::loaded_modules(),
+        }
+    }
+}
+
+/// Merges sites whose stacks are equal once trimmed: raw stacks differ in the
+/// allocator's plumbing (a `Vec` first allocated by `push` and later moved by `realloc`),
+/// which the trimmed stack no longer shows. The merged site keeps the smallest id.
+fn merge_equal_stacks(sites: Vec<Site>) -> Vec<Site> {
+    let mut index: std::collections::HashMap<Vec<model::Frame>, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Site> = Vec::with_capacity(sites.len());
+    for site in sites {
+        match index.get(&site.stack) {
+            Some(&i) => {
+                let m = &mut out[i];
+                m.stack_id = match (m.stack_id, site.stack_id) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                m.total_blocks += site.total_blocks;
+                m.total_bytes += site.total_bytes;
+                m.live_blocks += site.live_blocks;
+                m.live_bytes += site.live_bytes;
+                m.peak_blocks += site.peak_blocks;
+                m.peak_bytes += site.peak_bytes;
+                // The two raw sites may have peaked at different moments: their sum
+                // bounds the merged site's own maximum from above, and at-peak and
+                // live from below; keep the invariants with the sum.
+                m.max_live_bytes += site.max_live_bytes;
+                m.max_live_blocks += site.max_live_blocks;
+                m.lifetime_us += site.lifetime_us;
+            }
+            None => {
+                index.insert(site.stack.clone(), out.len());
+                out.push(site);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,177 @@
+//! The heap profile model: what `profile=PATH` writes (`format: "heapsweep-profile"`,
+//! version 1), as Rust types that serialize to it and read it back.
+//!
+//! # What it owns
+//! The public types of a heap profile and their invariants. `leak-report` renders them
+//! (text, flame graphs, pprof, DHAT).
+//!
+//! # Meanings
+//! - A *site* is one allocation stack. Sizes are requested sizes (`Layout::size()`).
+//! - *total*: every allocation made from the site since the start; a `realloc` counts as
+//!   one more allocation of its new size (and the free of the old block).
+//! - *live*: blocks allocated and not yet freed when the profile was written.
+//! - *at peak*: live at the moment the whole heap's live bytes were highest.
+//! - *max live*: the site's own highest live bytes, and its live blocks at that moment.
+//!   Raw stacks that differ only in the allocator's frames (a `Vec` allocated by `push`,
+//!   then moved by `realloc`) are merged into one site; its max live is then the sum of
+//!   theirs, an upper bound.
+//! - *lifetime*: the sum over the site's blocks of the time each was live (up to the
+//!   profile's time for blocks still live), in microseconds; divided by `total_blocks` it
+//!   is the average lifetime.
+//! - Times are microseconds since the allocator started.
+//!
+//! Invariants, checked by [`HeapProfile::validate`]: each site's live ≤ total and at peak
+//! ≤ max live ≤ total; the sites' sums equal the summary's totals, live and peak counts.
+
+pub use crate::report::model::{Frame, Module};
+use serde::{Deserialize, Serialize};
+
+/// A heap profile: what `profile=PATH` and [`dump`](crate::profile::dump) write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeapProfile {
+    /// Always `"heapsweep-profile"` ([`HeapProfile::FORMAT`]).
+    pub format: String,
+    /// Schema version: 1 ([`HeapProfile::VERSION`]).
+    pub version: u32,
+    /// `argv[0]` of the program.
+    pub program: String,
+    /// Process id.
+    pub pid: u32,
+    /// When the profile was taken, in microseconds since the allocator started.
+    pub time_us: u64,
+    /// Totals over all sites.
+    pub summary: ProfileSummary,
+    /// One entry per allocation stack, largest `total_bytes` first.
+    pub sites: Vec<Site>,
+    /// Live heap size over time, oldest first, at most a few thousand points.
+    pub timeline: Vec<TimelinePoint>,
+    /// The loaded object files, for symbolizing later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<Module>,
+}
+
+/// Totals of a profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    /// Allocations since the start.
+    pub total_blocks: u64,
+    /// Their requested bytes.
+    pub total_bytes: u64,
+    /// Blocks live when the profile was taken.
+    pub live_blocks: u64,
+    /// Their requested bytes.
+    pub live_bytes: u64,
+    /// Live blocks at the peak of live bytes.
+    pub peak_blocks: u64,
+    /// The highest live bytes seen.
+    pub peak_bytes: u64,
+    /// When the peak was reached, in microseconds since the start.
+    pub peak_time_us: u64,
+}
+
+/// One allocation stack and its counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// The stack's id in the process that wrote the profile; absent for allocations
+    /// recorded without a stack (`stack_depth=0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_id: Option<u32>,
+    /// The allocation stack, innermost frame first, trimmed as in leak reports. Empty
+    /// when no stack was recorded.
+    pub stack: Vec<Frame>,
+    /// Allocations made here since the start.
+    pub total_blocks: u64,
+    /// Their requested bytes.
+    pub total_bytes: u64,
+    /// Blocks from here live when the profile was taken.
+    pub live_blocks: u64,
+    /// Their bytes.
+    pub live_bytes: u64,
+    /// Blocks from here live at the moment of the heap's peak.
+    pub peak_blocks: u64,
+    /// Their bytes.
+    pub peak_bytes: u64,
+    /// This site's own highest live bytes.
+    pub max_live_bytes: u64,
+    /// Its live blocks at that moment.
+    pub max_live_blocks: u64,
+    /// Sum of the lifetimes of its blocks, in microseconds.
+    pub lifetime_us: u64,
+}
+
+/// One sample of the live heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Microseconds since the start.
+    pub t_us: u64,
+    /// Live bytes.
+    pub live_bytes: u64,
+    /// Live blocks.
+    pub live_blocks: u64,
+}
+
+impl HeapProfile {
+    /// The `format` value of every profile.
+    pub const FORMAT: &'static str = "heapsweep-profile";
+    /// The schema version this build writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// Reads a profile from JSON, checking its format, version and invariants.
+    pub fn from_json(text: &str) -> Result<HeapProfile, String> {
+        let p: HeapProfile = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep heap profile: {e}"))?;
+        if p.format != Self::FORMAT {
+            return Err(format!("format is {:?}, expected {:?}", p.format, Self::FORMAT));
+        }
+        if p.version != Self::VERSION {
+            return Err(format!("unsupported profile version {} (this build reads version 1)", p.version));
+        }
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// The profile as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// Checks the invariants of the module note; the error names the first broken one.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = &self.summary;
+        let mut sum = ProfileSummary::default();
+        for (i, site) in self.sites.iter().enumerate() {
+            let bad = |what: &str| Err(format!("site {i}: {what}"));
+            if site.live_blocks > site.total_blocks || site.live_bytes > site.total_bytes {
+                return bad("more live than allocated");
+            }
+            if site.peak_bytes > site.max_live_bytes || site.max_live_bytes > site.total_bytes {
+                return bad("bytes at peak above its own maximum, or maximum above total");
+            }
+            if site.live_bytes > site.max_live_bytes {
+                return bad("live bytes above its own maximum");
+            }
+            sum.total_blocks = sum.total_blocks.saturating_add(site.total_blocks);
+            sum.total_bytes = sum.total_bytes.saturating_add(site.total_bytes);
+            sum.live_blocks = sum.live_blocks.saturating_add(site.live_blocks);
+            sum.live_bytes = sum.live_bytes.saturating_add(site.live_bytes);
+            sum.peak_blocks = sum.peak_blocks.saturating_add(site.peak_blocks);
+            sum.peak_bytes = sum.peak_bytes.saturating_add(site.peak_bytes);
+        }
+        let sums = [
+            ("total_blocks", sum.total_blocks, s.total_blocks),
+            ("total_bytes", sum.total_bytes, s.total_bytes),
+            ("live_blocks", sum.live_blocks, s.live_blocks),
+            ("live_bytes", sum.live_bytes, s.live_bytes),
+            ("peak_blocks", sum.peak_blocks, s.peak_blocks),
+            ("peak_bytes", sum.peak_bytes, s.peak_bytes),
+        ];
+        for (name, got, total) in sums {
+            if got != total {
+                return Err(format!("the sites' {name} add up to {got}, the summary says {total}"));
+            }
+        }
+        if s.live_bytes > s.peak_bytes {
+            return Err("summary: live bytes above the peak".into());
+        }
+        Ok(())
+    }
+}

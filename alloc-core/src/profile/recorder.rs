@@ -1,0 +1,351 @@
+//! The recorder: per allocation stack counters, the heap's live totals and peak, and the
+//! timeline, updated on every tracked allocation and free while profiling is on.
+//!
+//! # Design
+//! One [`SpinLock`] guards all of it: the peak snapshot ("what each site held when the
+//! heap peaked") needs a consistent view of every site at one moment, which per-thread
+//! counters cannot give without a global step anyway. The cost is one uncontended lock
+//! and a few dozen plain stores per event; with several threads allocating at once they
+//! serialize here (BENCHMARKS.md measures both). Profiling is opt-in (`profile=PATH`);
+//! when it is off the allocation path pays one relaxed load of [`STATE`] and a branch.
+//!
+//! The peak snapshot is lazy (O(1) per event): a global peak sequence number counts new
+//! peaks; a site remembers the sequence of its last change. When a site changes and a
+//! peak happened since its previous change, its live counts before this change are what
+//! it held at that peak. At a snapshot, sites unchanged since the last peak hold now what
+//! they held then.
+//!
+//! Time is read with `clock_gettime` every [`CLOCK_EVERY`] events (a vDSO call costs about
+//! as much as an allocation), so times, lifetimes and the timeline have that resolution.
+//!
+//! # Invariants (under the lock)
+//! - `sites[i]` counts the blocks whose metadata carry stack id `i` (0: no stack).
+//! - Sums over sites equal the totals; `live <= total`; `peak_* <= max_live_*`.
+//! - Nothing here allocates: sites live in an [`MmapVec`], the timeline in a fixed array.
+//!   So it is a leaf lock: held, it never waits for another lock (`fork` takes it last).
+
+use super::timeline::Timeline;
+use crate::os::MmapVec;
+use crate::sync::SpinLock;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// Profiling off.
+pub(crate) const OFF: u8 = 0;
+/// Profiling on.
+pub(crate) const ON: u8 = 1;
+/// Profiling on, and a signal asked for a dump at the next allocation.
+pub(crate) const DUMP_PENDING: u8 = 2;
+
+/// [`OFF`], [`ON`] or [`DUMP_PENDING`]; read (Relaxed) on every allocation and free.
+pub(crate) static STATE: AtomicU8 = AtomicU8::new(OFF);
+
+/// Events between two readings of the clock.
+pub(crate) const CLOCK_EVERY: u32 = 32;
+
+/// Whether allocations are being counted.
+#[inline(always)]
+pub(crate) fn active() -> bool {
+    STATE.load(Ordering::Relaxed) != OFF
+}
+
+/// One site's counters (see the profile model for their meanings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SiteCounters {
+    pub(crate) total_blocks: u64,
+    pub(crate) total_bytes: u64,
+    pub(crate) live_blocks: u64,
+    pub(crate) live_bytes: u64,
+    pub(crate) max_live_bytes: u64,
+    pub(crate) max_live_blocks: u64,
+    pub(crate) peak_blocks: u64,
+    pub(crate) peak_bytes: u64,
+    /// The peak sequence number at the last change.
+    pub(crate) peak_seq: u64,
+    /// Lifetimes summed up to `last_us`.
+    pub(crate) lifetime_us: u64,
+    /// When the live counts last changed.
+    pub(crate) last_us: u64,
+}
+
+impl SiteCounters {
+    /// Brings the lazy fields up to `now` before a change: lifetimes, and the counts at
+    /// the latest peak if one happened since the last change.
+    #[inline]
+    fn settle(&mut self, now_us: u64, peak_seq: u64) {
+        self.lifetime_us =
+            self.lifetime_us.saturating_add(self.live_blocks.saturating_mul(now_us.saturating_sub(self.last_us)));
+        self.last_us = now_us;
+        if self.peak_seq != peak_seq {
+            self.peak_seq = peak_seq;
+            self.peak_blocks = self.live_blocks;
+            self.peak_bytes = self.live_bytes;
+        }
+    }
+
+    /// The counters as of `now`, the lazy fields resolved (for a snapshot).
+    pub(crate) fn settled(mut self, now_us: u64, peak_seq: u64) -> Self {
+        self.settle(now_us, peak_seq);
+        self
+    }
+}
+
+/// Everything the lock guards.
+pub(crate) struct Recorder {
+    pub(crate) sites: MmapVec<SiteCounters>,
+    pub(crate) live_blocks: u64,
+    pub(crate) live_bytes: u64,
+    pub(crate) total_blocks: u64,
+    pub(crate) total_bytes: u64,
+    pub(crate) peak_blocks: u64,
+    pub(crate) peak_bytes: u64,
+    pub(crate) peak_us: u64,
+    pub(crate) peak_seq: u64,
+    /// The clock as last read, in microseconds since [`Recorder::start_ns`].
+    pub(crate) now_us: u64,
+    pub(crate) start_ns: u64,
+    /// Events until the next clock reading.
+    until_clock: u32,
+    pub(crate) timeline: Timeline,
+}
+
+/// The recorder. Registered as the allocator's own memory (never a root of the check).
+pub(crate) static RECORDER: SpinLock<Recorder> = SpinLock::new(Recorder::new());
+
+/// Monotonic nanoseconds.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+impl Recorder {
+    const fn new() -> Self {
+        Self {
+            sites: MmapVec::new(),
+            live_blocks: 0,
+            live_bytes: 0,
+            total_blocks: 0,
+            total_bytes: 0,
+            peak_blocks: 0,
+            peak_bytes: 0,
+            peak_us: 0,
+            peak_seq: 0,
+            now_us: 0,
+            start_ns: 0,
+            until_clock: 0,
+            timeline: Timeline::new(),
+        }
+    }
+
+    /// Reads the clock now.
+    pub(crate) fn refresh_clock(&mut self) {
+        self.now_us = monotonic_ns().saturating_sub(self.start_ns) / 1000;
+        self.until_clock = CLOCK_EVERY;
+    }
+
+    #[inline]
+    fn tick(&mut self) {
+        if self.until_clock == 0 {
+            self.refresh_clock();
+            self.timeline.offer(self.now_us, self.live_bytes, self.live_blocks);
+        }
+        self.until_clock -= 1;
+    }
+
+    /// The counters of `stack`; site 0 when the table cannot grow (out of memory).
+    #[inline]
+    fn site(&mut self, stack: u32) -> Option<&mut SiteCounters> {
+        let i = stack as usize;
+        if i >= self.sites.len() {
+            let grow_to = (i + 1).next_power_of_two().max(1024);
+            if !self.sites.resize(grow_to, SiteCounters::default()) {
+                return self.sites.as_mut_slice().get_mut(0);
+            }
+        }
+        self.sites.as_mut_slice().get_mut(i)
+    }
+
+    /// Counts an allocation of `size` bytes from `stack`.
+    pub(crate) fn on_alloc(&mut self, stack: u32, size: u64) {
+        self.tick();
+        let (now, seq) = (self.now_us, self.peak_seq);
+        let Some(site) = self.site(stack) else { return };
+        site.settle(now, seq);
+        site.total_blocks += 1;
+        site.total_bytes += size;
+        site.live_blocks += 1;
+        site.live_bytes += size;
+        if site.live_bytes > site.max_live_bytes {
+            site.max_live_bytes = site.live_bytes;
+            site.max_live_blocks = site.live_blocks;
+        }
+        let (site_blocks, site_bytes) = (site.live_blocks, site.live_bytes);
+        self.total_blocks += 1;
+        self.total_bytes += size;
+        self.live_blocks += 1;
+        self.live_bytes += size;
+        if self.live_bytes > self.peak_bytes {
+            self.peak_seq += 1;
+            self.peak_bytes = self.live_bytes;
+            self.peak_blocks = self.live_blocks;
+            self.peak_us = now;
+            let seq = self.peak_seq;
+            if let Some(site) = self.site(stack) {
+                site.peak_seq = seq;
+                site.peak_blocks = site_blocks;
+                site.peak_bytes = site_bytes;
+            }
+        }
+    }
+
+    /// Counts the free of a block of `size` bytes from `stack`.
+    pub(crate) fn on_free(&mut self, stack: u32, size: u64) {
+        self.tick();
+        let (now, seq) = (self.now_us, self.peak_seq);
+        let Some(site) = self.site(stack) else { return };
+        if site.live_blocks == 0 {
+            // A block this recorder never saw (counted into site 0 while the table could
+            // not grow): keep the sums consistent rather than go negative.
+            return;
+        }
+        site.settle(now, seq);
+        let size = size.min(site.live_bytes);
+        site.live_blocks -= 1;
+        site.live_bytes -= size;
+        self.live_blocks = self.live_blocks.saturating_sub(1);
+        self.live_bytes = self.live_bytes.saturating_sub(size);
+    }
+}
+
+/// Counts an allocation. Called by the heap for tracked blocks, after the block's
+/// metadata was written, while profiling is [`active`].
+#[inline(never)]
+pub(crate) fn record_alloc(stack: u32, size: usize) {
+    RECORDER.lock().on_alloc(stack, size as u64);
+    if STATE.load(Ordering::Relaxed) == DUMP_PENDING {
+        super::signal::dump_if_pending();
+    }
+}
+
+/// Counts a free. Called by the heap before the block is handed back.
+#[inline(never)]
+pub(crate) fn record_free(stack: u32, size: usize) {
+    RECORDER.lock().on_free(stack, size as u64);
+}
+
+/// Counts an in-place resize: the free of the old size and an allocation of the new.
+#[inline(never)]
+pub(crate) fn record_resize(stack: u32, old: usize, new: usize) {
+    let mut r = RECORDER.lock();
+    r.on_free(stack, old as u64);
+    r.on_alloc(stack, new as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Recorder {
+        let mut r = Recorder::new();
+        r.start_ns = monotonic_ns();
+        r
+    }
+
+    fn site(r: &Recorder, i: usize) -> SiteCounters {
+        r.sites.as_slice()[i].settled(r.now_us, r.peak_seq)
+    }
+
+    #[test]
+    fn totals_live_and_max_per_site() {
+        let mut r = fresh();
+        r.on_alloc(1, 100);
+        r.on_alloc(1, 50);
+        r.on_alloc(2, 10);
+        r.on_free(1, 100);
+        let s1 = site(&r, 1);
+        assert_eq!((s1.total_blocks, s1.total_bytes, s1.live_blocks, s1.live_bytes), (2, 150, 1, 50));
+        assert_eq!((s1.max_live_blocks, s1.max_live_bytes), (2, 150));
+        assert_eq!((r.total_blocks, r.total_bytes, r.live_blocks, r.live_bytes), (3, 160, 2, 60));
+        assert_eq!((r.peak_blocks, r.peak_bytes), (3, 160));
+    }
+
+    #[test]
+    fn the_peak_snapshot_holds_what_each_site_had_at_the_peak() {
+        let mut r = fresh();
+        r.on_alloc(1, 100); // heap 100 (peak)
+        r.on_alloc(2, 200); // heap 300 (peak)
+        r.on_free(1, 100); // heap 200: site 1 held 100 at the peak
+        r.on_alloc(3, 50); // heap 250: below the peak, site 3 held nothing then
+        let (s1, s2, s3) = (site(&r, 1), site(&r, 2), site(&r, 3));
+        assert_eq!((s1.peak_blocks, s1.peak_bytes), (1, 100));
+        assert_eq!((s2.peak_blocks, s2.peak_bytes), (1, 200));
+        assert_eq!((s3.peak_blocks, s3.peak_bytes), (0, 0));
+        assert_eq!(r.peak_bytes, 300);
+        // A new peak moves every site's snapshot: site 1 now holds 0, site 3 holds 50.
+        r.on_alloc(3, 100); // heap 350 (peak)
+        let (s1, s2, s3) = (site(&r, 1), site(&r, 2), site(&r, 3));
+        assert_eq!((s1.peak_bytes, s2.peak_bytes, s3.peak_bytes), (0, 200, 150));
+        assert_eq!(s1.peak_bytes + s2.peak_bytes + s3.peak_bytes, r.peak_bytes);
+    }
+
+    #[test]
+    fn sums_stay_consistent_under_random_events() {
+        // A deterministic pseudo-random mix of allocations and frees over 16 sites,
+        // checked against a brute-force model that snapshots every site at each peak.
+        let mut r = fresh();
+        let mut live: Vec<(u32, u64)> = Vec::new();
+        let (mut x, mut model_peak, mut model_at_peak) = (12345u64, 0u64, vec![0u64; 16]);
+        let mut model_live = vec![0u64; 16];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 3 != 0 || live.is_empty() {
+                let (stack, size) = ((x >> 8) as u32 % 16, (x >> 16) % 1000 + 1);
+                r.on_alloc(stack, size);
+                live.push((stack, size));
+                model_live[stack as usize] += size;
+            } else {
+                let (stack, size) = live.swap_remove((x >> 8) as usize % live.len());
+                r.on_free(stack, size);
+                model_live[stack as usize] -= size;
+            }
+            let heap: u64 = model_live.iter().sum();
+            if heap > model_peak {
+                model_peak = heap;
+                model_at_peak.clone_from(&model_live);
+            }
+        }
+        assert_eq!(r.peak_bytes, model_peak);
+        for (i, &want) in model_at_peak.iter().enumerate() {
+            let s = site(&r, i);
+            assert_eq!(s.peak_bytes, want, "site {i}");
+            assert_eq!(s.live_bytes, model_live[i], "site {i}");
+            assert!(s.peak_bytes <= s.max_live_bytes && s.max_live_bytes <= s.total_bytes);
+        }
+    }
+
+    #[test]
+    fn lifetimes_add_up_live_time() {
+        let mut r = fresh();
+        r.now_us = 1000;
+        r.until_clock = 100; // no clock reading during the test: time is set by hand
+        r.on_alloc(1, 8);
+        r.on_alloc(1, 8);
+        r.now_us = 1500;
+        r.on_free(1, 8);
+        r.now_us = 2000;
+        // Two blocks for 500 µs, then one for 500 µs.
+        assert_eq!(site(&r, 1).lifetime_us, 1500);
+    }
+
+    #[test]
+    fn a_free_the_recorder_never_saw_changes_nothing() {
+        let mut r = fresh();
+        r.on_alloc(1, 10);
+        r.on_free(2, 10);
+        assert_eq!((r.live_blocks, r.live_bytes), (1, 10));
+        assert_eq!(site(&r, 2).live_blocks, 0);
+    }
+}

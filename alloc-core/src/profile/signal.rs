@@ -1,0 +1,44 @@
+//! `profile_signal=NAME`: a signal asks for a heap profile.
+//!
+//! Writing a profile allocates, symbolizes and writes a file: nothing a signal handler
+//! may do. So the handler only flips the recorder's state to `DUMP_PENDING`; the next
+//! tracked allocation, on whichever thread, writes the profile to the `profile` path
+//! with `.N` appended (N counts the dumps from 1) and sets the state back. A process
+//! that never allocates after the signal writes nothing until it does.
+
+use super::recorder::{DUMP_PENDING, ON, STATE};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Dumps written so far on a signal.
+static DUMPS: AtomicU64 = AtomicU64::new(0);
+
+/// Installs the handler for `sig`. A failure is printed as a warning.
+pub(crate) fn install(sig: i32) {
+    // SAFETY: an all-zero sigaction is a valid starting value; we set handler and flags.
+    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+    action.sa_sigaction = on_signal as extern "C" fn(i32) as usize;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: installing a handler that only does an atomic compare-and-swap, which is
+    // async-signal-safe.
+    let rc = unsafe {
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig, &action, core::ptr::null_mut())
+    };
+    if rc != 0 {
+        warning!("profile_signal: cannot install a handler for signal {}", sig);
+    }
+}
+
+extern "C" fn on_signal(_sig: i32) {
+    let _ = STATE.compare_exchange(ON, DUMP_PENDING, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Called after a recorded allocation saw `DUMP_PENDING`: one thread wins the state back
+/// to `ON` and writes the profile.
+#[cold]
+pub(crate) fn dump_if_pending() {
+    if STATE.compare_exchange(DUMP_PENDING, ON, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        let n = DUMPS.fetch_add(1, Ordering::Relaxed) + 1;
+        super::dump_to_configured(Some(n));
+    }
+}
