@@ -7,7 +7,7 @@
 //! ```
 //!
 //! # Glossary
-//! - **segment**: a 4 MiB-aligned region mapped from the OS ([`segment`] module), split
+//! - **segment**: a 4 MiB-aligned region mapped from the OS (`segment` module), split
 //!   into 64 KiB **slices**; a **page** is a run of slices holding blocks of one size.
 //! - **block**: one allocation handed to the program; **size class**: the block sizes a
 //!   page can hold (88 classes, 8 bytes to 64 KiB); larger blocks get a segment each.

@@ -87,6 +87,10 @@ fn run_case(case: &str, dir: &Path) {
             let kept = site_threads(10);
             std::mem::forget(kept);
         }
+        "nostack" => {
+            let kept = site_kept();
+            std::mem::forget(kept);
+        }
         _ => panic!("unknown case {case}"),
     }
 }
@@ -206,6 +210,18 @@ fn frees_from_other_threads_are_counted_at_their_site() {
     let s = site(&p, "site_threads");
     assert_eq!(s.total_blocks, 4 * 50 * 100 + 10);
     assert_eq!((s.live_blocks, s.live_bytes), (10, 640));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn without_stacks_everything_is_one_site_without_a_stack() {
+    let dir = child("nostack", ",stack_depth=0");
+    let p = read(&dir.join("exit.json"));
+    assert_eq!(p.sites.len(), 1, "{:#?}", p.sites);
+    let s = &p.sites[0];
+    assert!(s.stack.is_empty() && s.stack_id.is_none(), "{s:?}");
+    assert_eq!((s.total_blocks, s.live_bytes), (p.summary.total_blocks, p.summary.live_bytes));
+    assert!(s.live_bytes >= (KEPT * KEPT_SIZE) as u64);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -23,7 +23,7 @@
 //!
 //! # Who calls it
 //! The heap calls `recorder::record_*` for tracked blocks (not the allocator's own) while
-//! [`recorder::active`]. Snapshots run with the reentrancy guard set: their allocations
+//! `recorder::active`. Snapshots run with the reentrancy guard set: their allocations
 //! (symbolization, JSON) go to the untracked internal heap and are not counted.
 
 pub mod model;
