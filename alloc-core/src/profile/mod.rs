@@ -171,11 +171,23 @@ impl RawSnapshot {
         let mut sites = merge_equal_stacks(sites);
         sites.sort_by(|a, b| b.total_bytes.cmp(&a.total_bytes).then(a.stack_id.cmp(&b.stack_id)));
         let s = &self.summary;
+        // The peak and the present are points of their own, replacing samples taken at
+        // the same (coarse) time. A peak in the snapshot's own clock tick that differs
+        // from the present is put one microsecond before it: it came first.
+        let now = self.time_us;
+        let peak = (s.peak_bytes, s.peak_blocks);
+        let peak_t = if s.peak_time_us >= now && peak != (s.live_bytes, s.live_blocks) {
+            now.saturating_sub(1)
+        } else {
+            s.peak_time_us.min(now)
+        };
         let mut points = self.timeline;
-        points.push((s.peak_time_us, s.peak_bytes, s.peak_blocks));
-        points.push((self.time_us, s.live_bytes, s.live_blocks));
+        points.retain(|p| p.0 != peak_t && p.0 < now);
+        if peak_t < now {
+            points.push((peak_t, peak.0, peak.1));
+        }
+        points.push((now, s.live_bytes, s.live_blocks));
         points.sort_by_key(|p| p.0);
-        points.dedup_by_key(|p| p.0);
         HeapProfile {
             format: HeapProfile::FORMAT.into(),
             version: HeapProfile::VERSION,
@@ -227,4 +239,91 @@ fn merge_equal_stacks(sites: Vec<Site>) -> Vec<Site> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::Frame;
+
+    fn counters(total: u64, live: u64, peak: u64) -> SiteCounters {
+        SiteCounters {
+            total_blocks: total,
+            total_bytes: total * 10,
+            live_blocks: live,
+            live_bytes: live * 10,
+            max_live_blocks: peak.max(live),
+            max_live_bytes: peak.max(live) * 10,
+            peak_blocks: peak,
+            peak_bytes: peak * 10,
+            ..SiteCounters::default()
+        }
+    }
+
+    fn raw(
+        sites: Vec<(u32, SiteCounters)>,
+        peak_time_us: u64,
+        time_us: u64,
+        timeline: Vec<timeline::Point>,
+    ) -> RawSnapshot {
+        let mut summary = ProfileSummary { peak_time_us, ..ProfileSummary::default() };
+        for (_, c) in &sites {
+            summary.total_blocks += c.total_blocks;
+            summary.total_bytes += c.total_bytes;
+            summary.live_blocks += c.live_blocks;
+            summary.live_bytes += c.live_bytes;
+            summary.peak_blocks += c.peak_blocks;
+            summary.peak_bytes += c.peak_bytes;
+        }
+        RawSnapshot { sites, summary, time_us, timeline }
+    }
+
+    /// Stacks 1 and 2 differ only in an allocator frame (address 0xa), which trimming
+    /// drops; stack 3 is another site.
+    fn frames_of(id: u32) -> Vec<usize> {
+        match id {
+            1 => vec![0xa, 0x100, 0x200],
+            2 => vec![0x100, 0x200],
+            _ => vec![0x300],
+        }
+    }
+
+    fn names(ip: usize) -> Vec<Frame> {
+        let name = match ip {
+            0xa => "alloc_core::heap::Heap::alloc",
+            0x100 => "app::make",
+            0x200 => "app::main",
+            _ => "app::other",
+        };
+        vec![Frame { function: Some(name.into()), ..Frame::unresolved(ip) }]
+    }
+
+    #[test]
+    fn stacks_equal_once_trimmed_are_one_site_and_sites_sort_by_total_bytes() {
+        let r = raw(vec![(1, counters(5, 1, 1)), (2, counters(3, 2, 2)), (3, counters(10, 0, 0))], 50, 100, vec![]);
+        let p = r.build(&frames_of, &mut names);
+        p.validate().unwrap();
+        assert_eq!(p.sites.len(), 2);
+        assert_eq!(p.sites[0].stack_id, Some(3));
+        let merged = &p.sites[1];
+        assert_eq!((merged.stack_id, merged.total_blocks, merged.live_blocks, merged.peak_blocks), (Some(1), 8, 3, 3));
+        assert_eq!(
+            merged.stack.iter().map(|f| f.function.as_deref().unwrap()).collect::<Vec<_>>(),
+            ["app::make", "app::main"]
+        );
+    }
+
+    #[test]
+    fn the_timeline_holds_the_peak_and_the_present_even_in_one_clock_tick() {
+        // Peak at 100 µs, the snapshot also at 100 µs, with less live than at the peak.
+        let r = raw(vec![(3, counters(10, 1, 4))], 100, 100, vec![(0, 0, 0), (100, 20, 2)]);
+        let p = r.build(&frames_of, &mut names);
+        let t: Vec<(u64, u64)> = p.timeline.iter().map(|pt| (pt.t_us, pt.live_bytes)).collect();
+        assert_eq!(t, [(0, 0), (99, 40), (100, 10)]);
+        // Peak earlier, a sample at the same time as the peak is replaced by it.
+        let r = raw(vec![(3, counters(10, 1, 4))], 60, 100, vec![(0, 0, 0), (60, 30, 3), (80, 20, 2)]);
+        let p = r.build(&frames_of, &mut names);
+        let t: Vec<(u64, u64)> = p.timeline.iter().map(|pt| (pt.t_us, pt.live_bytes)).collect();
+        assert_eq!(t, [(0, 0), (60, 40), (80, 20), (100, 10)]);
+    }
 }
