@@ -1,7 +1,46 @@
-//! Renderers for HeapSweep's reports: the report model lives in
-//! [`alloc_core::report::model`]; this crate re-exports it for the tools built on it.
+//! Renderers for HeapSweep's reports, and the library behind the `leak-report` command.
+//!
+//! # What it owns
+//! Reading a leak report (`heapsweep-leaks`) or a heap profile (`heapsweep-profile`) with
+//! errors that name the file ([`input`]), and turning either into what people open after a
+//! run: a text report ([`text`]), one self-contained HTML page ([`html`]), folded stacks and
+//! flame graph SVGs ([`folded`], [`flamegraph`]), pprof `profile.proto` ([`pprof`]), DHAT JSON
+//! ([`mod@dhat`]), a comparison of two runs ([`mod@diff`]), a CI verdict with annotations ([`mod@check`]),
+//! and offline symbolization of a report written without symbols ([`mod@symbolize`]).
+//!
+//! The models live in [`alloc_core::report::model`] and [`alloc_core::profile::model`]; this
+//! crate re-exports them. The `leak-report` binary is a thin command-line layer over these
+//! functions.
 
-pub use alloc_core::report::model::{Frame, LeakGroup, LeakKind, LeakReport, Summary};
+pub mod check;
+pub mod dhat;
+pub mod diff;
+pub mod flamegraph;
+pub mod folded;
+mod fxhash;
+pub mod html;
+pub mod input;
+pub mod output;
+pub mod pprof;
+pub mod progress;
+pub mod stacks;
+pub mod symbolize;
+pub mod synthetic;
+pub mod text;
+
+pub use alloc_core::profile::model::{HeapProfile, ProfileSummary, Site, TimelinePoint};
+pub use alloc_core::report::model::{Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary};
+pub use check::{check, CheckFormat, CheckOptions, CheckOutcome};
+pub use dhat::to_dhat;
+pub use diff::{diff, Diff, DiffEntry, DiffStatus};
+pub use flamegraph::to_flamegraph_svg;
+pub use folded::to_folded;
+pub use html::render_html;
+pub use input::{read_input, read_profile, Input};
+pub use pprof::to_pprof;
+pub use stacks::{Measure, Metric, Weight};
+pub use symbolize::{symbolize, SymbolizeStats};
+pub use text::{render_text, TextOptions};
 
 /// Reads a JSON leak report, with an error that names the file and what is wrong.
 pub fn read_report(path: &std::path::Path) -> Result<LeakReport, String> {

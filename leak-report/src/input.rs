@@ -1,0 +1,196 @@
+//! Reading input files: a leak report or a heap profile, told apart by their `format` field.
+//!
+//! # What it owns
+//! [`Input`], [`read_input`] and the checks a file must pass before any renderer sees it:
+//! readable, complete JSON, a known `format`, a supported `version`, and the model's
+//! invariants (a leak report's groups add up to its summary; a profile passes
+//! [`HeapProfile::validate`]). Every error is one line that starts with the file's path.
+
+use crate::progress::Progress;
+use alloc_core::profile::model::HeapProfile;
+use alloc_core::report::model::{Frame, LeakReport, Module};
+use serde::Deserialize;
+use std::path::Path;
+
+/// A file `leak-report` can render.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// A leak report (`"format": "heapsweep-leaks"`).
+    Leaks(LeakReport),
+    /// A heap profile (`"format": "heapsweep-profile"`).
+    Profile(HeapProfile),
+}
+
+impl Input {
+    /// `argv[0]` of the program that wrote it.
+    pub fn program(&self) -> &str {
+        match self {
+            Input::Leaks(r) => &r.program,
+            Input::Profile(p) => &p.program,
+        }
+    }
+
+    /// Process id of the program that wrote it.
+    pub fn pid(&self) -> u32 {
+        match self {
+            Input::Leaks(r) => r.pid,
+            Input::Profile(p) => p.pid,
+        }
+    }
+
+    /// How many leak groups or profile sites it has.
+    pub fn len(&self) -> usize {
+        match self {
+            Input::Leaks(r) => r.leaks.len(),
+            Input::Profile(p) => p.sites.len(),
+        }
+    }
+
+    /// Whether it has no leak group (no profile site).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The loaded object files recorded with it.
+    pub fn modules(&self) -> &[Module] {
+        match self {
+            Input::Leaks(r) => &r.modules,
+            Input::Profile(p) => &p.modules,
+        }
+    }
+
+    /// Every stack in it (one per leak group or per site), for symbolization.
+    pub fn stacks_mut(&mut self) -> Vec<&mut Vec<Frame>> {
+        match self {
+            Input::Leaks(r) => r.leaks.iter_mut().map(|g| &mut g.stack).collect(),
+            Input::Profile(p) => p.sites.iter_mut().map(|s| &mut s.stack).collect(),
+        }
+    }
+
+    /// The input as pretty-printed JSON in its own format.
+    pub fn to_json(&self) -> String {
+        match self {
+            Input::Leaks(r) => r.to_json(),
+            Input::Profile(p) => p.to_json(),
+        }
+    }
+}
+
+/// Just enough of a file to tell which model to read it with.
+#[derive(Deserialize)]
+struct Header {
+    format: Option<String>,
+}
+
+/// Reads a leak report or a heap profile, checking format, version and invariants.
+/// The error is one line naming the file and what is wrong.
+pub fn read_input(path: &Path) -> Result<Input, String> {
+    let named = |e: String| format!("{}: {e}", path.display());
+    let text = read_text(path).map_err(named)?;
+    let progress = Progress::spinner(text.len() as u64 > 1 << 20, "parsing");
+    let input = parse_input(&text).map_err(named);
+    progress.finish();
+    input
+}
+
+/// Reads a heap profile; a leak report or anything else is an error naming the file.
+pub fn read_profile(path: &Path) -> Result<HeapProfile, String> {
+    match read_input(path)? {
+        Input::Profile(p) => Ok(p),
+        Input::Leaks(_) => Err(format!("{}: a leak report, where a heap profile was expected", path.display())),
+    }
+}
+
+/// Parses the text of a leak report or a heap profile (see [`read_input`]).
+pub fn parse_input(text: &str) -> Result<Input, String> {
+    let format = match quick_format(text) {
+        Some(format) => Some(format),
+        None => {
+            let header: Header =
+                serde_json::from_str(text).map_err(|e| format!("not a HeapSweep report or profile: {e}"))?;
+            header.format
+        }
+    };
+    match format.as_deref() {
+        Some(HeapProfile::FORMAT) => HeapProfile::from_json(text).map(Input::Profile),
+        Some(LeakReport::FORMAT) => {
+            let report = LeakReport::from_json(text)?;
+            check_report(&report)?;
+            Ok(Input::Leaks(report))
+        }
+        Some(other) => {
+            Err(format!("format is {other:?}, expected {:?} or {:?}", LeakReport::FORMAT, HeapProfile::FORMAT))
+        }
+        None => Err("no \"format\" field: not a HeapSweep report or profile".into()),
+    }
+}
+
+/// The value of the top-level `"format"` key when it comes first, as both writers put it,
+/// without parsing the whole file twice (a 100 000-group report is 200 MB). `None` sends
+/// the caller to a full parse, which also finds the syntax errors.
+fn quick_format(text: &str) -> Option<String> {
+    let rest = text.trim_start().strip_prefix('{')?.trim_start().strip_prefix("\"format\"")?;
+    let rest = rest.trim_start().strip_prefix(':')?;
+    serde_json::Deserializer::from_str(rest).into_iter::<String>().next()?.ok()
+}
+
+/// The leak report's invariants (see [`Summary`](alloc_core::report::model::Summary)): the
+/// direct and indirect counts make up the leaked ones, and the groups add up to them.
+pub fn check_report(r: &LeakReport) -> Result<(), String> {
+    let s = &r.summary;
+    if s.direct_blocks.checked_add(s.indirect_blocks) != Some(s.leaked_blocks) {
+        return Err(format!(
+            "summary: direct_blocks {} + indirect_blocks {} differ from leaked_blocks {}",
+            s.direct_blocks, s.indirect_blocks, s.leaked_blocks
+        ));
+    }
+    let sums =
+        [("leaked_blocks", r.leaked_blocks(), s.leaked_blocks), ("leaked_bytes", r.leaked_bytes(), s.leaked_bytes)];
+    for (name, got, want) in sums {
+        if got != want {
+            return Err(format!("the leak groups add up to {got} {name}, the summary says {want}"));
+        }
+    }
+    if let Some(i) = r.leaks.iter().position(|g| g.blocks == 0) {
+        return Err(format!("leak group {i} has no blocks"));
+    }
+    Ok(())
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| io_message(&e))?;
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// An I/O error without the "(os error N)" tail.
+pub(crate) fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_is_read_from_the_first_key_or_by_a_full_parse() {
+        assert_eq!(quick_format("{\n  \"format\": \"heapsweep-leaks\", \"x\": [").as_deref(), Some("heapsweep-leaks"));
+        assert_eq!(quick_format("{\"version\": 1, \"format\": \"heapsweep-leaks\"}"), None);
+        let late = "{\"version\": 2, \"format\": \"heapsweep-profile\"}";
+        assert!(parse_input(late).unwrap_err().contains("not a HeapSweep heap profile"));
+    }
+
+    #[test]
+    fn a_report_whose_groups_do_not_add_up_is_refused() {
+        let mut r = crate::synthetic::leak_report(3, 1);
+        assert_eq!(check_report(&r), Ok(()));
+        r.summary.direct_blocks += 1;
+        assert!(check_report(&r).unwrap_err().contains("differ from leaked_blocks"));
+        r.summary.direct_blocks -= 1;
+        r.leaks[0].bytes += 1;
+        assert!(check_report(&r).unwrap_err().contains("leaked_bytes"));
+    }
+}

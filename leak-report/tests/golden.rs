@@ -1,0 +1,95 @@
+//! Golden tests: every renderer on the checked-in fixtures, compared with the checked-in
+//! outputs under `tests/golden/` (`UPDATE_GOLDEN=1 cargo test -p leak-report` rewrites
+//! them after a deliberate change).
+
+mod common;
+
+use common::{golden, input};
+use leak_report::check::{render_check, CheckFormat, CheckOptions};
+use leak_report::{Input, Measure, Metric, TextOptions, Weight};
+use std::path::PathBuf;
+
+const INPUTS: [&str; 4] = ["leaks", "empty", "profile", "raw"];
+
+#[test]
+fn text() {
+    for name in INPUTS {
+        let out = leak_report::render_text(&input(&format!("{name}.json")), &TextOptions { color: false, top: 10 });
+        golden(&format!("{name}.txt"), &out);
+    }
+    let colored = leak_report::render_text(&input("leaks.json"), &TextOptions { color: true, top: 2 });
+    golden("leaks-color-top2.txt", &colored);
+}
+
+#[test]
+fn folded() {
+    let measures = [
+        ("bytes", Measure { weight: Weight::Bytes, metric: Metric::Live }),
+        ("blocks", Measure { weight: Weight::Blocks, metric: Metric::Live }),
+        ("total-bytes", Measure { weight: Weight::Bytes, metric: Metric::Total }),
+        ("peak-bytes", Measure { weight: Weight::Bytes, metric: Metric::Peak }),
+    ];
+    for name in INPUTS {
+        for (m, measure) in measures {
+            // A leak report has one metric: leaked.
+            if !name.starts_with("profile") && m.contains('-') {
+                continue;
+            }
+            golden(&format!("{name}-{m}.folded"), &leak_report::to_folded(&input(&format!("{name}.json")), measure));
+        }
+    }
+}
+
+#[test]
+fn flamegraph() {
+    for name in ["leaks", "empty", "profile"] {
+        let svg = leak_report::to_flamegraph_svg(&input(&format!("{name}.json")), Measure::default()).unwrap();
+        golden(&format!("{name}.svg"), &String::from_utf8(svg).unwrap());
+    }
+}
+
+#[test]
+fn dhat() {
+    for name in ["leaks", "empty", "profile"] {
+        golden(&format!("{name}.dhat.json"), &leak_report::to_dhat(&input(&format!("{name}.json"))));
+    }
+}
+
+#[test]
+fn pprof() {
+    for name in ["leaks", "profile"] {
+        let p = leak_report::pprof::build_profile(&input(&format!("{name}.json")));
+        golden(&format!("{name}.pprof.txt"), &format!("{p:#?}\n"));
+    }
+}
+
+#[test]
+fn html_data() {
+    for name in ["leaks", "empty", "profile"] {
+        golden(&format!("{name}.html-data.json"), &leak_report::html::data::page_data(&input(&format!("{name}.json"))));
+    }
+}
+
+#[test]
+fn diff() {
+    let d = leak_report::diff(&input("baseline.json"), &input("leaks.json")).unwrap();
+    golden("diff.txt", &leak_report::diff::render_diff_text(&d));
+    golden("diff.json", &serde_json::to_string_pretty(&d).unwrap());
+}
+
+#[test]
+fn check() {
+    let Input::Leaks(report) = input("leaks.json") else { panic!("a leak report") };
+    let Input::Leaks(baseline) = input("baseline.json") else { panic!("a leak report") };
+    let plain = CheckOptions { baseline: None, max_leaked_bytes: 0, workdir: PathBuf::from("/home/dev/app") };
+    let based = CheckOptions { baseline: Some(baseline), max_leaked_bytes: 100, ..plain.clone() };
+    for (name, format) in [
+        ("text", CheckFormat::Text),
+        ("github", CheckFormat::Github),
+        ("junit", CheckFormat::Junit),
+        ("sarif", CheckFormat::Sarif),
+    ] {
+        golden(&format!("check.{name}"), &render_check(&leak_report::check(&report, &plain), format));
+        golden(&format!("check-baseline.{name}"), &render_check(&leak_report::check(&report, &based), format));
+    }
+}
