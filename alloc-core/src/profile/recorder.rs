@@ -16,7 +16,9 @@
 //! they held then.
 //!
 //! Time is read with `clock_gettime` every [`CLOCK_EVERY`] events (a vDSO call costs about
-//! as much as an allocation), so times, lifetimes and the timeline have that resolution.
+//! as much as an allocation), so times, lifetimes and the timeline have that resolution;
+//! the time of a new peak is read at most [`PEAK_CLOCK_EVERY`] events after the last
+//! reading.
 //!
 //! # Invariants (under the lock)
 //! - `sites[i]` counts the blocks whose metadata carry stack id `i` (0: no stack).
@@ -41,6 +43,9 @@ pub(crate) static STATE: AtomicU8 = AtomicU8::new(OFF);
 
 /// Events between two readings of the clock.
 pub(crate) const CLOCK_EVERY: u32 = 32;
+
+/// Events between two readings of the clock at new peaks.
+pub(crate) const PEAK_CLOCK_EVERY: u32 = 4;
 
 /// Whether allocations are being counted.
 #[inline(always)]
@@ -186,10 +191,15 @@ impl Recorder {
         self.live_blocks += 1;
         self.live_bytes += size;
         if self.live_bytes > self.peak_bytes {
+            if CLOCK_EVERY.saturating_sub(self.until_clock) >= PEAK_CLOCK_EVERY {
+                // A fresher time for the peak, at most every few events while the heap
+                // grows (every allocation is then a new peak).
+                self.refresh_clock();
+            }
             self.peak_seq += 1;
             self.peak_bytes = self.live_bytes;
             self.peak_blocks = self.live_blocks;
-            self.peak_us = now;
+            self.peak_us = self.now_us;
             let seq = self.peak_seq;
             if let Some(site) = self.site(stack) {
                 site.peak_seq = seq;
