@@ -1,8 +1,9 @@
 //! The text report of `leak-report show`.
 //!
 //! # What it owns
-//! [`render_text`]: for a leak report, LeakSanitizer-style paragraphs (one per group, its
-//! stack innermost first, `Rc`/`Arc` counts, cycles flagged) and a `SUMMARY:` line; for a
+//! [`render_text`]: for a leak report, the text the program printed at exit
+//! (`alloc_core::report::text`: LeakSanitizer-style paragraphs, one per group, its stack
+//! innermost first, `Rc`/`Arc` counts, cycles flagged, and a `SUMMARY:` line); for a
 //! profile, its totals and the top sites by live, allocated and at-peak bytes. Colours are
 //! ANSI escapes, used only when [`TextOptions::color`] says so (the binary asks whether
 //! stdout is a terminal and honours `NO_COLOR`).
@@ -10,7 +11,7 @@
 use crate::input::Input;
 use crate::stacks::{frame_label, frame_location};
 use alloc_core::profile::model::{HeapProfile, Site};
-use alloc_core::report::model::{Frame, LeakGroup, LeakKind, LeakReport, RcKind};
+use alloc_core::report::model::{Frame, LeakReport};
 use std::fmt::Write;
 
 /// How to render.
@@ -44,8 +45,6 @@ pub fn render_text(input: &Input, opts: &TextOptions) -> String {
     }
 }
 
-const RED: &str = "\x1b[1;31m";
-const MAGENTA: &str = "\x1b[1;35m";
 const BLUE: &str = "\x1b[34m";
 const BOLD: &str = "\x1b[1m";
 
@@ -62,67 +61,24 @@ impl Painter {
     }
 }
 
+/// A header naming the program, then the leaks as the program printed them at exit
+/// (alloc-core's renderer, the same text); a clean report says so with its counts.
 fn leaks(r: &LeakReport, opts: &TextOptions) -> String {
     let p = Painter(opts.color);
     let mut out = String::new();
     let _ = writeln!(out, "{}: {} (pid {})\n", p.paint(BOLD, "Leak report"), r.program, r.pid);
     if r.is_clean() {
-        let _ = writeln!(out, "No leaks found.");
-    }
-    let shown = if opts.top == 0 { r.leaks.len() } else { opts.top.min(r.leaks.len()) };
-    for g in &r.leaks[..shown] {
-        group(&mut out, g, p);
-    }
-    let hidden = r.leaks.len() - shown;
-    if hidden > 0 {
-        let _ = writeln!(out, "... and {hidden} more leak group(s) (--top 0 shows all)\n");
-    }
-    for s in &r.suppressions {
+        let s = &r.summary;
         let _ = writeln!(
             out,
-            "suppressed: {} byte(s) in {} object(s) by leak:{}",
-            s.matched_bytes, s.matched_blocks, s.pattern
+            "No leaks found ({} reachable block(s) of {} byte(s); {} leaked block(s) suppressed).",
+            s.reachable_blocks, s.reachable_bytes, s.suppressed_blocks
         );
+        return out;
     }
-    let s = &r.summary;
-    let _ = writeln!(
-        out,
-        "SUMMARY: HeapSweep: {} byte(s) leaked in {} allocation(s) ({} direct, {} indirect, {} in cycles; {} reachable block(s) of {} byte(s); {} suppressed).",
-        s.leaked_bytes, s.leaked_blocks, s.direct_blocks, s.indirect_blocks, s.cyclic_blocks, s.reachable_blocks, s.reachable_bytes, s.suppressed_blocks
-    );
+    let text_opts = alloc_core::report::text::TextOptions { color: opts.color, max_leaks: opts.top };
+    out.push_str(&alloc_core::report::text::render(r, &text_opts));
     out
-}
-
-fn group(out: &mut String, g: &LeakGroup, p: Painter) {
-    let kind = match g.kind {
-        LeakKind::Direct => p.paint(RED, "Direct leak"),
-        LeakKind::Indirect => p.paint(MAGENTA, "Indirect leak"),
-    };
-    let cyc = if g.cyclic { " (cyclic: a reference cycle)" } else { "" };
-    let _ = writeln!(out, "{kind} of {} byte(s) in {} object(s){cyc} allocated from:", g.bytes, g.blocks);
-    stack(out, &g.stack, p);
-    if let Some(rc) = g.rc {
-        let kind = match rc.kind {
-            RcKind::Rc => "Rc",
-            RcKind::Arc => "Arc",
-        };
-        let _ = writeln!(out, "  note: {kind} with strong count {} and weak count {}", rc.strong, rc.weak);
-    }
-    out.push('\n');
-}
-
-fn stack(out: &mut String, frames: &[Frame], p: Painter) {
-    if frames.is_empty() {
-        let _ = writeln!(out, "    (no allocation stack recorded)");
-    }
-    for (i, f) in frames.iter().enumerate() {
-        let at = frame_location(f).map(|l| format!(" {}", p.paint(BLUE, &l))).unwrap_or_default();
-        let _ = match (&f.function, &f.module) {
-            (Some(name), _) => writeln!(out, "    #{i} {} in {name}{at}", f.ip),
-            (None, Some(module)) => writeln!(out, "    #{i} {} in <unknown> ({module})", f.ip),
-            (None, None) => writeln!(out, "    #{i} {} in <unknown>", f.ip),
-        };
-    }
 }
 
 fn profile(prof: &HeapProfile, opts: &TextOptions) -> String {

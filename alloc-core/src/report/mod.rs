@@ -8,7 +8,7 @@
 //! - `suppress`: the `suppressions=` file and its matching.
 //! - `modules`: the loaded object files and their load addresses.
 //! - `rc`: strong/weak counts read from leaked `Rc`/`Arc` blocks.
-//! - `text`: the LSan-style report for stderr; [`json`]: the JSON report and its file.
+//! - [`text`]: the LSan-style report for stderr; [`json`]: the JSON report and its file.
 //!
 //! # Who calls it, and when
 //! `check` (a check on demand and the at-exit check), after the world resumed, with the
@@ -23,7 +23,7 @@ pub(crate) mod modules;
 pub(crate) mod rc;
 pub(crate) mod suppress;
 pub(crate) mod symbolize;
-pub(crate) mod text;
+pub mod text;
 
 /// Drops the allocator's plumbing at the innermost end of a stack (innermost frame
 /// first) and the runtime's frames below `main`, by function names and files: what the

@@ -2,19 +2,20 @@
 //! group (largest first, at most `max_leaks`), the suppressions used and a summary line.
 //!
 //! # Who calls it
-//! `check::run_at_exit`, which writes the string to stderr. Colours are for a terminal
-//! only: [`TextOptions::from_config`] asks `isatty(2)` and honours `NO_COLOR`.
+//! `check::run_at_exit`, which writes the string to stderr, and `leak-report show`, so a
+//! report read back prints as the program printed it. Colours are for a terminal only:
+//! `TextOptions::from_config` asks `isatty(2)` and honours `NO_COLOR`.
 
 use super::model::{Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
 use std::fmt::Write;
 
 /// How to render.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TextOptions {
+pub struct TextOptions {
     /// ANSI colours.
-    pub(crate) color: bool,
+    pub color: bool,
     /// Most groups shown; 0 shows all.
-    pub(crate) max_leaks: usize,
+    pub max_leaks: usize,
 }
 
 impl TextOptions {
@@ -30,7 +31,7 @@ const BANNER: &str = "==========================================================
 const RULE: &str = "-----------------------------------------------------";
 
 /// Renders the report.
-pub(crate) fn render(r: &LeakReport, opts: &TextOptions) -> String {
+pub fn render(r: &LeakReport, opts: &TextOptions) -> String {
     let p = Painter(opts.color);
     let mut out = String::new();
     let _ = writeln!(out, "{BANNER}\n=={}=={}: HeapSweep: detected memory leaks\n", r.pid, p.paint(RED, "ERROR"));
