@@ -64,6 +64,6 @@ pub use stack::StackId;
 /// `#[derive(Trace)]`: traces every field (see the `trace-derive` crate).
 pub use trace_derive::Trace;
 
-#[cfg(test)]
+#[cfg(all(test, not(miri)))]
 #[global_allocator]
 static GLOBAL: HeapSweep = HeapSweep::new();
