@@ -81,6 +81,14 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// The tests that leak and check run one at a time: a thread one of them ends leaves
+    /// its stack to the C library's cache, and the next thread made (another test's)
+    /// starts on it, stale words and all.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Hides an address from the conservative scan: the complement of a heap address is
     /// not a pointer into any block.
     fn hide(addr: usize) -> usize {
@@ -101,6 +109,7 @@ mod tests {
 
     #[test]
     fn leak_in_frame_returns_what_the_closure_returns() {
+        let _serial = serial();
         let mut calls = 0;
         assert_eq!(
             leak_in_frame(|| {
@@ -114,28 +123,55 @@ mod tests {
     }
 
     /// The helpers do what the scenarios need: a block leaked through them is found.
+    ///
+    /// The scan is conservative and this binary's other tests run on other threads at the
+    /// same time: a copy of the address left in a register, or in another thread's
+    /// stack, may keep one block reachable at one check (the scenario programs run alone,
+    /// in processes of their own). So the tests that leak run one at a time, up to three
+    /// blocks are leaked, one a check, and one of the checks must find its block.
     #[test]
     fn a_block_leaked_in_a_frame_is_found_by_a_check() {
+        let _serial = serial();
         static HIDDEN: AtomicUsize = AtomicUsize::new(0);
-        // 1234 bytes: a size no other test of this binary allocates.
-        leak_in_frame(|| {
-            let p = Box::into_raw(black_box(Box::new([0x5au8; 1234])));
-            HIDDEN.store(hide(p as usize), Ordering::SeqCst);
-        });
-        let report = alloc_core::check();
-        let found = report.leaks.iter().any(|g| g.bytes == 1234 && g.blocks == 1);
-        // Not a leak of this test binary: the at-exit check must not count it.
-        assert!(alloc_core::ignore(unhide(HIDDEN.load(Ordering::SeqCst)) as *const u8));
-        assert!(found, "the block leaked in a frame was not reported: {:?}", report.leaks);
+        let mut leaked = Vec::new();
+        let mut found = None;
+        for attempt in 0..3 {
+            // 1234 bytes: a size no other test of this binary allocates.
+            leak_in_frame(|| {
+                let p = Box::into_raw(black_box(Box::new([0x5au8; 1234])));
+                HIDDEN.store(hide(p as usize), Ordering::SeqCst);
+            });
+            leaked.push(HIDDEN.load(Ordering::SeqCst));
+            let report = alloc_core::check();
+            if report.leaks.iter().any(|g| g.blocks > 0 && g.bytes == 1234 * g.blocks) {
+                found = Some(attempt);
+                break;
+            }
+        }
+        // Not leaks of this test binary: the at-exit check must not count them.
+        for word in leaked {
+            assert!(alloc_core::ignore(unhide(word) as *const u8));
+        }
+        assert!(found.is_some(), "no block leaked in a frame was reported in three checks");
     }
 
     #[test]
     fn a_block_leaked_on_a_thread_is_found_by_a_check() {
-        // 4321 bytes: a size no other test of this binary allocates.
-        let hidden = leak_on_thread(|| hide(Box::into_raw(black_box(Box::new([0xa5u8; 4321]))) as usize));
-        let report = alloc_core::check();
-        let found = report.leaks.iter().any(|g| g.bytes == 4321 && g.blocks == 1);
-        assert!(alloc_core::ignore(unhide(hidden) as *const u8));
-        assert!(found, "the block leaked on a thread was not reported: {:?}", report.leaks);
+        let _serial = serial();
+        let mut leaked = Vec::new();
+        let mut found = None;
+        for attempt in 0..3 {
+            // 4321 bytes: a size no other test of this binary allocates.
+            leaked.push(leak_on_thread(|| hide(Box::into_raw(black_box(Box::new([0xa5u8; 4321]))) as usize)));
+            let report = alloc_core::check();
+            if report.leaks.iter().any(|g| g.blocks > 0 && g.bytes == 4321 * g.blocks) {
+                found = Some(attempt);
+                break;
+            }
+        }
+        for word in leaked {
+            assert!(alloc_core::ignore(unhide(word) as *const u8));
+        }
+        assert!(found.is_some(), "no block leaked on a thread was reported in three checks");
     }
 }
