@@ -21,6 +21,7 @@ mod fxhash;
 pub mod html;
 pub mod input;
 pub mod output;
+mod parallel;
 pub mod pprof;
 pub mod progress;
 pub mod stacks;
