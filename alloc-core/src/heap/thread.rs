@@ -70,6 +70,12 @@ pub(crate) fn current_heap() -> *mut Heap {
     with_state(|s| s.heap.get())
 }
 
+/// Whether this thread has a heap of its own (made, not yet retired).
+#[inline]
+pub(crate) fn has_own_heap() -> bool {
+    (current_heap() as usize) > (HEAP_RETIRED as usize)
+}
+
 /// Routes this thread's allocations to the internal heap while alive. Nests.
 pub(crate) struct ReentrancyGuard {
     was: bool,
@@ -371,6 +377,11 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     let heap = value.cast::<Heap>();
     if heap.is_null() {
         return;
+    }
+    // The heap profile's events this thread buffered (while it still has its heap: events
+    // after this are applied at once).
+    if crate::profile::recorder::active() {
+        crate::profile::events::flush_this_thread();
     }
     with_state(|s| {
         if s.heap.get() == heap {

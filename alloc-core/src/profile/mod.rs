@@ -16,7 +16,7 @@
 //! # What it owns
 //! - [`model`]: the public profile types (`HeapProfile` and its parts), serde both ways.
 //! - `recorder`: the counters, updated on the allocation path (see its notes for the
-//!   design and the cost).
+//!   design and the cost); `events`: the per-thread buffers that feed it in batches.
 //! - `timeline`: the bounded timeline of live bytes.
 //! - `signal`: the `profile_signal` handler and the dump it asks for.
 //! - Here: turning it on, snapshots, writing files.
@@ -26,6 +26,7 @@
 //! `recorder::active`. Snapshots run with the reentrancy guard set: their allocations
 //! (symbolization, JSON) go to the untracked internal heap and are not counted.
 
+pub(crate) mod events;
 pub mod model;
 pub(crate) mod recorder;
 pub(crate) mod signal;
@@ -123,6 +124,7 @@ impl RawSnapshot {
     /// Copies the recorder. Memory is reserved before taking the lock (allocating under
     /// it is allowed, the internal heap never records, but the lock is kept short).
     fn take() -> Self {
+        events::flush_this_thread();
         let n = RECORDER.lock().sites.len();
         let mut sites = Vec::with_capacity(n + 1024);
         let mut timeline = Vec::with_capacity(timeline::CAPACITY);
@@ -135,15 +137,8 @@ impl RawSnapshot {
             }
         }
         timeline.extend_from_slice(r.timeline.points());
-        let summary = ProfileSummary {
-            total_blocks: r.total_blocks,
-            total_bytes: r.total_bytes,
-            live_blocks: r.live_blocks,
-            live_bytes: r.live_bytes,
-            peak_blocks: r.peak_blocks,
-            peak_bytes: r.peak_bytes,
-            peak_time_us: r.peak_us,
-        };
+        // Only the peak's time: `build` adds the totals up from the sites.
+        let summary = ProfileSummary { peak_time_us: r.peak_us, ..ProfileSummary::default() };
         drop(r);
         Self { sites, summary, time_us: now, timeline }
     }
@@ -154,23 +149,30 @@ impl RawSnapshot {
         let sites: Vec<Site> = self
             .sites
             .iter()
-            .map(|&(id, c)| Site {
-                stack_id: (id != 0).then_some(id),
-                stack: if id == 0 { Vec::new() } else { symbolize::stack_frames(&frames_of(id), sym) },
-                total_blocks: c.total_blocks,
-                total_bytes: c.total_bytes,
-                live_blocks: c.live_blocks,
-                live_bytes: c.live_bytes,
-                peak_blocks: c.peak_blocks,
-                peak_bytes: c.peak_bytes,
-                max_live_bytes: c.max_live_bytes,
-                max_live_blocks: c.max_live_blocks,
-                lifetime_us: c.lifetime_us,
+            .map(|&(id, c)| {
+                // Negative live counts are frees applied before their allocations (see
+                // `events`): nothing is live there yet.
+                let clamp = |v: i64| v.max(0) as u64;
+                let (live_bytes, peak_bytes) = (clamp(c.live_bytes), clamp(c.peak_bytes));
+                Site {
+                    stack_id: (id != 0).then_some(id),
+                    stack: if id == 0 { Vec::new() } else { symbolize::stack_frames(&frames_of(id), sym) },
+                    total_blocks: c.total_blocks,
+                    total_bytes: c.total_bytes,
+                    live_blocks: clamp(c.live_blocks),
+                    live_bytes,
+                    peak_blocks: clamp(c.peak_blocks),
+                    peak_bytes,
+                    max_live_bytes: clamp(c.max_live_bytes).max(live_bytes).max(peak_bytes),
+                    max_live_blocks: clamp(c.max_live_blocks),
+                    lifetime_us: c.lifetime_us,
+                }
             })
             .collect();
         let mut sites = merge_equal_stacks(sites);
         sites.sort_by(|a, b| b.total_bytes.cmp(&a.total_bytes).then(a.stack_id.cmp(&b.stack_id)));
-        let s = &self.summary;
+        let summary = add_up(&mut sites, self.summary.peak_time_us);
+        let s = &summary;
         // The peak and the present are points of their own, replacing samples taken at
         // the same (coarse) time. A peak in the snapshot's own clock tick that differs
         // from the present is put one microsecond before it: it came first.
@@ -194,7 +196,7 @@ impl RawSnapshot {
             program: crate::check::program_name(),
             pid: std::process::id(),
             time_us: self.time_us,
-            summary: self.summary,
+            summary,
             sites,
             timeline: points
                 .into_iter()
@@ -203,6 +205,36 @@ impl RawSnapshot {
             modules: crate::report::modules::loaded_modules(),
         }
     }
+}
+
+/// The summary: the sites added up. Exact batches (one thread) give a live total at most
+/// the peak; where frees applied before their allocations (several threads) make the
+/// present look higher than the recorded peak, each site's peak is raised to its live
+/// counts, so the profile stays consistent.
+fn add_up(sites: &mut [Site], peak_time_us: u64) -> ProfileSummary {
+    let sum = |sites: &[Site]| {
+        let mut s = ProfileSummary { peak_time_us, ..ProfileSummary::default() };
+        for site in sites {
+            s.total_blocks += site.total_blocks;
+            s.total_bytes += site.total_bytes;
+            s.live_blocks += site.live_blocks;
+            s.live_bytes += site.live_bytes;
+            s.peak_blocks += site.peak_blocks;
+            s.peak_bytes += site.peak_bytes;
+        }
+        s
+    };
+    let s = sum(sites);
+    if s.live_bytes <= s.peak_bytes {
+        return s;
+    }
+    for site in sites.iter_mut() {
+        if site.live_bytes > site.peak_bytes {
+            site.peak_bytes = site.live_bytes;
+            site.peak_blocks = site.live_blocks;
+        }
+    }
+    sum(sites)
 }
 
 /// Merges sites whose stacks are equal once trimmed: raw stacks differ in the
@@ -246,7 +278,7 @@ mod tests {
     use super::*;
     use crate::report::model::Frame;
 
-    fn counters(total: u64, live: u64, peak: u64) -> SiteCounters {
+    fn counters(total: u64, live: i64, peak: i64) -> SiteCounters {
         SiteCounters {
             total_blocks: total,
             total_bytes: total * 10,
@@ -266,16 +298,7 @@ mod tests {
         time_us: u64,
         timeline: Vec<timeline::Point>,
     ) -> RawSnapshot {
-        let mut summary = ProfileSummary { peak_time_us, ..ProfileSummary::default() };
-        for (_, c) in &sites {
-            summary.total_blocks += c.total_blocks;
-            summary.total_bytes += c.total_bytes;
-            summary.live_blocks += c.live_blocks;
-            summary.live_bytes += c.live_bytes;
-            summary.peak_blocks += c.peak_blocks;
-            summary.peak_bytes += c.peak_bytes;
-        }
-        RawSnapshot { sites, summary, time_us, timeline }
+        RawSnapshot { sites, summary: ProfileSummary { peak_time_us, ..ProfileSummary::default() }, time_us, timeline }
     }
 
     /// Stacks 1 and 2 differ only in an allocator frame (address 0xa), which trimming
@@ -325,5 +348,16 @@ mod tests {
         let p = r.build(&frames_of, &mut names);
         let t: Vec<(u64, u64)> = p.timeline.iter().map(|pt| (pt.t_us, pt.live_bytes)).collect();
         assert_eq!(t, [(0, 0), (60, 40), (80, 20), (100, 10)]);
+    }
+
+    #[test]
+    fn frees_applied_early_never_make_a_profile_inconsistent() {
+        // Site 1 shows -2 live (frees of another thread's blocks applied first); site 3
+        // shows more live now than the recorded peak snapshot says.
+        let r = raw(vec![(1, counters(5, -2, 1)), (3, counters(10, 6, 4))], 50, 100, vec![]);
+        let p = r.build(&frames_of, &mut names);
+        p.validate().unwrap();
+        assert!(p.sites.iter().all(|s| s.peak_bytes <= s.max_live_bytes));
+        assert_eq!((p.summary.live_blocks, p.summary.peak_blocks), (6, 7));
     }
 }

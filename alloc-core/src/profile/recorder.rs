@@ -26,6 +26,7 @@
 //! - Nothing here allocates: sites live in an [`MmapVec`], the timeline in a fixed array.
 //!   So it is a leaf lock: held, it never waits for another lock (`fork` takes it last).
 
+use super::events::Event;
 use super::timeline::Timeline;
 use crate::os::MmapVec;
 use crate::sync::SpinLock;
@@ -58,12 +59,14 @@ pub(crate) fn active() -> bool {
 pub(crate) struct SiteCounters {
     pub(crate) total_blocks: u64,
     pub(crate) total_bytes: u64,
-    pub(crate) live_blocks: u64,
-    pub(crate) live_bytes: u64,
-    pub(crate) max_live_bytes: u64,
-    pub(crate) max_live_blocks: u64,
-    pub(crate) peak_blocks: u64,
-    pub(crate) peak_bytes: u64,
+    /// Live counts are signed: events reach the recorder in per-thread batches, so the
+    /// free of a block made on another thread may come before its allocation.
+    pub(crate) live_blocks: i64,
+    pub(crate) live_bytes: i64,
+    pub(crate) max_live_bytes: i64,
+    pub(crate) max_live_blocks: i64,
+    pub(crate) peak_blocks: i64,
+    pub(crate) peak_bytes: i64,
     /// The peak sequence number at the last change.
     pub(crate) peak_seq: u64,
     /// Lifetimes summed up to `last_us`.
@@ -77,8 +80,9 @@ impl SiteCounters {
     /// the latest peak if one happened since the last change.
     #[inline]
     fn settle(&mut self, now_us: u64, peak_seq: u64) {
-        self.lifetime_us =
-            self.lifetime_us.saturating_add(self.live_blocks.saturating_mul(now_us.saturating_sub(self.last_us)));
+        self.lifetime_us = self
+            .lifetime_us
+            .saturating_add((self.live_blocks.max(0) as u64).saturating_mul(now_us.saturating_sub(self.last_us)));
         self.last_us = now_us;
         if self.peak_seq != peak_seq {
             self.peak_seq = peak_seq;
@@ -97,12 +101,12 @@ impl SiteCounters {
 /// Everything the lock guards.
 pub(crate) struct Recorder {
     pub(crate) sites: MmapVec<SiteCounters>,
-    pub(crate) live_blocks: u64,
-    pub(crate) live_bytes: u64,
+    pub(crate) live_blocks: i64,
+    pub(crate) live_bytes: i64,
     pub(crate) total_blocks: u64,
     pub(crate) total_bytes: u64,
-    pub(crate) peak_blocks: u64,
-    pub(crate) peak_bytes: u64,
+    pub(crate) peak_blocks: i64,
+    pub(crate) peak_bytes: i64,
     pub(crate) peak_us: u64,
     pub(crate) peak_seq: u64,
     /// The clock as last read, in microseconds since [`Recorder::start_ns`].
@@ -153,7 +157,7 @@ impl Recorder {
     fn tick(&mut self) {
         if self.until_clock == 0 {
             self.refresh_clock();
-            self.timeline.offer(self.now_us, self.live_bytes, self.live_blocks);
+            self.timeline.offer(self.now_us, self.live_bytes.max(0) as u64, self.live_blocks.max(0) as u64);
         }
         self.until_clock -= 1;
     }
@@ -180,7 +184,7 @@ impl Recorder {
         site.total_blocks += 1;
         site.total_bytes += size;
         site.live_blocks += 1;
-        site.live_bytes += size;
+        site.live_bytes += size as i64;
         if site.live_bytes > site.max_live_bytes {
             site.max_live_bytes = site.live_bytes;
             site.max_live_blocks = site.live_blocks;
@@ -189,7 +193,7 @@ impl Recorder {
         self.total_blocks += 1;
         self.total_bytes += size;
         self.live_blocks += 1;
-        self.live_bytes += size;
+        self.live_bytes += size as i64;
         if self.live_bytes > self.peak_bytes {
             if CLOCK_EVERY.saturating_sub(self.until_clock) >= PEAK_CLOCK_EVERY {
                 // A fresher time for the peak, at most every few events while the heap
@@ -214,17 +218,11 @@ impl Recorder {
         self.tick();
         let (now, seq) = (self.now_us, self.peak_seq);
         let Some(site) = self.site(stack) else { return };
-        if site.live_blocks == 0 {
-            // A block this recorder never saw (counted into site 0 while the table could
-            // not grow): keep the sums consistent rather than go negative.
-            return;
-        }
         site.settle(now, seq);
-        let size = size.min(site.live_bytes);
         site.live_blocks -= 1;
-        site.live_bytes -= size;
-        self.live_blocks = self.live_blocks.saturating_sub(1);
-        self.live_bytes = self.live_bytes.saturating_sub(size);
+        site.live_bytes -= size as i64;
+        self.live_blocks -= 1;
+        self.live_bytes -= size as i64;
     }
 }
 
@@ -232,24 +230,37 @@ impl Recorder {
 /// metadata was written, while profiling is [`active`].
 #[inline(never)]
 pub(crate) fn record_alloc(stack: u32, size: usize) {
-    RECORDER.lock().on_alloc(stack, size as u64);
-    if STATE.load(Ordering::Relaxed) == DUMP_PENDING {
-        super::signal::dump_if_pending();
-    }
+    super::events::push(Event { stack, alloc: true, size: size as u64 });
 }
 
 /// Counts a free. Called by the heap before the block is handed back.
 #[inline(never)]
 pub(crate) fn record_free(stack: u32, size: usize) {
-    RECORDER.lock().on_free(stack, size as u64);
+    super::events::push(Event { stack, alloc: false, size: size as u64 });
 }
 
 /// Counts an in-place resize: the free of the old size and an allocation of the new.
 #[inline(never)]
 pub(crate) fn record_resize(stack: u32, old: usize, new: usize) {
-    let mut r = RECORDER.lock();
-    r.on_free(stack, old as u64);
-    r.on_alloc(stack, new as u64);
+    super::events::push(Event { stack, alloc: false, size: old as u64 });
+    super::events::push(Event { stack, alloc: true, size: new as u64 });
+}
+
+/// Applies `events`, in order, under the lock; then writes a profile a signal asked for.
+pub(crate) fn apply(events: &[Event]) {
+    {
+        let mut r = RECORDER.lock();
+        for e in events {
+            if e.alloc {
+                r.on_alloc(e.stack, e.size);
+            } else {
+                r.on_free(e.stack, e.size);
+            }
+        }
+    }
+    if STATE.load(Ordering::Relaxed) == DUMP_PENDING {
+        super::signal::dump_if_pending();
+    }
 }
 
 #[cfg(test)]
@@ -327,12 +338,12 @@ mod tests {
                 model_at_peak.clone_from(&model_live);
             }
         }
-        assert_eq!(r.peak_bytes, model_peak);
+        assert_eq!(r.peak_bytes as u64, model_peak);
         for (i, &want) in model_at_peak.iter().enumerate() {
             let s = site(&r, i);
-            assert_eq!(s.peak_bytes, want, "site {i}");
-            assert_eq!(s.live_bytes, model_live[i], "site {i}");
-            assert!(s.peak_bytes <= s.max_live_bytes && s.max_live_bytes <= s.total_bytes);
+            assert_eq!(s.peak_bytes as u64, want, "site {i}");
+            assert_eq!(s.live_bytes as u64, model_live[i], "site {i}");
+            assert!(s.peak_bytes <= s.max_live_bytes && s.max_live_bytes as u64 <= s.total_bytes);
         }
     }
 
@@ -351,11 +362,15 @@ mod tests {
     }
 
     #[test]
-    fn a_free_the_recorder_never_saw_changes_nothing() {
+    fn a_free_applied_before_its_allocation_goes_negative_then_balances() {
+        // Thread B's batch (the free) reaches the recorder before thread A's (the alloc).
         let mut r = fresh();
-        r.on_alloc(1, 10);
         r.on_free(2, 10);
-        assert_eq!((r.live_blocks, r.live_bytes), (1, 10));
-        assert_eq!(site(&r, 2).live_blocks, 0);
+        assert_eq!((r.live_blocks, r.live_bytes), (-1, -10));
+        assert_eq!(site(&r, 2).live_blocks, -1);
+        r.on_alloc(2, 10);
+        assert_eq!((r.live_blocks, r.live_bytes), (0, 0));
+        let s = site(&r, 2);
+        assert_eq!((s.total_blocks, s.live_blocks, s.live_bytes), (1, 0, 0));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Writing a profile allocates, symbolizes and writes a file: nothing a signal handler
 //! may do. So the handler only flips the recorder's state to `DUMP_PENDING`; the next
-//! tracked allocation, on whichever thread, writes the profile to the `profile` path
+//! tracked allocation or free, on whichever thread, writes the profile to the `profile` path
 //! with `.N` appended (N counts the dumps from 1) and sets the state back. A process
 //! that never allocates after the signal writes nothing until it does.
 
