@@ -4,10 +4,11 @@
 //! # Design
 //! One [`SpinLock`] guards all of it: the peak snapshot ("what each site held when the
 //! heap peaked") needs a consistent view of every site at one moment, which per-thread
-//! counters cannot give without a global step anyway. The cost is one uncontended lock
-//! and a few dozen plain stores per event; with several threads allocating at once they
-//! serialize here (BENCHMARKS.md measures both). Profiling is opt-in (`profile=PATH`);
-//! when it is off the allocation path pays one relaxed load of [`STATE`] and a branch.
+//! counters cannot give without a global step anyway. Events reach it in per-thread
+//! batches (`events`), so the lock is taken once per 64 events of a thread; applying an
+//! event is a few dozen plain stores (BENCHMARKS.md measures the cost). Profiling is
+//! opt-in (`profile=PATH`); when it is off the allocation path pays one relaxed load of
+//! [`STATE`] and a branch.
 //!
 //! The peak snapshot is lazy (O(1) per event): a global peak sequence number counts new
 //! peaks; a site remembers the sequence of its last change. When a site changes and a
@@ -22,7 +23,9 @@
 //!
 //! # Invariants (under the lock)
 //! - `sites[i]` counts the blocks whose metadata carry stack id `i` (0: no stack).
-//! - Sums over sites equal the totals; `live <= total`; `peak_* <= max_live_*`.
+//! - Sums over sites equal the totals; `live <= total`; `peak_* <= max_live_*`. Live
+//!   counts may be negative for a while (a free applied before its allocation, batches
+//!   of two threads); snapshots clamp them and keep the profile's invariants.
 //! - Nothing here allocates: sites live in an [`MmapVec`], the timeline in a fixed array.
 //!   So it is a leaf lock: held, it never waits for another lock (`fork` takes it last).
 
