@@ -8,37 +8,8 @@ use std::rc::Rc;
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
-/// A node that counts its drops.
-struct Node {
-    next: RefCell<Vec<Handle<Node>>>,
-    drops: Rc<Cell<usize>>,
-}
-
-// SAFETY: visits exactly the handles in `next`.
-unsafe impl Trace for Node {
-    fn trace(&self, t: &mut Tracer<'_>) {
-        self.next.trace(t);
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
-}
-
-fn node(drops: &Rc<Cell<usize>>) -> Handle<Node> {
-    Handle::new(Node { next: RefCell::new(Vec::new()), drops: drops.clone() })
-}
-
-fn link(a: &Handle<Node>, b: &Handle<Node>) {
-    a.next.borrow_mut().push(b.clone());
-}
-
-fn counter() -> Rc<Cell<usize>> {
-    gc::set_threshold(0, 10, 10); // only explicit collections in these tests
-    Rc::new(Cell::new(0))
-}
+mod common;
+use common::{counter, link, node, Node};
 
 #[test]
 fn a_self_cycle_is_collected() {

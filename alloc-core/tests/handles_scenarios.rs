@@ -11,38 +11,8 @@ use std::rc::Rc;
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
-/// A node that counts its drops and holds handles to other nodes.
-struct Node {
-    next: RefCell<Vec<Handle<Node>>>,
-    drops: Rc<Cell<usize>>,
-}
-
-// SAFETY: visits exactly the handles in `next`.
-unsafe impl Trace for Node {
-    fn trace(&self, t: &mut Tracer<'_>) {
-        self.next.trace(t);
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
-}
-
-fn node(drops: &Rc<Cell<usize>>) -> Handle<Node> {
-    Handle::new(Node { next: RefCell::new(Vec::new()), drops: drops.clone() })
-}
-
-fn link(a: &Handle<Node>, b: &Handle<Node>) {
-    a.next.borrow_mut().push(b.clone());
-}
-
-/// Only explicit collections, and a fresh drop counter.
-fn counter() -> Rc<Cell<usize>> {
-    gc::set_threshold(0, 10, 10);
-    Rc::new(Cell::new(0))
-}
+mod common;
+use common::{counter, link, node, Node};
 
 fn in_generation(g: usize, h: &Handle<Node>) -> bool {
     gc::get_objects(Some(g)).iter().any(|o| o.id == Handle::id(h))
