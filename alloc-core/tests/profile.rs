@@ -141,14 +141,7 @@ fn site(p: &HeapProfile, function: &str) -> Site {
     assert!(!found.is_empty(), "no site of {function}: {:#?}", p.sites);
     let mut sum = found[0].clone();
     for s in &found[1..] {
-        sum.total_blocks += s.total_blocks;
-        sum.total_bytes += s.total_bytes;
-        sum.live_blocks += s.live_blocks;
-        sum.live_bytes += s.live_bytes;
-        sum.peak_blocks += s.peak_blocks;
-        sum.peak_bytes += s.peak_bytes;
-        sum.max_live_blocks += s.max_live_blocks;
-        sum.max_live_bytes += s.max_live_bytes;
+        sum.absorb(s);
     }
     sum
 }

@@ -12,6 +12,7 @@ use crate::input::Input;
 use crate::stacks::{frame_label, frame_location};
 use alloc_core::profile::model::{HeapProfile, Site};
 use alloc_core::report::model::{Frame, LeakReport};
+use alloc_core::report::text::Painter;
 use std::fmt::Write;
 
 /// How to render.
@@ -45,21 +46,9 @@ pub fn render_text(input: &Input, opts: &TextOptions) -> String {
     }
 }
 
-const BLUE: &str = "\x1b[34m";
-const BOLD: &str = "\x1b[1m";
-
-#[derive(Clone, Copy)]
-struct Painter(bool);
-
-impl Painter {
-    fn paint(self, style: &str, text: &str) -> String {
-        if self.0 {
-            format!("{style}{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-}
+/// SGR styles (see [`Painter::paint`]).
+const BLUE: &str = "34";
+const BOLD: &str = "1";
 
 /// A header naming the program, then the leaks as the program printed them at exit
 /// (alloc-core's renderer, the same text); a clean report says so with its counts.

@@ -214,12 +214,18 @@ impl Heap {
             }
         }
         if self.kind != HeapKind::Internal {
-            self.counters.on_alloc(size);
-            if recorder::active() {
-                recorder::record_alloc(stack, size);
-            }
+            self.count_alloc(size, stack);
         }
         block.cast()
+    }
+
+    /// Counts a tracked allocation: this heap's counters and, when on, the heap profile.
+    #[inline]
+    fn count_alloc(&mut self, size: usize, stack: u32) {
+        self.counters.on_alloc(size);
+        if recorder::active() {
+            recorder::record_alloc(stack, size);
+        }
     }
 
     #[cold]
@@ -319,10 +325,7 @@ impl Heap {
         let flags = flags | LIVE | if internal { INTERNAL } else { 0 };
         let p = segment::alloc_large(size, align, stack, flags, zeroed);
         if !p.is_null() && !internal {
-            self.counters.on_alloc(size);
-            if recorder::active() {
-                recorder::record_alloc(stack, size);
-            }
+            self.count_alloc(size, stack);
         }
         p
     }
@@ -602,14 +605,19 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, old_size: usize, align: usize, new_si
 }
 
 unsafe fn resize_in_place_small(page: *mut Page, index: usize, old_size: usize, new_size: usize) {
-    let heap = thread::current_heap();
     // SAFETY: the caller holds the live block; its metadata is its holder's to change.
     let stack = unsafe {
         let (_, stack) = (*page).size_and_stack(index);
         (*page).set_size_and_stack(index, new_size as u32, stack);
         stack
     };
-    thread::count_resize(heap, old_size, new_size);
+    count_resize(stack, old_size, new_size);
+}
+
+/// Counts an in-place resize of a tracked block: the heap's counters and, when on, the
+/// heap profile.
+fn count_resize(stack: u32, old_size: usize, new_size: usize) {
+    thread::count_resize(thread::current_heap(), old_size, new_size);
     if recorder::active() {
         recorder::record_resize(stack, old_size, new_size);
     }
@@ -647,20 +655,14 @@ unsafe fn realloc_large(
                 return None;
             }
             if !internal {
-                thread::count_resize(thread::current_heap(), old_size, new_size);
-                if recorder::active() {
-                    recorder::record_resize(stack, old_size, new_size);
-                }
+                count_resize(stack, old_size, new_size);
             }
             return Some(p);
         } else {
             return None;
         }
         if !internal {
-            thread::count_resize(thread::current_heap(), old_size, new_size);
-            if recorder::active() {
-                recorder::record_resize(stack, old_size, new_size);
-            }
+            count_resize(stack, old_size, new_size);
         }
         Some(ptr)
     }

@@ -212,19 +212,7 @@ impl RawSnapshot {
 /// present look higher than the recorded peak, each site's peak is raised to its live
 /// counts, so the profile stays consistent.
 fn add_up(sites: &mut [Site], peak_time_us: u64) -> ProfileSummary {
-    let sum = |sites: &[Site]| {
-        let mut s = ProfileSummary { peak_time_us, ..ProfileSummary::default() };
-        for site in sites {
-            s.total_blocks += site.total_blocks;
-            s.total_bytes += site.total_bytes;
-            s.live_blocks += site.live_blocks;
-            s.live_bytes += site.live_bytes;
-            s.peak_blocks += site.peak_blocks;
-            s.peak_bytes += site.peak_bytes;
-        }
-        s
-    };
-    let s = sum(sites);
+    let s = ProfileSummary::of_sites(sites, peak_time_us);
     if s.live_bytes <= s.peak_bytes {
         return s;
     }
@@ -234,7 +222,7 @@ fn add_up(sites: &mut [Site], peak_time_us: u64) -> ProfileSummary {
             site.peak_blocks = site.live_blocks;
         }
     }
-    sum(sites)
+    ProfileSummary::of_sites(sites, peak_time_us)
 }
 
 /// Merges sites whose stacks are equal once trimmed: raw stacks differ in the
@@ -251,18 +239,7 @@ fn merge_equal_stacks(sites: Vec<Site>) -> Vec<Site> {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                m.total_blocks += site.total_blocks;
-                m.total_bytes += site.total_bytes;
-                m.live_blocks += site.live_blocks;
-                m.live_bytes += site.live_bytes;
-                m.peak_blocks += site.peak_blocks;
-                m.peak_bytes += site.peak_bytes;
-                // The two raw sites may have peaked at different moments: their sum
-                // bounds the merged site's own maximum from above, and at-peak and
-                // live from below; keep the invariants with the sum.
-                m.max_live_bytes += site.max_live_bytes;
-                m.max_live_blocks += site.max_live_blocks;
-                m.lifetime_us += site.lifetime_us;
+                m.absorb(&site);
             }
             None => {
                 index.insert(site.stack.clone(), out.len());

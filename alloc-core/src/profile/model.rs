@@ -137,7 +137,6 @@ impl HeapProfile {
     /// Checks the invariants of the module note; the error names the first broken one.
     pub fn validate(&self) -> Result<(), String> {
         let s = &self.summary;
-        let mut sum = ProfileSummary::default();
         for (i, site) in self.sites.iter().enumerate() {
             let bad = |what: &str| Err(format!("site {i}: {what}"));
             if site.live_blocks > site.total_blocks || site.live_bytes > site.total_bytes {
@@ -149,13 +148,8 @@ impl HeapProfile {
             if site.live_bytes > site.max_live_bytes {
                 return bad("live bytes above its own maximum");
             }
-            sum.total_blocks = sum.total_blocks.saturating_add(site.total_blocks);
-            sum.total_bytes = sum.total_bytes.saturating_add(site.total_bytes);
-            sum.live_blocks = sum.live_blocks.saturating_add(site.live_blocks);
-            sum.live_bytes = sum.live_bytes.saturating_add(site.live_bytes);
-            sum.peak_blocks = sum.peak_blocks.saturating_add(site.peak_blocks);
-            sum.peak_bytes = sum.peak_bytes.saturating_add(site.peak_bytes);
         }
+        let sum = ProfileSummary::of_sites(&self.sites, s.peak_time_us);
         let sums = [
             ("total_blocks", sum.total_blocks, s.total_blocks),
             ("total_bytes", sum.total_bytes, s.total_bytes),
@@ -173,5 +167,39 @@ impl HeapProfile {
             return Err("summary: live bytes above the peak".into());
         }
         Ok(())
+    }
+}
+
+impl ProfileSummary {
+    /// The sites' totals, live and at-peak counts added up (saturating), with the given
+    /// peak time.
+    pub fn of_sites(sites: &[Site], peak_time_us: u64) -> ProfileSummary {
+        let mut sum = ProfileSummary { peak_time_us, ..ProfileSummary::default() };
+        for site in sites {
+            sum.total_blocks = sum.total_blocks.saturating_add(site.total_blocks);
+            sum.total_bytes = sum.total_bytes.saturating_add(site.total_bytes);
+            sum.live_blocks = sum.live_blocks.saturating_add(site.live_blocks);
+            sum.live_bytes = sum.live_bytes.saturating_add(site.live_bytes);
+            sum.peak_blocks = sum.peak_blocks.saturating_add(site.peak_blocks);
+            sum.peak_bytes = sum.peak_bytes.saturating_add(site.peak_bytes);
+        }
+        sum
+    }
+}
+
+impl Site {
+    /// Adds `other`'s counts to this site's, as for two raw stacks that are one site. Max
+    /// live becomes the sum of the two maxima: an upper bound (they may have peaked at
+    /// different moments).
+    pub fn absorb(&mut self, other: &Site) {
+        self.total_blocks += other.total_blocks;
+        self.total_bytes += other.total_bytes;
+        self.live_blocks += other.live_blocks;
+        self.live_bytes += other.live_bytes;
+        self.peak_blocks += other.peak_blocks;
+        self.peak_bytes += other.peak_bytes;
+        self.max_live_bytes += other.max_live_bytes;
+        self.max_live_blocks += other.max_live_blocks;
+        self.lifetime_us += other.lifetime_us;
     }
 }

@@ -106,8 +106,6 @@ pub(crate) struct Recorder {
     pub(crate) sites: MmapVec<SiteCounters>,
     pub(crate) live_blocks: i64,
     pub(crate) live_bytes: i64,
-    pub(crate) total_blocks: u64,
-    pub(crate) total_bytes: u64,
     pub(crate) peak_blocks: i64,
     pub(crate) peak_bytes: i64,
     pub(crate) peak_us: u64,
@@ -137,8 +135,6 @@ impl Recorder {
             sites: MmapVec::new(),
             live_blocks: 0,
             live_bytes: 0,
-            total_blocks: 0,
-            total_bytes: 0,
             peak_blocks: 0,
             peak_bytes: 0,
             peak_us: 0,
@@ -193,8 +189,6 @@ impl Recorder {
             site.max_live_blocks = site.live_blocks;
         }
         let (site_blocks, site_bytes) = (site.live_blocks, site.live_bytes);
-        self.total_blocks += 1;
-        self.total_bytes += size;
         self.live_blocks += 1;
         self.live_bytes += size as i64;
         if self.live_bytes > self.peak_bytes {
@@ -290,7 +284,8 @@ mod tests {
         let s1 = site(&r, 1);
         assert_eq!((s1.total_blocks, s1.total_bytes, s1.live_blocks, s1.live_bytes), (2, 150, 1, 50));
         assert_eq!((s1.max_live_blocks, s1.max_live_bytes), (2, 150));
-        assert_eq!((r.total_blocks, r.total_bytes, r.live_blocks, r.live_bytes), (3, 160, 2, 60));
+        let totals = r.sites.iter().fold((0, 0), |(n, b), s| (n + s.total_blocks, b + s.total_bytes));
+        assert_eq!((totals.0, totals.1, r.live_blocks, r.live_bytes), (3, 160, 2, 60));
         assert_eq!((r.peak_blocks, r.peak_bytes), (3, 160));
     }
 

@@ -132,12 +132,14 @@ const RED: &str = "1;31";
 const MAGENTA: &str = "1;35";
 const BOLD: &str = "1";
 
-/// ANSI colouring, or none.
-#[derive(Clone, Copy)]
-struct Painter(bool);
+/// ANSI colouring when its flag is set, plain text otherwise (also used by
+/// `leak-report show`).
+#[derive(Clone, Copy, Debug)]
+pub struct Painter(pub bool);
 
 impl Painter {
-    fn paint(self, code: &str, text: &str) -> String {
+    /// `text` in the SGR style `code` (`"1"` bold, `"1;31"` bold red, `"34"` blue...).
+    pub fn paint(self, code: &str, text: &str) -> String {
         if self.0 {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
