@@ -2,7 +2,8 @@
 //!
 //! # What it owns
 //! The glue between the allocator (whose lock and heap walk it uses), the check's phases
-//! (`leak`) and reporting (`report`): [`check`], the public API, and [`run_at_exit`].
+//! (`leak`) and reporting (`report`): [`check`], the public API. The runtime runs it at
+//! exit (`runtime::exit`).
 //!
 //! # Order of events
 //! 1. Take the segment pool's lock: no page or large block can appear or vanish, and no
@@ -14,12 +15,12 @@
 //! 4. Resume the threads, release the lock.
 //! 5. Only now, with the reentrancy guard set: symbolize, group, suppress, render.
 
-use crate::heap::thread::ReentrancyGuard;
 use crate::heap::walk::HeapSnapshot;
 use crate::leak::{self, LeakKind};
 use crate::report::build::{self, RawCheck, RawLeak};
 use crate::report::model::LeakReport;
 use crate::segment::POOL;
+use crate::thread_state::ReentrancyGuard;
 use std::time::{Duration, Instant};
 
 /// How long to wait for each thread to stop before scanning it whole, unstopped.
@@ -108,39 +109,7 @@ fn collect(sp: usize) -> RawCheck {
         leaked,
         reachable_blocks: analysis.reachable_blocks,
         reachable_bytes: analysis.reachable_bytes,
-        program: program_name(),
+        program: crate::report::program_name(),
         pid: std::process::id(),
-    }
-}
-
-pub(crate) fn program_name() -> String {
-    std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// The at-exit check: report to stderr and to `report=PATH`, and set the exit status.
-pub(crate) fn run_at_exit() {
-    let opts = crate::config::current();
-    if !crate::config::check_at_exit() {
-        return;
-    }
-    let _guard = ReentrancyGuard::enter();
-    let report = check();
-    if let Some(path) = opts.report.as_option() {
-        if let Err(e) = crate::report::json::write_report(path.as_bytes(), std::process::id(), &report) {
-            warning!("{}", e);
-        }
-    }
-    if report.is_clean() {
-        return;
-    }
-    let text = crate::report::text::render(&report, &crate::report::text::TextOptions::from_config(opts));
-    // Flush what the program wrote to stdout first, so the report follows it.
-    // SAFETY: flushing C stdio streams has no preconditions.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
-    crate::fatal::write_all_fd(2, text.as_bytes());
-    if opts.exitcode != 0 {
-        // SAFETY: ending the process; Rust's own stdout was flushed by the runtime before
-        // exit handlers run, C stdio just above.
-        unsafe { libc::_exit(opts.exitcode as i32) };
     }
 }

@@ -1,6 +1,6 @@
-//! The `GlobalAlloc` implementation: four thin methods over the heap's entry points.
+//! The `GlobalAlloc` implementation: four thin methods over the runtime's entry points.
 
-use crate::heap::{self, thread};
+use crate::runtime::entry;
 use core::alloc::{GlobalAlloc, Layout};
 
 /// The HeapSweep allocator. Install it with
@@ -31,19 +31,22 @@ impl HeapSweep {
 unsafe impl GlobalAlloc for HeapSweep {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        thread::alloc(layout.size(), layout.align(), false)
+        // SAFETY: a `Layout`'s alignment is a power of two and its size rounded up to it
+        // does not overflow `isize`.
+        unsafe { entry::alloc(layout.size(), layout.align(), false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        thread::alloc(layout.size(), layout.align(), true)
+        // SAFETY: as in `alloc`.
+        unsafe { entry::alloc(layout.size(), layout.align(), true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller passes a block this allocator returned, with its layout
         // (GlobalAlloc::dealloc's contract).
-        unsafe { heap::free(ptr, layout.size()) }
+        unsafe { entry::free(ptr, layout.size()) }
     }
 
     #[inline]
@@ -51,6 +54,6 @@ unsafe impl GlobalAlloc for HeapSweep {
         // SAFETY: the caller upholds GlobalAlloc::realloc's contract: `ptr` is a live block
         // of ours allocated with `layout`, and `new_size` rounded to the alignment does
         // not overflow isize.
-        unsafe { heap::realloc(ptr, layout.size(), layout.align(), new_size) }
+        unsafe { entry::realloc(ptr, layout.size(), layout.align(), new_size) }
     }
 }

@@ -5,12 +5,13 @@
 //! allocator; under another allocator they report nothing (`None`, zero counts).
 
 use crate::block::{self, BlockRef};
-use crate::heap::thread;
+use crate::heap::{locked, registry};
 use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED};
 use crate::segment::{self, POOL};
 use crate::size_class::{class_size, CLASS_COUNT};
 use crate::stack::StackId;
-use crate::{page, track};
+use crate::thread_state;
+use crate::{counters, page};
 use core::fmt;
 use core::sync::atomic::Ordering;
 
@@ -78,22 +79,22 @@ pub struct ClassStats {
 pub fn stats() -> Stats {
     let mut s = Stats::default();
     let (mut allocs, mut alloc_bytes, mut frees, mut free_bytes) = (0u64, 0u64, 0u64, 0u64);
-    let mut add = |c: &track::Counters| {
+    let mut add = |c: &counters::Counters| {
         allocs += c.allocs.get();
         alloc_bytes += c.alloc_bytes.get();
         frees += c.frees.get();
         free_bytes += c.free_bytes.get();
     };
-    add(&track::RETIRED);
-    thread::with_shared_counters(&mut add);
-    thread::for_each_heap(|h| add(&h.counters));
-    s.threads = thread::heap_count();
+    add(&counters::RETIRED);
+    locked::with_shared_counters(&mut add);
+    registry::for_each_heap(|h| add(&h.counters));
+    s.threads = registry::heap_count();
     s.total_blocks = allocs;
     s.total_bytes = alloc_bytes;
     s.current_blocks = allocs.saturating_sub(frees);
     s.current_bytes = alloc_bytes.saturating_sub(free_bytes);
-    track::raise_peaks(s.current_bytes, s.current_blocks);
-    (s.peak_bytes, s.peak_blocks) = track::peaks();
+    counters::raise_peaks(s.current_bytes, s.current_blocks);
+    (s.peak_bytes, s.peak_blocks) = counters::peaks();
     let depot = crate::stack::depot_stats();
     (s.stacks, s.stack_bytes, s.stacks_dropped) = (depot.stacks, depot.frame_bytes, depot.dropped);
     let per_class = class_usage(&mut s);
@@ -279,13 +280,13 @@ pub struct DisableGuard {
 /// assert!(alloc_core::block_info((leaked as *const u64).cast()).unwrap().ignored);
 /// ```
 pub fn disable() -> DisableGuard {
-    thread::disable_enter();
+    thread_state::disable_enter();
     DisableGuard { _not_send: core::marker::PhantomData }
 }
 
 impl Drop for DisableGuard {
     fn drop(&mut self) {
-        thread::disable_leave();
+        thread_state::disable_leave();
     }
 }
 

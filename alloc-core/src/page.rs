@@ -107,7 +107,7 @@ pub(crate) struct Page {
     /// Blocks `[bump, capacity)` have never been handed out (owner only).
     pub(crate) bump: u32,
     /// First block id of this page in the current leak check's dense numbering.
-    pub(crate) check_base: u32,
+    pub(crate) block_id_base: u32,
     _pad1: [u8; 44],
     // -- line 2: other threads'
     /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
@@ -140,7 +140,7 @@ impl Page {
             thread_free: AtomicPtr::new(core::ptr::null_mut()),
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
-            check_base: 0,
+            block_id_base: 0,
             _pad1: [0; 44],
             _pad2: [0; 56],
         }
@@ -389,7 +389,7 @@ impl Page {
     /// # Safety
     /// - The caller owns the page and no other thread pushes onto `thread_free` meanwhile.
     #[cfg(any(test, feature = "paranoid"))]
-    pub(crate) unsafe fn check_invariants(&self) {
+    pub(crate) unsafe fn assert_valid(&self) {
         assert!(self.bump <= self.capacity);
         let mut free = 0u32;
         let mut b = self.free;

@@ -1,159 +1,79 @@
-//! Allocation counters: current, peak and total blocks and bytes.
+//! The tracking hook: the one place where the heap tells its listeners that a tracked
+//! block was allocated, freed or resized in place.
 //!
-//! # Design
-//! Each heap counts its own allocations and frees in plain per-heap counters (atomics
-//! written with load + store by their one writer: no locked instruction on the fast path).
-//! Peak tracking needs a global view, so each heap also accumulates a signed balance of
-//! bytes and blocks and folds it into the global live totals when it passes
-//! [`FLUSH_BYTES`]; the peak is taken at each fold. The peak is therefore exact for one
-//! thread and low by at most `threads * FLUSH_BYTES` with many.
+//! # What it owns
+//! Nothing but the dispatch, in the spirit of mimalloc's `track.h`: the heap calls
+//! [`on_alloc`], [`on_free`], [`on_remote_free`] and [`on_resize`] and knows nothing of who
+//! listens. The listeners are fixed at compile time, so the calls inline into the heap's
+//! fast paths:
+//! - `counters`: per-heap totals and the global peak, always;
+//! - the heap profile's recorder (`profile::recorder`), while `profile=PATH` is on: one
+//!   relaxed load and a branch when it is off;
+//! - a new listener (sweep schedules, say) is one more line in each function here.
 //!
-//! # Who calls it
-//! `heap` on every allocation and free (owner thread; the locked heaps under their lock),
-//! `introspect::stats` from any thread.
+//! The allocator's own blocks (the internal heap) never reach the hook.
+//!
+//! # Stacks
+//! Listeners that need the block's allocation stack on a free get it through a closure,
+//! so the heap reads the block's metadata only when some listener asks (a thread freeing
+//! another thread's block does not otherwise touch the owner's metadata lines).
 
-use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use crate::counters::{self, Counters};
+use crate::profile::recorder;
 
-/// Balance, in bytes, a heap accumulates before folding it into the global totals.
-pub(crate) const FLUSH_BYTES: i64 = 256 << 10;
-
-/// A single-writer counter that any thread may read without tearing.
-#[derive(Default)]
-pub(crate) struct Counter(AtomicU64);
-
-impl Counter {
-    pub(crate) const fn new() -> Self {
-        Self(AtomicU64::new(0))
-    }
-    #[inline]
-    pub(crate) fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-    #[inline]
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+/// A tracked block of `size` bytes was allocated from `stack`, by the heap that owns
+/// `counters`.
+#[inline(always)]
+pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
+    counters.on_alloc(size);
+    if recorder::active() {
+        recorder::record_alloc(stack, size);
     }
 }
 
-/// One heap's counters. The balance not yet folded into the global totals is
-/// `alloc_bytes - free_bytes - folded_bytes` (and likewise for blocks): no extra field to
-/// update on the fast path.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) allocs: Counter,
-    pub(crate) alloc_bytes: Counter,
-    pub(crate) frees: Counter,
-    pub(crate) free_bytes: Counter,
-    folded_bytes: i64,
-    folded_blocks: i64,
+/// A tracked block of `size` bytes, live and held by the caller, is being freed by the
+/// heap that owns it and `counters`. `stack` reads the block's allocation stack.
+#[inline(always)]
+pub(crate) fn on_free(counters: &mut Counters, size: usize, stack: impl FnOnce() -> u32) {
+    if recorder::active() {
+        recorder::record_free(stack(), size);
+    }
+    counters.on_free(size);
 }
 
-/// Live totals folded in from every heap, and their peaks.
-static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
-static LIVE_BLOCKS: AtomicI64 = AtomicI64::new(0);
-static PEAK_BYTES: AtomicU64 = AtomicU64::new(0);
-static PEAK_BLOCKS: AtomicU64 = AtomicU64::new(0);
-
-/// Totals of heaps that are gone (threads that exited), and of frees that no heap counted.
-pub(crate) static RETIRED: Counters = Counters::new();
-
-impl Counters {
-    pub(crate) const fn new() -> Self {
-        Self {
-            allocs: Counter::new(),
-            alloc_bytes: Counter::new(),
-            frees: Counter::new(),
-            free_bytes: Counter::new(),
-            folded_bytes: 0,
-            folded_blocks: 0,
+/// A tracked block of `size` bytes is being freed by a thread whose heap does not own
+/// it: `counters` are that thread's heap's, or `None` when the thread has no heap (it
+/// ended, or never allocated). `stack` reads the block's allocation stack, or `None` when
+/// its metadata says it is not live (a double free, which the owner reports later).
+#[inline(always)]
+pub(crate) fn on_remote_free(counters: Option<&mut Counters>, size: usize, stack: impl FnOnce() -> Option<u32>) {
+    if recorder::active() {
+        if let Some(stack) = stack() {
+            recorder::record_free(stack, size);
         }
     }
-
-    /// Bytes allocated minus bytes freed by this heap, not yet folded in.
-    #[inline]
-    fn pending_bytes(&self) -> i64 {
-        (self.alloc_bytes.get() as i64).wrapping_sub(self.free_bytes.get() as i64) - self.folded_bytes
-    }
-
-    #[inline]
-    pub(crate) fn on_alloc(&mut self, size: usize) {
-        self.allocs.add(1);
-        self.alloc_bytes.add(size as u64);
-        if self.pending_bytes() > FLUSH_BYTES {
-            self.flush();
-        }
-    }
-
-    #[inline]
-    pub(crate) fn on_free(&mut self, size: usize) {
-        self.frees.add(1);
-        self.free_bytes.add(size as u64);
-        if self.pending_bytes() < -FLUSH_BYTES {
-            self.flush();
-        }
-    }
-
-    /// Folds this heap's balance into the global live totals and updates the peaks.
-    #[cold]
-    pub(crate) fn flush(&mut self) {
-        let pending_bytes = self.pending_bytes();
-        let pending_blocks = (self.allocs.get() as i64).wrapping_sub(self.frees.get() as i64) - self.folded_blocks;
-        let bytes = LIVE_BYTES.fetch_add(pending_bytes, Ordering::Relaxed) + pending_bytes;
-        let blocks = LIVE_BLOCKS.fetch_add(pending_blocks, Ordering::Relaxed) + pending_blocks;
-        PEAK_BYTES.fetch_max(bytes.max(0) as u64, Ordering::Relaxed);
-        PEAK_BLOCKS.fetch_max(blocks.max(0) as u64, Ordering::Relaxed);
-        self.folded_bytes += pending_bytes;
-        self.folded_blocks += pending_blocks;
-    }
-
-    /// Adds another heap's totals into these (a retiring heap into [`RETIRED`]; callers
-    /// serialize through the registry lock).
-    pub(crate) fn absorb(&self, other: &Counters) {
-        self.allocs.add(other.allocs.get());
-        self.alloc_bytes.add(other.alloc_bytes.get());
-        self.frees.add(other.frees.get());
-        self.free_bytes.add(other.free_bytes.get());
+    match counters {
+        Some(c) => c.on_free(size),
+        None => counters::on_orphan_free(size),
     }
 }
 
-/// A free no heap can count (a thread past its heap's retirement): counted into
-/// [`RETIRED`] and the live totals with atomic operations. Rare.
-pub(crate) fn on_orphan_free(size: usize) {
-    RETIRED.frees.0.fetch_add(1, Ordering::Relaxed);
-    RETIRED.free_bytes.0.fetch_add(size as u64, Ordering::Relaxed);
-    LIVE_BYTES.fetch_sub(size as i64, Ordering::Relaxed);
-    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// The global peaks (bytes, blocks) seen at folds.
-pub(crate) fn peaks() -> (u64, u64) {
-    (PEAK_BYTES.load(Ordering::Relaxed), PEAK_BLOCKS.load(Ordering::Relaxed))
-}
-
-/// Raises the peaks to at least the given values (a `stats()` call that computed exact
-/// current totals).
-pub(crate) fn raise_peaks(bytes: u64, blocks: u64) {
-    PEAK_BYTES.fetch_max(bytes, Ordering::Relaxed);
-    PEAK_BLOCKS.fetch_max(blocks, Ordering::Relaxed);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_balance_and_flush_raises_the_peak() {
-        let mut c = Counters::new();
-        for _ in 0..10 {
-            c.on_alloc(100_000);
+/// A tracked block from `stack` was resized in place from `old` to `new` bytes, counted
+/// as the free of the old size and the allocation of the new one. `counters` as in
+/// [`on_remote_free`].
+#[inline]
+pub(crate) fn on_resize(counters: Option<&mut Counters>, stack: u32, old: usize, new: usize) {
+    match counters {
+        Some(c) => {
+            c.on_free(old);
+            c.on_alloc(new);
         }
-        let (peak, _) = peaks();
-        assert!(peak >= 900_000, "peak {peak}");
-        for _ in 0..10 {
-            c.on_free(100_000);
+        None => {
+            counters::on_orphan_free(old);
+            counters::on_orphan_alloc(new);
         }
-        c.flush();
-        assert_eq!(c.allocs.get(), 10);
-        assert_eq!(c.free_bytes.get(), 1_000_000);
+    }
+    if recorder::active() {
+        recorder::record_resize(stack, old, new);
     }
 }

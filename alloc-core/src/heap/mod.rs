@@ -1,33 +1,45 @@
-//! Heaps: one per thread, holding that thread's pages; the allocate and free paths.
+//! Heaps: one per thread, holding that thread's pages; the allocate path.
 //!
 //! # What it owns
 //! [`Heap`]: for each size class, the page blocks are taken from (`current`) and a queue
-//! of the heap's other pages of that class. A thread's heap is reached through a
-//! thread-local pointer (see `thread`); two more heaps are shared under locks: the
-//! internal heap (the allocator's own allocations, never tracked) and the shared heap
-//! (threads past their heap's retirement at exit).
+//! of the heap's other pages of that class. A thread's heap is reached through the
+//! thread-state slot (`thread_state`); two more heaps are shared under locks ([`locked`]):
+//! the internal heap (the allocator's own allocations, never tracked) and the shared heap
+//! (threads past their heap's retirement at exit). [`registry`] lists the thread heaps,
+//! [`abandoned`] holds the pages of threads that ended, [`free`] is the free and realloc
+//! paths, [`walk`] the leak check's view of all of it.
 //!
-//! # Fast paths
-//! Allocate: class lookup, stack capture, pop the current page's free list, write three
-//! metadata fields. Free: one segment-map load, page lookup by address arithmetic, a
-//! flags check (double free), push onto the page's free list if this thread owns the page,
-//! else onto its atomic thread-free list. No lock, no call but the stack capture.
+//! The heap knows nothing of who listens to allocations: tracked blocks go through the
+//! one tracking hook (`track`), misuse through `misuse`. It never calls up into the
+//! runtime: making a thread's heap and everything else that happens once per thread or
+//! process is the runtime's, before it hands the heap a request.
 //!
-//! # Slow paths
+//! # Fast path (allocate)
+//! Class lookup, stack capture, pop the current page's free list, write one metadata
+//! word, the tracking hook. No lock, no call but the stack capture.
+//!
+//! # Slow path
 //! When the current page is empty: collect its thread-freed blocks, carve never-used
 //! blocks, try up to [`SCAN_LIMIT`] other pages of the queue, adopt a page abandoned by an
 //! exited thread, or take a fresh page from the segment pool.
 
-pub(crate) mod thread;
+pub(crate) mod abandoned;
+pub(crate) mod free;
+pub(crate) mod locked;
+pub(crate) mod registry;
 pub(crate) mod walk;
 
-use crate::page::{Block, Page, GEN_MASK, INTERNAL, LIVE};
-use crate::profile::recorder;
-use crate::segment::{self, Segment, KIND_PAGES, SEGMENT_SIZE};
+use crate::counters::Counters;
+use crate::misuse::{self, Misuse};
+use crate::page::{Block, Page, INTERNAL, LIVE};
+use crate::segment;
 use crate::size_class::{self, CLASS_COUNT, MEDIUM_MAX};
 use crate::stack::{self, StackBounds, StackCache};
-use crate::track::Counters;
+use crate::thread_state::{self, ReentrancyGuard};
+use crate::track;
 use core::sync::atomic::Ordering;
+
+pub(crate) use free::{free, realloc_in_place};
 
 /// Pages of the queue tried on the slow path before taking a fresh page.
 const SCAN_LIMIT: usize = 16;
@@ -62,8 +74,15 @@ pub(crate) enum HeapKind {
     Shared,
 }
 
-/// A heap. Invariants: `current[c]` is [`empty_page`] or a page of class `c` owned by this
-/// heap and on `queues[c]`; every page on `queues[c]` has class `c` and `heap == self`.
+/// A heap.
+///
+/// Invariants:
+/// - `current[c]` is [`empty_page`] or a page of class `c` whose `heap` is this heap and
+///   which is on `queues[c]`;
+/// - every page on `queues[c]` has class `c` and `heap == self`, and is on no other
+///   queue; pages of no queue are not this heap's;
+/// - one user at a time: the owning thread (kind `Thread`) or the holder of the heap's
+///   lock (`Internal`, `Shared`).
 pub(crate) struct Heap {
     current: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
@@ -78,19 +97,31 @@ pub(crate) struct Heap {
     pub(crate) prev: *mut Heap,
 }
 
+/// This thread's heap, or null when it has none (not made yet, or retired).
+#[inline(always)]
+pub(crate) fn current_heap() -> *mut Heap {
+    let slot = thread_state::heap_slot();
+    if thread_state::is_heap(slot) {
+        slot as *mut Heap
+    } else {
+        core::ptr::null_mut()
+    }
+}
+
 impl Heap {
     /// Sets up a heap in place (its memory may be uninitialized or a retired heap's).
     ///
     /// # Safety
-    /// - `this` points to memory for a `Heap` that nobody else uses.
+    /// - `this` is valid for writes of a `Heap`, aligned, and nobody else uses it until
+    ///   this returns (it is fresh from the registry, or a locked heap's first use under
+    ///   its lock).
     pub(crate) unsafe fn init(this: *mut Heap, kind: HeapKind, bounds: StackBounds) {
         let opts = crate::config::current();
-        let tracked = kind != HeapKind::Internal;
         let heap = Heap {
             current: [empty_page(); CLASS_COUNT],
             queues: [PageQueue { head: core::ptr::null_mut(), tail: core::ptr::null_mut() }; CLASS_COUNT],
             kind,
-            stack_depth: if tracked && kind == HeapKind::Thread { opts.stack_depth as usize } else { 0 },
+            stack_depth: if kind == HeapKind::Thread { opts.stack_depth as usize } else { 0 },
             fast_unwind: opts.fast_unwind,
             bounds,
             stack_cache: StackCache::new(),
@@ -98,14 +129,20 @@ impl Heap {
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
         };
-        // SAFETY: per the contract `this` is ours; write without dropping old contents.
+        // SAFETY: `this` is valid for writes and unused (first bullet); `write` does not
+        // drop the old contents, which may be uninitialized.
         unsafe { this.write(heap) };
     }
 
-    fn push_front(&mut self, class: usize, page: *mut Page) {
+    /// Puts `page` at the front of `queues[class]`.
+    ///
+    /// # Safety
+    /// - `page` is a valid page of `class` owned by this heap and on no queue.
+    unsafe fn push_front(&mut self, class: usize, page: *mut Page) {
         let q = &mut self.queues[class];
-        // SAFETY: `page` is owned by this heap and on no queue; `q.head` is null or a
-        // page of this queue.
+        // SAFETY: `page` is valid and off every queue (caller), so relinking it breaks no
+        // other list; `q.head` is null or a page of this queue (heap invariant), which
+        // this heap alone links.
         unsafe {
             (*page).prev = core::ptr::null_mut();
             (*page).next = q.head;
@@ -118,9 +155,14 @@ impl Heap {
         q.head = page;
     }
 
-    fn unlink(&mut self, class: usize, page: *mut Page) {
+    /// Takes `page` off `queues[class]`.
+    ///
+    /// # Safety
+    /// - `page` is on `queues[class]`.
+    unsafe fn unlink(&mut self, class: usize, page: *mut Page) {
         let q = &mut self.queues[class];
-        // SAFETY: `page` is on this queue; its neighbours are pages of the queue.
+        // SAFETY: `page` is on this queue (caller); its `prev`/`next` are null or pages of
+        // the same queue (heap invariant), all valid and linked only by this heap.
         unsafe {
             let (p, n) = ((*page).prev, (*page).next);
             if p.is_null() {
@@ -138,9 +180,13 @@ impl Heap {
         }
     }
 
-    fn push_back(&mut self, class: usize, page: *mut Page) {
+    /// Puts `page` at the back of `queues[class]`.
+    ///
+    /// # Safety
+    /// - As [`Heap::push_front`].
+    unsafe fn push_back(&mut self, class: usize, page: *mut Page) {
         let q = &mut self.queues[class];
-        // SAFETY: as in `push_front`.
+        // SAFETY: as in `push_front`, with `q.tail` in place of `q.head`.
         unsafe {
             (*page).next = core::ptr::null_mut();
             (*page).prev = q.tail;
@@ -159,18 +205,22 @@ impl Heap {
         if self.stack_depth == 0 {
             return 0;
         }
-        let guard = thread::ReentrancyGuard::enter();
+        // The DWARF fallback may allocate: from the internal heap.
+        let guard = ReentrancyGuard::enter();
         let id = stack::capture(self.stack_depth, self.fast_unwind, self.bounds, &mut self.stack_cache);
         drop(guard);
         id.as_u32()
     }
 
-    /// Allocates `size` bytes aligned to `align` (a power of two). Null when out of memory.
+    /// Allocates `size` bytes aligned to `align`. Null when out of memory.
     ///
     /// # Safety
-    /// - The caller has exclusive use of this heap (its thread, or the heap's lock).
+    /// - The caller has exclusive use of this heap: it is the owning thread's heap and the
+    ///   caller is that thread, or the caller holds the heap's lock.
+    /// - `align` is a power of two (a `Layout`'s).
     #[inline]
     pub(crate) unsafe fn alloc(&mut self, size: usize, align: usize, flags: u8, zeroed: bool) -> *mut u8 {
+        debug_assert!(align.is_power_of_two());
         let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
         if rounded > MEDIUM_MAX || rounded < size {
             return self.alloc_large(size, align, flags, zeroed);
@@ -178,20 +228,24 @@ impl Heap {
         let class = size_class::class_of(rounded);
         let stack = self.capture_stack();
         let page = self.current[class];
-        // SAFETY: `current[class]` is the empty page or a page this heap owns.
+        // SAFETY: `current[class]` is the empty page (no blocks, `free` null, never
+        // written) or a valid page this heap owns (heap invariant), read by its only user.
         let block = unsafe { (*page).free };
         if block.is_null() {
-            // SAFETY: exclusivity is the caller's.
+            // SAFETY: exclusive use (caller, first bullet).
             return unsafe { self.alloc_slow(class, size, stack, flags, zeroed) };
         }
-        // SAFETY: `block` heads the free list of a page we own.
+        // SAFETY: `block` is non-null and heads the free list of `page`, which this heap
+        // owns (it is not the empty page: that one's list is empty); exclusive use.
         unsafe { self.take_block(page, block, size, stack, flags, zeroed) }
     }
 
     /// Pops `block` (the head of `page`'s free list) and records it as handed out.
     ///
     /// # Safety
-    /// - `block == (*page).free`, non-null, and this heap owns `page`.
+    /// - `block == (*page).free` and is non-null; this heap owns `page`.
+    /// - The caller has exclusive use of this heap.
+    /// - `size` is at most the page's block size (its class was chosen from `size`).
     #[inline]
     unsafe fn take_block(
         &mut self,
@@ -202,7 +256,12 @@ impl Heap {
         flags: u8,
         zeroed: bool,
     ) -> *mut u8 {
-        // SAFETY: per the contract.
+        // SAFETY:
+        // - `page` is owned by this heap, whose only user we are, so `free`, `used` and the
+        //   metadata of free blocks are ours to write (page invariants: owner only).
+        // - `block` heads the free list, so it is a free block of `page`: its first word is
+        //   the next link, its index is below `capacity`, and nobody else holds it.
+        // - `size` fits the block, so zeroing `size` bytes stays inside it.
         unsafe {
             let p = &mut *page;
             p.free = (*block).next;
@@ -214,45 +273,42 @@ impl Heap {
             }
         }
         if self.kind != HeapKind::Internal {
-            self.count_alloc(size, stack);
+            track::on_alloc(&mut self.counters, stack, size);
         }
         block.cast()
     }
 
-    /// Counts a tracked allocation: this heap's counters and, when on, the heap profile.
-    #[inline]
-    fn count_alloc(&mut self, size: usize, stack: u32) {
-        self.counters.on_alloc(size);
-        if recorder::active() {
-            recorder::record_alloc(stack, size);
-        }
-    }
-
+    /// The slow path of [`Heap::alloc`]: find a page with a free block, make it current.
+    ///
+    /// # Safety
+    /// - As [`Heap::alloc`]; `class` is the class of `size` rounded to its alignment.
     #[cold]
     #[inline(never)]
     unsafe fn alloc_slow(&mut self, class: usize, size: usize, stack: u32, flags: u8, zeroed: bool) -> *mut u8 {
-        // SAFETY: exclusivity is the caller's.
+        // SAFETY: exclusive use (caller).
         let page = unsafe { self.find_page(class) };
         if page.is_null() {
             return core::ptr::null_mut();
         }
         self.current[class] = page;
-        // SAFETY: `find_page` returns an owned page with a non-empty free list.
+        // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
+        // free list; `size` fits its blocks (caller); exclusive use.
         unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
     }
 
     /// Makes a page's free list non-empty if it can: collect other threads' frees, then
-    /// carve never-used blocks.
+    /// carve never-used blocks. Returns whether the list is non-empty.
     ///
     /// # Safety
-    /// - This heap owns `page`.
+    /// - This heap owns `page`, and the caller has exclusive use of this heap.
     unsafe fn refill(page: *mut Page) -> bool {
-        // SAFETY: per the contract.
+        // SAFETY: the page is ours and we are its only user (caller), which is what
+        // `collect_thread_free` and `carve` require (called by the owner).
         unsafe {
             let p = &mut *page;
             if p.free.is_null() {
                 if let Err(block) = p.collect_thread_free() {
-                    thread::report_misuse("free", block.cast(), Misuse::DoubleFree);
+                    misuse::report("free", block.cast(), Misuse::DoubleFree);
                 }
             }
             if p.free.is_null() && p.bump < p.capacity {
@@ -262,58 +318,83 @@ impl Heap {
         }
     }
 
-    /// A page of `class` with a free block, or null when out of memory.
+    /// A page of `class` with a free block, owned by this heap and on its queue; null
+    /// when out of memory.
+    ///
+    /// # Safety
+    /// - The caller has exclusive use of this heap.
     unsafe fn find_page(&mut self, class: usize) -> *mut Page {
         let cur = self.current[class];
         if cur != empty_page() {
-            // SAFETY: `cur` is ours.
-            if unsafe { Self::refill(cur) } {
-                return cur;
+            // SAFETY: `cur` is ours and on `queues[class]` (heap invariant); exclusive use.
+            unsafe {
+                if Self::refill(cur) {
+                    return cur;
+                }
+                // Full: move it to the back so the queue rotates through every page.
+                self.unlink(class, cur);
+                self.push_back(class, cur);
             }
-            // Full: move it to the back so the queue rotates through every page.
-            self.unlink(class, cur);
-            self.push_back(class, cur);
         }
         let mut p = self.queues[class].head;
         for _ in 0..SCAN_LIMIT {
             if p.is_null() || p == cur {
                 break;
             }
-            // SAFETY: queue members are owned by this heap.
-            if unsafe { Self::refill(p) } {
-                self.unlink(class, p);
-                self.push_front(class, p);
-                return p;
+            // SAFETY: queue members are valid pages owned by this heap (heap invariant).
+            unsafe {
+                if Self::refill(p) {
+                    self.unlink(class, p);
+                    self.push_front(class, p);
+                    return p;
+                }
+                p = (*p).next;
             }
-            // SAFETY: as above.
-            p = unsafe { (*p).next };
         }
-        // The internal heap never adopts: abandoned pages hold tracked blocks, and every
-        // block of an internal page must be the allocator's own.
-        let adopted = if self.kind == HeapKind::Internal { None } else { thread::adopt_abandoned(class) };
-        if let Some(p) = adopted {
-            // SAFETY: adoption hands us an abandoned page of `class`, now ours.
-            unsafe { (*p).heap.store(self as *mut Heap as usize, Ordering::Release) };
-            self.push_front(class, p);
-            // SAFETY: as above.
-            if unsafe { Self::refill(p) } {
-                return p;
-            }
+        if let Some(p) = self.adopt(class) {
+            return p;
         }
         let slices = if size_class::is_small_class(class) { 1 } else { 8 };
         let page = segment::acquire_page(slices, class, self.kind == HeapKind::Internal);
-        if page.is_null() {
-            return page;
+        if !page.is_null() {
+            // SAFETY: a fresh page from the pool, initialized for `class`, owned by nobody
+            // and on no queue: ours from the store on.
+            unsafe { self.own(class, page) };
         }
-        // SAFETY: a fresh page from the pool: ours alone.
+        page
+    }
+
+    /// Adopts a page of `class` abandoned by a thread that ended, if there is one with a
+    /// free block. The internal heap never adopts: abandoned pages hold tracked blocks,
+    /// and every block of an internal page must be the allocator's own.
+    fn adopt(&mut self, class: usize) -> Option<*mut Page> {
+        if self.kind == HeapKind::Internal {
+            return None;
+        }
+        let p = abandoned::adopt(class)?;
+        // SAFETY: the abandoned list hands each page out once: it is a valid page of
+        // `class` with no owner and on no queue.
+        unsafe { self.own(class, p) };
+        // SAFETY: ours now; exclusive use (our caller's).
+        unsafe { Self::refill(p) }.then_some(p)
+    }
+
+    /// Makes `page` this heap's: owner field, front of its queue, free list refilled.
+    ///
+    /// # Safety
+    /// - `page` is a valid in-use page of `class` with no owner (fresh or abandoned) and
+    ///   on no queue; the caller has exclusive use of this heap.
+    unsafe fn own(&mut self, class: usize, page: *mut Page) {
+        // SAFETY: per the contract nobody else owns or links the page; from the store on,
+        // frees by this thread take the local path and the page is ours to queue.
         unsafe {
             (*page).heap.store(self as *mut Heap as usize, Ordering::Release);
             self.push_front(class, page);
             Self::refill(page);
         }
-        page
     }
 
+    /// Allocates a block too large for a page class: a segment of its own.
     #[cold]
     #[inline(never)]
     fn alloc_large(&mut self, size: usize, align: usize, flags: u8, zeroed: bool) -> *mut u8 {
@@ -325,345 +406,65 @@ impl Heap {
         let flags = flags | LIVE | if internal { INTERNAL } else { 0 };
         let p = segment::alloc_large(size, align, stack, flags, zeroed);
         if !p.is_null() && !internal {
-            self.count_alloc(size, stack);
+            track::on_alloc(&mut self.counters, stack, size);
         }
         p
-    }
-
-    /// Frees a block of a page this heap owns.
-    ///
-    /// # Safety
-    /// - `page` is owned by this heap, `index` names a block of it that was LIVE and whose
-    ///   flags the caller just cleared; the caller has exclusive use of the heap.
-    #[inline]
-    pub(crate) unsafe fn free_local(&mut self, page: *mut Page, block: *mut Block, size: usize) {
-        // SAFETY: per the contract.
-        let used = unsafe {
-            let p = &mut *page;
-            (*block).next = p.free;
-            p.free = block;
-            let used = p.used.load(Ordering::Relaxed) - 1;
-            p.used.store(used, Ordering::Relaxed);
-            used
-        };
-        if self.kind != HeapKind::Internal {
-            self.counters.on_free(size);
-        }
-        // SAFETY: as above.
-        if used == 0 && self.current[unsafe { (*page).class } as usize] != page {
-            // SAFETY: as above.
-            unsafe { self.retire(page) };
-        }
     }
 
     /// Returns an empty page, which is not its class's current page, to the pool. (The
     /// current page is kept even when empty, so alloc/free pairs never churn pages.)
     ///
     /// # Safety
-    /// - `page` is owned by this heap, on its queue, and has no live block.
+    /// - `page` is owned by this heap, on its queue, not current, and has no live block
+    ///   (`used == 0`); the caller has exclusive use of this heap.
     #[cold]
-    unsafe fn retire(&mut self, page: *mut Page) {
-        // SAFETY: `page` is ours (caller).
+    unsafe fn retire_page(&mut self, page: *mut Page) {
+        // SAFETY: `page` is a valid page of ours (caller).
         let class = unsafe { (*page).class as usize };
         debug_assert!(self.current[class] != page);
         // Whole-page validation (free list walk) in tests and `paranoid` builds.
         #[cfg(any(test, feature = "paranoid"))]
-        // SAFETY: the page is ours, with no live block; no other thread frees into it.
+        // SAFETY: the page is ours, with no live block, so no other thread pushes onto its
+        // thread-free list meanwhile.
         unsafe {
-            (*page).check_invariants()
+            (*page).assert_valid()
         };
-        self.unlink(class, page);
-        // SAFETY: no live block (used == 0), off our queue, owned by nobody else.
-        unsafe { segment::release_page(page) };
+        // SAFETY: on `queues[class]` (caller); then, off every queue with no live block
+        // and no owner but us, the pool may take it back.
+        unsafe {
+            self.unlink(class, page);
+            segment::release_page(page);
+        }
     }
 
     /// Gives every page away: empty ones back to the pool, the others to the abandoned
     /// lists for other threads to adopt. Used when a thread exits (and in a `fork` child).
     ///
     /// # Safety
-    /// - Exclusive use of the heap; nobody uses it afterwards but through `init`.
+    /// - The caller has exclusive use of the heap and nobody uses it afterwards but
+    ///   through [`Heap::init`].
     pub(crate) unsafe fn abandon_all(&mut self) {
         for class in 0..CLASS_COUNT {
             self.current[class] = empty_page();
             while !self.queues[class].head.is_null() {
                 let page = self.queues[class].head;
-                self.unlink(class, page);
-                // SAFETY: the page is ours; after the store other threads' frees go to
-                // its thread-free list, which the adopter collects.
+                // SAFETY: the queue's head is a valid page of ours on that queue; we are
+                // its only user until the owner store below, after which other threads'
+                // frees go to its thread-free list, which the adopter collects.
                 unsafe {
+                    self.unlink(class, page);
                     if let Err(block) = (*page).collect_thread_free() {
-                        thread::report_misuse("free", block.cast(), Misuse::DoubleFree);
+                        misuse::report("free", block.cast(), Misuse::DoubleFree);
                     }
                     if (*page).used.load(Ordering::Relaxed) == 0 {
                         segment::release_page(page);
                     } else {
                         (*page).heap.store(0, Ordering::Release);
-                        thread::push_abandoned(class, page);
+                        abandoned::push(class, page);
                     }
                 }
             }
         }
         self.counters.flush();
-    }
-}
-
-/// Where a pointer handed to `free` lives.
-pub(crate) enum Location {
-    /// A block of a page: the segment, the page, the block's index.
-    Small(*mut Page, usize),
-    /// A large block, at the start of its segment's block.
-    Large(*mut Segment),
-}
-
-/// Finds the block `ptr` starts. `Err` carries a description of the misuse.
-#[inline]
-pub(crate) fn locate(ptr: *mut u8) -> Result<Location, Misuse> {
-    let addr = ptr as usize;
-    if crate::segment::map::is_first_slot(addr) {
-        let seg = (addr & !(SEGMENT_SIZE - 1)) as *mut Segment;
-        // SAFETY: the map says a live segment starts there.
-        if unsafe { (*seg).kind } == KIND_PAGES {
-            // SAFETY: `addr` is inside this page segment, past its header slice (the
-            // header slice has no page in use, which `in_use` catches).
-            let page = unsafe { Segment::page_of_mut(seg, addr) };
-            // SAFETY: descriptors of a live segment are readable.
-            let p = unsafe { &*page };
-            if !p.in_use() || addr < p.start as usize {
-                return Err(Misuse::NotABlock);
-            }
-            let index = p.index_of(addr);
-            if index >= p.capacity as usize || p.block_start(index) != addr {
-                return Err(Misuse::Interior);
-            }
-            return Ok(Location::Small(page, index));
-        }
-    }
-    locate_large(addr)
-}
-
-#[cold]
-fn locate_large(addr: usize) -> Result<Location, Misuse> {
-    let Some(start) = crate::segment::map::segment_start(addr) else {
-        return Err(Misuse::Foreign);
-    };
-    let seg = start as *mut Segment;
-    // SAFETY: the map says a live segment starts there.
-    unsafe {
-        if (*seg).kind != segment::KIND_LARGE {
-            return Err(Misuse::NotABlock);
-        }
-        if (*seg).large.start != addr {
-            return Err(Misuse::Interior);
-        }
-    }
-    Ok(Location::Large(seg))
-}
-
-/// A misuse `free` or `realloc` detected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Misuse {
-    /// The pointer is not in any segment of ours.
-    Foreign,
-    /// In our memory, but not in a block (a header, a free span).
-    NotABlock,
-    /// Inside a block but not at its start.
-    Interior,
-    /// The block is not live: freed already.
-    DoubleFree,
-}
-
-/// The generation bits of a fresh block (generation 0).
-pub(crate) const FRESH_GENERATION: u8 = 0;
-const _: () = assert!(FRESH_GENERATION & !GEN_MASK == 0);
-
-/// Frees `ptr`, a block of ours; `size` is the layout size the caller passes.
-///
-/// # Safety
-/// - `ptr` was returned by this allocator and not freed since (violations are detected
-///   where possible and abort with a message).
-#[inline]
-pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
-    match locate(ptr) {
-        Ok(Location::Small(page, index)) => {
-            // SAFETY: `locate` checked that `index` is a block of this in-use page.
-            unsafe { free_small(page, index, ptr, size) }
-        }
-        // SAFETY: `locate` checked it is the start of a live segment's large block.
-        Ok(Location::Large(seg)) => unsafe { free_large(seg, ptr) },
-        Err(m) => thread::report_misuse("free", ptr, m),
-    }
-}
-
-/// Frees a block of a page. The owner clears the block's LIVE flag itself (and catches a
-/// double free there); another thread only pushes the block onto the page's thread-free
-/// list and never writes the owner's metadata, so the two do not contend for its cache
-/// lines. The owner clears LIVE when it collects the list (and catches a double free
-/// then), and a leak check clears it for blocks still on the list.
-#[inline]
-unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
-    let heap = thread::current_heap();
-    if recorder::active() {
-        // SAFETY: the caller's block is live: its metadata is stable while it holds it.
-        unsafe { record_free_small(page, index, size) };
-    }
-    // SAFETY: reading the owner is a plain atomic load.
-    let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
-    if owner == heap as usize && !heap.is_null() {
-        // SAFETY: index < capacity (caller).
-        let flags = unsafe { (*page).flags_of(index) };
-        if flags & LIVE == 0 {
-            thread::report_misuse("free", ptr, Misuse::DoubleFree);
-        }
-        // SAFETY: this thread's heap owns the page, and the block is live and being freed
-        // by its holder.
-        unsafe {
-            (*page).set_flags(index, 0);
-            (*heap).free_local(page, ptr.cast(), size);
-        }
-        return;
-    }
-    // SAFETY: the block was live and is ours to hand over.
-    unsafe { (*page).push_thread_free(ptr.cast()) };
-    // SAFETY: as above.
-    if unsafe { !(*page).is_internal() } {
-        thread::count_remote_free(heap, size);
-    }
-}
-
-/// Counts the free of a small block in the heap profile (not for the allocator's own).
-///
-/// # Safety
-/// - `index` is a block of the in-use `page`, live and held by the caller.
-#[cold]
-#[inline(never)]
-unsafe fn record_free_small(page: *mut Page, index: usize, size: usize) {
-    // SAFETY: per the contract; the owner never rewrites a live block's metadata.
-    unsafe {
-        if !(*page).is_internal() && (*page).flags_of(index) & LIVE != 0 {
-            let (_, stack) = (*page).size_and_stack(index);
-            recorder::record_free(stack, size);
-        }
-    }
-}
-
-#[cold]
-unsafe fn free_large(seg: *mut Segment, ptr: *mut u8) {
-    // SAFETY: the segment is live (caller).
-    let (flags, size, stack) = unsafe { ((*seg).large.flags, (*seg).large.size, (*seg).large.stack) };
-    if flags & LIVE == 0 {
-        thread::report_misuse("free", ptr, Misuse::DoubleFree);
-    }
-    if flags & INTERNAL == 0 {
-        thread::count_remote_free(thread::current_heap(), size);
-        if recorder::active() {
-            recorder::record_free(stack, size);
-        }
-    }
-    // SAFETY: the block is live and freed by its holder.
-    unsafe { segment::free_large(seg) };
-}
-
-/// Resizes the block at `ptr` (of `old_size` bytes, aligned to `align`) to `new_size`.
-/// In place when the new size fits the block and does not waste more than half of it;
-/// large blocks grow in place up to their segment's end, then move with `mremap`.
-///
-/// # Safety
-/// - As `GlobalAlloc::realloc`.
-pub(crate) unsafe fn realloc(ptr: *mut u8, old_size: usize, align: usize, new_size: usize) -> *mut u8 {
-    match locate(ptr) {
-        Ok(Location::Small(page, index)) => {
-            // SAFETY: `locate` validated the block.
-            let (usable, live) = unsafe { ((*page).block_size as usize, (*page).flags_of(index) & LIVE != 0) };
-            if !live {
-                thread::report_misuse("realloc", ptr, Misuse::DoubleFree);
-            }
-            // SAFETY: as above.
-            let internal = unsafe { (*page).is_internal() };
-            if new_size <= usable && new_size * 2 > usable && !internal {
-                // SAFETY: in-place resize of a live block the caller holds.
-                unsafe { resize_in_place_small(page, index, old_size, new_size) };
-                return ptr;
-            }
-        }
-        Ok(Location::Large(seg)) => {
-            // SAFETY: `locate` validated the segment.
-            if let Some(p) = unsafe { realloc_large(seg, ptr, old_size, align, new_size) } {
-                return p;
-            }
-        }
-        Err(m) => thread::report_misuse("realloc", ptr, m),
-    }
-    // SAFETY: move: allocate, copy, free (the GlobalAlloc default).
-    unsafe {
-        let new = thread::alloc(new_size, align, false);
-        if !new.is_null() {
-            core::ptr::copy_nonoverlapping(ptr, new, old_size.min(new_size));
-            free(ptr, old_size);
-        }
-        new
-    }
-}
-
-unsafe fn resize_in_place_small(page: *mut Page, index: usize, old_size: usize, new_size: usize) {
-    // SAFETY: the caller holds the live block; its metadata is its holder's to change.
-    let stack = unsafe {
-        let (_, stack) = (*page).size_and_stack(index);
-        (*page).set_size_and_stack(index, new_size as u32, stack);
-        stack
-    };
-    count_resize(stack, old_size, new_size);
-}
-
-/// Counts an in-place resize of a tracked block: the heap's counters and, when on, the
-/// heap profile.
-fn count_resize(stack: u32, old_size: usize, new_size: usize) {
-    thread::count_resize(thread::current_heap(), old_size, new_size);
-    if recorder::active() {
-        recorder::record_resize(stack, old_size, new_size);
-    }
-}
-
-unsafe fn realloc_large(
-    seg: *mut Segment,
-    ptr: *mut u8,
-    old_size: usize,
-    align: usize,
-    new_size: usize,
-) -> Option<*mut u8> {
-    // SAFETY: the caller validated `seg` as a live large segment holding `ptr`.
-    unsafe {
-        let large = &mut (*seg).large;
-        if large.flags & LIVE == 0 {
-            thread::report_misuse("realloc", ptr, Misuse::DoubleFree);
-        }
-        let internal = large.flags & INTERNAL != 0;
-        let stack = large.stack;
-        if new_size <= large.capacity && new_size > MEDIUM_MAX {
-            // Shrinking by more than half: give the tail's pages back to the kernel.
-            if new_size < large.size / 2 {
-                let keep = crate::os::round_up(large.start + new_size, crate::os::OS_PAGE).unwrap_or(usize::MAX);
-                let end = large.start + large.size;
-                if end > keep {
-                    let tail = crate::os::round_up(end - keep, crate::os::OS_PAGE).unwrap_or(0);
-                    crate::os::decommit(keep as *mut u8, tail);
-                }
-            }
-            large.size = new_size;
-        } else if new_size > large.capacity && align <= SEGMENT_SIZE {
-            let p = segment::grow_large(seg, new_size);
-            if p.is_null() {
-                return None;
-            }
-            if !internal {
-                count_resize(stack, old_size, new_size);
-            }
-            return Some(p);
-        } else {
-            return None;
-        }
-        if !internal {
-            count_resize(stack, old_size, new_size);
-        }
-        Some(ptr)
     }
 }

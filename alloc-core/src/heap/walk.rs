@@ -3,8 +3,8 @@
 //!
 //! # Numbering
 //! [`HeapSnapshot::take`] walks the segment list and gives each page in use a base id
-//! (`check_base`) and each large segment one id, so that block `i` of a page is
-//! `check_base + i`: `block_containing` is then the O(1) lookup of [`crate::block`] plus an
+//! (`block_id_base`) and each large segment one id, so that block `i` of a page is
+//! `block_id_base + i`: `block_containing` is then the O(1) lookup of [`crate::block`] plus an
 //! addition. Internal pages and blocks are skipped: they are the allocator's own.
 //!
 //! # When
@@ -39,12 +39,12 @@ impl<'a> HeapSnapshot<'a> {
                 match (*seg).kind {
                     KIND_PAGES => segment::for_each_page(seg, |p| {
                         if !(*p).is_internal() {
-                            (*p).check_base = next as u32;
+                            (*p).block_id_base = next as u32;
                             next += (*p).capacity as usize;
                         }
                     }),
                     KIND_LARGE if (*seg).large.flags & INTERNAL == 0 => {
-                        (*seg).large.check_base = next as u32;
+                        (*seg).large.block_id_base = next as u32;
                         next += 1;
                     }
                     _ => {}
@@ -73,7 +73,7 @@ impl<'a> HeapSnapshot<'a> {
                 if (*seg).kind == KIND_PAGES {
                     segment::for_each_page(seg, |p| {
                         if !(*p).is_internal() {
-                            let base = (*p).check_base as usize;
+                            let base = (*p).block_id_base as usize;
                             (*p).for_each_thread_freed(|i| freed[(base + i) / 64] |= 1 << ((base + i) % 64));
                         }
                     });
@@ -96,10 +96,10 @@ pub(crate) fn scan_len(size: usize) -> usize {
 
 fn describe(b: BlockRef) -> (u32, BlockDesc) {
     let id = match b {
-        // SAFETY: a BlockRef names a live page; `check_base` was set by the snapshot.
-        BlockRef::Small(p, i) => (unsafe { (*p).check_base }) + i as u32,
+        // SAFETY: a BlockRef names a live page; `block_id_base` was set by the snapshot.
+        BlockRef::Small(p, i) => (unsafe { (*p).block_id_base }) + i as u32,
         // SAFETY: a live large segment.
-        BlockRef::Large(s) => unsafe { (*s).large.check_base },
+        BlockRef::Large(s) => unsafe { (*s).large.block_id_base },
     };
     let size = b.size();
     let desc = BlockDesc {

@@ -49,7 +49,7 @@ thread_local! {
 /// Records `e`: buffered on a thread with a heap of its own, applied at once otherwise.
 #[inline]
 pub(crate) fn push(e: Event) {
-    if !crate::heap::thread::has_own_heap() {
+    if !crate::thread_state::has_own_heap() {
         recorder::apply(&[e]);
         return;
     }

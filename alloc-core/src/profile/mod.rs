@@ -34,8 +34,8 @@ pub(crate) mod timeline;
 
 pub use model::{HeapProfile, ProfileSummary, Site, TimelinePoint};
 
-use crate::heap::thread::ReentrancyGuard;
 use crate::report::symbolize::{self, InProcess, RawOnly, Symbolizer};
+use crate::thread_state::ReentrancyGuard;
 use core::sync::atomic::Ordering;
 use recorder::{SiteCounters, RECORDER, STATE};
 use std::path::Path;
@@ -193,7 +193,7 @@ impl RawSnapshot {
         HeapProfile {
             format: HeapProfile::FORMAT.into(),
             version: HeapProfile::VERSION,
-            program: crate::check::program_name(),
+            program: crate::report::program_name(),
             pid: std::process::id(),
             time_us: self.time_us,
             summary,

@@ -31,3 +31,8 @@ pub mod text;
 pub fn trim_frames(frames: &mut Vec<model::Frame>) {
     symbolize::trim(frames)
 }
+
+/// `argv[0]` of the program, for the `program` field of reports and profiles.
+pub(crate) fn program_name() -> String {
+    std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default()
+}

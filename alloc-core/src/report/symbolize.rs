@@ -183,6 +183,24 @@ fn is_call_shim(f: &Frame) -> bool {
     })
 }
 
+/// Describes an allocation stack for a misuse report: `0x... in function file:line` for
+/// each frame, symbolized in-process and trimmed of the allocator's own frames, as in leak
+/// reports. Allocates: the caller holds the reentrancy guard.
+pub(crate) fn describe_site(stack: u32) -> Vec<String> {
+    let ips = crate::stack::frames(crate::stack::StackId::from_u32(stack));
+    let mut sym = InProcess::default();
+    stack_frames(ips, &mut sym)
+        .into_iter()
+        .map(|f| {
+            let mut line = format!("{} in {}", f.ip, f.function.as_deref().unwrap_or("<unknown>"));
+            if let (Some(file), Some(n)) = (&f.file, f.line) {
+                line.push_str(&format!(" {file}:{n}"));
+            }
+            line
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,7 +54,7 @@ pub(crate) struct LargeBlock {
     pub(crate) capacity: usize,
     pub(crate) stack: u32,
     pub(crate) flags: u8,
-    pub(crate) check_base: u32,
+    pub(crate) block_id_base: u32,
 }
 
 /// A segment's header, at its first byte.
@@ -366,7 +366,7 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
     unsafe {
         (*seg).kind = KIND_LARGE;
         (*seg).len = len;
-        (*seg).large = LargeBlock { start, size, capacity: len - offset, stack, flags, check_base: 0 };
+        (*seg).large = LargeBlock { start, size, capacity: len - offset, stack, flags, block_id_base: 0 };
         map::insert(seg as usize, len);
     }
     pool.link_all(seg);

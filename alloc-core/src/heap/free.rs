@@ -1,0 +1,309 @@
+//! The free and in-place realloc paths: from a pointer to its block, checks for misuse,
+//! and the block handed back to the page (or the large segment) it came from.
+//!
+//! # Fast path (free)
+//! One segment-map load, page lookup by address arithmetic, the block's metadata word
+//! (flags: double free?), push onto the page's free list if this thread owns the page,
+//! else onto its atomic thread-free list; the tracking hook. No lock.
+//!
+//! # Misuse
+//! A pointer outside every segment, into a header or free span, into the middle of a
+//! block, or to a block already free is reported through `misuse` (which aborts). A
+//! double free by another thread than the owner is caught when the owner collects its
+//! thread-free list.
+
+use super::{current_heap, Heap, HeapKind};
+use crate::misuse::{self, Misuse};
+use crate::page::{Block, Page, INTERNAL, LIVE};
+use crate::segment::{self, Segment, KIND_LARGE, KIND_PAGES, SEGMENT_SIZE};
+use crate::size_class::MEDIUM_MAX;
+use crate::track;
+use core::sync::atomic::Ordering;
+
+/// Where a pointer handed to `free` lives.
+pub(crate) enum Location {
+    /// A block of an in-use page: the page, the block's index (below `capacity`).
+    Small(*mut Page, usize),
+    /// The large block of a live large segment, at its start.
+    Large(*mut Segment),
+}
+
+/// Finds the block `ptr` starts. `Err` says what kind of misuse `ptr` is.
+#[inline]
+pub(crate) fn locate(ptr: *mut u8) -> Result<Location, Misuse> {
+    let addr = ptr as usize;
+    if segment::map::is_first_slot(addr) {
+        let seg = (addr & !(SEGMENT_SIZE - 1)) as *mut Segment;
+        // SAFETY: the segment map says a live segment starts at `seg`, and segments stay
+        // mapped while the map names them: its header is readable.
+        if unsafe { (*seg).kind } == KIND_PAGES {
+            // SAFETY: `addr` lies in this page segment (same aligned 4 MiB slot); a page
+            // descriptor exists for every slice, the header slice's included (never in use,
+            // which `in_use` below catches).
+            let page = unsafe { Segment::page_of_mut(seg, addr) };
+            // SAFETY: descriptors of a live segment are valid for reads.
+            let p = unsafe { &*page };
+            if !p.in_use() || addr < p.start as usize {
+                return Err(Misuse::NotABlock);
+            }
+            let index = p.index_of(addr);
+            if index >= p.capacity as usize || p.block_start(index) != addr {
+                return Err(Misuse::Interior);
+            }
+            return Ok(Location::Small(page, index));
+        }
+    }
+    locate_large(addr)
+}
+
+#[cold]
+fn locate_large(addr: usize) -> Result<Location, Misuse> {
+    let Some(start) = segment::map::segment_start(addr) else {
+        return Err(Misuse::Foreign);
+    };
+    let seg = start as *mut Segment;
+    // SAFETY: the map says a live segment starts at `start`: its header is readable.
+    let (kind, block_start) = unsafe { ((*seg).kind, (*seg).large.start) };
+    if kind != KIND_LARGE {
+        return Err(Misuse::NotABlock);
+    }
+    if block_start != addr {
+        return Err(Misuse::Interior);
+    }
+    Ok(Location::Large(seg))
+}
+
+/// Frees `ptr`; `size` is the size of the layout the caller allocated it with.
+///
+/// # Safety
+/// - `ptr` was returned by this allocator for a layout of `size` bytes and is not used
+///   after this call. A pointer that was never returned, or was freed already, is detected
+///   where the metadata allows (see the module notes) and aborts with a message; the
+///   other misuses (a wrong `size`) are undefined behavior.
+#[inline]
+pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
+    match locate(ptr) {
+        // SAFETY: `locate` checked that `index` is below the capacity of an in-use page
+        // and that `ptr` is that block's start; the caller gives the block up.
+        Ok(Location::Small(page, index)) => unsafe { free_small(page, index, ptr, size) },
+        // SAFETY: `locate` checked `ptr` is the start of a live segment's large block.
+        Ok(Location::Large(seg)) => unsafe { free_large(seg, ptr) },
+        Err(m) => misuse::report("free", ptr, m),
+    }
+}
+
+/// Frees a block of a page. The owner clears the block's LIVE flag itself (and catches a
+/// double free there); another thread only pushes the block onto the page's thread-free
+/// list and never writes the owner's metadata, so the two do not contend for its cache
+/// lines. The owner clears LIVE when it collects the list (and catches a double free
+/// then), and a leak check clears it for blocks still on the list.
+///
+/// # Safety
+/// - `page` is an in-use page, `index < capacity`, `ptr` is the start of block `index`
+///   (what [`locate`] returns), and the caller gives the block up (it was handed out for
+///   a layout of `size` bytes).
+#[inline]
+unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
+    let heap = current_heap();
+    // SAFETY: `page` is a valid in-use page (caller); its owner field is atomic.
+    let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
+    if owner == heap as usize && !heap.is_null() {
+        // SAFETY: this thread's heap owns the page, so this thread is its only user
+        // (heap invariant); `index < capacity` (caller).
+        unsafe { free_owned(&mut *heap, page, index, ptr, size) };
+        return;
+    }
+    // SAFETY: `page` is valid (caller); its flags are set once, at page initialization.
+    if unsafe { (*page).is_internal() } {
+        // SAFETY: a live block of the page, given up by the caller: pushing it is all the
+        // owner (the internal heap) needs to reuse it.
+        unsafe { (*page).push_thread_free(ptr.cast()) };
+        return;
+    }
+    // SAFETY: `heap` is null or this thread's heap, whose counters only this thread
+    // writes.
+    let counters = unsafe { heap.as_mut() }.map(|h| &mut h.counters);
+    track::on_remote_free(counters, size, || {
+        // SAFETY: the block is still ours (pushed below), so its metadata word is the
+        // allocation's: the owner rewrites it only after collecting the block.
+        let (flags, stack) = unsafe { ((*page).flags_of(index), (*page).size_and_stack(index).1) };
+        (flags & LIVE != 0).then_some(stack)
+    });
+    // SAFETY: as for the internal page above.
+    unsafe { (*page).push_thread_free(ptr.cast()) };
+}
+
+/// Frees a block of a page `heap` owns: LIVE checked and cleared, the tracking hook, the
+/// block onto the local free list, the page retired when it empties.
+///
+/// # Safety
+/// - `heap` owns `page`, and the caller has exclusive use of `heap`.
+/// - `index < capacity`, `ptr` is the start of block `index`, given up by the caller.
+#[inline]
+unsafe fn free_owned(heap: &mut Heap, page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
+    // SAFETY: `index < capacity` (caller).
+    let flags = unsafe { (*page).flags_of(index) };
+    if flags & LIVE == 0 {
+        misuse::report("free", ptr, Misuse::DoubleFree);
+    }
+    if heap.kind != HeapKind::Internal {
+        // SAFETY: `index < capacity`; the block is live, so its metadata is its
+        // allocation's until we clear it below.
+        track::on_free(&mut heap.counters, size, || unsafe { (*page).size_and_stack(index).1 });
+    }
+    // SAFETY: the owner's user may write the metadata of a block it frees; the block was
+    // live, so it is on no free list, and its first word may become the list link.
+    let used = unsafe {
+        let p = &mut *page;
+        p.set_flags(index, 0);
+        let block = ptr.cast::<Block>();
+        (*block).next = p.free;
+        p.free = block;
+        let used = p.used.load(Ordering::Relaxed) - 1;
+        p.used.store(used, Ordering::Relaxed);
+        used
+    };
+    // SAFETY: `page` is valid (caller).
+    let class = unsafe { (*page).class } as usize;
+    if used == 0 && heap.current[class] != page {
+        // SAFETY: ours, on our queue (heap invariant), not current, no live block;
+        // exclusive use (caller).
+        unsafe { heap.retire_page(page) };
+    }
+}
+
+/// Frees a large block: its segment goes back to the pool (or its cache).
+///
+/// # Safety
+/// - `seg` is a live large segment and `ptr` its block's start, given up by the caller.
+#[cold]
+unsafe fn free_large(seg: *mut Segment, ptr: *mut u8) {
+    // SAFETY: the segment is live (caller): its header is readable.
+    let (flags, size, stack) = unsafe { ((*seg).large.flags, (*seg).large.size, (*seg).large.stack) };
+    if flags & LIVE == 0 {
+        misuse::report("free", ptr, Misuse::DoubleFree);
+    }
+    if flags & INTERNAL == 0 {
+        let heap = current_heap();
+        // SAFETY: `heap` is null or this thread's heap, whose counters only this thread
+        // writes.
+        let counters = unsafe { heap.as_mut() }.map(|h| &mut h.counters);
+        track::on_remote_free(counters, size, || Some(stack));
+    }
+    // SAFETY: the block is live and given up by its holder (caller).
+    unsafe { segment::free_large(seg) };
+}
+
+/// Resizes the block at `ptr` (of `old_size` bytes, aligned to `align`) to `new_size`
+/// bytes where it is, if it can: when the new size fits the block and does not waste more
+/// than half of it; large blocks grow in place up to their segment's end, then move with
+/// `mremap` (same contents, new address). `None`: the caller must move the block itself
+/// (allocate, copy, free).
+///
+/// # Safety
+/// - As `GlobalAlloc::realloc`: `ptr` is a live block of ours allocated with a layout of
+///   `old_size` bytes and alignment `align`, `new_size > 0`, and `new_size` rounded up to
+///   `align` does not overflow `isize`. Misuse is detected as in [`free`].
+pub(crate) unsafe fn realloc_in_place(ptr: *mut u8, old_size: usize, align: usize, new_size: usize) -> Option<*mut u8> {
+    match locate(ptr) {
+        Ok(Location::Small(page, index)) => {
+            // SAFETY: `locate` returned an in-use page and `index < capacity`.
+            let (usable, live, internal) =
+                unsafe { ((*page).block_size as usize, (*page).flags_of(index) & LIVE != 0, (*page).is_internal()) };
+            if !live {
+                misuse::report("realloc", ptr, Misuse::DoubleFree);
+            }
+            if new_size <= usable && new_size * 2 > usable && !internal {
+                // SAFETY: a live block of a tracked page, held by the caller.
+                unsafe { resize_small(page, index, old_size, new_size) };
+                return Some(ptr);
+            }
+            None
+        }
+        // SAFETY: `locate` checked the segment is a live large segment starting at `ptr`;
+        // the caller holds the block.
+        Ok(Location::Large(seg)) => unsafe { realloc_large(seg, ptr, old_size, align, new_size) },
+        Err(m) => misuse::report("realloc", ptr, m),
+    }
+}
+
+/// Records an in-place resize of a small tracked block.
+///
+/// # Safety
+/// - `index < capacity` of the in-use, tracked `page`; the block is live and held by the
+///   caller, and `new_size` fits it.
+unsafe fn resize_small(page: *mut Page, index: usize, old_size: usize, new_size: usize) {
+    // SAFETY: the caller holds the live block: its metadata is its holder's to change (the
+    // owner rewrites it only after the block is freed); `new_size` < 2^24 (it fits a
+    // page block).
+    let stack = unsafe {
+        let (_, stack) = (*page).size_and_stack(index);
+        (*page).set_size_and_stack(index, new_size as u32, stack);
+        stack
+    };
+    count_resize(stack, old_size, new_size);
+}
+
+/// Counts an in-place resize of a tracked block through the tracking hook.
+fn count_resize(stack: u32, old_size: usize, new_size: usize) {
+    let heap = current_heap();
+    // SAFETY: `heap` is null or this thread's heap, whose counters only this thread writes.
+    let counters = unsafe { heap.as_mut() }.map(|h| &mut h.counters);
+    track::on_resize(counters, stack, old_size, new_size);
+}
+
+/// Resizes a large block in place or by `mremap`; `None` when it must be copied (an
+/// alignment beyond a segment, a size back in the page classes, or out of memory).
+///
+/// # Safety
+/// - `seg` is a live large segment whose block starts at `ptr`, held by the caller,
+///   allocated with `old_size` bytes and alignment `align`.
+unsafe fn realloc_large(
+    seg: *mut Segment,
+    ptr: *mut u8,
+    old_size: usize,
+    align: usize,
+    new_size: usize,
+) -> Option<*mut u8> {
+    // SAFETY: the segment is live (caller), and its large-block header is written only by
+    // the block's holder, which the caller is.
+    let large = unsafe { &mut (*seg).large };
+    if large.flags & LIVE == 0 {
+        misuse::report("realloc", ptr, Misuse::DoubleFree);
+    }
+    let tracked = large.flags & INTERNAL == 0;
+    let stack = large.stack;
+    let moved_to = if new_size <= large.capacity && new_size > MEDIUM_MAX {
+        if new_size < large.size / 2 {
+            decommit_tail(large.start, large.size, new_size);
+        }
+        large.size = new_size;
+        ptr
+    } else if new_size > large.capacity && align <= SEGMENT_SIZE {
+        // SAFETY: a live large segment whose block the caller holds (caller).
+        let p = unsafe { segment::grow_large(seg, new_size) };
+        if p.is_null() {
+            return None;
+        }
+        p
+    } else {
+        return None;
+    };
+    if tracked {
+        count_resize(stack, old_size, new_size);
+    }
+    Some(moved_to)
+}
+
+/// Shrinking a large block by more than half: gives the pages past the new end back to
+/// the kernel (they stay mapped and read as zero).
+fn decommit_tail(start: usize, old_size: usize, new_size: usize) {
+    let keep = crate::os::round_up(start + new_size, crate::os::OS_PAGE).unwrap_or(usize::MAX);
+    let end = start + old_size;
+    if end > keep {
+        let tail = crate::os::round_up(end - keep, crate::os::OS_PAGE).unwrap_or(0);
+        // SAFETY: `[keep, keep + tail)` lies in the block's segment past the new size,
+        // page aligned; the bytes there are beyond what the holder may use from now on.
+        unsafe { crate::os::decommit(keep as *mut u8, tail) };
+    }
+}

@@ -1,0 +1,50 @@
+//! What runs when the process ends: the heap profile (with `profile=PATH`), then the leak
+//! check, its report and the exit status.
+//!
+//! Registered with `atexit` during the allocator's one-time initialization (the first
+//! allocation, before `main` in practice), so it runs after every exit handler registered
+//! later, that is after nearly all of them: return from `main` and `std::process::exit`
+//! both run it. `_exit` and death by signal do not.
+
+use crate::thread_state::ReentrancyGuard;
+
+/// Registers the at-exit hook.
+pub(crate) fn register() {
+    // SAFETY: `at_exit` is a plain `extern "C" fn()` that never unwinds.
+    unsafe { libc::atexit(at_exit) };
+}
+
+extern "C" fn at_exit() {
+    // A panic must not unwind into libc.
+    // The profile first: it shows the program's heap, before the check's own work.
+    let _ = std::panic::catch_unwind(crate::profile::run_at_exit);
+    let _ = std::panic::catch_unwind(leak_check_at_exit);
+}
+
+/// The at-exit leak check: report to stderr and to `report=PATH`, and set the exit status.
+fn leak_check_at_exit() {
+    let opts = crate::config::current();
+    if !crate::config::check_at_exit() {
+        return;
+    }
+    let _guard = ReentrancyGuard::enter();
+    let report = crate::check::check();
+    if let Some(path) = opts.report.as_option() {
+        if let Err(e) = crate::report::json::write_report(path.as_bytes(), std::process::id(), &report) {
+            warning!("{}", e);
+        }
+    }
+    if report.is_clean() {
+        return;
+    }
+    let text = crate::report::text::render(&report, &crate::report::text::TextOptions::from_config(opts));
+    // Flush what the program wrote to stdout first, so the report follows it.
+    // SAFETY: flushing C stdio streams has no preconditions.
+    unsafe { libc::fflush(core::ptr::null_mut()) };
+    crate::fatal::write_all_fd(2, text.as_bytes());
+    if opts.exitcode != 0 {
+        // SAFETY: ending the process; Rust's own stdout was flushed by the runtime before
+        // exit handlers run, C stdio just above.
+        unsafe { libc::_exit(opts.exitcode as i32) };
+    }
+}

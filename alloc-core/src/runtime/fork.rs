@@ -1,0 +1,54 @@
+//! `fork`: the handlers that leave the child with consistent allocator state.
+//!
+//! # Lock order
+//! Every lock the allocator's code may hold while taking another is taken here, before
+//! `fork`, in one order, so that no thread holds any of them at the moment of the fork:
+//!
+//! 1. the heap registry;
+//! 2. the internal heap, 3. the shared heap (a locked heap's slow path may take the pool);
+//! 4. the segment pool;
+//! 5. the heap profile's recorder (a leaf: held, it waits for nothing).
+//!
+//! The parent releases them after `fork`; so does the child, which then retires the heaps
+//! of the threads it did not inherit (their pages go to the abandoned lists, so their free
+//! blocks are reused).
+
+use crate::heap::{current_heap, locked, registry};
+use crate::profile::recorder::RECORDER;
+use crate::segment::POOL;
+
+/// Installs the handlers. Called once, by the process's initialization.
+pub(crate) fn install() {
+    // SAFETY: three plain `extern "C" fn`s that never unwind.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+extern "C" fn prepare() {
+    registry::REGISTRY.lock_raw();
+    locked::INTERNAL_HEAP.lock_raw();
+    locked::SHARED_HEAP.lock_raw();
+    POOL.lock_raw();
+    RECORDER.lock_raw();
+}
+
+extern "C" fn parent() {
+    // SAFETY: each lock was taken by `prepare` on this thread (the forking one), in the
+    // order undone here; no guard exists for them.
+    unsafe {
+        RECORDER.force_unlock();
+        POOL.force_unlock();
+        locked::SHARED_HEAP.force_unlock();
+        locked::INTERNAL_HEAP.force_unlock();
+        registry::REGISTRY.force_unlock();
+    }
+}
+
+extern "C" fn child() {
+    // The child's only thread is the one that forked, which took the locks.
+    parent();
+    let me = current_heap();
+    while let Some(other) = registry::any_other_than(me) {
+        // SAFETY: its thread does not exist in this process: nobody uses that heap.
+        unsafe { registry::retire(other) };
+    }
+}

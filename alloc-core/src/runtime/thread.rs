@@ -1,0 +1,69 @@
+//! A thread's start and end, as the allocator sees them.
+//!
+//! # Start
+//! A thread's first allocation (the entry's cold path) makes its heap, registers it, puts
+//! it in the thread's state slot, and sets it as the value of a `pthread` key whose
+//! destructor runs at thread exit. Not a `thread_local!` destructor: registering one
+//! allocates, and it may run too early (before other destructors that still allocate).
+//!
+//! # End
+//! The key's destructor runs among the thread's last destructors. It flushes what the
+//! listeners buffer per thread (the heap profile's events), marks the slot retired (later
+//! allocations of the thread, by destructors that run after, go to the shared heap), and
+//! retires the heap: its empty pages go back to the pool, the others to the abandoned
+//! lists for other threads to adopt.
+
+use crate::heap::{registry, Heap};
+use crate::profile::{events, recorder};
+use crate::stack;
+use crate::thread_state::{self, ReentrancyGuard, ThreadState, HEAP_RETIRED};
+
+/// The `pthread` key whose destructor retires a thread's heap; made once by `init`.
+static mut THREAD_KEY: libc::pthread_key_t = 0;
+
+/// Makes the thread-exit key. Called once, by the process's initialization, before any
+/// thread heap exists.
+pub(crate) fn create_exit_key() {
+    // SAFETY: called once (initialization runs once), before any reader of the key; the
+    // destructor is a plain `extern "C" fn` that never unwinds.
+    unsafe { libc::pthread_key_create(core::ptr::addr_of_mut!(THREAD_KEY), Some(on_thread_exit)) };
+}
+
+/// The calling thread's start: makes its heap and sets its slot. Null when the OS refused
+/// memory (the caller falls back to the shared heap).
+pub(crate) fn start(s: &ThreadState) -> *mut Heap {
+    let bounds = {
+        let _guard = ReentrancyGuard::enter();
+        stack::current_thread_stack_bounds()
+    };
+    let heap = registry::create(bounds);
+    if heap.is_null() {
+        return heap;
+    }
+    s.set_heap(heap as usize);
+    // SAFETY: the key was made by initialization, which runs before any thread starts
+    // here; the value is read only by `on_thread_exit`.
+    unsafe { libc::pthread_setspecific(THREAD_KEY, heap.cast()) };
+    heap
+}
+
+/// The thread-exit key's destructor: `value` is the exiting thread's heap.
+extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    let heap = value.cast::<Heap>();
+    if heap.is_null() {
+        return;
+    }
+    // The listeners' per-thread buffers, while the thread still has its heap (events
+    // after this are applied at once).
+    if recorder::active() {
+        events::flush_this_thread();
+    }
+    thread_state::with(|s| {
+        if s.heap() == heap as usize {
+            s.set_heap(HEAP_RETIRED);
+        }
+    });
+    // SAFETY: the heap was registered for this exiting thread, which no longer uses it
+    // (its slot says retired), and no other thread ever uses a thread's heap.
+    unsafe { registry::retire(heap) };
+}

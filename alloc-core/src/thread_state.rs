@@ -1,0 +1,167 @@
+//! The allocator's per-thread state: this thread's heap slot, the reentrancy guard and
+//! the depth of `disable()` scopes.
+//!
+//! # What it owns
+//! One `const`-initialized thread-local without a destructor ([`ThreadState`]): reading it
+//! is a single `fs:`-relative address computation, and it never allocates nor registers a
+//! destructor, so it is usable at any point of a thread's life, in the allocator's own
+//! code included. The heap slot is an opaque address here (this module sits below the
+//! heap, which gives it its type): [`NO_HEAP`] before the thread's first allocation, a
+//! heap's address while the thread runs, and [`HEAP_RETIRED`] once the heap was handed
+//! back at thread exit.
+//!
+//! # Reentrancy
+//! Anything the allocator does that may allocate (stack capture fallback, report
+//! writing, symbolization, pushing onto a lock-free queue) runs inside a
+//! [`ReentrancyGuard`]: the allocation entry point sends allocations made meanwhile to
+//! the internal heap, which is never tracked, never scanned as heap and never reported.
+
+use core::cell::Cell;
+
+/// The heap slot before the thread's first allocation.
+pub(crate) const NO_HEAP: usize = 0;
+/// The heap slot once the thread's heap was retired (thread exit).
+pub(crate) const HEAP_RETIRED: usize = 1;
+
+/// Per-thread allocator state. No destructor: safe to touch at any point of a thread's life.
+pub(crate) struct ThreadState {
+    /// [`NO_HEAP`], [`HEAP_RETIRED`], or the address of this thread's heap.
+    heap: Cell<usize>,
+    /// Inside the allocator's own code: allocations go to the internal heap.
+    guard: Cell<bool>,
+    /// Depth of `disable()` scopes: blocks allocated meanwhile are ignored.
+    disabled: Cell<u32>,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState { heap: Cell::new(NO_HEAP), guard: Cell::new(false), disabled: Cell::new(0) }
+    };
+}
+
+/// This thread's state. Taking the address in a tiny closure keeps `LocalKey::with`
+/// inlined, so the access compiles to one `fs:`-relative address computation (a large
+/// closure made LLVM outline `with` and reach the slot through an indirect call).
+#[inline(always)]
+fn state() -> *const ThreadState {
+    STATE.with(|s| s as *const ThreadState)
+}
+
+/// Runs `f` on this thread's state.
+#[inline(always)]
+pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
+    // SAFETY: the state is a destructor-free thread-local: it lives as long as the thread,
+    // and only this thread reaches it (the reference never leaves `f`).
+    f(unsafe { &*state() })
+}
+
+impl ThreadState {
+    /// The heap slot: [`NO_HEAP`], [`HEAP_RETIRED`] or a heap's address.
+    #[inline(always)]
+    pub(crate) fn heap(&self) -> usize {
+        self.heap.get()
+    }
+
+    /// Sets the heap slot.
+    #[inline]
+    pub(crate) fn set_heap(&self, heap: usize) {
+        self.heap.set(heap);
+    }
+
+    /// Whether the reentrancy guard is held: the allocator's own code is running.
+    #[inline(always)]
+    pub(crate) fn in_allocator(&self) -> bool {
+        self.guard.get()
+    }
+
+    /// Whether a `disable()` scope is open on this thread.
+    #[inline(always)]
+    pub(crate) fn disabled(&self) -> bool {
+        self.disabled.get() != 0
+    }
+}
+
+/// This thread's heap slot (see [`ThreadState::heap`]).
+#[inline]
+pub(crate) fn heap_slot() -> usize {
+    with(|s| s.heap())
+}
+
+/// Whether `slot` names a heap (made, not yet retired).
+#[inline(always)]
+pub(crate) const fn is_heap(slot: usize) -> bool {
+    slot > HEAP_RETIRED
+}
+
+/// Whether this thread has a heap of its own (made, not yet retired).
+#[inline]
+pub(crate) fn has_own_heap() -> bool {
+    is_heap(heap_slot())
+}
+
+/// Routes this thread's allocations to the internal heap while alive. Nests.
+#[derive(Debug)]
+pub(crate) struct ReentrancyGuard {
+    was: bool,
+}
+
+impl ReentrancyGuard {
+    /// Sets the guard until the returned value is dropped.
+    #[inline]
+    pub(crate) fn enter() -> Self {
+        Self { was: with(|s| s.guard.replace(true)) }
+    }
+}
+
+impl Drop for ReentrancyGuard {
+    #[inline]
+    fn drop(&mut self) {
+        let was = self.was;
+        with(|s| s.guard.set(was));
+    }
+}
+
+/// Enters a `disable()` scope on this thread.
+pub(crate) fn disable_enter() {
+    with(|s| s.disabled.set(s.disabled.get() + 1));
+}
+
+/// Leaves a `disable()` scope on this thread.
+pub(crate) fn disable_leave() {
+    with(|s| s.disabled.set(s.disabled.get().saturating_sub(1)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_nests_and_restores() {
+        assert!(!with(|s| s.in_allocator()));
+        {
+            let _a = ReentrancyGuard::enter();
+            {
+                let _b = ReentrancyGuard::enter();
+                assert!(with(|s| s.in_allocator()));
+            }
+            assert!(with(|s| s.in_allocator()), "the inner guard must restore the outer one");
+        }
+        assert!(!with(|s| s.in_allocator()));
+    }
+
+    #[test]
+    fn disable_scopes_count_and_never_underflow() {
+        disable_enter();
+        disable_enter();
+        disable_leave();
+        assert!(with(|s| s.disabled()));
+        disable_leave();
+        disable_leave();
+        assert!(!with(|s| s.disabled()));
+    }
+
+    #[test]
+    fn slot_values_are_told_apart() {
+        assert!(!is_heap(NO_HEAP) && !is_heap(HEAP_RETIRED) && is_heap(4096));
+    }
+}
