@@ -18,13 +18,42 @@
 //! - **root**: memory the leak check scans without knowing it is reachable: stacks,
 //!   registers, globals, TLS, registered regions.
 //!
-//! # Layers, bottom up
-//! `os` (mmap) → `segment` (segments, the segment map, large blocks) → `page` (blocks
-//! and their metadata) → `heap` (per-thread heaps, allocate/free) → `global` (the
-//! `GlobalAlloc` impl). Hooks: `stack` (capture and depot), `track` (counters),
-//! [`profile`] (per-stack counters of heap profiles, when `profile=PATH` is set).
-//! Above: `block` (address → block), `introspect` (statistics and block info), `leak`
-//! (the check), `report`.
+//! - **listener**: a subsystem told of every tracked allocation and free through the
+//!   one **tracking hook** (`track`): the counters, the heap profile.
+//! - **runtime**: the process and thread lifecycle (`runtime`): initialization, the
+//!   allocation entry points, thread start and exit, `fork`, the at-exit check.
+//! - **check**: always the leak check (`check()`, `check_at_exit`, the `leak` phases);
+//!   nothing else in the crate is called a check.
+//!
+//! # Layers
+//! Every file of the crate sits in one layer, and its imports (`use crate::...`, paths,
+//! `super::`) go only to its own layer or below: arrows point down. Within a layer files
+//! may use each other, but a loop of imports stays inside one concern (one top-level
+//! module, such as `heap` or `report`). Where a lower layer must reach a higher one (a
+//! misuse report wants a symbolized allocation site; a signal asks the recorder for a
+//! profile file), the higher layer hands a function down at initialization. The test
+//! `tests/layers.rs` reads the table below and checks every file against it.
+//!
+//! ```text
+//! 9 api: lib, global — the GlobalAlloc impl and the public API
+//! 8 runtime: runtime — init, entry points, thread start/exit, fork lock order, at-exit
+//! 7 services: check, introspect, profile, handle — what users call: the leak check, statistics, heap profiles, Handle<T>
+//! 6 report: report, profile/model — report and profile models, symbolization, text and JSON
+//! 5 heap: heap — per-thread heaps, locked heaps, the registry, allocate/free/realloc, the heap walk
+//! 4 hooks: track, misuse — the tracking hook, misuse reports
+//! 3 listeners: counters, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds
+//! 2 memory: segment, page, block, stack, leak — segments and pages, address to block, stack capture, the check's phases
+//! 1 primitives: fatal, sync, os, size_class, config, thread_state — messages, locks, mappings, options, per-thread state
+//! ```
+//!
+//! In words, from the bottom: `os` maps memory; `segment` carves it into pages, `page`
+//! holds blocks and their metadata, `block` finds the block of any address; `stack`
+//! captures allocation stacks; the `leak` phases (stop, roots, mark, classify) work on any
+//! heap through a trait. `counters` and the profile's recorder listen to the `track` hook,
+//! which `heap` calls on every tracked allocation and free. `report` turns a check into
+//! the contract's report; `check`, `introspect` and `profile` are what users call. The
+//! `runtime` starts all of it on the first allocation and ends it at exit; `global` is
+//! the `GlobalAlloc` impl over the runtime's entry points.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(rustdoc::broken_intra_doc_links)]

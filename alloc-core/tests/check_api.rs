@@ -9,17 +9,14 @@ use std::sync::Mutex;
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
-/// Checks see the whole process: run these tests one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+mod common;
+use common::on_thread;
 
+/// Checks see the whole process: run these tests one at a time. They leak on purpose: no
+/// at-exit report for this binary.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    // These tests leak on purpose: no at-exit report for this binary.
     alloc_core::config::set_check_at_exit(false);
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(f).join().unwrap()
+    common::serial()
 }
 
 #[inline(never)]

@@ -9,7 +9,7 @@ use std::rc::Rc;
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
 mod common;
-use common::{counter, link, node, Node};
+use common::nodes::{counter, link, node, Node};
 
 #[test]
 fn a_self_cycle_is_collected() {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
 mod common;
-use common::{counter, link, node, Node};
+use common::nodes::{counter, link, node, Node};
 
 fn in_generation(g: usize, h: &Handle<Node>) -> bool {
     gc::get_objects(Some(g)).iter().any(|o| o.id == Handle::id(h))

@@ -3,7 +3,7 @@
 //! binary, re-run with `HEAPSWEEP_MISUSE_CASE` set).
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::process::Command;
+mod common;
 
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
@@ -52,13 +52,7 @@ fn run_case(case: &str) {
 }
 
 fn child(case: &str) -> (Option<i32>, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .arg("--exact")
-        .arg("misuse_child_entry")
-        .arg("--nocapture")
-        .env("HEAPSWEEP_MISUSE_CASE", case)
-        .output()
-        .unwrap();
+    let out = common::run_child("misuse_child_entry", &[("HEAPSWEEP_MISUSE_CASE", case)]);
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

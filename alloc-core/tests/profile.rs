@@ -6,7 +6,7 @@
 use alloc_core::profile::{HeapProfile, Site};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
@@ -102,23 +102,15 @@ fn profile_child_entry() {
     }
 }
 
-fn temp_dir(case: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("heapsweep-profile-{case}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Runs `case` in a child with `HEAPSWEEP=profile=DIR/exit.json,...extra`.
 fn child(case: &str, extra: &str) -> PathBuf {
-    let dir = temp_dir(case);
+    let dir = common::scratch_dir(&format!("profile-{case}"));
     let value = format!("profile=\"{}\",check_at_exit=0{extra}", dir.join("exit.json").display());
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "profile_child_entry", "--nocapture", "--test-threads=1"])
-        .env("PROFILE_CASE", case)
-        .env("PROFILE_DIR", &dir)
-        .env("HEAPSWEEP", value)
-        .output()
-        .unwrap();
+    let dir_text = dir.display().to_string();
+    let out = common::run_child(
+        "profile_child_entry",
+        &[("PROFILE_CASE", case), ("PROFILE_DIR", &dir_text), ("HEAPSWEEP", &value)],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {err}");
     assert!(!err.contains("warning"), "{err}");

@@ -8,11 +8,8 @@ use std::time::{Duration, Instant};
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
 /// The tests measure the heap: run them one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+mod common;
+use common::serial;
 
 /// A block with a checkable fill pattern.
 struct Filled(Vec<u8>, u8);

@@ -1,43 +1,43 @@
-//! Shared by the `Handle<T>` test files: a node type that counts its drops, and helpers
-//! to make and link nodes.
+//! Helpers shared by alloc-core's integration tests. Each test file is its own binary and
+//! includes this module with `mod common;`, using its own part of it.
 
 #![allow(dead_code)] // each test file uses its own part of it
 
-use alloc_core::{gc, Handle, Trace, Tracer};
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+pub mod nodes;
 
-/// A node that counts its drops and holds handles to other nodes.
-pub struct Node {
-    pub next: RefCell<Vec<Handle<Node>>>,
-    pub drops: Rc<Cell<usize>>,
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// Serializes the tests of one binary that look at the whole process (leak checks, heap
+/// statistics): they must not see each other's blocks.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-// SAFETY: visits exactly the handles in `next`.
-unsafe impl Trace for Node {
-    fn trace(&self, t: &mut Tracer<'_>) {
-        self.next.trace(t);
+/// Runs `f` on a thread of its own and returns its result. A leak made on a thread that
+/// ends leaves no stale copy of its pointers in a live stack frame or register.
+pub fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f).join().unwrap()
+}
+
+/// A fresh, empty directory for one test, unique to this process.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("heapsweep-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs this test binary again with only the test `entry`, with `env` set: a child
+/// process for what must not happen in the test process itself (aborts, at-exit reports,
+/// process-wide options).
+pub fn run_child(entry: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", entry, "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.drops.set(self.drops.get() + 1);
-    }
-}
-
-/// A new node counting its drop in `drops`.
-pub fn node(drops: &Rc<Cell<usize>>) -> Handle<Node> {
-    Handle::new(Node { next: RefCell::new(Vec::new()), drops: drops.clone() })
-}
-
-/// Adds the edge `a -> b`.
-pub fn link(a: &Handle<Node>, b: &Handle<Node>) {
-    a.next.borrow_mut().push(b.clone());
-}
-
-/// Only explicit collections from now on (on this thread), and a fresh drop counter.
-pub fn counter() -> Rc<Cell<usize>> {
-    gc::set_threshold(0, 10, 10);
-    Rc::new(Cell::new(0))
+    cmd.output().unwrap()
 }
