@@ -233,46 +233,58 @@ impl Page {
     /// The flags byte of block `index`.
     ///
     /// # Safety
-    /// - `index < capacity`.
+    /// - `self` is an in-use page (its `meta` array is mapped) and `index < capacity`.
     #[inline]
     pub(crate) unsafe fn flags_of(&self, index: usize) -> u8 {
         debug_assert!(index < self.capacity as usize);
-        // SAFETY: index < capacity per the contract; the array has capacity words, and
-        // the flags are the low byte of each (little-endian).
+        // SAFETY:
+        // - `meta` points to `capacity` words of this in-use page (caller), and
+        //   `index < capacity` (caller), so the word is in bounds and initialized (zeroed
+        //   at page setup or written since).
+        // - The flags are the word's low byte (x86-64 is little-endian).
         unsafe { self.meta.add(index).cast::<u8>().read() }
     }
 
     /// Records a block as handed out.
     ///
     /// # Safety
-    /// - `index < capacity`, the block was just taken from this page's free list by its
-    ///   owner.
+    /// - `self` is in use and `index < capacity`.
+    /// - The caller is the page's owner and just took block `index` from the free list:
+    ///   nobody else reads or writes the block's word meanwhile (the leak check reads
+    ///   metadata only with the owner stopped).
+    /// - `size < 2^24` (page blocks are at most 64 KiB).
     #[inline]
     pub(crate) unsafe fn set_meta(&self, index: usize, size: u32, stack: u32, flags: u8) {
         debug_assert!(index < self.capacity as usize);
         debug_assert!(size < 1 << 24);
-        // SAFETY: index < capacity; only the owner writes a handed-out block's metadata.
+        // SAFETY: in bounds (first bullet); the owner alone writes a block's word while it
+        // moves between free and live (second bullet).
         unsafe { self.meta.add(index).write(flags as u64 | (size as u64) << 8 | (stack as u64) << 32) }
     }
 
     /// Sets the flags of block `index`.
     ///
     /// # Safety
-    /// - `index < capacity`, and the caller owns the block (allocating or freeing it, or
-    ///   holding a live pointer to it).
+    /// - `self` is in use and `index < capacity`.
+    /// - The caller may write the block's metadata: it is the page's owner allocating or
+    ///   freeing the block, or it holds a live pointer to the block (`ignore`), or every
+    ///   other thread is stopped (the leak check).
     #[inline]
     pub(crate) unsafe fn set_flags(&self, index: usize, flags: u8) {
-        // SAFETY: per the contract; the flags are the word's low byte.
+        debug_assert!(index < self.capacity as usize);
+        // SAFETY: in bounds (first bullet); no other writer (second bullet); the flags are
+        // the word's low byte, written alone.
         unsafe { self.meta.add(index).cast::<u8>().write(flags) };
     }
 
     /// Requested size and stack id of block `index`.
     ///
     /// # Safety
-    /// - `index < capacity`.
+    /// - `self` is in use and `index < capacity`.
     #[inline]
     pub(crate) unsafe fn size_and_stack(&self, index: usize) -> (u32, u32) {
-        // SAFETY: index < capacity per the contract.
+        debug_assert!(index < self.capacity as usize);
+        // SAFETY: in bounds and initialized (caller; see `flags_of`).
         let word = unsafe { self.meta.add(index).read() };
         ((word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
     }
@@ -280,10 +292,12 @@ impl Page {
     /// Sets the requested size of block `index` (in-place realloc).
     ///
     /// # Safety
-    /// - As [`Page::set_flags`].
+    /// - As [`Page::set_flags`], and `size < 2^24`.
     #[inline]
     pub(crate) unsafe fn set_size_and_stack(&self, index: usize, size: u32, stack: u32) {
-        // SAFETY: per the contract.
+        debug_assert!(index < self.capacity as usize && size < 1 << 24);
+        // SAFETY: in bounds, and the caller may write the word (caller); the flags byte is
+        // read and written back unchanged.
         unsafe {
             let flags = self.meta.add(index).read() & 0xFF;
             self.meta.add(index).write(flags | (size as u64) << 8 | (stack as u64) << 32);
@@ -293,7 +307,9 @@ impl Page {
     /// Moves up to `max` never-used blocks onto the free list. Returns how many.
     ///
     /// # Safety
-    /// - Called by the owner.
+    /// - `self` is in use, and the caller is its owner's only user (the owning thread, or
+    ///   the holder of the owning locked heap's lock): nobody else touches `free`, `bump`
+    ///   or the never-used blocks.
     pub(crate) unsafe fn carve(&mut self, max: u32) -> u32 {
         let n = (self.capacity - self.bump).min(max);
         let size = self.block_size as usize;
@@ -301,7 +317,8 @@ impl Page {
         let mut next = self.free;
         for i in (0..n as usize).rev() {
             let b = (first + i * size) as *mut Block;
-            // SAFETY: the block lies inside the page and is unused: we own its first word.
+            // SAFETY: `bump + i < capacity`, so the block lies inside the page's span; it was
+            // never handed out, so its first word is ours to use as the link (caller).
             unsafe { (*b).next = next };
             next = b;
         }
@@ -316,7 +333,7 @@ impl Page {
     /// also makes the list cyclic, which this catches on the second visit).
     ///
     /// # Safety
-    /// - Called by the owner (or with the owning locked heap's lock held).
+    /// - As [`Page::carve`]: the caller is the owner's only user.
     pub(crate) unsafe fn collect_thread_free(&mut self) -> Result<u32, *mut Block> {
         if self.thread_free.load(Ordering::Relaxed).is_null() {
             return Ok(0);
@@ -325,8 +342,13 @@ impl Page {
         let mut n = 0;
         while !list.is_null() {
             let index = self.index_of(list as usize);
-            // SAFETY: blocks on the thread-free list are blocks of this page (index <
-            // capacity), whose first word the pushing thread wrote before its Release CAS.
+            // SAFETY:
+            // - Blocks on the thread-free list are blocks of this page (`push_thread_free`'s
+            //   contract), so `index < capacity`.
+            // - Each pushing thread wrote the block's first word before its Release CAS,
+            //   which our Acquire swap synchronizes with: `next` is initialized.
+            // - We are the owner's only user (caller), so writing the flags and `free` races
+            //   with nobody.
             unsafe {
                 if self.flags_of(index) & LIVE == 0 {
                     self.used.store(self.used.load(Ordering::Relaxed) - n, Ordering::Relaxed);
@@ -375,7 +397,8 @@ impl Page {
     pub(crate) unsafe fn push_thread_free(&self, block: *mut Block) {
         let mut head = self.thread_free.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the caller owns the freed block until the CAS publishes it.
+            // SAFETY: the block is a block of this page given up by the caller (contract),
+            // so its first word is the caller's to write until the CAS publishes it.
             unsafe { (*block).next = head };
             match self.thread_free.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,

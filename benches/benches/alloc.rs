@@ -103,7 +103,10 @@ usage: cargo bench -p benches --bench alloc [-- OPTIONS]
   --only A[,B...]    only these allocators (a name or its prefix; mimalloc always runs)
   --workload W[,..]  only these workloads
   --reps N           repetitions inside each process (default 5; the fastest counts)
-  --timeout SECS     kill a child running longer (default 600)";
+  --timeout SECS     kill a child running longer (default 600)
+  --against EXE      another build of the alloc-heapsweep child (an earlier commit's, say):
+                     each HeapSweep column runs again with it, right after, and the table
+                     gets a column `this/EXE`: before/after in one run";
 
 /// The command line.
 struct Options {
@@ -112,6 +115,8 @@ struct Options {
     allocators: Vec<&'static Allocator>,
     workloads: Vec<&'static Workload>,
     timeout: Duration,
+    /// The other build of the HeapSweep child, with `--against`.
+    against: Option<&'static str>,
     args: String,
 }
 
@@ -122,6 +127,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         allocators: ALLOCATORS.iter().collect(),
         workloads: WORKLOADS.iter().collect(),
         timeout: Duration::from_secs(600),
+        against: None,
         args: String::new(),
     };
     let mut it = args.iter();
@@ -134,12 +140,50 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--workload" => o.workloads = select_workloads(value()?)?,
             "--reps" => o.reps = value()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--timeout" => o.timeout = Duration::from_secs(value()?.parse().map_err(|e| format!("--timeout: {e}"))?),
+            "--against" => o.against = Some(String::leak(value()?.clone())),
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
     o.args = args.iter().filter(|a| *a != "--bench").cloned().collect::<Vec<_>>().join(" ");
+    if let Some(exe) = o.against {
+        if !Path::new(exe).is_file() {
+            return Err(format!("--against: no file {exe}"));
+        }
+        o.allocators = with_other_build(&o.allocators, exe);
+    }
     Ok(o)
+}
+
+/// Suffix of the name of a column that runs the `--against` build.
+const OTHER_BUILD: &str = "@against";
+
+/// Each HeapSweep column followed by the same column run with the other build `exe`.
+fn with_other_build(allocators: &[&'static Allocator], exe: &'static str) -> Vec<&'static Allocator> {
+    let mut out = Vec::new();
+    for &a in allocators {
+        out.push(a);
+        if a.heapsweep.is_some() {
+            out.push(&*Box::leak(Box::new(Allocator {
+                name: String::leak(format!("{}{OTHER_BUILD}", a.name)),
+                label: String::leak(format!("{} [against]", a.label)),
+                exe,
+                heapsweep: a.heapsweep,
+                ops_factor: a.ops_factor,
+            })));
+        }
+    }
+    out
+}
+
+/// This build's time over the `--against` build's, for a HeapSweep row that has one.
+fn ratio_to_other_build(rows: &[Row], r: &Row) -> String {
+    let other = format!("{}{OTHER_BUILD}", r.allocator.name);
+    let base = rows.iter().find(|b| b.workload.name == r.workload.name && b.allocator.name == other);
+    match (base.map(|b| &b.result), &r.result) {
+        (Some(Ok(b)), Ok(m)) => format!("{:.2}x", m.min_ns / b.min_ns),
+        _ => "".to_string(),
+    }
 }
 
 fn select_allocators(list: &str) -> Result<Vec<&'static Allocator>, String> {
@@ -264,14 +308,25 @@ fn markdown(o: &Options, rows: &[Row]) -> String {
     let cmd = if o.args.is_empty() { String::new() } else { format!(" -- {}", o.args) };
     let _ = writeln!(md, "Run of {} (`cargo bench -p benches --bench alloc{cmd}`{}):\n", today(), commit());
     let _ = writeln!(md, "Machine: {}\n", machine());
-    let _ = writeln!(md, "| workload | allocator | ns/op | ratio to mimalloc | peak RSS (MiB) |");
-    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: |");
+    let (other_head, other_rule) = if o.against.is_some() { (" this/against |", " ---: |") } else { ("", "") };
+    let _ = writeln!(md, "| workload | allocator | ns/op | ratio to mimalloc | peak RSS (MiB) |{other_head}");
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: |{other_rule}");
     for r in rows {
         let (w, a) = (r.workload.name, r.allocator.label);
+        let other = if o.against.is_some() { format!(" {} |", ratio_to_other_build(rows, r)) } else { String::new() };
         let _ = match &r.result {
-            Ok(m) => writeln!(md, "| {w} | {a} | {:.2} | {} | {:.1} |", m.min_ns, ratio(rows, r), mib(m.peak_rss_kib)),
-            Err(e) => writeln!(md, "| {w} | {a} | failed: {} | - | - |", e.replace('|', "/")),
+            Ok(m) => {
+                writeln!(md, "| {w} | {a} | {:.2} | {} | {:.1} |{other}", m.min_ns, ratio(rows, r), mib(m.peak_rss_kib))
+            }
+            Err(e) => writeln!(md, "| {w} | {a} | failed: {} | - | - |{other}", e.replace('|', "/")),
         };
+    }
+    if let Some(exe) = o.against {
+        let _ = writeln!(
+            md,
+            "
+`[against]` rows ran the child built elsewhere: `{exe}`."
+        );
     }
     let ops: Vec<String> = o
         .workloads
