@@ -110,6 +110,7 @@ fn collect(sp: usize) -> RawCheck {
         reachable_bytes: analysis.reachable_bytes,
         program: program_name(),
         pid: std::process::id(),
+        status: crate::report::model::CheckStatus::Ok,
     }
 }
 

@@ -30,7 +30,9 @@ pub mod synthetic;
 pub mod text;
 
 pub use alloc_core::profile::model::{HeapProfile, ProfileSummary, Site, TimelinePoint};
-pub use alloc_core::report::model::{Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary};
+pub use alloc_core::report::model::{
+    CheckFailure, CheckStatus, FailureKind, Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary,
+};
 pub use check::{check, CheckFormat, CheckOptions, CheckOutcome};
 pub use dhat::to_dhat;
 pub use diff::{diff, Diff, DiffEntry, DiffStatus};

@@ -11,7 +11,7 @@
 //! ([`LeakReport::from_json`]), whose messages carry line and column in the file: this
 //! path only ever returns a report, never an error of its own.
 
-use alloc_core::report::model::{LeakGroup, LeakReport, Module, Summary, SuppressionUse};
+use alloc_core::report::model::{CheckStatus, LeakGroup, LeakReport, Module, Summary, SuppressionUse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -25,6 +25,8 @@ struct Skeleton<'a> {
     version: u32,
     program: String,
     pid: u32,
+    #[serde(default)]
+    status: CheckStatus,
     summary: Summary,
     #[serde(borrow)]
     leaks: Vec<&'a RawValue>,
@@ -60,6 +62,7 @@ pub fn parse_leak_report(text: &str, threads: usize) -> Option<LeakReport> {
         version: skeleton.version,
         program: skeleton.program,
         pid: skeleton.pid,
+        status: skeleton.status,
         summary: skeleton.summary,
         leaks,
         suppressions: skeleton.suppressions,

@@ -6,7 +6,7 @@
 mod common;
 
 use assert_cmd::Command;
-use leak_report::{Frame, Input, LeakGroup, LeakKind, LeakReport, Module, Summary};
+use leak_report::{CheckStatus, Frame, Input, LeakGroup, LeakKind, LeakReport, Module, Summary};
 use std::path::PathBuf;
 
 /// The line of the marker's signature: its entry address maps there (debug builds) or to
@@ -61,6 +61,7 @@ fn raw_report(module: Module) -> LeakReport {
         version: LeakReport::VERSION,
         program: "test".into(),
         pid: std::process::id(),
+        status: CheckStatus::Ok,
         summary,
         leaks: vec![group],
         suppressions: Vec::new(),
