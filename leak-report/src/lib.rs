@@ -5,19 +5,20 @@
 //! errors that name the file ([`input`]), and turning either into what people open after a
 //! run: a text report ([`text`]), one self-contained HTML page ([`html`]), folded stacks and
 //! flame graph SVGs ([`folded`], [`flamegraph`]), pprof `profile.proto` ([`pprof`]), DHAT JSON
-//! ([`mod@dhat`]), a comparison of two runs ([`mod@diff`]), a CI verdict with annotations ([`mod@check`]),
+//! ([`mod@dhat`]), a comparison of two runs ([`mod@diff`]), a CI verdict with annotations ([`mod@gate`], behind
+//! `leak-report check`),
 //! and offline symbolization of a report written without symbols ([`mod@symbolize`]).
 //!
 //! The models live in [`alloc_core::report::model`] and [`alloc_core::profile::model`]; this
 //! crate re-exports them. The `leak-report` binary is a thin command-line layer over these
 //! functions.
 
-pub mod check;
 pub mod dhat;
 pub mod diff;
 pub mod flamegraph;
 pub mod folded;
 mod fxhash;
+pub mod gate;
 pub mod html;
 pub mod input;
 pub mod output;
@@ -33,11 +34,11 @@ pub use alloc_core::profile::model::{HeapProfile, ProfileSummary, Site, Timeline
 pub use alloc_core::report::model::{
     CheckFailure, CheckStatus, FailureKind, Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary,
 };
-pub use check::{check, CheckFormat, CheckOptions, CheckOutcome};
 pub use dhat::to_dhat;
 pub use diff::{diff, Diff, DiffEntry, DiffStatus};
 pub use flamegraph::to_flamegraph_svg;
 pub use folded::to_folded;
+pub use gate::{gate, GateFormat, GateOptions, GateOutcome};
 pub use html::render_html;
 pub use input::{read_input, read_profile, Input};
 pub use pprof::to_pprof;

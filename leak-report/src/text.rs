@@ -113,7 +113,7 @@ fn sites_table(out: &mut String, prof: &HeapProfile, title: &str, get: Counts, t
 /// The innermost frame outside the standard library and dependencies (else the innermost
 /// with a symbol), and where it is.
 fn site_name(stack: &[Frame], p: Painter) -> String {
-    let own = stack.iter().find(|f| f.file.as_deref().is_some_and(|file| !crate::check::is_library_file(file)));
+    let own = stack.iter().find(|f| f.file.as_deref().is_some_and(|file| !crate::gate::is_library_file(file)));
     let Some(f) = own.or_else(|| stack.iter().find(|f| f.function.is_some())).or(stack.first()) else {
         return crate::stacks::NO_STACK.to_string();
     };

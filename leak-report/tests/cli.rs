@@ -97,7 +97,7 @@ fn diff_text_and_json() {
 }
 
 #[test]
-fn check_exit_status_and_formats() {
+fn check_subcommand_exit_status_and_formats() {
     let (report, base, empty) = (fixture("leaks.json"), fixture("baseline.json"), fixture("empty.json"));
     cmd().args(["check", arg(&empty)]).assert().code(0).stdout(contains("PASS"));
     cmd().args(["check", arg(&report)]).assert().code(1).stdout(contains("FAIL: 4344 leaked bytes"));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{golden, input};
-use leak_report::check::{render_check, CheckFormat, CheckOptions};
+use leak_report::gate::{render_gate, GateFormat, GateOptions};
 use leak_report::{Input, Measure, Metric, TextOptions, Weight};
 use std::path::PathBuf;
 
@@ -78,18 +78,18 @@ fn diff() {
 }
 
 #[test]
-fn check() {
+fn check_subcommand() {
     let Input::Leaks(report) = input("leaks.json") else { panic!("a leak report") };
     let Input::Leaks(baseline) = input("baseline.json") else { panic!("a leak report") };
-    let plain = CheckOptions { baseline: None, max_leaked_bytes: 0, workdir: PathBuf::from("/home/dev/app") };
-    let based = CheckOptions { baseline: Some(baseline), max_leaked_bytes: 100, ..plain.clone() };
+    let plain = GateOptions { baseline: None, max_leaked_bytes: 0, workdir: PathBuf::from("/home/dev/app") };
+    let based = GateOptions { baseline: Some(baseline), max_leaked_bytes: 100, ..plain.clone() };
     for (name, format) in [
-        ("text", CheckFormat::Text),
-        ("github", CheckFormat::Github),
-        ("junit", CheckFormat::Junit),
-        ("sarif", CheckFormat::Sarif),
+        ("text", GateFormat::Text),
+        ("github", GateFormat::Github),
+        ("junit", GateFormat::Junit),
+        ("sarif", GateFormat::Sarif),
     ] {
-        golden(&format!("check.{name}"), &render_check(&leak_report::check(&report, &plain), format));
-        golden(&format!("check-baseline.{name}"), &render_check(&leak_report::check(&report, &based), format));
+        golden(&format!("check.{name}"), &render_gate(&leak_report::gate(&report, &plain), format));
+        golden(&format!("check-baseline.{name}"), &render_gate(&leak_report::gate(&report, &based), format));
     }
 }

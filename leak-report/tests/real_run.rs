@@ -105,10 +105,10 @@ fn a_real_report_and_profile_go_through_every_renderer() {
         assert!(same.entries.is_empty(), "a run compared with itself changed: {:?}", same.entries.len());
     }
     let opts =
-        leak_report::CheckOptions { baseline: None, max_leaked_bytes: 0, workdir: std::env::current_dir().unwrap() };
-    let outcome = leak_report::check(r, &opts);
+        leak_report::GateOptions { baseline: None, max_leaked_bytes: 0, workdir: std::env::current_dir().unwrap() };
+    let outcome = leak_report::gate(r, &opts);
     assert!(!outcome.passed && outcome.counted_bytes >= (LEAKED * LEAKED_SIZE) as u64);
-    let allowed = leak_report::CheckOptions { baseline: Some(r.clone()), ..opts };
-    assert!(leak_report::check(r, &allowed).passed, "a run against itself as baseline passes");
+    let allowed = leak_report::GateOptions { baseline: Some(r.clone()), ..opts };
+    assert!(leak_report::gate(r, &allowed).passed, "a run against itself as baseline passes");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -69,7 +69,7 @@ fn raw_report(module: Module) -> LeakReport {
     }
 }
 
-fn check_symbolized(r: &LeakReport) {
+fn assert_symbolized(r: &LeakReport) {
     let stack = &r.leaks[0].stack;
     let marker = stack
         .iter()
@@ -93,7 +93,7 @@ fn symbolizes_a_function_of_this_executable() {
     assert_eq!(stats.warnings, Vec::<String>::new());
     assert_eq!((stats.looked_up, stats.resolved), (1, 1));
     let Input::Leaks(r) = input else { unreachable!() };
-    check_symbolized(&r);
+    assert_symbolized(&r);
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn the_command_symbolizes_a_file() {
         .args(["symbolize", raw.to_str().unwrap(), "--binary", bin.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .assert()
         .success();
-    check_symbolized(&leak_report::read_report(&out).unwrap());
+    assert_symbolized(&leak_report::read_report(&out).unwrap());
     // `--binary` on a renderer symbolizes before rendering.
     Command::cargo_bin("leak-report")
         .unwrap()

@@ -1,9 +1,10 @@
-//! The CI verdict: does a leak report hold more leaks than allowed?
+//! The CI gate behind `leak-report check`: does a leak report hold more leaks than allowed?
+//! ("Check" alone, in this crate, is the leak check that wrote the report.)
 //!
 //! # What it owns
-//! [`check`], which counts the leaked bytes that matter (all of them, or with a baseline
+//! [`gate`], which counts the leaked bytes that matter (all of them, or with a baseline
 //! only what is new or grew relative to it, matched as [`crate::diff()`] does) against
-//! [`CheckOptions::max_leaked_bytes`], and lists each such group as a [`Finding`] anchored
+//! [`GateOptions::max_leaked_bytes`], and lists each such group as a [`Finding`] anchored
 //! at the innermost frame of the user's own code ([`user_frame`]). [`formats`] renders the
 //! outcome as text, GitHub annotations, JUnit XML or SARIF 2.1.0.
 
@@ -14,11 +15,11 @@ use crate::input::Input;
 use alloc_core::report::model::{Frame, LeakKind, LeakReport};
 use std::path::{Path, PathBuf};
 
-pub use formats::{render_check, CheckFormat};
+pub use formats::{render_gate, GateFormat};
 
 /// What is allowed.
 #[derive(Clone, Debug, Default)]
-pub struct CheckOptions {
+pub struct GateOptions {
     /// Only leaks new or grown relative to this report count.
     pub baseline: Option<LeakReport>,
     /// Leaked bytes allowed (default 0: any leak fails).
@@ -72,7 +73,7 @@ pub struct Anchor {
 
 /// The verdict.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CheckOutcome {
+pub struct GateOutcome {
     /// Counted bytes within the limit.
     pub passed: bool,
     /// Bytes that count.
@@ -83,12 +84,12 @@ pub struct CheckOutcome {
     pub with_baseline: bool,
     /// The groups that count, most counted bytes first.
     pub findings: Vec<Finding>,
-    /// The program checked.
+    /// The program the report is about.
     pub program: String,
 }
 
-/// Checks `report` against `opts`.
-pub fn check(report: &LeakReport, opts: &CheckOptions) -> CheckOutcome {
+/// Judges `report` against `opts`.
+pub fn gate(report: &LeakReport, opts: &GateOptions) -> GateOutcome {
     let mut findings: Vec<Finding> = match &opts.baseline {
         None => report
             .leaks
@@ -114,7 +115,7 @@ pub fn check(report: &LeakReport, opts: &CheckOptions) -> CheckOutcome {
     };
     findings.sort_by_key(|f| std::cmp::Reverse(f.counted_bytes));
     let counted_bytes = findings.iter().map(|f| f.counted_bytes).sum();
-    CheckOutcome {
+    GateOutcome {
         passed: counted_bytes <= opts.max_leaked_bytes,
         counted_bytes,
         max_leaked_bytes: opts.max_leaked_bytes,
@@ -130,7 +131,7 @@ fn finding(
     group: (LeakKind, bool, u64, u64),
     counted_bytes: u64,
     stack: &[Frame],
-    opts: &CheckOptions,
+    opts: &GateOptions,
 ) -> Finding {
     let (kind, cyclic, bytes, blocks) = group;
     let anchor = user_frame(stack, &opts.workdir);

@@ -1,12 +1,12 @@
-//! The check's outcome as text, GitHub workflow annotations, JUnit XML or SARIF 2.1.0.
+//! The gate's outcome as text, GitHub workflow annotations, JUnit XML or SARIF 2.1.0.
 //!
 //! # What it owns
-//! [`render_check`]. Each format points every finding at its [`Anchor`] (the innermost
+//! [`render_gate`]. Each format points every finding at its [`Anchor`] (the innermost
 //! frame in the user's code). GitHub keeps at most 10 error annotations per step, so only
 //! the 10 largest findings are annotated, followed by a notice saying how many were left
-//! out. A failing check gives errors; findings within the allowance give warnings.
+//! out. A failing gate gives errors; findings within the allowance give warnings.
 
-use super::{Anchor, CheckOutcome, Finding, FindingStatus};
+use super::{Anchor, Finding, FindingStatus, GateOutcome};
 use crate::stacks::{frame_label, frame_location};
 use alloc_core::report::model::LeakKind;
 use serde_json::json;
@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 /// An output format of `leak-report check`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
+pub enum GateFormat {
     /// A verdict line and one paragraph per finding.
     #[default]
     Text,
@@ -30,16 +30,16 @@ pub enum CheckFormat {
 const GITHUB_MAX: usize = 10;
 
 /// Renders `o` in format `f`.
-pub fn render_check(o: &CheckOutcome, f: CheckFormat) -> String {
+pub fn render_gate(o: &GateOutcome, f: GateFormat) -> String {
     match f {
-        CheckFormat::Text => text(o),
-        CheckFormat::Github => github(o),
-        CheckFormat::Junit => junit(o),
-        CheckFormat::Sarif => sarif(o),
+        GateFormat::Text => text(o),
+        GateFormat::Github => github(o),
+        GateFormat::Junit => junit(o),
+        GateFormat::Sarif => sarif(o),
     }
 }
 
-fn verdict(o: &CheckOutcome) -> String {
+fn verdict(o: &GateOutcome) -> String {
     let what = if o.with_baseline { "new or grown leaked bytes" } else { "leaked bytes" };
     let word = if o.passed { "PASS" } else { "FAIL" };
     format!("{word}: {} {what} in {} group(s), {} allowed", o.counted_bytes, o.findings.len(), o.max_leaked_bytes)
@@ -80,7 +80,7 @@ fn stack_lines(f: &Finding) -> Vec<String> {
         .collect()
 }
 
-fn text(o: &CheckOutcome) -> String {
+fn text(o: &GateOutcome) -> String {
     let mut out = format!("{}\n", verdict(o));
     for f in &o.findings {
         let at = f.anchor.as_ref().map(|a| format!("{}:{}: ", a.file, a.line)).unwrap_or_default();
@@ -92,7 +92,7 @@ fn text(o: &CheckOutcome) -> String {
     out
 }
 
-fn github(o: &CheckOutcome) -> String {
+fn github(o: &GateOutcome) -> String {
     let level = if o.passed { "warning" } else { "error" };
     let mut out = String::new();
     for f in o.findings.iter().take(GITHUB_MAX) {
@@ -121,7 +121,7 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-fn junit(o: &CheckOutcome) -> String {
+fn junit(o: &GateOutcome) -> String {
     let failures = if o.passed { 0 } else { o.findings.len() };
     let tests = o.findings.len().max(1);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -154,7 +154,7 @@ fn xml(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn sarif(o: &CheckOutcome) -> String {
+fn sarif(o: &GateOutcome) -> String {
     let level = if o.passed { "warning" } else { "error" };
     let rule = |id: &str, text: &str| json!({"id": id, "name": id, "shortDescription": {"text": text}});
     let results: Vec<_> = o.findings.iter().map(|f| sarif_result(f, level)).collect();
