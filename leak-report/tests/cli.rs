@@ -3,21 +3,10 @@
 
 mod common;
 
-use assert_cmd::Command;
-use common::{fixture, scratch};
+use common::{arg, cmd, fixture, scratch};
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::path::Path;
-
-fn cmd() -> Command {
-    let mut c = Command::cargo_bin("leak-report").unwrap();
-    c.env_remove("NO_COLOR");
-    c
-}
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn help_explains_each_subcommand() {
@@ -207,6 +196,19 @@ fn bad_inputs_exit_2_with_one_line_naming_the_file() {
     let missing = dir.join("missing.json");
     cmd().args(["show", arg(&missing)]).assert().code(2).stderr(contains("missing.json: No such file or directory"));
     cmd().args(["show", arg(&dir)]).assert().code(2).stderr(contains(arg(&dir)));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The library's reader gives the same one-line errors naming the file.
+#[test]
+fn read_report_errors_name_the_file() {
+    let dir = scratch("read-report");
+    let missing = dir.join("missing.json");
+    assert!(leak_report::read_report(&missing).unwrap_err().contains("missing.json"));
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{ truncated").unwrap();
+    let e = leak_report::read_report(&bad).unwrap_err();
+    assert!(e.contains("bad.json") && e.contains("not a HeapSweep leak report"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

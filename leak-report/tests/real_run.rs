@@ -2,6 +2,8 @@
 //! `HEAPSWEEP=report=...,profile=...`) writes a leak report and a heap profile; every
 //! renderer of `leak_report` takes both, and what they say agrees with what the child did.
 
+mod common;
+
 use leak_report::{Input, Measure, Metric, Weight};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -56,8 +58,7 @@ fn run_child(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn a_real_report_and_profile_go_through_every_renderer() {
-    let dir = std::env::temp_dir().join(format!("leak-report-real-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("real-run");
     let (report_path, profile_path) = run_child(&dir);
     let report = leak_report::read_input(&report_path).unwrap();
     let profile = leak_report::read_input(&profile_path).unwrap();

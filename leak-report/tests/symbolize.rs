@@ -5,7 +5,7 @@
 
 mod common;
 
-use assert_cmd::Command;
+use common::{arg, cmd};
 use leak_report::{CheckStatus, Frame, Input, LeakGroup, LeakKind, LeakReport, Module, Summary};
 use std::path::PathBuf;
 
@@ -110,16 +110,11 @@ fn the_command_symbolizes_a_file() {
     std::fs::write(&raw, raw_report(this_module(None)).to_json()).unwrap();
     let out = dir.join("symbolized.json");
     let bin = exe();
-    Command::cargo_bin("leak-report")
-        .unwrap()
-        .args(["symbolize", raw.to_str().unwrap(), "--binary", bin.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .assert()
-        .success();
+    cmd().args(["symbolize", arg(&raw), "--binary", arg(&bin), "-o", arg(&out)]).assert().success();
     assert_symbolized(&leak_report::read_report(&out).unwrap());
     // `--binary` on a renderer symbolizes before rendering.
-    Command::cargo_bin("leak-report")
-        .unwrap()
-        .args(["show", raw.to_str().unwrap(), "--binary", bin.to_str().unwrap()])
+    cmd()
+        .args(["show", arg(&raw), "--binary", arg(&bin)])
         .assert()
         .success()
         .stdout(predicates::str::contains("marker_function_for_symbolize"));
