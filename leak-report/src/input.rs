@@ -2,7 +2,8 @@
 //!
 //! # What it owns
 //! [`Input`], [`read_input`] and the validation a file must pass before any renderer sees it:
-//! readable, complete JSON, a known `format`, a supported `version`, and the model's
+//! readable, complete JSON, a known `format`, a supported `version`, a known `status` (its
+//! `state` and, for a failed check, its `kind`), and the model's
 //! invariants (a leak report's groups add up to its summary; a profile passes
 //! [`HeapProfile::validate`]). Every error is one line that starts with the file's path.
 

@@ -79,7 +79,9 @@ enum Command {
         output: PathBuf,
     },
     /// Compare two runs: leak groups (or profile sites) that are new, gone, grew or shrank,
-    /// matched by kind and the function/file/line of their stacks, not by addresses.
+    /// matched by kind and the function/file/line of their stacks, not by addresses. A run
+    /// whose leak check could not run to the end is named first: its groups may be
+    /// incomplete.
     Diff {
         /// The earlier report or profile.
         old: PathBuf,
@@ -89,8 +91,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
     },
-    /// Fail (exit status 1) when a leak report holds more leaked bytes than allowed, and
-    /// point at the innermost frame of your own code for each leak.
+    /// Fail (exit status 1) when a leak report holds more leaked bytes than allowed, or when
+    /// its leak check could not run to the end (whatever the limit and baseline), and point
+    /// at the innermost frame of your own code for each leak.
     Check {
         /// The leak report to judge.
         file: PathBuf,

@@ -51,12 +51,14 @@ const BLUE: &str = "34";
 const BOLD: &str = "1";
 
 /// A header naming the program, then the leaks as the program printed them at exit
-/// (alloc-core's renderer, the same text); a clean report says so with its counts.
+/// (alloc-core's renderer, the same text, which begins with the failure when the leak
+/// check could not run to the end); a clean report of a check that ran to the end says so
+/// with its counts.
 fn leaks(r: &LeakReport, opts: &TextOptions) -> String {
     let p = Painter(opts.color);
     let mut out = String::new();
     let _ = writeln!(out, "{}: {} (pid {})\n", p.paint(BOLD, "Leak report"), r.program, r.pid);
-    if r.is_clean() {
+    if r.is_clean() && !r.check_failed() {
         let s = &r.summary;
         let _ = writeln!(
             out,

@@ -7,12 +7,17 @@
 //! [`GateOptions::max_leaked_bytes`], and lists each such group as a [`Finding`] anchored
 //! at the innermost frame of the user's own code ([`user_frame`]). [`formats`] renders the
 //! outcome as text, GitHub annotations, JUnit XML or SARIF 2.1.0.
+//!
+//! A report whose leak check could not run to the end ([`LeakReport::failure`]) fails the
+//! gate whatever the limit and the baseline say: its list of leaks may be incomplete, so
+//! "no leaks over the limit" would be a guess. Its findings are still listed, as what the
+//! check found before it failed.
 
 pub mod formats;
 
 use crate::diff::{diff, DiffStatus};
 use crate::input::Input;
-use alloc_core::report::model::{Frame, LeakKind, LeakReport};
+use alloc_core::report::model::{CheckFailure, Frame, LeakKind, LeakReport};
 use std::path::{Path, PathBuf};
 
 pub use formats::{render_gate, GateFormat};
@@ -74,8 +79,11 @@ pub struct Anchor {
 /// The verdict.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateOutcome {
-    /// Counted bytes within the limit.
+    /// Counted bytes within the limit, and the leak check ran to the end.
     pub passed: bool,
+    /// Why the report's leak check could not run to the end, when it could not: the gate
+    /// fails, and the findings are only what was found before the failure.
+    pub check_failure: Option<CheckFailure>,
     /// Bytes that count.
     pub counted_bytes: u64,
     /// The limit.
@@ -115,13 +123,22 @@ pub fn gate(report: &LeakReport, opts: &GateOptions) -> GateOutcome {
     };
     findings.sort_by_key(|f| std::cmp::Reverse(f.counted_bytes));
     let counted_bytes = findings.iter().map(|f| f.counted_bytes).sum();
+    let check_failure = report.failure().cloned();
     GateOutcome {
-        passed: counted_bytes <= opts.max_leaked_bytes,
+        passed: counted_bytes <= opts.max_leaked_bytes && check_failure.is_none(),
+        check_failure,
         counted_bytes,
         max_leaked_bytes: opts.max_leaked_bytes,
         with_baseline: opts.baseline.is_some(),
         findings,
         program: report.program.clone(),
+    }
+}
+
+impl GateOutcome {
+    /// Whether the counted bytes exceed the limit (the leaks alone would fail the gate).
+    pub fn over_limit(&self) -> bool {
+        self.counted_bytes > self.max_leaked_bytes
     }
 }
 
