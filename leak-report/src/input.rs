@@ -3,9 +3,9 @@
 //! # What it owns
 //! [`Input`], [`read_input`] and the validation a file must pass before any renderer sees it:
 //! readable, complete JSON, a known `format`, a supported `version`, a known `status` (its
-//! `state` and, for a failed check, its `kind`), and the model's
-//! invariants (a leak report's groups add up to its summary; a profile passes
-//! [`HeapProfile::validate`]). Every error is one line that starts with the file's path.
+//! `state` and, for a failed check, its `kind`), and the model's invariants (a leak report's
+//! groups add up to its summary; a profile passes [`HeapProfile::validate`]). Every error is
+//! one line that starts with the file's path.
 
 use crate::progress::Progress;
 use alloc_core::profile::model::HeapProfile;
