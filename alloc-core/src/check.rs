@@ -111,5 +111,6 @@ fn collect(sp: usize) -> RawCheck {
         reachable_bytes: analysis.reachable_bytes,
         program: crate::report::program_name(),
         pid: std::process::id(),
+        status: crate::report::model::CheckStatus::Ok,
     }
 }

@@ -6,10 +6,14 @@
 //! from run to run (address randomization, rebuilds). A frame without a symbol matches by
 //! its module's file name only. Entries with the same key in one run are added up first.
 //! For profiles, sites are matched by stack and compared by live bytes.
+//!
+//! When the leak check of either run could not run to the end, the diff carries that
+//! failure (`old_check_failure`, `new_check_failure`) and its text says so first: that
+//! run's groups may be incomplete or wrong, so "unchanged" or "gone" may not be true.
 
 use crate::input::Input;
 use crate::stacks::{file_name, frame_label, frame_location};
-use alloc_core::report::model::{Frame, LeakKind};
+use alloc_core::report::model::{CheckFailure, Frame, LeakKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -70,6 +74,20 @@ pub struct Diff {
     pub entries: Vec<DiffEntry>,
     /// Groups present in both with the same counts.
     pub unchanged: usize,
+    /// Why the old run's leak check could not run to the end, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_check_failure: Option<CheckFailure>,
+    /// Why the new run's leak check could not run to the end, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_check_failure: Option<CheckFailure>,
+}
+
+impl Diff {
+    /// Whether both runs' leak checks ran to the end (always, for profiles): only then is
+    /// the comparison complete.
+    pub fn checks_ran_to_the_end(&self) -> bool {
+        self.old_check_failure.is_none() && self.new_check_failure.is_none()
+    }
 }
 
 /// A group's identity across runs.
@@ -116,7 +134,19 @@ pub fn diff(old: &Input, new: &Input) -> Result<Diff, String> {
         ))
     });
     let total = |i: &Input| keyed(i).values().map(|c| c.bytes).sum();
-    Ok(Diff { input: name, old_bytes: total(old), new_bytes: total(new), entries, unchanged })
+    let failure = |i: &Input| match i {
+        Input::Leaks(r) => r.failure().cloned(),
+        Input::Profile(_) => None,
+    };
+    Ok(Diff {
+        input: name,
+        old_bytes: total(old),
+        new_bytes: total(new),
+        entries,
+        unchanged,
+        old_check_failure: failure(old),
+        new_check_failure: failure(new),
+    })
 }
 
 fn entry(status: DiffStatus, key: &Key, o: &Counts, n: &Counts, stack: &[Frame]) -> DiffEntry {
@@ -168,6 +198,12 @@ pub fn stack_key(stack: &[Frame]) -> Vec<(String, String, u32)> {
 /// The diff as text: one paragraph per change, with its stack.
 pub fn render_diff_text(d: &Diff) -> String {
     let mut out = String::new();
+    for (run, failure) in [("old", &d.old_check_failure), ("new", &d.new_check_failure)] {
+        if let Some(f) = failure {
+            let _ = writeln!(out, "WARNING: in the {run} report, {f}\n  HINT: {}", f.hint);
+            let _ = writeln!(out, "  Its leak groups may be incomplete or wrong: this comparison may be too.\n");
+        }
+    }
     let what = if d.input == "leaks" { "leaked" } else { "live" };
     let _ = writeln!(
         out,
@@ -200,7 +236,8 @@ pub fn render_diff_text(d: &Diff) -> String {
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "{} changed, {} unchanged.", d.entries.len(), d.unchanged);
+    let incomplete = if d.checks_ran_to_the_end() { "" } else { " (incomplete: a leak check failed, see above)" };
+    let _ = writeln!(out, "{} changed, {} unchanged{incomplete}.", d.entries.len(), d.unchanged);
     out
 }
 

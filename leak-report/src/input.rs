@@ -1,10 +1,11 @@
 //! Reading input files: a leak report or a heap profile, told apart by their `format` field.
 //!
 //! # What it owns
-//! [`Input`], [`read_input`] and the checks a file must pass before any renderer sees it:
-//! readable, complete JSON, a known `format`, a supported `version`, and the model's
-//! invariants (a leak report's groups add up to its summary; a profile passes
-//! [`HeapProfile::validate`]). Every error is one line that starts with the file's path.
+//! [`Input`], [`read_input`] and the validation a file must pass before any renderer sees it:
+//! readable, complete JSON, a known `format`, a supported `version`, a known `status` (its
+//! `state` and, for a failed check, its `kind`), and the model's invariants (a leak report's
+//! groups add up to its summary; a profile passes [`HeapProfile::validate`]). Every error is
+//! one line that starts with the file's path.
 
 use crate::progress::Progress;
 use alloc_core::profile::model::HeapProfile;
@@ -82,7 +83,7 @@ struct Header {
     format: Option<String>,
 }
 
-/// Reads a leak report or a heap profile, checking format, version and invariants.
+/// Reads a leak report or a heap profile, validating format, version and invariants.
 /// The error is one line naming the file and what is wrong.
 pub fn read_input(path: &Path) -> Result<Input, String> {
     let named = |e: String| format!("{}: {e}", path.display());
@@ -121,7 +122,7 @@ pub fn parse_input(text: &str) -> Result<Input, String> {
                 Some(report) => report,
                 None => LeakReport::from_json(text)?,
             };
-            check_report(&report)?;
+            validate_report(&report)?;
             Ok(Input::Leaks(report))
         }
         Some(other) => {
@@ -142,7 +143,7 @@ fn quick_format(text: &str) -> Option<String> {
 
 /// The leak report's invariants (see [`Summary`](alloc_core::report::model::Summary)): the
 /// direct and indirect counts make up the leaked ones, and the groups add up to them.
-pub fn check_report(r: &LeakReport) -> Result<(), String> {
+pub fn validate_report(r: &LeakReport) -> Result<(), String> {
     let s = &r.summary;
     if s.direct_blocks.checked_add(s.indirect_blocks) != Some(s.leaked_blocks) {
         return Err(format!(
@@ -216,11 +217,11 @@ mod tests {
     #[test]
     fn a_report_whose_groups_do_not_add_up_is_refused() {
         let mut r = crate::synthetic::leak_report(3, 1);
-        assert_eq!(check_report(&r), Ok(()));
+        assert_eq!(validate_report(&r), Ok(()));
         r.summary.direct_blocks += 1;
-        assert!(check_report(&r).unwrap_err().contains("differ from leaked_blocks"));
+        assert!(validate_report(&r).unwrap_err().contains("differ from leaked_blocks"));
         r.summary.direct_blocks -= 1;
         r.leaks[0].bytes += 1;
-        assert!(check_report(&r).unwrap_err().contains("leaked_bytes"));
+        assert!(validate_report(&r).unwrap_err().contains("leaked_bytes"));
     }
 }

@@ -5,19 +5,20 @@
 //! errors that name the file ([`input`]), and turning either into what people open after a
 //! run: a text report ([`text`]), one self-contained HTML page ([`html`]), folded stacks and
 //! flame graph SVGs ([`folded`], [`flamegraph`]), pprof `profile.proto` ([`pprof`]), DHAT JSON
-//! ([`mod@dhat`]), a comparison of two runs ([`mod@diff`]), a CI verdict with annotations ([`mod@check`]),
+//! ([`mod@dhat`]), a comparison of two runs ([`mod@diff`]), a CI verdict with annotations ([`mod@gate`], behind
+//! `leak-report check`),
 //! and offline symbolization of a report written without symbols ([`mod@symbolize`]).
 //!
 //! The models live in [`alloc_core::report::model`] and [`alloc_core::profile::model`]; this
 //! crate re-exports them. The `leak-report` binary is a thin command-line layer over these
 //! functions.
 
-pub mod check;
 pub mod dhat;
 pub mod diff;
 pub mod flamegraph;
 pub mod folded;
 mod fxhash;
+pub mod gate;
 pub mod html;
 pub mod input;
 pub mod output;
@@ -30,12 +31,14 @@ pub mod synthetic;
 pub mod text;
 
 pub use alloc_core::profile::model::{HeapProfile, ProfileSummary, Site, TimelinePoint};
-pub use alloc_core::report::model::{Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary};
-pub use check::{check, CheckFormat, CheckOptions, CheckOutcome};
+pub use alloc_core::report::model::{
+    CheckFailure, CheckStatus, FailureKind, Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary,
+};
 pub use dhat::to_dhat;
 pub use diff::{diff, Diff, DiffEntry, DiffStatus};
 pub use flamegraph::to_flamegraph_svg;
 pub use folded::to_folded;
+pub use gate::{gate, GateFormat, GateOptions, GateOutcome};
 pub use html::render_html;
 pub use input::{read_input, read_profile, Input};
 pub use pprof::to_pprof;
@@ -52,21 +55,3 @@ pub fn read_report(path: &std::path::Path) -> Result<LeakReport, String> {
 #[cfg(test)]
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_files_get_errors_naming_them() {
-        let dir = std::env::temp_dir().join(format!("lr-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let missing = dir.join("missing.json");
-        assert!(read_report(&missing).unwrap_err().contains("missing.json"));
-        let bad = dir.join("bad.json");
-        std::fs::write(&bad, "{ truncated").unwrap();
-        let e = read_report(&bad).unwrap_err();
-        assert!(e.contains("bad.json") && e.contains("not a HeapSweep leak report"), "{e}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}

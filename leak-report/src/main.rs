@@ -1,12 +1,12 @@
-//! `leak-report`: renders HeapSweep leak reports and heap profiles, compares runs, checks
-//! them in CI, and symbolizes reports written without symbols. A thin command-line layer
+//! `leak-report`: renders HeapSweep leak reports and heap profiles, compares runs, gates
+//! CI on them (`check`), and symbolizes reports written without symbols. A thin command-line layer
 //! over the `leak_report` library; it runs on the system allocator.
 //!
-//! Exit status: 0 success (and a passing check), 1 a failing check, 2 an error (bad input
+//! Exit status: 0 success (and a passing `check`), 1 a failing `check`, 2 an error (bad input
 //! file, unwritable output, bad arguments).
 
 use clap::{Args, Parser, Subcommand};
-use leak_report::check::{render_check, CheckFormat, CheckOptions};
+use leak_report::gate::{render_gate, GateFormat, GateOptions};
 use leak_report::output::{write_file, write_stdout};
 use leak_report::{Input, Measure, Metric, Weight};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,9 @@ enum Command {
         output: PathBuf,
     },
     /// Compare two runs: leak groups (or profile sites) that are new, gone, grew or shrank,
-    /// matched by kind and the function/file/line of their stacks, not by addresses.
+    /// matched by kind and the function/file/line of their stacks, not by addresses. A run
+    /// whose leak check could not run to the end is named first: its groups may be
+    /// incomplete.
     Diff {
         /// The earlier report or profile.
         old: PathBuf,
@@ -89,20 +91,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
     },
-    /// Fail (exit status 1) when a leak report holds more leaked bytes than allowed, and
-    /// point at the innermost frame of your own code for each leak.
+    /// Fail (exit status 1) when a leak report holds more leaked bytes than allowed, or when
+    /// its leak check could not run to the end (whatever the limit and baseline), and point
+    /// at the innermost frame of your own code for each leak.
     Check {
-        /// The leak report to check.
+        /// The leak report to judge.
         file: PathBuf,
         /// Only leaks that are new or grew relative to this earlier report count.
         #[arg(long)]
         baseline: Option<PathBuf>,
-        /// Leaked bytes allowed before the check fails.
+        /// Leaked bytes allowed before `check` fails.
         #[arg(long, default_value_t = 0)]
         max_leaked_bytes: u64,
         /// Output: text, GitHub workflow annotations, JUnit XML or SARIF 2.1.0.
-        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-        format: CheckFormat,
+        #[arg(long, value_enum, default_value_t = GateFormat::Text)]
+        format: GateFormat,
     },
     /// Fill in function, file and line of a report written with HEAPSWEEP=...,symbolize=0
     /// from the binaries that ran (DWARF debug information, else the symbol table), then
@@ -185,9 +188,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Check { file, baseline, max_leaked_bytes, format } => {
             let report = leaks(&file)?;
             let baseline = baseline.as_deref().map(leaks).transpose()?;
-            let opts = CheckOptions { baseline, max_leaked_bytes, workdir: workdir() };
-            let outcome = leak_report::check(&report, &opts);
-            write_stdout(render_check(&outcome, format).as_bytes())?;
+            let opts = GateOptions { baseline, max_leaked_bytes, workdir: workdir() };
+            let outcome = leak_report::gate(&report, &opts);
+            write_stdout(render_gate(&outcome, format).as_bytes())?;
             return Ok(if outcome.passed { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
         Command::Symbolize { file, binary, output } => {

@@ -11,7 +11,7 @@
 //! ([`LeakReport::from_json`]), whose messages carry line and column in the file: this
 //! path only ever returns a report, never an error of its own.
 
-use alloc_core::report::model::{LeakGroup, LeakReport, Module, Summary, SuppressionUse};
+use alloc_core::report::model::{CheckStatus, LeakGroup, LeakReport, Module, Summary, SuppressionUse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -25,6 +25,8 @@ struct Skeleton<'a> {
     version: u32,
     program: String,
     pid: u32,
+    #[serde(default)]
+    status: CheckStatus,
     summary: Summary,
     #[serde(borrow)]
     leaks: Vec<&'a RawValue>,
@@ -60,6 +62,7 @@ pub fn parse_leak_report(text: &str, threads: usize) -> Option<LeakReport> {
         version: skeleton.version,
         program: skeleton.program,
         pid: skeleton.pid,
+        status: skeleton.status,
         summary: skeleton.summary,
         leaks,
         suppressions: skeleton.suppressions,
@@ -84,9 +87,15 @@ mod tests {
         for threads in [1, 2, 3, 7] {
             assert_eq!(parse_leak_report(FIXTURE, threads).as_ref(), Some(&one), "{threads} threads");
         }
-        let big = crate::synthetic::leak_report(2_000, 7);
+        let mut big = crate::synthetic::leak_report(2_000, 7);
         let text = big.to_json();
-        assert_eq!(parse_leak_report(&text, 2), Some(big));
+        assert_eq!(parse_leak_report(&text, 2), Some(big.clone()));
+        let failure = alloc_core::report::model::CheckFailure::new(
+            alloc_core::report::model::FailureKind::ThreadsNotListed,
+            "cannot open /proc/self/task: ENOENT",
+        );
+        big.status = CheckStatus::Failed(failure);
+        assert_eq!(parse_leak_report(&big.to_json(), 2), Some(big), "the status is read on this path too");
     }
 
     #[test]
@@ -109,6 +118,9 @@ mod tests {
         assert_eq!(parse_leak_report(&FIXTURE[..FIXTURE.len() / 2], 2), None);
         let v2 = FIXTURE.replacen("\"version\": 1", "\"version\": 2", 1);
         assert_eq!(parse_leak_report(&v2, 2), None);
+        let odd_status = FIXTURE.replacen("\"pid\": 4242,", "\"pid\": 4242, \"status\": {\"state\": \"odd\"},", 1);
+        assert_ne!(odd_status, FIXTURE);
+        assert_eq!(parse_leak_report(&odd_status, 2), None);
         assert!(parse_leak_report(FIXTURE, 2).is_some_and(|r| r == one));
     }
 }

@@ -51,12 +51,14 @@ const BLUE: &str = "34";
 const BOLD: &str = "1";
 
 /// A header naming the program, then the leaks as the program printed them at exit
-/// (alloc-core's renderer, the same text); a clean report says so with its counts.
+/// (alloc-core's renderer, the same text, which begins with the failure when the leak
+/// check could not run to the end); a clean report of a check that ran to the end says so
+/// with its counts.
 fn leaks(r: &LeakReport, opts: &TextOptions) -> String {
     let p = Painter(opts.color);
     let mut out = String::new();
     let _ = writeln!(out, "{}: {} (pid {})\n", p.paint(BOLD, "Leak report"), r.program, r.pid);
-    if r.is_clean() {
+    if r.is_clean() && !r.check_failed() {
         let s = &r.summary;
         let _ = writeln!(
             out,
@@ -113,7 +115,7 @@ fn sites_table(out: &mut String, prof: &HeapProfile, title: &str, get: Counts, t
 /// The innermost frame outside the standard library and dependencies (else the innermost
 /// with a symbol), and where it is.
 fn site_name(stack: &[Frame], p: Painter) -> String {
-    let own = stack.iter().find(|f| f.file.as_deref().is_some_and(|file| !crate::check::is_library_file(file)));
+    let own = stack.iter().find(|f| f.file.as_deref().is_some_and(|file| !crate::gate::is_library_file(file)));
     let Some(f) = own.or_else(|| stack.iter().find(|f| f.function.is_some())).or(stack.first()) else {
         return crate::stacks::NO_STACK.to_string();
     };

@@ -91,6 +91,18 @@ fn leak_report_page_renders() {
 }
 
 #[test]
+fn a_failed_check_shows_its_banner_above_the_summary() {
+    let dir = common::scratch("browser-check-failed");
+    let Some(dom) = rendered_dom(&page(&dir, "failed", &common::input("check-failed-leaks.json")), "") else { return };
+    rendered_cleanly(&dom);
+    let banner = dom.find("id=\"check-failed\"").expect("the banner");
+    assert!(banner < dom.find("id=\"summary\"").unwrap());
+    assert!(dom.contains("could not run to the end (roots_unreadable)") && dom.contains("Too many open files"));
+    assert_eq!(count(&dom, "class=\"group\""), 6, "the groups found before the failure are still shown");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn profile_page_renders_the_timeline() {
     let dir = common::scratch("browser-profile");
     let Some(dom) = rendered_dom(&page(&dir, "profile", &common::input("profile.json")), "") else { return };

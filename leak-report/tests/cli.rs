@@ -3,21 +3,10 @@
 
 mod common;
 
-use assert_cmd::Command;
-use common::{fixture, scratch};
+use common::{arg, cmd, fixture, scratch};
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::path::Path;
-
-fn cmd() -> Command {
-    let mut c = Command::cargo_bin("leak-report").unwrap();
-    c.env_remove("NO_COLOR");
-    c
-}
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn help_explains_each_subcommand() {
@@ -97,7 +86,7 @@ fn diff_text_and_json() {
 }
 
 #[test]
-fn check_exit_status_and_formats() {
+fn check_subcommand_exit_status_and_formats() {
     let (report, base, empty) = (fixture("leaks.json"), fixture("baseline.json"), fixture("empty.json"));
     cmd().args(["check", arg(&empty)]).assert().code(0).stdout(contains("PASS"));
     cmd().args(["check", arg(&report)]).assert().code(1).stdout(contains("FAIL: 4344 leaked bytes"));
@@ -130,6 +119,94 @@ fn check_exit_status_and_formats() {
         .assert()
         .code(2)
         .stderr(contains("profile.json: a heap profile, where a leak report was expected"));
+}
+
+/// A report whose leak check failed fails `check` in every format, with the failure in
+/// the output, however lenient the limits and whatever the baseline; an ok clean report
+/// still passes.
+#[test]
+fn check_subcommand_fails_a_report_whose_leak_check_failed() {
+    let (failed, empty) = (fixture("check-failed.json"), fixture("empty.json"));
+    let message = "thread 4243 did not stop within 2000 ms";
+    let lenient = ["--max-leaked-bytes", "1000000", "--baseline", arg(&failed)];
+    for (format, says) in [
+        ("text", "FAIL: the leak check could not run to the end (threads_not_stopped): "),
+        ("github", "::error title=HeapSweep leak check failed::the leak check could not run to the end"),
+        ("junit", "<testcase name=\"leak check\" classname=\"heapsweep\">"),
+        ("sarif", "\"executionSuccessful\": false"),
+    ] {
+        let out = cmd()
+            .args(["check", arg(&failed), "--format", format])
+            .args(lenient)
+            .assert()
+            .code(1)
+            .stdout(contains(says).and(contains(message)).and(contains("blocks or ignores SIGPWR")));
+        let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        match format {
+            "junit" => {
+                let doc = roxmltree::Document::parse(&stdout).unwrap();
+                let failure = doc.descendants().find(|n| n.has_tag_name("failure")).expect("a failing test case");
+                assert_eq!(failure.parent().unwrap().attribute("name"), Some("leak check"));
+                assert!(failure.attribute("message").unwrap().contains(message));
+                let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+                assert_eq!((suite.attribute("tests"), suite.attribute("failures")), (Some("1"), Some("1")));
+            }
+            "sarif" => {
+                let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+                let invocation = &v["runs"][0]["invocations"][0];
+                assert_eq!(invocation["executionSuccessful"], false);
+                let note = &invocation["toolExecutionNotifications"][0];
+                assert_eq!(note["level"], "error");
+                assert!(note["message"]["text"].as_str().unwrap().contains(message));
+                assert_eq!(note["descriptor"]["id"], v["runs"][0]["tool"]["driver"]["notifications"][0]["id"]);
+            }
+            _ => {}
+        }
+        cmd().args(["check", arg(&empty), "--format", format]).assert().code(0).stdout(contains(message).not());
+    }
+    // With leaks found before the failure, within the allowance: still a failure, the
+    // leaks as warnings.
+    cmd()
+        .args(["check", arg(&fixture("check-failed-leaks.json")), "--format", "github"])
+        .args(["--max-leaked-bytes", "4344"])
+        .assert()
+        .code(1)
+        .stdout(contains("::error title=").and(contains("::warning file=src/cache.rs,line=40")));
+}
+
+#[test]
+fn show_html_and_diff_say_the_leak_check_failed() {
+    let failed = fixture("check-failed.json");
+    cmd().args(["show", arg(&failed)]).assert().success().stdout(
+        contains("==7==ERROR: HeapSweep has encountered a fatal error")
+            .and(contains("==7==thread 4243 did not stop within 2000 ms"))
+            .and(contains("SUMMARY: HeapSweep: the leak check failed (threads_not_stopped); no leak report."))
+            .and(contains("No leaks found").not()),
+    );
+    let dir = scratch("check-failed");
+    let page = dir.join("failed.html");
+    cmd().args(["html", arg(&failed), "-o", arg(&page)]).assert().success();
+    let html = std::fs::read_to_string(&page).unwrap();
+    let banner = &html[html.find("<div class=\"check-failed\"").expect("the banner")..];
+    let banner = &banner[..banner.find("</div>").unwrap()];
+    assert!(banner.contains("could not run to the end (threads_not_stopped)"), "{banner}");
+    assert!(banner.contains("thread 4243 did not stop within 2000 ms") && banner.contains("HINT: threads are stopped"));
+    assert!(html.find("id=\"check-failed\"") < html.find("id=\"summary\""), "at the top of the summary");
+    let ok_page = dir.join("ok.html");
+    cmd().args(["html", arg(&fixture("empty.json")), "-o", arg(&ok_page)]).assert().success();
+    assert!(!std::fs::read_to_string(&ok_page).unwrap().contains("check-failed\""));
+    std::fs::remove_dir_all(dir).unwrap();
+
+    let (ok, failed_leaks) = (fixture("leaks.json"), fixture("check-failed-leaks.json"));
+    cmd().args(["diff", arg(&failed_leaks), arg(&ok)]).assert().success().stdout(
+        contains("WARNING: in the old report, the leak check could not run to the end (roots_unreadable)")
+            .and(contains("0 changed, 6 unchanged (incomplete: a leak check failed, see above)."))
+            .and(contains("in the new report").not()),
+    );
+    let out = cmd().args(["diff", arg(&ok), arg(&failed_leaks), "--format", "json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["new_check_failure"]["kind"], "roots_unreadable");
+    assert!(v.get("old_check_failure").is_none());
 }
 
 #[test]
@@ -201,12 +278,38 @@ fn bad_inputs_exit_2_with_one_line_naming_the_file() {
         &profile.replacen("\"live_bytes\": 36964", "\"live_bytes\": 99", 1),
         "the summary says 99",
     );
+    let failed = std::fs::read_to_string(fixture("check-failed.json")).unwrap();
+    bad(
+        &dir,
+        "bad-state.json",
+        &failed.replace("\"state\": \"failed\"", "\"state\": \"partial\""),
+        "status: unknown variant `partial`",
+    );
+    bad(
+        &dir,
+        "bad-kind.json",
+        &failed.replace("\"threads_not_stopped\"", "\"cosmic_rays\""),
+        "status: unknown variant `cosmic_rays`",
+    );
     let latin1 = dir.join("latin1.json");
     std::fs::write(&latin1, b"{\"program\": \"caf\xe9\"}").unwrap();
     cmd().args(["show", arg(&latin1)]).assert().code(2).stderr(contains("latin1.json: not UTF-8 text (byte 16)"));
     let missing = dir.join("missing.json");
     cmd().args(["show", arg(&missing)]).assert().code(2).stderr(contains("missing.json: No such file or directory"));
     cmd().args(["show", arg(&dir)]).assert().code(2).stderr(contains(arg(&dir)));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The library's reader gives the same one-line errors naming the file.
+#[test]
+fn read_report_errors_name_the_file() {
+    let dir = scratch("read-report");
+    let missing = dir.join("missing.json");
+    assert!(leak_report::read_report(&missing).unwrap_err().contains("missing.json"));
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{ truncated").unwrap();
+    let e = leak_report::read_report(&bad).unwrap_err();
+    assert!(e.contains("bad.json") && e.contains("not a HeapSweep leak report"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

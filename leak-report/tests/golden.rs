@@ -5,7 +5,7 @@
 mod common;
 
 use common::{golden, input};
-use leak_report::check::{render_check, CheckFormat, CheckOptions};
+use leak_report::gate::{render_gate, GateFormat, GateOptions};
 use leak_report::{Input, Measure, Metric, TextOptions, Weight};
 use std::path::PathBuf;
 
@@ -19,6 +19,11 @@ fn text() {
     }
     let colored = leak_report::render_text(&input("leaks.json"), &TextOptions { color: true, top: 2 });
     golden("leaks-color-top2.txt", &colored);
+    // A leak check that failed: with no group found, and with the groups found before.
+    for name in ["check-failed", "check-failed-leaks"] {
+        let out = leak_report::render_text(&input(&format!("{name}.json")), &TextOptions { color: false, top: 10 });
+        golden(&format!("{name}.txt"), &out);
+    }
 }
 
 #[test]
@@ -75,21 +80,27 @@ fn diff() {
     let d = leak_report::diff(&input("baseline.json"), &input("leaks.json")).unwrap();
     golden("diff.txt", &leak_report::diff::render_diff_text(&d));
     golden("diff.json", &serde_json::to_string_pretty(&d).unwrap());
+    let d = leak_report::diff(&input("baseline.json"), &input("check-failed-leaks.json")).unwrap();
+    golden("diff-check-failed.txt", &leak_report::diff::render_diff_text(&d));
 }
 
 #[test]
-fn check() {
+fn check_subcommand() {
     let Input::Leaks(report) = input("leaks.json") else { panic!("a leak report") };
     let Input::Leaks(baseline) = input("baseline.json") else { panic!("a leak report") };
-    let plain = CheckOptions { baseline: None, max_leaked_bytes: 0, workdir: PathBuf::from("/home/dev/app") };
-    let based = CheckOptions { baseline: Some(baseline), max_leaked_bytes: 100, ..plain.clone() };
+    let plain = GateOptions { baseline: None, max_leaked_bytes: 0, workdir: PathBuf::from("/home/dev/app") };
+    let based = GateOptions { baseline: Some(baseline), max_leaked_bytes: 100, ..plain.clone() };
+    // The leak check failed: the gate fails though its leaks are within the allowance.
+    let Input::Leaks(failed) = input("check-failed-leaks.json") else { panic!("a leak report") };
+    let lenient = GateOptions { max_leaked_bytes: 4344, ..plain.clone() };
     for (name, format) in [
-        ("text", CheckFormat::Text),
-        ("github", CheckFormat::Github),
-        ("junit", CheckFormat::Junit),
-        ("sarif", CheckFormat::Sarif),
+        ("text", GateFormat::Text),
+        ("github", GateFormat::Github),
+        ("junit", GateFormat::Junit),
+        ("sarif", GateFormat::Sarif),
     ] {
-        golden(&format!("check.{name}"), &render_check(&leak_report::check(&report, &plain), format));
-        golden(&format!("check-baseline.{name}"), &render_check(&leak_report::check(&report, &based), format));
+        golden(&format!("check.{name}"), &render_gate(&leak_report::gate(&report, &plain), format));
+        golden(&format!("check-baseline.{name}"), &render_gate(&leak_report::gate(&report, &based), format));
+        golden(&format!("check-failed.{name}"), &render_gate(&leak_report::gate(&failed, &lenient), format));
     }
 }

@@ -2,6 +2,8 @@
 //! `HEAPSWEEP=report=...,profile=...`) writes a leak report and a heap profile; every
 //! renderer of `leak_report` takes both, and what they say agrees with what the child did.
 
+mod common;
+
 use leak_report::{Input, Measure, Metric, Weight};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -56,8 +58,7 @@ fn run_child(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn a_real_report_and_profile_go_through_every_renderer() {
-    let dir = std::env::temp_dir().join(format!("leak-report-real-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("real-run");
     let (report_path, profile_path) = run_child(&dir);
     let report = leak_report::read_input(&report_path).unwrap();
     let profile = leak_report::read_input(&profile_path).unwrap();
@@ -105,10 +106,10 @@ fn a_real_report_and_profile_go_through_every_renderer() {
         assert!(same.entries.is_empty(), "a run compared with itself changed: {:?}", same.entries.len());
     }
     let opts =
-        leak_report::CheckOptions { baseline: None, max_leaked_bytes: 0, workdir: std::env::current_dir().unwrap() };
-    let outcome = leak_report::check(r, &opts);
+        leak_report::GateOptions { baseline: None, max_leaked_bytes: 0, workdir: std::env::current_dir().unwrap() };
+    let outcome = leak_report::gate(r, &opts);
     assert!(!outcome.passed && outcome.counted_bytes >= (LEAKED * LEAKED_SIZE) as u64);
-    let allowed = leak_report::CheckOptions { baseline: Some(r.clone()), ..opts };
-    assert!(leak_report::check(r, &allowed).passed, "a run against itself as baseline passes");
+    let allowed = leak_report::GateOptions { baseline: Some(r.clone()), ..opts };
+    assert!(leak_report::gate(r, &allowed).passed, "a run against itself as baseline passes");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::input;
-use leak_report::check::{render_check, CheckFormat, CheckOptions};
+use leak_report::gate::{render_gate, GateFormat, GateOptions};
 use leak_report::pprof::decode_pprof;
 use leak_report::{Input, Measure};
 use serde_json::Value;
@@ -211,13 +211,13 @@ fn flame_graph_svg_is_well_formed_and_names_the_frames() {
 #[test]
 fn junit_and_sarif_parse() {
     let Input::Leaks(r) = input("leaks.json") else { panic!() };
-    let outcome = leak_report::check(&r, &CheckOptions { workdir: "/home/dev/app".into(), ..CheckOptions::default() });
-    let xml = render_check(&outcome, CheckFormat::Junit);
+    let outcome = leak_report::gate(&r, &GateOptions { workdir: "/home/dev/app".into(), ..GateOptions::default() });
+    let xml = render_gate(&outcome, GateFormat::Junit);
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
     let failures = doc.descendants().filter(|n| n.has_tag_name("failure")).count();
     assert_eq!((cases, failures), (r.leaks.len(), r.leaks.len()));
-    let sarif: Value = serde_json::from_str(&render_check(&outcome, CheckFormat::Sarif)).unwrap();
+    let sarif: Value = serde_json::from_str(&render_gate(&outcome, GateFormat::Sarif)).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), r.leaks.len());

@@ -5,8 +5,8 @@
 
 mod common;
 
-use assert_cmd::Command;
-use leak_report::{Frame, Input, LeakGroup, LeakKind, LeakReport, Module, Summary};
+use common::{arg, cmd};
+use leak_report::{CheckStatus, Frame, Input, LeakGroup, LeakKind, LeakReport, Module, Summary};
 use std::path::PathBuf;
 
 /// The line of the marker's signature: its entry address maps there (debug builds) or to
@@ -61,6 +61,7 @@ fn raw_report(module: Module) -> LeakReport {
         version: LeakReport::VERSION,
         program: "test".into(),
         pid: std::process::id(),
+        status: CheckStatus::Ok,
         summary,
         leaks: vec![group],
         suppressions: Vec::new(),
@@ -68,7 +69,7 @@ fn raw_report(module: Module) -> LeakReport {
     }
 }
 
-fn check_symbolized(r: &LeakReport) {
+fn assert_symbolized(r: &LeakReport) {
     let stack = &r.leaks[0].stack;
     let marker = stack
         .iter()
@@ -92,7 +93,7 @@ fn symbolizes_a_function_of_this_executable() {
     assert_eq!(stats.warnings, Vec::<String>::new());
     assert_eq!((stats.looked_up, stats.resolved), (1, 1));
     let Input::Leaks(r) = input else { unreachable!() };
-    check_symbolized(&r);
+    assert_symbolized(&r);
 }
 
 #[test]
@@ -109,16 +110,11 @@ fn the_command_symbolizes_a_file() {
     std::fs::write(&raw, raw_report(this_module(None)).to_json()).unwrap();
     let out = dir.join("symbolized.json");
     let bin = exe();
-    Command::cargo_bin("leak-report")
-        .unwrap()
-        .args(["symbolize", raw.to_str().unwrap(), "--binary", bin.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .assert()
-        .success();
-    check_symbolized(&leak_report::read_report(&out).unwrap());
+    cmd().args(["symbolize", arg(&raw), "--binary", arg(&bin), "-o", arg(&out)]).assert().success();
+    assert_symbolized(&leak_report::read_report(&out).unwrap());
     // `--binary` on a renderer symbolizes before rendering.
-    Command::cargo_bin("leak-report")
-        .unwrap()
-        .args(["show", raw.to_str().unwrap(), "--binary", bin.to_str().unwrap()])
+    cmd()
+        .args(["show", arg(&raw), "--binary", arg(&bin)])
         .assert()
         .success()
         .stdout(predicates::str::contains("marker_function_for_symbolize"));

@@ -11,7 +11,7 @@
 //! before indirect (where to start fixing), then cyclic first, then by stack id, so the
 //! order never depends on hashing.
 
-use super::model::{LeakGroup, LeakKind, LeakReport, Summary, SuppressionUse};
+use super::model::{CheckStatus, LeakGroup, LeakKind, LeakReport, Summary, SuppressionUse};
 use super::rc::rc_counts;
 use super::suppress::{self, Suppression};
 use super::symbolize::{self, InProcess, RawOnly, Symbolizer};
@@ -45,6 +45,9 @@ pub(crate) struct RawCheck {
     pub(crate) reachable_bytes: u64,
     pub(crate) program: String,
     pub(crate) pid: u32,
+    /// Whether the check ran to the end; copied into the report as it is. The leaks above
+    /// are what was found before a failure (possibly nothing).
+    pub(crate) status: CheckStatus,
 }
 
 /// How to build the report.
@@ -139,6 +142,7 @@ pub(crate) fn build_with(
         version: LeakReport::VERSION,
         program: raw.program.clone(),
         pid: raw.pid,
+        status: raw.status.clone(),
         summary,
         leaks,
         suppressions: used(sups),
@@ -211,7 +215,14 @@ mod tests {
     }
 
     fn raw(leaked: Vec<RawLeak>) -> RawCheck {
-        RawCheck { leaked, reachable_blocks: 10, reachable_bytes: 999, program: "app".into(), pid: 7 }
+        RawCheck {
+            leaked,
+            reachable_blocks: 10,
+            reachable_bytes: 999,
+            program: "app".into(),
+            pid: 7,
+            status: CheckStatus::Ok,
+        }
     }
 
     fn build(raw: &RawCheck, sups: &str) -> LeakReport {
@@ -291,6 +302,17 @@ mod tests {
         let clean = build(&raw(vec![]), "leak:x");
         assert!(clean.is_clean() && clean.suppressions.is_empty());
         assert_eq!(clean.summary, Summary { reachable_blocks: 10, reachable_bytes: 999, ..Summary::default() });
+    }
+
+    #[test]
+    fn the_checks_status_is_carried_into_the_report() {
+        use crate::report::model::{CheckFailure, FailureKind};
+        let failure = CheckFailure::new(FailureKind::RootsUnreadable, "cannot open /proc/self/maps: EMFILE");
+        let mut raw = raw(vec![leak(1, 32, RawKind::Direct, false)]);
+        raw.status = CheckStatus::Failed(failure.clone());
+        let r = build(&raw, "");
+        assert_eq!((r.failure(), r.leaks.len()), (Some(&failure), 1), "the groups found are kept");
+        assert!(!build(&RawCheck::default(), "").check_failed());
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub(crate) fn write_atomically(path: &Path, pid: u32, bytes: &[u8]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{Frame, LeakGroup, LeakKind, RcCounts, RcKind, Summary, SuppressionUse};
+    use crate::report::model::{
+        CheckFailure, CheckStatus, FailureKind, Frame, LeakGroup, LeakKind, RcCounts, RcKind, Summary, SuppressionUse,
+    };
 
     fn empty() -> LeakReport {
         LeakReport {
@@ -48,6 +50,7 @@ mod tests {
             version: 1,
             program: "p".into(),
             pid: 1,
+            status: CheckStatus::Ok,
             summary: Summary::default(),
             leaks: vec![],
             suppressions: vec![],
@@ -95,6 +98,8 @@ mod tests {
         assert_eq!(f.function.as_deref(), Some("my_crate::make_list"));
         assert_eq!((f.file.as_deref(), f.line, f.module.as_deref()), (Some("src/main.rs"), Some(12), None));
         assert!(r.suppressions.is_empty());
+        assert_eq!(r.status, CheckStatus::Ok, "a report without a status reads as ok");
+        assert!(!r.check_failed() && r.failure().is_none());
         assert_eq!(r.leaked_bytes(), 32);
         assert_eq!(r.groups_with_function("make_list").len(), 1);
         assert!(r.groups_with_function("nowhere").is_empty());
@@ -144,6 +149,72 @@ mod tests {
         // Extras are left out when empty.
         let bare: serde_json::Value = serde_json::from_str(&to_json(&empty())).unwrap();
         assert!(bare.get("suppressions").is_none());
+    }
+
+    fn failure(kind: FailureKind) -> CheckFailure {
+        CheckFailure { kind, message: format!("{kind} happened"), hint: "do \"this\"".into() }
+    }
+
+    #[test]
+    fn the_status_is_always_written_right_after_pid() {
+        let text = to_json(&empty());
+        assert!(
+            text.contains("  \"pid\": 1,\n  \"status\": {\n    \"state\": \"ok\"\n  },\n  \"summary\": {"),
+            "{text}"
+        );
+        let ok: serde_json::Value = serde_json::to_value(CheckStatus::Ok).unwrap();
+        assert_eq!(ok.to_string(), r#"{"state":"ok"}"#);
+        let mut r = empty();
+        r.status = CheckStatus::Failed(failure(FailureKind::ThreadsNotStopped));
+        let text = to_json(&r);
+        let at = |key: &str| text.find(&format!("\n  \"{key}\": ")).unwrap_or_else(|| panic!("{key}: {text}"));
+        assert!(at("pid") < at("status") && at("status") < at("summary"), "{text}");
+        assert!(text.contains("\"state\": \"failed\",\n    \"kind\": \"threads_not_stopped\""), "{text}");
+    }
+
+    #[test]
+    fn every_status_round_trips_in_its_exact_form() {
+        assert_eq!(serde_json::to_string(&CheckStatus::Ok).unwrap(), r#"{"state":"ok"}"#);
+        assert_eq!(serde_json::from_str::<CheckStatus>(r#"{"state":"ok"}"#).unwrap(), CheckStatus::Ok);
+        let names = ["threads_not_listed", "threads_not_stopped", "roots_unreadable", "out_of_memory"];
+        for (kind, name) in FailureKind::ALL.into_iter().zip(names) {
+            assert_eq!(kind.as_str(), name);
+            let status = CheckStatus::Failed(failure(kind));
+            let json = serde_json::to_string(&status).unwrap();
+            let want =
+                format!(r#"{{"state":"failed","kind":"{name}","message":"{name} happened","hint":"do \"this\""}}"#);
+            assert_eq!(json, want);
+            assert_eq!(serde_json::from_str::<CheckStatus>(&json).unwrap(), status);
+            let mut r = empty();
+            r.status = status.clone();
+            let back = LeakReport::from_json(&to_json(&r)).unwrap();
+            assert_eq!(back, r);
+            assert!(back.check_failed() && back.is_clean(), "is_clean is about leak groups only");
+            assert_eq!(back.failure(), Some(&failure(kind)));
+            assert!(!kind.default_hint().is_empty());
+            assert_eq!(CheckFailure::new(kind, "m").hint, kind.default_hint());
+        }
+        let f = failure(FailureKind::OutOfMemory);
+        assert_eq!(f.to_string(), "the leak check could not run to the end (out_of_memory): out_of_memory happened");
+    }
+
+    #[test]
+    fn an_unknown_state_or_kind_is_refused() {
+        let with_status =
+            |status: &str| CONTRACT_EXAMPLE.replace("\"pid\": 1234,", &format!("\"pid\": 1234, \"status\": {status},"));
+        assert!(LeakReport::from_json(&with_status(r#"{"state": "ok"}"#)).is_ok());
+        let failed = r#"{"state": "failed", "kind": "out_of_memory", "message": "m", "hint": "h"}"#;
+        assert!(LeakReport::from_json(&with_status(failed)).unwrap().check_failed());
+        for (status, says) in [
+            (r#"{"state": "partial"}"#, "partial"),
+            (r#"{"state": "failed", "kind": "cosmic_rays", "message": "m", "hint": "h"}"#, "cosmic_rays"),
+            (r#"{"state": "failed", "kind": "out_of_memory"}"#, "message"),
+            (r#"{"kind": "out_of_memory"}"#, "state"),
+            (r#""ok""#, "expected internally tagged enum"),
+        ] {
+            let e = LeakReport::from_json(&with_status(status)).unwrap_err();
+            assert!(e.contains("status: ") && e.contains(says), "{status}: {e}");
+        }
     }
 
     #[test]

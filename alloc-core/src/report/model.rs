@@ -11,6 +11,8 @@
 //! contract (`suppressions`, `modules`, a group's `rc` and `stack_id`, a frame's `module`) are
 //! optional: they are left out of the JSON when empty and default when absent, so the
 //! contract's minimal example parses and a reader of version 1 is never surprised.
+//! `status` is always written (a report says whether its check ran to the end), and a
+//! report without it, written before it existed, reads as `{"state": "ok"}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,11 @@ pub struct LeakReport {
     pub program: String,
     /// Process id.
     pub pid: u32,
+    /// Whether the leak check ran to the end (an addition to version 1, always written).
+    /// When it did not, the leaks below may be incomplete or wrong, and an empty list does
+    /// not mean the program is clean.
+    #[serde(default, deserialize_with = "status_named")]
+    pub status: CheckStatus,
     /// Totals.
     pub summary: Summary,
     /// One entry per (kind, cyclic, allocation stack), largest `bytes` first.
@@ -37,6 +44,133 @@ pub struct LeakReport {
     /// from the binaries (an addition to version 1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<Module>,
+}
+
+/// Reads a report's `status`, with errors that name it ("status: unknown variant ...").
+fn status_named<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CheckStatus, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    CheckStatus::deserialize(value).map_err(|e| serde::de::Error::custom(format!("status: {e}")))
+}
+
+/// Whether the leak check ran to the end.
+///
+/// In JSON: `{"state": "ok"}`, or `{"state": "failed", "kind": ..., "message": ...,
+/// "hint": ...}` (the [`CheckFailure`]'s fields beside the tag).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// The check ran to the end: the report is complete.
+    #[default]
+    Ok,
+    /// The check could not run to the end: the report may miss leaks, or list blocks that
+    /// are not leaks.
+    Failed(CheckFailure),
+}
+
+impl CheckStatus {
+    /// The failure, when the check failed.
+    pub fn failure(&self) -> Option<&CheckFailure> {
+        match self {
+            CheckStatus::Ok => None,
+            CheckStatus::Failed(f) => Some(f),
+        }
+    }
+}
+
+/// Why the leak check could not run to the end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckFailure {
+    /// What failed, for programs.
+    pub kind: FailureKind,
+    /// What failed, for people: one sentence naming the thread, file or error.
+    pub message: String,
+    /// What the user can do about it.
+    pub hint: String,
+}
+
+impl CheckFailure {
+    /// A failure of `kind` with `message` and the kind's [default hint](FailureKind::default_hint).
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> CheckFailure {
+        CheckFailure { kind, message: message.into(), hint: kind.default_hint().to_string() }
+    }
+}
+
+impl std::fmt::Display for CheckFailure {
+    /// `the leak check could not run to the end (KIND): MESSAGE`; the hint is left to the
+    /// caller, which prints it on a line of its own.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the leak check could not run to the end ({}): {}", self.kind, self.message)
+    }
+}
+
+/// What kept the leak check from running to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The process's threads could not be listed (`/proc/self/task`), so their stacks and
+    /// registers, which are roots, could not be found.
+    ThreadsNotListed,
+    /// A thread did not stop for the check: its registers were not read and its stack
+    /// may change while it is scanned.
+    ThreadsNotStopped,
+    /// Roots could not be read (`/proc/self/maps`, the loaded objects' data): blocks
+    /// reachable only from them would look leaked.
+    RootsUnreadable,
+    /// The check ran out of memory for its own tables (mark bits, the root list).
+    OutOfMemory,
+}
+
+impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FailureKind; 4] = [
+        FailureKind::ThreadsNotListed,
+        FailureKind::ThreadsNotStopped,
+        FailureKind::RootsUnreadable,
+        FailureKind::OutOfMemory,
+    ];
+
+    /// The kind's JSON name: `threads_not_listed`, `threads_not_stopped`,
+    /// `roots_unreadable`, `out_of_memory`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::ThreadsNotListed => "threads_not_listed",
+            FailureKind::ThreadsNotStopped => "threads_not_stopped",
+            FailureKind::RootsUnreadable => "roots_unreadable",
+            FailureKind::OutOfMemory => "out_of_memory",
+        }
+    }
+
+    /// What a user can do about a failure of this kind, in the manner of LeakSanitizer's
+    /// `HINT:` lines.
+    pub fn default_hint(self) -> &'static str {
+        match self {
+            FailureKind::ThreadsNotListed => {
+                "the check lists threads in /proc/self/task: /proc must be mounted and readable by the \
+                 process (in a container or sandbox, mount procfs), and the process must have a file \
+                 descriptor left to open it"
+            }
+            FailureKind::ThreadsNotStopped => {
+                "threads are stopped with SIGPWR: a thread that blocks or ignores SIGPWR, replaces its \
+                 handler, or is itself stopped (under a debugger or ptrace, by SIGSTOP) cannot stop; \
+                 let it take SIGPWR, or end such threads before the check"
+            }
+            FailureKind::RootsUnreadable => {
+                "the check reads /proc/self/maps and the loaded objects' data: /proc must be mounted and \
+                 readable, and the process must not have run out of file descriptors (see ulimit -n)"
+            }
+            FailureKind::OutOfMemory => {
+                "the check needs memory for its mark bits and its list of roots, in proportion to the \
+                 heap and to the mapped memory: raise the memory limit (ulimit -v, the container's \
+                 limit), or run the check when the heap is smaller"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A loaded object file (the executable or a shared object) and where it was mapped.
@@ -190,9 +324,22 @@ impl LeakReport {
     /// The schema version this build writes and reads.
     pub const VERSION: u32 = 1;
 
-    /// Whether no leak was found (suppressed leaks do not count).
+    /// Whether the report lists no leak group (suppressed leaks do not count).
+    ///
+    /// This is about the leak groups only: a report whose check failed
+    /// ([`check_failed`](Self::check_failed)) may list none and still hide leaks.
     pub fn is_clean(&self) -> bool {
         self.leaks.is_empty()
+    }
+
+    /// Whether the leak check could not run to the end (see [`CheckStatus`]).
+    pub fn check_failed(&self) -> bool {
+        self.failure().is_some()
+    }
+
+    /// Why the leak check could not run to the end, when it could not.
+    pub fn failure(&self) -> Option<&CheckFailure> {
+        self.status.failure()
     }
 
     /// Leaked bytes, summed over the groups (suppressed leaks do not count).

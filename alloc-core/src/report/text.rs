@@ -1,12 +1,15 @@
 //! The text report, in the manner of LeakSanitizer's: a banner, one paragraph per leak
 //! group (largest first, at most `max_leaks`), the suppressions used and a summary line.
+//! When the check could not run to the end, the banner is LeakSanitizer's fatal error
+//! instead (what failed and a `HINT:` line), and the groups found before the failure, if
+//! any, follow under a line saying they may be incomplete or wrong.
 //!
 //! # Who calls it
 //! `check::run_at_exit`, which writes the string to stderr, and `leak-report show`, so a
 //! report read back prints as the program printed it. Colours are for a terminal only:
 //! `TextOptions::from_config` asks `isatty(2)` and honours `NO_COLOR`.
 
-use super::model::{Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
+use super::model::{CheckFailure, Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
 use std::fmt::Write;
 
 /// How to render.
@@ -34,7 +37,20 @@ const RULE: &str = "-----------------------------------------------------";
 pub fn render(r: &LeakReport, opts: &TextOptions) -> String {
     let p = Painter(opts.color);
     let mut out = String::new();
-    let _ = writeln!(out, "{BANNER}\n=={}=={}: HeapSweep: detected memory leaks\n", r.pid, p.paint(RED, "ERROR"));
+    if let Some(failure) = r.failure() {
+        fatal_error(&mut out, r.pid, failure, p);
+        if r.leaks.is_empty() {
+            suppressions(&mut out, r);
+            let _ = writeln!(out, "SUMMARY: HeapSweep: the leak check failed ({}); no leak report.", failure.kind);
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "The leak groups below were found before the check failed: they may be incomplete or wrong.\n"
+        );
+    } else {
+        let _ = writeln!(out, "{BANNER}\n=={}=={}: HeapSweep: detected memory leaks\n", r.pid, p.paint(RED, "ERROR"));
+    }
     let shown = match opts.max_leaks {
         0 => r.leaks.len(),
         n => n.min(r.leaks.len()),
@@ -55,6 +71,25 @@ pub fn render(r: &LeakReport, opts: &TextOptions) -> String {
         s.leaked_bytes, s.leaked_blocks, s.direct_blocks, s.indirect_blocks, s.cyclic_blocks
     );
     out
+}
+
+/// LeakSanitizer's fatal error: the banner, what failed, and the hint, each line under
+/// the `==PID==` prefix, then a blank line.
+fn fatal_error(out: &mut String, pid: u32, failure: &CheckFailure, p: Painter) {
+    let _ = writeln!(
+        out,
+        "{BANNER}\n=={pid}=={}: HeapSweep has encountered a fatal error: the leak check could not run to the end ({})",
+        p.paint(RED, "ERROR"),
+        failure.kind
+    );
+    for line in failure.message.lines() {
+        let _ = writeln!(out, "=={pid}=={line}");
+    }
+    for (i, line) in failure.hint.lines().enumerate() {
+        let label = if i == 0 { "HINT: " } else { "" };
+        let _ = writeln!(out, "=={pid}=={label}{line}");
+    }
+    out.push('\n');
 }
 
 /// One group: its headline, its stack, and a note on `Rc`/`Arc` counts.
@@ -152,7 +187,7 @@ impl Painter {
 mod tests {
     use super::*;
     use crate::report::build::{build_with, RawCheck, RawKind, RawLeak};
-    use crate::report::model::{Summary, SuppressionUse};
+    use crate::report::model::{CheckStatus, FailureKind, Summary, SuppressionUse};
 
     fn frame(ip: &str, f: &str, file: &str, line: u32) -> Frame {
         Frame { ip: ip.into(), function: Some(f.into()), file: Some(file.into()), line: Some(line), module: None }
@@ -175,6 +210,7 @@ mod tests {
             version: 1,
             program: "demo".into(),
             pid: 12345,
+            status: CheckStatus::Ok,
             summary: Summary {
                 leaked_blocks: 4,
                 leaked_bytes: 112,
@@ -240,6 +276,71 @@ SUMMARY: HeapSweep: 112 byte(s) leaked in 4 allocation(s) (3 direct, 1 indirect,
     #[test]
     fn golden_text_report() {
         assert_eq!(render(&sample(), &TextOptions::default()), GOLDEN);
+    }
+
+    /// `sample()` whose check failed: a thread did not stop.
+    fn failed(mut r: LeakReport) -> LeakReport {
+        r.status = CheckStatus::Failed(CheckFailure {
+            kind: FailureKind::ThreadsNotStopped,
+            message: "thread 4243 did not stop within 2000 ms".into(),
+            hint: "let every thread take SIGPWR".into(),
+        });
+        r
+    }
+
+    const FAILED_HEAD: &str = "\
+=================================================================
+==12345==ERROR: HeapSweep has encountered a fatal error: the leak check could not run to the end (threads_not_stopped)
+==12345==thread 4243 did not stop within 2000 ms
+==12345==HINT: let every thread take SIGPWR
+
+";
+
+    #[test]
+    fn golden_failed_check_with_groups() {
+        let text = render(&failed(sample()), &TextOptions::default());
+        let groups = GOLDEN.split_once("detected memory leaks\n\n").unwrap().1;
+        let expected = format!(
+            "{FAILED_HEAD}The leak groups below were found before the check failed: they may be incomplete or \
+             wrong.\n\n{groups}"
+        );
+        assert_eq!(text, expected);
+        assert!(!text.contains("detected memory leaks"));
+    }
+
+    #[test]
+    fn golden_failed_check_without_groups() {
+        let mut r = failed(sample());
+        r.leaks.clear();
+        r.suppressions.clear();
+        r.summary = Summary::default();
+        let expected =
+            format!("{FAILED_HEAD}SUMMARY: HeapSweep: the leak check failed (threads_not_stopped); no leak report.\n");
+        assert_eq!(render(&r, &TextOptions::default()), expected);
+        // Suppressions that matched before the failure are still listed.
+        r.suppressions = sample().suppressions;
+        let text = render(&r, &TextOptions::default());
+        assert!(
+            text.contains("Suppressions used:\n  count      bytes template\n      3         96 my_cache\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("no leak report.\n"));
+    }
+
+    #[test]
+    fn a_failed_check_is_red_and_multi_line_texts_keep_the_prefix() {
+        let mut r = failed(sample());
+        r.leaks.clear();
+        let coloured = render(&r, &TextOptions { color: true, max_leaks: 0 });
+        assert!(coloured.contains("==12345==\x1b[1;31mERROR\x1b[0m: HeapSweep has encountered a fatal error"));
+        let CheckStatus::Failed(f) = &mut r.status else { unreachable!() };
+        f.message = "line one\nline two".into();
+        f.hint = "first\nsecond".into();
+        let text = render(&r, &TextOptions::default());
+        assert!(
+            text.contains("==12345==line one\n==12345==line two\n==12345==HINT: first\n==12345==second\n"),
+            "{text}"
+        );
     }
 
     #[test]

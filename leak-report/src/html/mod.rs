@@ -7,7 +7,9 @@
 //! the summary, the leak groups or profile sites (largest first, 100 per page), cycles as
 //! rings, an interactive flame graph (click to zoom, hover for details) and, for a profile,
 //! the timeline of live bytes. Script errors are written into the element `#js-errors`, so
-//! that a test can assert there were none.
+//! that a test can assert there were none. A leak report whose check could not run to the
+//! end gets a banner at the top of the summary, in the HTML itself (it shows without
+//! JavaScript): the failure, its message and hint, and that the groups may be incomplete.
 //!
 //! # Size and speed
 //! Frames are interned into one table and stacks are lists of indices into it; the flame
@@ -41,6 +43,7 @@ pub fn render_html(input: &Input) -> String {
             "{{CSS}}" => out.push_str(CSS),
             "{{JS}}" => out.push_str(JS),
             "{{DATA}}" => out.push_str(&json),
+            "{{CHECK_FAILED}}" => out.push_str(&check_failed_banner(input)),
             other => out.push_str(other),
         }
         rest = &rest[end..];
@@ -49,6 +52,49 @@ pub fn render_html(input: &Input) -> String {
     out
 }
 
+/// The banner of a leak report whose check failed; empty otherwise.
+fn check_failed_banner(input: &Input) -> String {
+    let Input::Leaks(r) = input else { return String::new() };
+    let Some(f) = r.failure() else { return String::new() };
+    let groups = if r.leaks.is_empty() {
+        "No leak groups were found before it failed: that does not mean there are no leaks."
+    } else {
+        "The leak groups below were found before it failed: they may be incomplete or wrong."
+    };
+    format!(
+        "<div class=\"check-failed\" id=\"check-failed\" role=\"alert\">\
+         <p><strong>The leak check could not run to the end ({}).</strong> {}</p>\
+         <p>HINT: {}</p><p>{groups}</p></div>",
+        escape(f.kind.as_str()),
+        escape(&f.message),
+        escape(&f.hint)
+    )
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc_core::report::model::{CheckFailure, CheckStatus, FailureKind};
+
+    #[test]
+    fn the_banner_of_a_failed_check_is_escaped_and_only_there_when_it_failed() {
+        let mut r = crate::synthetic::leak_report(3, 5);
+        assert!(!render_html(&Input::Leaks(r.clone())).contains("class=\"check-failed\""));
+        r.status = CheckStatus::Failed(CheckFailure {
+            kind: FailureKind::OutOfMemory,
+            message: "no memory for <script>alert(1)</script> & co".into(),
+            hint: "raise \"ulimit -v\"".into(),
+        });
+        let page = render_html(&Input::Leaks(r.clone()));
+        assert!(page.contains("could not run to the end (out_of_memory).</strong> no memory for &lt;script&gt;alert(1)&lt;/script&gt; &amp; co"), "{page}");
+        assert!(page.contains("HINT: raise &quot;ulimit -v&quot;") && page.contains("may be incomplete or wrong"));
+        assert!(!page.contains("<script>alert"));
+        r.leaks.clear();
+        r.summary = Default::default();
+        assert!(render_html(&Input::Leaks(r)).contains("that does not mean there are no leaks"));
+    }
 }

@@ -1,8 +1,23 @@
-//! Helpers shared by the integration tests: fixture paths and golden-file comparison.
+//! Helpers shared by the integration tests: the command, fixture paths, golden-file
+//! comparison, and
+//! [`scratch`], the one way a test of this crate gets a directory of its own.
 #![allow(dead_code)]
 
+use assert_cmd::Command;
 use leak_report::Input;
 use std::path::{Path, PathBuf};
+
+/// The `leak-report` binary, with `NO_COLOR` unset (colours still only on a terminal).
+pub fn cmd() -> Command {
+    let mut c = Command::cargo_bin("leak-report").unwrap();
+    c.env_remove("NO_COLOR");
+    c
+}
+
+/// A path as a command-line argument.
+pub fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
 
 /// `tests/fixtures/NAME`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -43,7 +58,8 @@ pub fn golden(name: &str, actual: &str) {
     }
 }
 
-/// A fresh scratch directory for one test.
+/// A fresh scratch directory for one test, emptied if an earlier run left it behind. `test`
+/// tells apart the tests of one binary; the process id, concurrent runs.
 pub fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("leak-report-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

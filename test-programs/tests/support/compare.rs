@@ -5,13 +5,15 @@
 //! 2. The report exists (or, for `no-report`, does not), under the `%p`-expanded name.
 //! 3. Its shape: `format`, `version`, `program` (the path the runner started), `pid`
 //!    (the child's), every summary field a number, every group's fields typed.
-//! 4. The contract's own rules, for every scenario: the groups' blocks and bytes add up
+//! 4. The leak check ran to the end: `status` is `{"state": "ok"}` (a failed check's
+//!    report may miss leaks, so it matches no expectation, clean ones least of all).
+//! 5. The contract's own rules, for every scenario: the groups' blocks and bytes add up
 //!    to the summary's leak counts, by kind and for cycles, and groups come sorted by
 //!    bytes, largest first.
-//! 5. The `EXPECT:` summary fields, and `clean`.
-//! 6. The `EXPECT-GROUP` lines match the report's groups one to one (a multiset
+//! 6. The `EXPECT:` summary fields, and `clean`.
+//! 7. The `EXPECT-GROUP` lines match the report's groups one to one (a multiset
 //!    match: each line claims a different group, and no group is left over).
-//! 7. stderr: a run that reports leaks prints `SUMMARY: HeapSweep:`; a run without
+//! 8. stderr: a run that reports leaks prints `SUMMARY: HeapSweep:`; a run without
 //!    leaks prints nothing that names heapsweep.
 
 use super::expect::{Cmp, Expectation, GroupSpec, SUMMARY_KEYS};
@@ -149,6 +151,9 @@ pub fn compare(e: &Expectation, o: &Outcome) -> Vec<String> {
             }
         },
     };
+    if let Some(Ok(v)) = &o.report {
+        bad.extend(check_status(v));
+    }
     bad.extend(check_contract_rules(&report));
     bad.extend(check_summary(e, &report));
     bad.extend(check_groups(&e.groups, &report.groups));
@@ -168,6 +173,24 @@ fn stderr_tail(o: &Outcome) -> String {
     }
     let tail = &lines[lines.len().saturating_sub(12)..];
     format!("; stderr ends:\n        {}", tail.join("\n        "))
+}
+
+/// The report says its leak check ran to the end.
+fn check_status(v: &Value) -> Vec<String> {
+    let Some(status) = v.get("status") else {
+        return vec!["the report has no `status`".into()];
+    };
+    let text = |key: &str| status[key].as_str().unwrap_or("?").to_string();
+    match status["state"].as_str() {
+        Some("ok") => Vec::new(),
+        Some("failed") => vec![format!(
+            "the leak check could not run to the end ({}): {} (HINT: {})",
+            text("kind"),
+            text("message"),
+            text("hint")
+        )],
+        _ => vec![format!("`status` is neither ok nor failed: {status}")],
+    }
 }
 
 /// The report's groups agree with its summary, and come sorted by bytes.
@@ -348,6 +371,17 @@ mod tests {
         assert!(!g.matches(&frames));
         let bytes = GroupSpec { bytes: Some(25), ..spec("indirect", false, None, None) };
         assert!(!g.matches(&bytes));
+    }
+
+    #[test]
+    fn a_failed_or_missing_status_is_a_mismatch() {
+        let with = |status: &str| -> Value { serde_json::from_str(&format!("{{\"status\": {status}}}")).unwrap() };
+        assert!(check_status(&with(r#"{"state": "ok"}"#)).is_empty());
+        let failed = with(r#"{"state": "failed", "kind": "out_of_memory", "message": "no room", "hint": "h"}"#);
+        let bad = check_status(&failed);
+        assert!(bad.len() == 1 && bad[0].contains("(out_of_memory): no room"), "{bad:?}");
+        assert!(check_status(&with(r#"{"state": "odd"}"#))[0].contains("neither ok nor failed"));
+        assert!(check_status(&serde_json::json!({}))[0].contains("no `status`"));
     }
 
     #[test]

@@ -1,20 +1,26 @@
-//! The check's outcome as text, GitHub workflow annotations, JUnit XML or SARIF 2.1.0.
+//! The gate's outcome as text, GitHub workflow annotations, JUnit XML or SARIF 2.1.0.
 //!
 //! # What it owns
-//! [`render_check`]. Each format points every finding at its [`Anchor`] (the innermost
+//! [`render_gate`]. Each format points every finding at its [`Anchor`] (the innermost
 //! frame in the user's code). GitHub keeps at most 10 error annotations per step, so only
-//! the 10 largest findings are annotated, followed by a notice saying how many were left
-//! out. A failing check gives errors; findings within the allowance give warnings.
+//! the 10 largest findings are annotated (9 when the failed leak check takes one), followed
+//! by a notice saying how many were left out. Findings over the allowance are errors; findings within it, warnings.
+//!
+//! A report whose leak check failed gets, in every format, an error of its own naming the
+//! failure and its hint, before the findings: a line of text, a GitHub `::error`, a failing
+//! JUnit test case named `leak check`, and in SARIF an invocation with
+//! `executionSuccessful: false` and an error in its `toolExecutionNotifications` (what the
+//! SARIF specification tells consumers to read as an incomplete set of results).
 
-use super::{Anchor, CheckOutcome, Finding, FindingStatus};
+use super::{Anchor, Finding, FindingStatus, GateOutcome};
 use crate::stacks::{frame_label, frame_location};
-use alloc_core::report::model::LeakKind;
+use alloc_core::report::model::{CheckFailure, LeakKind};
 use serde_json::json;
 use std::fmt::Write;
 
 /// An output format of `leak-report check`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
+pub enum GateFormat {
     /// A verdict line and one paragraph per finding.
     #[default]
     Text,
@@ -30,19 +36,34 @@ pub enum CheckFormat {
 const GITHUB_MAX: usize = 10;
 
 /// Renders `o` in format `f`.
-pub fn render_check(o: &CheckOutcome, f: CheckFormat) -> String {
+pub fn render_gate(o: &GateOutcome, f: GateFormat) -> String {
     match f {
-        CheckFormat::Text => text(o),
-        CheckFormat::Github => github(o),
-        CheckFormat::Junit => junit(o),
-        CheckFormat::Sarif => sarif(o),
+        GateFormat::Text => text(o),
+        GateFormat::Github => github(o),
+        GateFormat::Junit => junit(o),
+        GateFormat::Sarif => sarif(o),
     }
 }
 
-fn verdict(o: &CheckOutcome) -> String {
+/// The id of the failed leak check, in SARIF and as the JUnit failure's type.
+const CHECK_FAILED: &str = "heapsweep/check-failed";
+
+/// `PASS: ...` or `FAIL: ...`: the counted bytes against the limit. When the leak check
+/// failed, the line says so first, and that the counts are what was found before.
+fn verdict(o: &GateOutcome) -> String {
     let what = if o.with_baseline { "new or grown leaked bytes" } else { "leaked bytes" };
     let word = if o.passed { "PASS" } else { "FAIL" };
-    format!("{word}: {} {what} in {} group(s), {} allowed", o.counted_bytes, o.findings.len(), o.max_leaked_bytes)
+    let (failed, before) = match o.check_failure {
+        Some(_) => ("the leak check failed; ", " found before it failed"),
+        None => ("", ""),
+    };
+    let (bytes, groups, allowed) = (o.counted_bytes, o.findings.len(), o.max_leaked_bytes);
+    format!("{word}: {failed}{bytes} {what} in {groups} group(s){before}, {allowed} allowed")
+}
+
+/// The failure's hint, as LeakSanitizer prints it.
+fn hint_line(f: &CheckFailure) -> String {
+    format!("HINT: {}", f.hint)
 }
 
 /// One line describing a finding: "new direct leak of 100 byte(s) in 1 object(s) ...".
@@ -80,8 +101,12 @@ fn stack_lines(f: &Finding) -> Vec<String> {
         .collect()
 }
 
-fn text(o: &CheckOutcome) -> String {
-    let mut out = format!("{}\n", verdict(o));
+fn text(o: &GateOutcome) -> String {
+    let mut out = String::new();
+    if let Some(f) = &o.check_failure {
+        let _ = writeln!(out, "FAIL: {f}\n{}", hint_line(f));
+    }
+    let _ = writeln!(out, "{}", verdict(o));
     for f in &o.findings {
         let at = f.anchor.as_ref().map(|a| format!("{}:{}: ", a.file, a.line)).unwrap_or_default();
         let _ = writeln!(out, "\n{at}{}", headline(f));
@@ -92,10 +117,15 @@ fn text(o: &CheckOutcome) -> String {
     out
 }
 
-fn github(o: &CheckOutcome) -> String {
-    let level = if o.passed { "warning" } else { "error" };
+fn github(o: &GateOutcome) -> String {
+    let level = if o.over_limit() { "error" } else { "warning" };
     let mut out = String::new();
-    for f in o.findings.iter().take(GITHUB_MAX) {
+    if let Some(f) = &o.check_failure {
+        let title = escape_property("HeapSweep leak check failed");
+        let _ = writeln!(out, "::error title={title}::{}", escape_data(&format!("{f}\n{}", hint_line(f))));
+    }
+    let room = GITHUB_MAX - usize::from(o.check_failure.is_some());
+    for f in o.findings.iter().take(room) {
         let message = format!("{}\n{}", headline(f), stack_lines(f).join("\n"));
         let mut props = vec![format!("title={}", escape_property("HeapSweep leak"))];
         if let Some(a) = &f.anchor {
@@ -103,8 +133,8 @@ fn github(o: &CheckOutcome) -> String {
         }
         let _ = writeln!(out, "::{level} {}::{}", props.join(","), escape_data(&message));
     }
-    if o.findings.len() > GITHUB_MAX {
-        let more = o.findings.len() - GITHUB_MAX;
+    if o.findings.len() > room {
+        let more = o.findings.len() - room;
         let _ = writeln!(out, "::notice::{}", escape_data(&format!("{more} more leak group(s) not annotated")));
     }
     let _ = writeln!(out, "{}", verdict(o));
@@ -121,20 +151,29 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-fn junit(o: &CheckOutcome) -> String {
-    let failures = if o.passed { 0 } else { o.findings.len() };
-    let tests = o.findings.len().max(1);
+fn junit(o: &GateOutcome) -> String {
+    let failed_check = usize::from(o.check_failure.is_some());
+    let failures = if o.over_limit() { o.findings.len() } else { 0 } + failed_check;
+    let tests = (o.findings.len() + failed_check).max(1);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(out, "<testsuites name=\"heapsweep\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">");
     let suite = xml(&format!("leak check of {}", o.program));
     let _ = writeln!(out, "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">");
-    if o.findings.is_empty() {
+    if let Some(f) = &o.check_failure {
+        let _ = writeln!(
+            out,
+            "    <testcase name=\"leak check\" classname=\"heapsweep\">\n      \
+             <failure message=\"{}\" type=\"{CHECK_FAILED}\">{}</failure>\n    </testcase>",
+            xml(&f.to_string()),
+            xml(&hint_line(f))
+        );
+    } else if o.findings.is_empty() {
         let _ = writeln!(out, "    <testcase name=\"no leaks\" classname=\"heapsweep\"/>");
     }
     for f in &o.findings {
         let class = f.anchor.as_ref().map_or("heapsweep".to_string(), |a| format!("{}:{}", a.file, a.line));
         let _ = write!(out, "    <testcase name=\"{}\" classname=\"{}\"", xml(&headline(f)), xml(&class));
-        if o.passed {
+        if !o.over_limit() {
             let _ = writeln!(out, "/>");
         } else {
             let body = xml(&stack_lines(f).join("\n"));
@@ -154,11 +193,11 @@ fn xml(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn sarif(o: &CheckOutcome) -> String {
-    let level = if o.passed { "warning" } else { "error" };
+fn sarif(o: &GateOutcome) -> String {
+    let level = if o.over_limit() { "error" } else { "warning" };
     let rule = |id: &str, text: &str| json!({"id": id, "name": id, "shortDescription": {"text": text}});
     let results: Vec<_> = o.findings.iter().map(|f| sarif_result(f, level)).collect();
-    let doc = json!({
+    let mut doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
@@ -172,6 +211,25 @@ fn sarif(o: &CheckOutcome) -> String {
             "results": results,
         }],
     });
+    if let Some(f) = &o.check_failure {
+        // SARIF 2.1.0, appendix "Detecting incomplete result sets": an unsuccessful
+        // invocation, and an error-level tool execution notification.
+        let run = &mut doc["runs"][0];
+        run["tool"]["driver"]["notifications"] = json!([{
+            "id": CHECK_FAILED,
+            "name": "LeakCheckFailed",
+            "shortDescription": {"text": "The leak check could not run to the end: its results may be incomplete"},
+        }]);
+        run["invocations"] = json!([{
+            "executionSuccessful": false,
+            "toolExecutionNotifications": [{
+                "level": "error",
+                "message": {"text": format!("{f}\n{}", hint_line(f))},
+                "descriptor": {"id": CHECK_FAILED, "index": 0},
+                "properties": {"kind": f.kind.as_str()},
+            }],
+        }]);
+    }
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 

@@ -1,24 +1,30 @@
-//! The CI verdict: does a leak report hold more leaks than allowed?
+//! The CI gate behind `leak-report check`: does a leak report hold more leaks than allowed?
+//! ("Check" alone, in this crate, is the leak check that wrote the report.)
 //!
 //! # What it owns
-//! [`check`], which counts the leaked bytes that matter (all of them, or with a baseline
+//! [`gate`], which counts the leaked bytes that matter (all of them, or with a baseline
 //! only what is new or grew relative to it, matched as [`crate::diff()`] does) against
-//! [`CheckOptions::max_leaked_bytes`], and lists each such group as a [`Finding`] anchored
+//! [`GateOptions::max_leaked_bytes`], and lists each such group as a [`Finding`] anchored
 //! at the innermost frame of the user's own code ([`user_frame`]). [`formats`] renders the
 //! outcome as text, GitHub annotations, JUnit XML or SARIF 2.1.0.
+//!
+//! A report whose leak check could not run to the end ([`LeakReport::failure`]) fails the
+//! gate whatever the limit and the baseline say: its list of leaks may be incomplete, so
+//! "no leaks over the limit" would be a guess. Its findings are still listed, as what the
+//! check found before it failed.
 
 pub mod formats;
 
 use crate::diff::{diff, DiffStatus};
 use crate::input::Input;
-use alloc_core::report::model::{Frame, LeakKind, LeakReport};
+use alloc_core::report::model::{CheckFailure, Frame, LeakKind, LeakReport};
 use std::path::{Path, PathBuf};
 
-pub use formats::{render_check, CheckFormat};
+pub use formats::{render_gate, GateFormat};
 
 /// What is allowed.
 #[derive(Clone, Debug, Default)]
-pub struct CheckOptions {
+pub struct GateOptions {
     /// Only leaks new or grown relative to this report count.
     pub baseline: Option<LeakReport>,
     /// Leaked bytes allowed (default 0: any leak fails).
@@ -72,9 +78,12 @@ pub struct Anchor {
 
 /// The verdict.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CheckOutcome {
-    /// Counted bytes within the limit.
+pub struct GateOutcome {
+    /// Counted bytes within the limit, and the leak check ran to the end.
     pub passed: bool,
+    /// Why the report's leak check could not run to the end, when it could not: the gate
+    /// fails, and the findings are only what was found before the failure.
+    pub check_failure: Option<CheckFailure>,
     /// Bytes that count.
     pub counted_bytes: u64,
     /// The limit.
@@ -83,12 +92,12 @@ pub struct CheckOutcome {
     pub with_baseline: bool,
     /// The groups that count, most counted bytes first.
     pub findings: Vec<Finding>,
-    /// The program checked.
+    /// The program the report is about.
     pub program: String,
 }
 
-/// Checks `report` against `opts`.
-pub fn check(report: &LeakReport, opts: &CheckOptions) -> CheckOutcome {
+/// Judges `report` against `opts`.
+pub fn gate(report: &LeakReport, opts: &GateOptions) -> GateOutcome {
     let mut findings: Vec<Finding> = match &opts.baseline {
         None => report
             .leaks
@@ -114,13 +123,22 @@ pub fn check(report: &LeakReport, opts: &CheckOptions) -> CheckOutcome {
     };
     findings.sort_by_key(|f| std::cmp::Reverse(f.counted_bytes));
     let counted_bytes = findings.iter().map(|f| f.counted_bytes).sum();
-    CheckOutcome {
-        passed: counted_bytes <= opts.max_leaked_bytes,
+    let check_failure = report.failure().cloned();
+    GateOutcome {
+        passed: counted_bytes <= opts.max_leaked_bytes && check_failure.is_none(),
+        check_failure,
         counted_bytes,
         max_leaked_bytes: opts.max_leaked_bytes,
         with_baseline: opts.baseline.is_some(),
         findings,
         program: report.program.clone(),
+    }
+}
+
+impl GateOutcome {
+    /// Whether the counted bytes exceed the limit (the leaks alone would fail the gate).
+    pub fn over_limit(&self) -> bool {
+        self.counted_bytes > self.max_leaked_bytes
     }
 }
 
@@ -130,7 +148,7 @@ fn finding(
     group: (LeakKind, bool, u64, u64),
     counted_bytes: u64,
     stack: &[Frame],
-    opts: &CheckOptions,
+    opts: &GateOptions,
 ) -> Finding {
     let (kind, cyclic, bytes, blocks) = group;
     let anchor = user_frame(stack, &opts.workdir);
