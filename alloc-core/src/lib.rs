@@ -19,6 +19,7 @@
 //!   registers, globals, TLS, registered regions.
 //!
 //! # Layers, bottom up
+//! `platform` (system calls, `/proc`, registers: the only user of libc and `asm!`) →
 //! `os` (mmap) → `segment` (segments, the segment map, large blocks) → `page` (blocks
 //! and their metadata) → `heap` (per-thread heaps, allocate/free) → `global` (the
 //! `GlobalAlloc` impl). Hooks: `stack` (capture and depot), `track` (counters),
@@ -42,6 +43,7 @@ mod introspect;
 mod misuse;
 mod os;
 mod page;
+mod platform;
 pub mod profile;
 mod segment;
 mod size_class;

@@ -1,0 +1,38 @@
+//! The platform layer: every system call, libc function and CPU instruction HeapSweep
+//! uses, each behind one small function, as mimalloc's `prim.h`.
+//!
+//! # What it owns
+//! The boundary between the allocator and the machine. **No other module of the crate
+//! calls a `libc` function or writes `asm!`**: they call the functions here
+//! (the modules that still do move here one by one).
+//! Functions are safe where the operation is safe to call, and `unsafe fn`s with
+//! `# Safety` preconditions where it is not (unmapping, discarding or moving memory,
+//! installing a signal handler, fork handlers). Where the OS can fail they return
+//! [`Errno`]. Nothing here allocates through the global allocator, prints or panics.
+//!
+//! - `linux` (`linux.rs`): what depends on the kernel and glibc.
+//!
+//! Everything is re-exported here: callers write `platform::munmap(...)`.
+//!
+//! # What it provides
+//! - errors: [`Errno`], and the thread's `errno`: [`errno`];
+//! - memory: [`mmap_anonymous`] (lazily [`Reserve`]d or committed), [`munmap`],
+//!   [`madvise_dontneed`], [`mremap_maymove`], [`mremap_fixed`];
+//! - descriptors: [`write()`] to a descriptor;
+//! - threads: [`sched_yield`].
+//!
+//! # Targets
+//! Only x86-64 Linux with glibc: any other target stops the build with one
+//! `compile_error!` naming why. A port would add a file beside `linux.rs` and one beside
+//! `x86_64.rs`, and select them here.
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+compile_error!(
+    "HeapSweep supports only x86-64 Linux with glibc: it stops threads with Linux signals, reads /proc, and reads registers with x86-64 instructions"
+);
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod linux;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) use linux::*;
