@@ -30,9 +30,10 @@
 //! `register_root`.
 
 use super::maps::{self, MapKind, Mapping};
-use super::stop::{self, StoppedWorld};
+use super::stop::StoppedWorld;
 use super::view::HeapView;
 use crate::os::{self, MmapVec};
+use crate::platform;
 use crate::segment::SEGMENT_SIZE;
 
 /// What a root range is.
@@ -111,7 +112,7 @@ impl RootPlan {
     /// Walks the loaded objects (takes the loader's lock: call it before stopping the
     /// world).
     pub(crate) fn prepare() -> RootPlan {
-        let mut plan = RootPlan { globals: MmapVec::new(), tp: stop::thread_pointer(), tls_below: 0 };
+        let mut plan = RootPlan { globals: MmapVec::new(), tp: platform::thread_pointer(), tls_below: 0 };
         // SAFETY: the callback only reads what the loader passes and writes into the
         // plan through the data pointer, which outlives the call.
         unsafe { libc::dl_iterate_phdr(Some(on_object), (&mut plan as *mut RootPlan).cast()) };
@@ -222,7 +223,7 @@ fn labels(world: &StoppedWorld, plan: &RootPlan) -> MmapVec<RootRange> {
         out.push(RootRange { start, end, kind: RootKind::Globals });
     }
     let tps = world.threads().iter().filter(|t| t.stopped).map(|t| t.tp);
-    for (start, end) in tps.chain([stop::thread_pointer()]).filter_map(|tp| plan.tls_of(tp)) {
+    for (start, end) in tps.chain([platform::thread_pointer()]).filter_map(|tp| plan.tls_of(tp)) {
         out.push(RootRange { start, end, kind: RootKind::Tls });
     }
     out.sort_unstable_by_key(|r| r.start);
@@ -254,7 +255,7 @@ fn scan_start(m: &Mapping, world: &StoppedWorld, my_sp: usize, after_guard: bool
     if after_guard && m.kind == MapKind::Anon {
         // A live thread running on another stack (a coroutine's, an alternate signal
         // stack), or one whose stack pointer is unknown: the whole stack.
-        let live = inside(stop::thread_pointer()) || stopped.any(|t| inside(t.tp)) || !world.all_stopped();
+        let live = inside(platform::thread_pointer()) || stopped.any(|t| inside(t.tp)) || !world.all_stopped();
         return live.then_some((m.start, RootKind::Stack));
     }
     Some((m.start, RootKind::OtherMapping))

@@ -9,8 +9,10 @@
 //!
 //! The sections below follow the list in [`super`].
 
-use core::ffi::c_void;
+use core::ffi::{c_void, CStr};
 use core::ptr::NonNull;
+use core::sync::atomic::AtomicU32;
+use core::time::Duration;
 
 /// An `errno` value: why a system call or a libc function failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,14 @@ pub(crate) fn errno() -> i32 {
     // SAFETY: `__errno_location` returns the calling thread's errno slot, valid and
     // aligned for the thread's whole life.
     unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's `errno` (a signal handler puts back the value it found).
+/// Async-signal-safe.
+#[inline]
+pub(crate) fn set_errno(value: i32) {
+    // SAFETY: as in `errno`: the slot is the calling thread's own.
+    unsafe { *libc::__errno_location() = value };
 }
 
 /// `0` on success, the error otherwise, for calls that return `-1` and set `errno`.
@@ -161,14 +171,300 @@ pub(crate) fn write(fd: i32, bytes: &[u8]) -> Result<usize, Errno> {
     usize::try_from(n).map_err(|_| Errno::last())
 }
 
+/// `getenv`: calls `f` with the bytes of environment variable `name` (without its NUL),
+/// or returns `None` when it is unset. Does not allocate.
+///
+/// The bytes are the environment's own: they stay valid while nothing changes the
+/// environment, which in Rust takes `std::env::set_var` (unsafe for this reason: its
+/// caller promises that no other thread reads the environment meanwhile).
+pub(crate) fn getenv<R>(name: &CStr, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    // SAFETY: getenv with a NUL-terminated name; it only reads the environment.
+    let raw = unsafe { libc::getenv(name.as_ptr()) };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: getenv returned a NUL-terminated string, valid while the environment is
+    // not changed (see above); it is used only during `f`.
+    Some(f(unsafe { CStr::from_ptr(raw) }.to_bytes()))
+}
+
 // ---------------------------------------------------------------------------------------
 // Processes and threads
+
+/// The calling thread's kernel thread id (`gettid`). Async-signal-safe.
+#[inline]
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// The process id (`getpid`). Async-signal-safe.
+#[inline]
+pub(crate) fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// `tgkill(pid, tid, sig)`: sends `sig` to thread `tid` of process `pid`. Signal 0 sends
+/// nothing and only checks that the thread exists (`ESRCH` when it is gone).
+pub(crate) fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: tgkill passes no memory; what the signal does is the receiver's handler's.
+    check(unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) })
+}
+
+/// `FUTEX_WAIT` (process-private): sleeps while `*word == expected`, for at most
+/// `timeout`. Returns when woken, at once when the word differs, on timeout, or when a
+/// signal arrives: the caller checks its condition again. Async-signal-safe.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let op = libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG;
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, expected, &ts) };
+}
+
+/// `FUTEX_WAKE` (process-private): wakes every thread waiting on `word`.
+/// Async-signal-safe.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    let op = libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG;
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32 has no other preconditions.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, i32::MAX) };
+}
 
 /// `sched_yield`: lets another thread run on this CPU.
 #[inline]
 pub(crate) fn sched_yield() {
     // SAFETY: sched_yield has no preconditions.
     unsafe { libc::sched_yield() };
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (through the vDSO: no system call).
+#[inline]
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+// ---------------------------------------------------------------------------------------
+// `/proc`
+
+/// A descriptor opened read-only here, closed on drop. No buffering, no allocation:
+/// usable while other threads are stopped anywhere.
+#[derive(Debug)]
+pub(crate) struct ReadOnlyFd(i32);
+
+impl ReadOnlyFd {
+    /// `open(path, O_RDONLY | O_CLOEXEC | extra_flags)`.
+    fn open(path: &CStr, extra_flags: i32) -> Result<ReadOnlyFd, Errno> {
+        // SAFETY: open with a NUL-terminated path; no other precondition.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | extra_flags) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        Ok(ReadOnlyFd(fd))
+    }
+
+    /// `read(2)` into `dst`: the number of bytes read, 0 at the end. One call, no retry.
+    pub(crate) fn read(&mut self, dst: &mut [u8]) -> Result<usize, Errno> {
+        // SAFETY: the kernel writes at most `dst.len()` bytes into the writable `dst`.
+        let n = unsafe { libc::read(self.0, dst.as_mut_ptr().cast(), dst.len()) };
+        usize::try_from(n).map_err(|_| Errno::last())
+    }
+}
+
+impl Drop for ReadOnlyFd {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor this value opened and owns.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Opens `/proc/self/maps` for reading (`leak::maps` parses it).
+pub(crate) fn open_proc_self_maps() -> Result<ReadOnlyFd, Errno> {
+    ReadOnlyFd::open(c"/proc/self/maps", 0)
+}
+
+/// Calls `f(tid)` for each thread of the process (`/proc/self/task`), without
+/// allocating. Fails when the directory cannot be opened or read; the threads listed
+/// before a read error have been passed to `f`.
+pub(crate) fn for_each_task(f: impl FnMut(i32)) -> Result<(), Errno> {
+    for_each_task_in(c"/proc/self/task", f)
+}
+
+/// [`for_each_task`] over the directory `dir`.
+fn for_each_task_in(dir: &CStr, mut f: impl FnMut(i32)) -> Result<(), Errno> {
+    let fd = ReadOnlyFd::open(dir, libc::O_DIRECTORY)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes of dirent records.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd.0, buf.as_mut_ptr(), buf.len()) };
+        match n {
+            0 => return Ok(()),
+            n if n < 0 => return Err(Errno::last()),
+            n => for_each_dirent(&buf[..n as usize], &mut f),
+        }
+    }
+}
+
+/// Walks `linux_dirent64` records: `d_ino` u64, `d_off` i64, `d_reclen` u16, `d_type` u8,
+/// then the NUL-terminated name. Calls `f` with each name that is a thread id.
+fn for_each_dirent(mut records: &[u8], f: &mut impl FnMut(i32)) {
+    while records.len() >= 19 {
+        let reclen = u16::from_ne_bytes([records[16], records[17]]) as usize;
+        if reclen < 19 || reclen > records.len() {
+            return;
+        }
+        let name = &records[19..reclen];
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        if let Some(tid) = parse_tid(&name[..end]) {
+            f(tid);
+        }
+        records = &records[reclen..];
+    }
+}
+
+/// A thread id from a directory name: decimal digits only (so not `.` nor `..`).
+fn parse_tid(name: &[u8]) -> Option<i32> {
+    if name.is_empty() || name.len() > 9 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(name.iter().fold(0i32, |a, d| a * 10 + (d - b'0') as i32))
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals
+
+pub(crate) use libc::siginfo_t as SigInfo;
+pub(crate) use libc::SIGPWR;
+#[cfg(test)]
+pub(crate) use libc::{SIGPROF, SIGUSR2};
+
+/// Signals a user may name in an option (`profile_signal`): the name without `SIG`, and
+/// the number on Linux. Signals the runtime or the leak check rely on (`SEGV`, `KILL`,
+/// `STOP`, `PWR`, ...) are left out.
+pub(crate) const SIGNAL_NAMES: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CONT", libc::SIGCONT),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("SYS", libc::SIGSYS),
+];
+
+/// A signal handler, as `sigaction` takes it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SignalHandler {
+    /// A handler of the signal number alone.
+    Plain(extern "C" fn(i32)),
+    /// An `SA_SIGINFO` handler: the signal, its info, and the interrupted context (a
+    /// `ucontext_t`, which `signal_context_registers` reads).
+    WithContext(extern "C" fn(i32, *mut SigInfo, *mut c_void)),
+}
+
+/// What else is blocked while a handler runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockWhileHandling {
+    /// Only the handled signal itself.
+    Nothing,
+    /// Every signal but the synchronous fault signals (`SEGV`, `BUS`, `ILL`, `FPE`,
+    /// `ABRT`), which must stay deliverable so that a fault in the handler is not hidden.
+    AllButFaults,
+}
+
+/// A signal's action as it was before [`set_signal_handler`] replaced it.
+#[derive(Clone, Copy)]
+pub(crate) struct SavedSignalAction {
+    sig: i32,
+    action: libc::sigaction,
+}
+
+impl core::fmt::Debug for SavedSignalAction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SavedSignalAction").field("sig", &self.sig).field("handler", &self.previous_handler()).finish()
+    }
+}
+
+impl SavedSignalAction {
+    /// The previous handler's address, or `None` when the action was the default
+    /// (`SIG_DFL`) or to ignore the signal (`SIG_IGN`).
+    pub(crate) fn previous_handler(&self) -> Option<usize> {
+        let h = self.action.sa_sigaction;
+        (h != libc::SIG_DFL && h != libc::SIG_IGN).then_some(h)
+    }
+}
+
+/// `sigaction`: installs `handler` for `sig` with `SA_RESTART` (and `SA_SIGINFO` for
+/// [`SignalHandler::WithContext`]), never `SA_ONSTACK`: the handler runs on the
+/// interrupted stack and sees the interrupted stack pointer. Returns the previous action.
+///
+/// # Safety
+/// - `handler` is async-signal-safe: it uses only atomics and async-signal-safe calls,
+///   never allocates nor takes a lock, and leaves `errno` as it found it.
+/// - The program does not rely on the action it had for `sig` (the leak check's own
+///   signal, or one the user named in an option).
+pub(crate) unsafe fn set_signal_handler(
+    sig: i32,
+    handler: SignalHandler,
+    block: BlockWhileHandling,
+) -> Result<SavedSignalAction, Errno> {
+    // SAFETY: an all-zero sigaction is a valid starting value (no handler, no flags,
+    // an empty mask).
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    (sa.sa_sigaction, sa.sa_flags) = match handler {
+        SignalHandler::Plain(h) => (h as usize, libc::SA_RESTART),
+        SignalHandler::WithContext(h) => (h as usize, libc::SA_SIGINFO | libc::SA_RESTART),
+    };
+    fill_mask(&mut sa.sa_mask, block);
+    // SAFETY: as for `sa`, all-zero is a valid sigaction for the kernel to overwrite.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: both sigactions are valid; the handler's conduct is the caller's contract.
+    check(unsafe { libc::sigaction(sig, &sa, &mut old) }.into())?;
+    Ok(SavedSignalAction { sig, action: old })
+}
+
+/// Fills a handler's mask of blocked signals.
+fn fill_mask(mask: &mut libc::sigset_t, block: BlockWhileHandling) {
+    // SAFETY: `mask` is a valid sigset_t; these calls only set its bits (and cannot fail
+    // for valid signal numbers).
+    unsafe {
+        match block {
+            BlockWhileHandling::Nothing => {
+                libc::sigemptyset(mask);
+            }
+            BlockWhileHandling::AllButFaults => {
+                libc::sigfillset(mask);
+                for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT] {
+                    libc::sigdelset(mask, s);
+                }
+            }
+        }
+    }
+}
+
+/// Blocks (`true`) or unblocks `sig` for the calling thread (`pthread_sigmask`).
+#[cfg(test)]
+pub(crate) fn set_signal_blocked(sig: i32, blocked: bool) {
+    let how = if blocked { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK };
+    // SAFETY: changing this thread's own signal mask for one signal.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(how, &set, core::ptr::null_mut());
+    }
 }
 
 #[cfg(test)]

@@ -11,15 +11,26 @@
 //! [`Errno`]. Nothing here allocates through the global allocator, prints or panics.
 //!
 //! - `linux` (`linux.rs`): what depends on the kernel and glibc.
+//! - `x86_64` (`x86_64.rs`): what depends on the CPU and its Linux ABI.
 //!
 //! Everything is re-exported here: callers write `platform::munmap(...)`.
 //!
 //! # What it provides
-//! - errors: [`Errno`], and the thread's `errno`: [`errno`];
+//! - errors: [`Errno`]; the thread's `errno`: [`errno`], [`set_errno`];
 //! - memory: [`mmap_anonymous`] (lazily [`Reserve`]d or committed), [`munmap`],
 //!   [`madvise_dontneed`], [`mremap_maymove`], [`mremap_fixed`];
-//! - descriptors: [`write()`] to a descriptor;
-//! - threads: [`sched_yield`].
+//! - descriptors and the environment: [`write()`] to a descriptor, [`getenv`];
+//! - processes and threads: [`gettid`], [`getpid`], [`tgkill`], [`futex_wait`],
+//!   [`futex_wake_all`], [`sched_yield`], [`monotonic_ns`];
+//! - `/proc`: [`for_each_task`] (the thread lister, `/proc/self/task`),
+//!   [`open_proc_self_maps`] (a [`ReadOnlyFd`] on `/proc/self/maps`; `leak::maps` parses
+//!   it);
+//! - signals: [`set_signal_handler`] (a [`SignalHandler`], what to block while it runs:
+//!   [`BlockWhileHandling`], the [`SavedSignalAction`] it replaced); [`SIGPWR`],
+//!   [`SigInfo`], and [`SIGNAL_NAMES`], the names a user may give in an option;
+//! - the CPU: [`thread_pointer`] (`fs:[0]`), [`signal_context_registers`] (the general
+//!   registers of a signal's interrupted context), and the constants [`REGISTER_COUNT`]
+//!   (23) and [`SP_REGISTER`].
 //!
 //! # Targets
 //! Only x86-64 Linux with glibc: any other target stops the build with one
@@ -33,6 +44,10 @@ compile_error!(
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod linux;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod x86_64;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) use linux::*;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub(crate) use x86_64::*;

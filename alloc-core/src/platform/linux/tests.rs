@@ -3,8 +3,17 @@
 use super::*;
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PAGE: usize = 4096;
+
+#[test]
+fn errno_is_per_thread_and_settable() {
+    set_errno(libc::EAGAIN);
+    assert_eq!(errno(), libc::EAGAIN);
+    std::thread::spawn(|| set_errno(libc::EPERM)).join().unwrap();
+    assert_eq!(errno(), libc::EAGAIN);
+}
 
 #[test]
 fn anonymous_memory_is_zeroed_discarded_and_unmapped() {
@@ -49,4 +58,132 @@ fn writes_reach_a_pipe_and_bad_descriptors_fail() {
     reader.read_to_string(&mut got).unwrap();
     assert_eq!(got, "hello");
     assert_eq!(write(-1, b"x"), Err(Errno(libc::EBADF)));
+}
+
+#[test]
+fn getenv_agrees_with_std() {
+    let ours = getenv(c"PATH", |b| b.to_vec());
+    let std = std::env::var_os("PATH").map(std::os::unix::ffi::OsStringExt::into_vec);
+    assert_eq!(ours, std);
+    assert_eq!(getenv(c"HEAPSWEEP_TEST_SURELY_UNSET_8d1f", |b| b.len()), None);
+}
+
+#[test]
+fn thread_ids_and_signals_to_threads() {
+    let (pid, me) = (getpid(), gettid());
+    assert_eq!(pid as u32, std::process::id());
+    assert_ne!(std::thread::spawn(gettid).join().unwrap(), me);
+    assert_eq!(tgkill(pid, me, 0), Ok(()));
+    // No thread id reaches i32::MAX (pid_max is at most 2^22).
+    assert_eq!(tgkill(pid, i32::MAX, 0), Err(Errno(libc::ESRCH)));
+}
+
+#[test]
+fn futex_waits_return_on_mismatch_timeout_and_wake() {
+    let word = AtomicU32::new(1);
+    futex_wait(&word, 0, Duration::from_secs(10)); // the word is not 0: returns at once
+    let t = std::time::Instant::now();
+    futex_wait(&word, 1, Duration::from_millis(5));
+    assert!(t.elapsed() >= Duration::from_millis(4));
+    static WORD: AtomicU32 = AtomicU32::new(0);
+    let waiter = std::thread::spawn(|| {
+        while WORD.load(Ordering::SeqCst) == 0 {
+            futex_wait(&WORD, 0, Duration::from_secs(10));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(5));
+    WORD.store(1, Ordering::SeqCst);
+    futex_wake_all(&WORD);
+    waiter.join().unwrap();
+    sched_yield();
+}
+
+#[test]
+fn the_monotonic_clock_moves_forward() {
+    let a = monotonic_ns();
+    std::thread::sleep(Duration::from_millis(2));
+    assert!(monotonic_ns() >= a + 1_000_000);
+}
+
+#[test]
+fn tasks_include_the_calling_thread() {
+    let me = gettid();
+    let mut seen = false;
+    for_each_task(|t| seen |= t == me).unwrap();
+    assert!(seen);
+}
+
+#[test]
+fn an_unreadable_task_directory_is_an_error_not_an_empty_list() {
+    let mut called = false;
+    assert_eq!(for_each_task_in(c"/proc/self/no-such-dir", |_| called = true), Err(Errno(libc::ENOENT)));
+    assert_eq!(for_each_task_in(c"/proc/self/maps", |_| called = true), Err(Errno(libc::ENOTDIR)));
+    assert!(!called);
+}
+
+#[test]
+fn dirent_records_are_walked_and_dot_entries_skipped() {
+    fn record(name: &[u8]) -> Vec<u8> {
+        let reclen = (19 + name.len() + 1).next_multiple_of(8);
+        let mut r = vec![0u8; reclen];
+        r[16..18].copy_from_slice(&(reclen as u16).to_ne_bytes());
+        r[19..19 + name.len()].copy_from_slice(name);
+        r
+    }
+    let buf: Vec<u8> = [&b"."[..], b"..", b"1234", b"99x", b"7"].iter().flat_map(|n| record(n)).collect();
+    let mut got = Vec::new();
+    for_each_dirent(&buf, &mut |t| got.push(t));
+    assert_eq!(got, vec![1234, 7]);
+    // A truncated record ends the walk instead of reading past the buffer.
+    got.clear();
+    for_each_dirent(&buf[..buf.len() - 3], &mut |t| got.push(t));
+    assert_eq!(got, vec![1234]);
+}
+
+#[test]
+fn proc_self_maps_reads_and_missing_files_fail() {
+    let mut fd = open_proc_self_maps().unwrap();
+    let mut buf = [0u8; 256];
+    let n = fd.read(&mut buf).unwrap();
+    assert!(n > 0 && buf[..n].contains(&b'-'), "{:?}", &buf[..n]);
+    assert_eq!(ReadOnlyFd::open(c"/proc/self/no-such-file", 0).unwrap_err(), Errno(libc::ENOENT));
+}
+
+static WINCHES: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_winch(_sig: i32) {
+    WINCHES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_handler_runs_when_its_signal_arrives_and_bad_signals_are_refused() {
+    // SIGWINCH: ignored by default, and used by nothing else in these tests.
+    let sig = libc::SIGWINCH;
+    // SAFETY: the handler only increments an atomic.
+    let saved = unsafe { set_signal_handler(sig, SignalHandler::Plain(count_winch), BlockWhileHandling::Nothing) };
+    assert_eq!(saved.unwrap().previous_handler(), None);
+    tgkill(getpid(), gettid(), sig).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while WINCHES.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(WINCHES.load(Ordering::SeqCst), 1);
+    // SAFETY: as above; the handler stays (it only counts).
+    let again = unsafe { set_signal_handler(sig, SignalHandler::Plain(count_winch), BlockWhileHandling::AllButFaults) };
+    assert_eq!(again.unwrap().previous_handler(), Some(count_winch as *const () as usize));
+    // SAFETY: signal 0 is no signal: sigaction refuses it.
+    let bad = unsafe { set_signal_handler(0, SignalHandler::Plain(count_winch), BlockWhileHandling::Nothing) };
+    assert_eq!(bad.unwrap_err(), Errno(libc::EINVAL));
+}
+
+#[test]
+fn the_signal_name_table_has_linux_numbers() {
+    let number = |name: &str| SIGNAL_NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s);
+    assert_eq!(
+        (number("HUP"), number("USR1"), number("USR2"), number("PROF")),
+        (Some(1), Some(10), Some(12), Some(27))
+    );
+    for forbidden in ["SEGV", "KILL", "STOP", "PWR", "ABRT", "BUS"] {
+        assert_eq!(number(forbidden), None, "{forbidden}");
+    }
 }
