@@ -246,6 +246,28 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The calling thread's stack, `(lo, hi)`, from `pthread_getattr_np`. It may use libc's
+/// malloc (never ours), and for the main thread it reads `/proc/self/maps`.
+pub(crate) fn current_thread_stack() -> Result<(usize, usize), Errno> {
+    // SAFETY: an all-zero pthread_attr_t is valid storage for pthread_getattr_np to fill.
+    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `attr` is writable; pthread_self() is the calling thread.
+    let rc = unsafe { libc::pthread_getattr_np(libc::pthread_self(), &mut attr) };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    let mut addr: *mut c_void = core::ptr::null_mut();
+    let mut size: libc::size_t = 0;
+    // SAFETY: `attr` was initialized by pthread_getattr_np; the out-pointers are valid.
+    let rc = unsafe { libc::pthread_attr_getstack(&attr, &mut addr, &mut size) };
+    // SAFETY: `attr` was initialized by pthread_getattr_np and is not used afterwards.
+    unsafe { libc::pthread_attr_destroy(&mut attr) };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    Ok((addr as usize, addr as usize + size))
+}
+
 // ---------------------------------------------------------------------------------------
 // `/proc`
 
@@ -465,6 +487,86 @@ pub(crate) fn set_signal_blocked(sig: i32, blocked: bool) {
         libc::sigaddset(&mut set, sig);
         libc::pthread_sigmask(how, &set, core::ptr::null_mut());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The dynamic loader
+
+pub(crate) use libc::Elf64_Phdr as ProgramHeader;
+pub(crate) use libc::{PF_W, PT_LOAD, PT_NOTE, PT_TLS};
+
+/// One loaded object (the executable, a shared library, the vDSO), as the dynamic loader
+/// describes it to [`for_each_loaded_object`].
+#[derive(Debug)]
+pub(crate) struct LoadedObject<'a> {
+    /// The path it was loaded from; empty for the executable.
+    pub(crate) name: &'a CStr,
+    /// What was added to its virtual addresses when it was mapped (`dlpi_addr`).
+    pub(crate) load_bias: usize,
+    /// Its program headers.
+    pub(crate) program_headers: &'a [ProgramHeader],
+    /// The calling thread's block of its TLS segment, when it has one allocated and the
+    /// loader reports it (`dlpi_tls_data`).
+    pub(crate) tls_data: Option<usize>,
+}
+
+/// `dl_iterate_phdr`: calls `f` for each loaded object, the executable first. Runs under
+/// the loader's lock: `f` must not load or unload objects, nor wait for a thread that
+/// might (it would deadlock). A panic in `f` aborts the process.
+pub(crate) fn for_each_loaded_object<F: FnMut(&LoadedObject<'_>)>(mut f: F) {
+    // SAFETY: `visit::<F>` matches the callback type and reads `data` as the `F` passed
+    // here, which outlives the call; the loader calls it only during the call, on this
+    // thread.
+    unsafe { libc::dl_iterate_phdr(Some(visit::<F>), (&mut f as *mut F).cast()) };
+}
+
+/// The `dl_iterate_phdr` callback: hands one object to the closure behind `data`.
+///
+/// # Safety
+/// - `info` points to `size` readable bytes of a `dl_phdr_info` that stays valid during
+///   the call, whose `dlpi_phdr` (when not null) points to `dlpi_phnum` headers.
+/// - `data` points to an `F` that nothing else uses during the call.
+unsafe extern "C" fn visit<F: FnMut(&LoadedObject<'_>)>(
+    info: *mut libc::dl_phdr_info,
+    size: usize,
+    data: *mut c_void,
+) -> i32 {
+    // SAFETY: `data` is the exclusive `&mut F` that `for_each_loaded_object` passed.
+    let f = unsafe { &mut *data.cast::<F>() };
+    // SAFETY: the loader's info is valid for the call; these fields come before
+    // `dlpi_adds` and so are within `size` bytes on every glibc.
+    let (name, addr, phdr, phnum) =
+        unsafe { ((*info).dlpi_name, (*info).dlpi_addr, (*info).dlpi_phdr, (*info).dlpi_phnum) };
+    let has_tls_data = size >= core::mem::offset_of!(libc::dl_phdr_info, dlpi_tls_data) + 8;
+    // SAFETY: `size` covers `dlpi_tls_data` (checked just above).
+    let tls = if has_tls_data { (unsafe { (*info).dlpi_tls_data }) as usize } else { 0 };
+    let object = LoadedObject {
+        // SAFETY: the loader's name is a NUL-terminated string, valid during the call.
+        name: if name.is_null() { c"" } else { unsafe { CStr::from_ptr(name) } },
+        load_bias: addr as usize,
+        // SAFETY: the loader gives `dlpi_phnum` program headers at `dlpi_phdr`, valid
+        // during the call.
+        program_headers: if phdr.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(phdr, phnum.into()) } },
+        tls_data: (tls != 0).then_some(tls),
+    };
+    f(&object);
+    0
+}
+
+/// `dladdr`: calls `f` with the path of the loaded object that holds address `addr`, or
+/// returns `None` when no object holds it. The path is the loader's, valid while the
+/// object stays loaded: `f` should copy what it keeps.
+pub(crate) fn dladdr_file_name<R>(addr: usize, f: impl FnOnce(&CStr) -> R) -> Option<R> {
+    // SAFETY: Dl_info is plain old data; all-zero is a valid value.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables; any address may be asked about.
+    let found = unsafe { libc::dladdr(addr as *const c_void, &mut info) } != 0;
+    if !found || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr set dli_fname to a NUL-terminated name owned by the loader, valid
+    // while the object stays loaded, and used only during `f`.
+    Some(f(unsafe { CStr::from_ptr(info.dli_fname) }))
 }
 
 #[cfg(test)]

@@ -21,16 +21,22 @@
 //!   [`madvise_dontneed`], [`mremap_maymove`], [`mremap_fixed`];
 //! - descriptors and the environment: [`write()`] to a descriptor, [`getenv`];
 //! - processes and threads: [`gettid`], [`getpid`], [`tgkill`], [`futex_wait`],
-//!   [`futex_wake_all`], [`sched_yield`], [`monotonic_ns`];
+//!   [`futex_wake_all`], [`sched_yield`], [`monotonic_ns`], [`current_thread_stack`]
+//!   (`pthread_getattr_np`);
 //! - `/proc`: [`for_each_task`] (the thread lister, `/proc/self/task`),
 //!   [`open_proc_self_maps`] (a [`ReadOnlyFd`] on `/proc/self/maps`; `leak::maps` parses
 //!   it);
 //! - signals: [`set_signal_handler`] (a [`SignalHandler`], what to block while it runs:
 //!   [`BlockWhileHandling`], the [`SavedSignalAction`] it replaced); [`SIGPWR`],
 //!   [`SigInfo`], and [`SIGNAL_NAMES`], the names a user may give in an option;
-//! - the CPU: [`thread_pointer`] (`fs:[0]`), [`signal_context_registers`] (the general
-//!   registers of a signal's interrupted context), and the constants [`REGISTER_COUNT`]
-//!   (23) and [`SP_REGISTER`].
+//! - the dynamic loader: [`for_each_loaded_object`] (each [`LoadedObject`]: name, load
+//!   bias, [`ProgramHeader`]s, TLS block; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`],
+//!   [`PF_W`]) and [`dladdr_file_name`];
+//! - the CPU: [`spill_callee_saved`] (callee-saved registers and the stack pointer),
+//!   [`thread_pointer`] (`fs:[0]`), [`frame_pointer_and_sp`] (for the frame-pointer walk),
+//!   [`signal_context_registers`] (the general registers of a signal's interrupted
+//!   context), and the constants [`RED_ZONE`] (128), [`REGISTER_COUNT`] (23),
+//!   [`SP_REGISTER`] and [`CALLEE_SAVED_REGISTERS`].
 //!
 //! # Targets
 //! Only x86-64 Linux with glibc: any other target stops the build with one

@@ -106,6 +106,21 @@ fn the_monotonic_clock_moves_forward() {
 }
 
 #[test]
+fn the_current_stack_holds_a_local() {
+    let local = 0u64;
+    let at = core::hint::black_box(&local) as *const u64 as usize;
+    let (lo, hi) = current_thread_stack().unwrap();
+    assert!(lo < at && at < hi, "{lo:#x}..{hi:#x} does not hold {at:#x}");
+    let (lo, hi) = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| current_thread_stack().unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(hi - lo >= 256 << 10 && hi - lo < 1 << 20, "{lo:#x}..{hi:#x}");
+}
+
+#[test]
 fn tasks_include_the_calling_thread() {
     let me = gettid();
     let mut seen = false;
@@ -186,4 +201,29 @@ fn the_signal_name_table_has_linux_numbers() {
     for forbidden in ["SEGV", "KILL", "STOP", "PWR", "ABRT", "BUS"] {
         assert_eq!(number(forbidden), None, "{forbidden}");
     }
+}
+
+#[test]
+fn loaded_objects_list_the_executable_first_then_libc() {
+    let here = loaded_objects_list_the_executable_first_then_libc as *const () as usize;
+    let mut names = Vec::new();
+    let mut holds_here = Vec::new();
+    for_each_loaded_object(|o| {
+        names.push(o.name.to_string_lossy().into_owned());
+        holds_here.push(o.program_headers.iter().any(|ph| {
+            let start = o.load_bias + ph.p_vaddr as usize;
+            ph.p_type == PT_LOAD && start <= here && here < start + ph.p_memsz as usize
+        }));
+    });
+    assert_eq!(names[0], "", "the executable has no name: {names:?}");
+    assert!(holds_here[0], "{names:?}");
+    assert!(names.iter().any(|n| n.contains("libc.so")), "{names:?}");
+}
+
+#[test]
+fn dladdr_names_the_object_holding_an_address() {
+    let getpid_at = libc::getpid as *const () as usize;
+    let name = dladdr_file_name(getpid_at, |n| n.to_string_lossy().into_owned());
+    assert!(name.as_deref().is_some_and(|n| n.contains("libc.so")), "{name:?}");
+    assert_eq!(dladdr_file_name(8, |_| ()), None);
 }
