@@ -11,7 +11,7 @@
 
 use core::ffi::{c_void, CStr};
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use core::time::Duration;
 
 /// An `errno` value: why a system call or a libc function failed.
@@ -169,6 +169,13 @@ pub(crate) fn write(fd: i32, bytes: &[u8]) -> Result<usize, Errno> {
     // SAFETY: `bytes` is readable for its whole length; the kernel only reads it.
     let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
     usize::try_from(n).map_err(|_| Errno::last())
+}
+
+/// `isatty`: whether `fd` is a terminal.
+#[cfg_attr(not(test), expect(dead_code, reason = "for the text report's colour choice, which still calls libc"))]
+pub(crate) fn isatty(fd: i32) -> bool {
+    // SAFETY: isatty only queries the descriptor; any value may be asked about.
+    unsafe { libc::isatty(fd) == 1 }
 }
 
 /// `getenv`: calls `f` with the bytes of environment variable `name` (without its NUL),
@@ -476,6 +483,14 @@ fn fill_mask(mask: &mut libc::sigset_t, block: BlockWhileHandling) {
     }
 }
 
+/// Puts back the action [`set_signal_handler`] replaced.
+#[cfg_attr(not(test), expect(dead_code, reason = "no caller restores a signal's action yet"))]
+pub(crate) fn restore_signal_action(saved: &SavedSignalAction) -> Result<(), Errno> {
+    // SAFETY: the action is the one the kernel had for this signal: putting it back
+    // returns the program to the state it set up itself.
+    check(unsafe { libc::sigaction(saved.sig, &saved.action, core::ptr::null_mut()) }.into())
+}
+
 /// Blocks (`true`) or unblocks `sig` for the calling thread (`pthread_sigmask`).
 #[cfg(test)]
 pub(crate) fn set_signal_blocked(sig: i32, blocked: bool) {
@@ -567,6 +582,123 @@ pub(crate) fn dladdr_file_name<R>(addr: usize, f: impl FnOnce(&CStr) -> R) -> Op
     // SAFETY: dladdr set dli_fname to a NUL-terminated name owned by the loader, valid
     // while the object stays loaded, and used only during `f`.
     Some(f(unsafe { CStr::from_ptr(info.dli_fname) }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Process lifecycle: thread exit, fork, exit
+
+/// The thread-exit key once created (a `pthread_key_t`), or [`NO_KEY`].
+static THREAD_EXIT_KEY: AtomicU64 = AtomicU64::new(NO_KEY);
+const NO_KEY: u64 = u64::MAX;
+
+/// Creates the process's thread-exit key (`pthread_key_create`): when a thread that set a
+/// value with [`thread_exit_key_set`] exits, glibc calls `destructor` with that value on
+/// the exiting thread, late in its exit: after the destructors of its `thread_local!`s
+/// (glibc runs those first). There is one such key: a second call fails with `EEXIST`.
+#[cfg_attr(not(test), expect(dead_code, reason = "for the heap's thread registration, which still calls libc"))]
+pub(crate) fn thread_exit_key_create(destructor: extern "C" fn(*mut c_void)) -> Result<(), Errno> {
+    let key = key_create(destructor)?;
+    if THREAD_EXIT_KEY.compare_exchange(NO_KEY, key.into(), Ordering::AcqRel, Ordering::Acquire).is_err() {
+        key_delete(key);
+        return Err(Errno(libc::EEXIST));
+    }
+    Ok(())
+}
+
+/// Sets the calling thread's value of the thread-exit key (`pthread_setspecific`): the
+/// destructor runs with it when the thread exits, if it is not null then. Fails with
+/// `EINVAL` before [`thread_exit_key_create`].
+///
+/// Not tested on its own: in the test binary the key may be the heap's, whose destructor
+/// must never see a test's value (`key_set` is tested on a key of its own).
+#[expect(dead_code, reason = "for the heap's thread registration, which still calls libc")]
+pub(crate) fn thread_exit_key_set(value: *mut c_void) -> Result<(), Errno> {
+    match u32::try_from(THREAD_EXIT_KEY.load(Ordering::Acquire)) {
+        Ok(key) => key_set(key, value),
+        Err(_) => Err(Errno(libc::EINVAL)),
+    }
+}
+
+/// `pthread_key_create` with `destructor`.
+fn key_create(destructor: extern "C" fn(*mut c_void)) -> Result<libc::pthread_key_t, Errno> {
+    let mut key: libc::pthread_key_t = 0;
+    let dtor: unsafe extern "C" fn(*mut c_void) = destructor;
+    // SAFETY: `key` is writable; the destructor is a safe function, sound for any value.
+    let rc = unsafe { libc::pthread_key_create(&mut key, Some(dtor)) };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    Ok(key)
+}
+
+/// `pthread_setspecific(key, value)`.
+fn key_set(key: libc::pthread_key_t, value: *mut c_void) -> Result<(), Errno> {
+    // SAFETY: the value is opaque to glibc; an invalid key is reported as EINVAL.
+    match unsafe { libc::pthread_setspecific(key, value) } {
+        0 => Ok(()),
+        rc => Err(Errno(rc)),
+    }
+}
+
+/// `pthread_key_delete(key)`: forgets a key nobody uses (its destructor will not run).
+fn key_delete(key: libc::pthread_key_t) {
+    // SAFETY: deleting a key only forgets its values; no destructor runs.
+    unsafe { libc::pthread_key_delete(key) };
+}
+
+/// `pthread_atfork`: `prepare` runs in the forking thread before `fork`, `parent` in the
+/// parent and `child` in the child after it, in the order the fork handlers require
+/// (prepare handlers in reverse order of registration, the others in order).
+///
+/// # Safety
+/// - `child` does only what is allowed in the child of a multithreaded process: calls
+///   that are async-signal-safe, and our own locks it knows no other thread holds (the
+///   forking thread took them in `prepare`).
+/// - `prepare` leaves every lock `child` and `parent` release held by the forking thread.
+#[cfg_attr(not(test), expect(dead_code, reason = "for the heap's fork handling, which still calls libc"))]
+pub(crate) unsafe fn atfork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> Result<(), Errno> {
+    let (prepare, parent, child): (unsafe extern "C" fn(), unsafe extern "C" fn(), unsafe extern "C" fn()) =
+        (prepare, parent, child);
+    // SAFETY: per the caller, the handlers behave as fork requires.
+    match unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) } {
+        0 => Ok(()),
+        rc => Err(Errno(rc)),
+    }
+}
+
+/// `atexit`: `f` runs when the process exits through `exit` (a return from `main`,
+/// `std::process::exit`), after Rust's runtime flushed stdout, in reverse order of
+/// registration. Fails (`ENOMEM`) when glibc cannot record it.
+#[cfg_attr(not(test), expect(dead_code, reason = "for the at-exit check, which still calls libc"))]
+pub(crate) fn atexit(f: extern "C" fn()) -> Result<(), Errno> {
+    // SAFETY: `f` is a safe function without arguments; a panic in it aborts.
+    match unsafe { libc::atexit(f) } {
+        0 => Ok(()),
+        _ => Err(Errno(libc::ENOMEM)),
+    }
+}
+
+/// `fflush(NULL)`: writes out every C stdio stream's buffer (what the program printed
+/// with `printf`, say), so that the allocator's own output follows it.
+#[cfg_attr(not(test), expect(dead_code, reason = "for the at-exit report, which still calls libc"))]
+pub(crate) fn flush_c_stdio() -> Result<(), Errno> {
+    // SAFETY: fflush(NULL) flushes every stream; it has no preconditions.
+    match unsafe { libc::fflush(core::ptr::null_mut()) } {
+        0 => Ok(()),
+        _ => Err(Errno::last()),
+    }
+}
+
+/// `_exit(code)`: ends the process at once, without `atexit` handlers, destructors nor
+/// any flushing.
+#[cfg_attr(not(test), expect(dead_code, reason = "for the at-exit check's exit status, which still calls libc"))]
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }
 
 #[cfg(test)]

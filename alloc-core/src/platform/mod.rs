@@ -19,7 +19,7 @@
 //! - errors: [`Errno`]; the thread's `errno`: [`errno`], [`set_errno`];
 //! - memory: [`mmap_anonymous`] (lazily [`Reserve`]d or committed), [`munmap`],
 //!   [`madvise_dontneed`], [`mremap_maymove`], [`mremap_fixed`];
-//! - descriptors and the environment: [`write()`] to a descriptor, [`getenv`];
+//! - descriptors and the environment: [`write()`] to a descriptor, [`isatty`], [`getenv`];
 //! - processes and threads: [`gettid`], [`getpid`], [`tgkill`], [`futex_wait`],
 //!   [`futex_wake_all`], [`sched_yield`], [`monotonic_ns`], [`current_thread_stack`]
 //!   (`pthread_getattr_np`);
@@ -27,11 +27,15 @@
 //!   [`open_proc_self_maps`] (a [`ReadOnlyFd`] on `/proc/self/maps`; `leak::maps` parses
 //!   it);
 //! - signals: [`set_signal_handler`] (a [`SignalHandler`], what to block while it runs:
-//!   [`BlockWhileHandling`], the [`SavedSignalAction`] it replaced); [`SIGPWR`],
-//!   [`SigInfo`], and [`SIGNAL_NAMES`], the names a user may give in an option;
+//!   [`BlockWhileHandling`]) and [`restore_signal_action`] (with the
+//!   [`SavedSignalAction`]); [`SIGPWR`], [`SigInfo`], and [`SIGNAL_NAMES`], the names a
+//!   user may give in an option;
 //! - the dynamic loader: [`for_each_loaded_object`] (each [`LoadedObject`]: name, load
 //!   bias, [`ProgramHeader`]s, TLS block; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`],
 //!   [`PF_W`]) and [`dladdr_file_name`];
+//! - process lifecycle: [`thread_exit_key_create`] and [`thread_exit_key_set`] (a
+//!   destructor run at thread exit), [`atfork`], [`atexit`], [`flush_c_stdio`]
+//!   (`fflush(NULL)`), [`exit_now`] (`_exit`);
 //! - the CPU: [`spill_callee_saved`] (callee-saved registers and the stack pointer),
 //!   [`thread_pointer`] (`fs:[0]`), [`frame_pointer_and_sp`] (for the frame-pointer walk),
 //!   [`signal_context_registers`] (the general registers of a signal's interrupted

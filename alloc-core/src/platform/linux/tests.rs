@@ -3,7 +3,7 @@
 use super::*;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 const PAGE: usize = 4096;
 
@@ -58,6 +58,12 @@ fn writes_reach_a_pipe_and_bad_descriptors_fail() {
     reader.read_to_string(&mut got).unwrap();
     assert_eq!(got, "hello");
     assert_eq!(write(-1, b"x"), Err(Errno(libc::EBADF)));
+}
+
+#[test]
+fn pipes_and_bad_descriptors_are_not_terminals() {
+    let (reader, _writer) = std::io::pipe().unwrap();
+    assert!(!isatty(-1) && !isatty(reader.as_raw_fd()));
 }
 
 #[test]
@@ -191,6 +197,23 @@ fn a_handler_runs_when_its_signal_arrives_and_bad_signals_are_refused() {
     assert_eq!(bad.unwrap_err(), Errno(libc::EINVAL));
 }
 
+extern "C" fn ignore_urg(_sig: i32) {}
+
+#[test]
+fn a_replaced_action_is_restored() {
+    // SIGURG: ignored by default, and used by nothing else in these tests.
+    let sig = libc::SIGURG;
+    // SAFETY: the handler does nothing.
+    let saved = unsafe { set_signal_handler(sig, SignalHandler::Plain(ignore_urg), BlockWhileHandling::Nothing) };
+    let saved = saved.unwrap();
+    assert_eq!(saved.previous_handler(), None, "{saved:?}");
+    restore_signal_action(&saved).unwrap();
+    // SAFETY: as above.
+    let again = unsafe { set_signal_handler(sig, SignalHandler::Plain(ignore_urg), BlockWhileHandling::Nothing) };
+    assert_eq!(again.unwrap().previous_handler(), None, "the default action was restored");
+    restore_signal_action(&saved).unwrap();
+}
+
 #[test]
 fn the_signal_name_table_has_linux_numbers() {
     let number = |name: &str| SIGNAL_NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s);
@@ -226,4 +249,90 @@ fn dladdr_names_the_object_holding_an_address() {
     let name = dladdr_file_name(getpid_at, |n| n.to_string_lossy().into_owned());
     assert!(name.as_deref().is_some_and(|n| n.contains("libc.so")), "{name:?}");
     assert_eq!(dladdr_file_name(8, |_| ()), None);
+}
+
+static DESTROYED: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn record_destroyed(value: *mut c_void) {
+    DESTROYED.store(value as usize, Ordering::SeqCst);
+}
+
+#[test]
+fn a_thread_key_destructor_runs_at_thread_exit_with_the_value() {
+    // A key of its own: the process's one thread-exit key belongs to the heap.
+    let key = key_create(record_destroyed).unwrap();
+    std::thread::spawn(move || key_set(key, 0x1234 as *mut c_void).unwrap()).join().unwrap();
+    assert_eq!(DESTROYED.load(Ordering::SeqCst), 0x1234);
+    key_delete(key);
+    assert_eq!(key_set(key, core::ptr::null_mut()), Err(Errno(libc::EINVAL)), "a deleted key");
+}
+
+#[test]
+fn there_is_one_thread_exit_key() {
+    extern "C" fn ignore(_: *mut c_void) {}
+    // The first call made it, here or (once the heap uses it) at the heap's set-up.
+    let first = thread_exit_key_create(ignore);
+    assert!(matches!(first, Ok(()) | Err(Errno(libc::EEXIST))), "{first:?}");
+    assert_eq!(thread_exit_key_create(ignore), Err(Errno(libc::EEXIST)));
+}
+
+/// Forks; the child exits at once (`exit_now`) with the code `child` returns, and the
+/// parent returns the child's exit status.
+fn in_child(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child only runs `child`, which reads an atomic at most, then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", errno());
+    if pid == 0 {
+        exit_now(child());
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child into a local.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "status {status:#x}");
+    libc::WEXITSTATUS(status)
+}
+
+#[test]
+fn exit_now_ends_the_process_with_the_code() {
+    assert_eq!(in_child(|| 7), 7);
+}
+
+static PREPARED: AtomicI32 = AtomicI32::new(0);
+static IN_PARENT: AtomicI32 = AtomicI32::new(0);
+static IN_CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_prepare() {
+    PREPARED.fetch_add(1, Ordering::SeqCst);
+}
+
+extern "C" fn on_parent() {
+    IN_PARENT.fetch_add(1, Ordering::SeqCst);
+}
+
+extern "C" fn on_child() {
+    IN_CHILD.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn fork_handlers_run_in_the_parent_and_the_child() {
+    // SAFETY: the handlers only increment atomics.
+    unsafe { atfork(on_prepare, on_parent, on_child) }.unwrap();
+    let child_count = in_child(|| IN_CHILD.load(Ordering::SeqCst));
+    assert_eq!(child_count, 1, "the child handler ran once, in the child");
+    assert!(PREPARED.load(Ordering::SeqCst) >= 1 && IN_PARENT.load(Ordering::SeqCst) >= 1);
+    assert_eq!(IN_CHILD.load(Ordering::SeqCst), 0, "never in the parent");
+}
+
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_exit() {
+    EXITING.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn atexit_and_flushing_c_stdio_succeed() {
+    // The handler runs when this test binary exits; registering it is what can fail.
+    atexit(note_exit).unwrap();
+    assert!(!EXITING.load(Ordering::SeqCst));
+    flush_c_stdio().unwrap();
 }
