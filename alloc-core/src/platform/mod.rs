@@ -4,7 +4,8 @@
 //! # What it owns
 //! The boundary between the allocator and the machine. **No other module of the crate
 //! calls a `libc` function or writes `asm!`**: they call the functions here
-//! (the modules that still do move here one by one).
+//! (`tests::only_the_platform_calls_libc_or_asm` reads the crate's sources and fails on a
+//! `libc::` or an `asm!` anywhere else).
 //! Functions are safe where the operation is safe to call, and `unsafe fn`s with
 //! `# Safety` preconditions where it is not (unmapping, discarding or moving memory,
 //! installing a signal handler, fork handlers). Where the OS can fail they return
@@ -61,3 +62,6 @@ mod x86_64;
 pub(crate) use linux::*;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(crate) use x86_64::*;
+
+#[cfg(test)]
+mod tests;
