@@ -97,6 +97,7 @@ fn map_aligned_with(len: usize, align: usize, reserve: Reserve) -> Option<NonNul
 /// # Safety
 /// - The range must lie in a private anonymous mapping of ours, page aligned, and hold
 ///   nothing anyone still needs.
+#[inline]
 pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
     // SAFETY: per the caller's guarantee the range is ours, page aligned, and its contents

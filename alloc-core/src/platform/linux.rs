@@ -108,6 +108,7 @@ pub(crate) unsafe fn munmap(ptr: *mut u8, len: usize) -> Result<(), Errno> {
 /// - `ptr` is page aligned and `[ptr, ptr + len)` lies in a private anonymous mapping the
 ///   caller owns.
 /// - Nothing in the range is needed any more: its contents are lost.
+#[inline]
 pub(crate) unsafe fn madvise_dontneed(ptr: *mut u8, len: usize) -> Result<(), Errno> {
     // SAFETY: per the caller, the range is ours and its contents are dead; on private
     // anonymous memory MADV_DONTNEED makes later reads return zeros.
