@@ -34,8 +34,8 @@
 
 mod path;
 
+use crate::platform;
 use core::cell::UnsafeCell;
-use core::ffi::CStr;
 use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 pub use path::FixedPath;
@@ -148,26 +148,7 @@ impl Signal {
     pub const NONE: Signal = Signal(0);
 
     /// Names accepted (with or without `SIG`, any case), and their numbers on Linux.
-    const NAMES: &'static [(&'static str, i32)] = &[
-        ("HUP", libc::SIGHUP),
-        ("INT", libc::SIGINT),
-        ("QUIT", libc::SIGQUIT),
-        ("USR1", libc::SIGUSR1),
-        ("USR2", libc::SIGUSR2),
-        ("ALRM", libc::SIGALRM),
-        ("TERM", libc::SIGTERM),
-        ("CONT", libc::SIGCONT),
-        ("TTIN", libc::SIGTTIN),
-        ("TTOU", libc::SIGTTOU),
-        ("URG", libc::SIGURG),
-        ("XCPU", libc::SIGXCPU),
-        ("XFSZ", libc::SIGXFSZ),
-        ("VTALRM", libc::SIGVTALRM),
-        ("PROF", libc::SIGPROF),
-        ("WINCH", libc::SIGWINCH),
-        ("IO", libc::SIGIO),
-        ("SYS", libc::SIGSYS),
-    ];
+    const NAMES: &'static [(&'static str, i32)] = platform::SIGNAL_NAMES;
 
     /// The signal's number, or `None` when unset.
     pub fn number(self) -> Option<i32> {
@@ -464,8 +445,7 @@ impl<T> Once<T> {
     /// Runs `init` or waits for the thread that does. False when that thread is us.
     #[cold]
     fn init_slow(&self, init: impl FnOnce() -> T) -> bool {
-        // SAFETY: gettid has no preconditions.
-        let me = unsafe { libc::gettid() };
+        let me = platform::gettid();
         if self.state.compare_exchange(UNINIT, INITIALIZING, Ordering::Acquire, Ordering::Acquire).is_ok() {
             self.initializer.store(me, Ordering::Relaxed);
             let v = init();
@@ -502,16 +482,12 @@ pub fn current() -> &'static Options {
     CURRENT.get_or_init(&DEFAULTS, read_env)
 }
 
+/// The options of `HEAPSWEEP`, or the defaults when it is unset. Reads the variable in
+/// place, without copying it (a concurrent `setenv` by another thread is the caller's
+/// race, as for any getenv).
 fn read_env() -> Options {
-    // SAFETY: getenv with a NUL-terminated name. The returned string is read at once;
-    // a concurrent `setenv` by another thread is the caller's race (as for any getenv).
-    let raw = unsafe { libc::getenv(c"HEAPSWEEP".as_ptr()) };
-    if raw.is_null() {
-        return Options::defaults();
-    }
-    // SAFETY: getenv returns a NUL-terminated string.
-    let bytes = unsafe { CStr::from_ptr(raw) }.to_bytes();
-    parse(bytes, &mut |line| warning!("{}", line))
+    platform::getenv(c"HEAPSWEEP", |bytes| parse(bytes, &mut |line| warning!("{}", line)))
+        .unwrap_or_else(Options::defaults)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! Lines are prefixed with `heapsweep: ` so that a user can tell them from the program's
 //! own output. [`abort`] ends the process with `SIGABRT`: the allocator never unwinds.
 
+use crate::platform::{self, Errno};
 use core::fmt;
 
 /// A formatter into a fixed buffer; text beyond its capacity is cut, never allocated.
@@ -47,14 +48,10 @@ impl<const N: usize> fmt::Write for StackWriter<N> {
 /// on any other error (there is nowhere left to report it).
 pub(crate) fn write_all_fd(fd: i32, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid readable slice for its whole length.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n > 0 {
-            bytes = &bytes[n as usize..];
-        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        } else {
-            return;
+        match platform::write(fd, bytes) {
+            Ok(n) if n > 0 => bytes = &bytes[n..],
+            Err(Errno::INTERRUPTED) => continue,
+            _ => return,
         }
     }
 }

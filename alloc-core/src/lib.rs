@@ -44,9 +44,11 @@
 //! 3 listeners: counters, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds
 //! 2 memory: segment, page, block, stack, leak — segments and pages, address to block, stack capture, the check's phases
 //! 1 primitives: fatal, sync, os, size_class, config, thread_state — messages, locks, mappings, options, per-thread state
+//! 0 platform: platform — system calls, /proc, signals, the dynamic loader, registers: the only user of libc and asm!
 //! ```
 //!
-//! In words, from the bottom: `os` maps memory; `segment` carves it into pages, `page`
+//! In words, from the bottom: `platform` is the one place that talks to the kernel, libc
+//! and the CPU (another target gets one clear `compile_error!` there); `os` maps memory; `segment` carves it into pages, `page`
 //! holds blocks and their metadata, `block` finds the block of any address; `stack`
 //! captures allocation stacks; the `leak` phases (stop, roots, mark, classify) work on any
 //! heap through a trait. `counters` and the profile's recorder listen to the `track` hook,
@@ -71,6 +73,7 @@ mod introspect;
 mod misuse;
 mod os;
 mod page;
+mod platform;
 pub mod profile;
 mod runtime;
 mod segment;

@@ -2,7 +2,9 @@
 //! [`MmapVec`], the allocator's own growable array.
 //!
 //! # What it owns
-//! Every call to `mmap` the allocator makes goes through this module. Mappings that hold
+//! Every mapping the allocator makes goes through this module (which makes the system
+//! calls through `platform`; only large-block growth in `segment` remaps on its own).
+//! Mappings that hold
 //! the allocator's metadata (not user blocks) are recorded in a small registry, so that the
 //! leak check never treats them as roots: [`for_each_own_mapping`].
 //!
@@ -10,6 +12,7 @@
 //! `segment` for segments, `stack` for the depot, `leak` for mark stacks and tables; on any
 //! thread, always on slow paths.
 
+use crate::platform::{self, Reserve};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -31,7 +34,7 @@ pub(crate) const fn round_up(n: usize, align: usize) -> Option<usize> {
 /// no physical memory. Returns `None` when the kernel refuses (out of memory).
 pub(crate) fn map(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len.is_multiple_of(OS_PAGE) && len > 0);
-    map_with(len, libc::MAP_NORESERVE)
+    map_with(len, Reserve::Lazily)
 }
 
 /// Unmaps `[ptr, ptr + len)`.
@@ -41,14 +44,16 @@ pub(crate) fn map(len: usize) -> Option<NonNull<u8>> {
 ///   [`map_aligned`], and nothing may use it afterwards.
 pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
-    // SAFETY: the caller guarantees the range is ours and unused.
-    unsafe { libc::munmap(ptr.cast(), len) };
+    // SAFETY: the caller guarantees the range is ours, page aligned, and unused. A
+    // failure (the kernel's mapping limit) leaves the range mapped: memory lost, nothing
+    // unsound, and nowhere to report it.
+    let _ = unsafe { platform::munmap(ptr, len) };
 }
 
 /// Maps `len` bytes whose start is aligned to `align` (a power of two, at least a page).
 /// Over-maps by `align` and trims both ends, so the result is exactly `len` bytes.
 pub(crate) fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
-    map_aligned_with(len, align, libc::MAP_NORESERVE)
+    map_aligned_with(len, align, Reserve::Lazily)
 }
 
 /// Like [`map_aligned`], but the kernel accounts the memory as committed: under the
@@ -56,35 +61,22 @@ pub(crate) fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
 /// allocation returns null) instead of succeeding and failing later on first touch.
 /// Used for large blocks, whose size the program chose.
 pub(crate) fn map_aligned_committed(len: usize, align: usize) -> Option<NonNull<u8>> {
-    map_aligned_with(len, align, 0)
+    map_aligned_with(len, align, Reserve::Committed)
 }
 
-fn map_with(len: usize, extra_flags: i32) -> Option<NonNull<u8>> {
-    // SAFETY: an anonymous private mapping at a kernel-chosen address has no preconditions.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        None
-    } else {
-        NonNull::new(p.cast())
-    }
+/// Maps `len` bytes of zeroed private anonymous memory, accounted as `reserve` says.
+fn map_with(len: usize, reserve: Reserve) -> Option<NonNull<u8>> {
+    platform::mmap_anonymous(len, reserve).ok()
 }
 
-fn map_aligned_with(len: usize, align: usize, extra_flags: i32) -> Option<NonNull<u8>> {
+/// [`map_aligned`] with the accounting `reserve` (see [`Reserve`]).
+fn map_aligned_with(len: usize, align: usize, reserve: Reserve) -> Option<NonNull<u8>> {
     debug_assert!(align.is_power_of_two() && align >= OS_PAGE && len.is_multiple_of(OS_PAGE));
     if align == OS_PAGE {
-        return map_with(len, extra_flags);
+        return map_with(len, reserve);
     }
     let total = len.checked_add(align)?;
-    let raw = map_with(total, extra_flags)?.as_ptr() as usize;
+    let raw = map_with(total, reserve)?.as_ptr() as usize;
     let start = round_up(raw, align)?;
     let head = start - raw;
     let tail = total - head - len;
@@ -105,11 +97,13 @@ fn map_aligned_with(len: usize, align: usize, extra_flags: i32) -> Option<NonNul
 /// # Safety
 /// - The range must lie in a private anonymous mapping of ours, page aligned, and hold
 ///   nothing anyone still needs.
+#[inline]
 pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
-    // SAFETY: per the caller's guarantee the contents are dead; MADV_DONTNEED on private
-    // anonymous memory makes later reads return zeros.
-    unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
+    // SAFETY: per the caller's guarantee the range is ours, page aligned, and its contents
+    // are dead. A failure leaves the pages committed: they still read as what they held,
+    // which nobody needs.
+    let _ = unsafe { platform::madvise_dontneed(ptr, len) };
 }
 
 /// Most metadata mappings the registry can hold. Each is a whole table (the depot, a mark
@@ -208,14 +202,13 @@ impl<T: Copy> MmapVec<T> {
             }
         } else {
             let old_bytes = Self::bytes_for(self.cap).unwrap_or(0);
-            // SAFETY: `ptr` maps `old_bytes` (invariant); MREMAP_MAYMOVE lets the kernel
-            // move the pages, which keeps their contents.
-            let p = unsafe { libc::mremap(self.ptr.as_ptr().cast(), old_bytes, new_bytes, libc::MREMAP_MAYMOVE) };
-            if p == libc::MAP_FAILED {
+            // SAFETY: `ptr` maps exactly `old_bytes`, page aligned (invariant), and is
+            // replaced by the new pointer below, which keeps the contents.
+            let Ok(p) = (unsafe { platform::mremap_maymove(self.ptr.as_ptr().cast(), old_bytes, new_bytes) }) else {
                 return false;
-            }
+            };
             unregister_own_mapping(self.ptr.as_ptr() as usize);
-            p.cast()
+            p.as_ptr()
         };
         register_own_mapping(new_ptr as usize, new_bytes);
         // SAFETY: mmap/mremap succeeded, so the pointer is non-null.

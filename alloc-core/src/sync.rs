@@ -50,8 +50,7 @@ impl<T> SpinLock<T> {
                     core::hint::spin_loop();
                     spins += 1;
                 } else {
-                    // SAFETY: sched_yield has no preconditions.
-                    unsafe { libc::sched_yield() };
+                    crate::platform::sched_yield();
                 }
             }
             if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {

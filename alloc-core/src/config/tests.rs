@@ -54,8 +54,8 @@ fn every_key_takes_a_good_value() {
         ("check_at_exit=0,check_at_exit=1", |o| o.check_at_exit),
         ("report=/a,report=", |o| o.report.is_empty()),
         ("profile=/tmp/heap-%p.json", |o| o.profile == path("/tmp/heap-%p.json")),
-        ("profile_signal=usr2", |o| o.profile_signal == Signal(libc::SIGUSR2)),
-        ("profile_signal=SIGPROF", |o| o.profile_signal == Signal(libc::SIGPROF)),
+        ("profile_signal=usr2", |o| o.profile_signal == Signal(crate::platform::SIGUSR2)),
+        ("profile_signal=SIGPROF", |o| o.profile_signal == Signal(crate::platform::SIGPROF)),
         ("profile_signal=40", |o| o.profile_signal == Signal(40)),
         ("profile_signal=HUP,profile_signal=", |o| o.profile_signal == Signal::NONE),
     ];

@@ -7,11 +7,13 @@
 //! but nothing promises it).
 //!
 //! # Who calls it
-//! `roots`, with every other thread stopped: no std I/O, no `Vec`, only `open`/`read`.
-//! The caller reserves room in the output before reading: growing an `MmapVec` maps new
-//! memory, which would change the very list being read.
+//! `roots`, with every other thread stopped: no std I/O, no `Vec`, only `open`/`read`
+//! (`platform::open_proc_self_maps`). The caller reserves room in the output before
+//! reading: growing an `MmapVec` maps new memory, which would change the very list being
+//! read.
 
 use crate::os::MmapVec;
+use crate::platform::{self, Errno};
 
 /// What backs a mapping, from the path column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,28 +44,23 @@ pub(crate) struct Mapping {
 }
 
 /// Reads every mapping into `out` (cleared first). Returns false if the file could not
-/// be read or memory ran out (what was read stays in `out`).
+/// be opened or read, or memory ran out (what was read stays in `out`).
 pub(crate) fn read_maps(out: &mut MmapVec<Mapping>) -> bool {
     out.clear();
-    // SAFETY: open with a NUL-terminated path; no other precondition.
-    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
+    let Ok(mut file) = platform::open_proc_self_maps() else {
         return false;
-    }
+    };
     let mut ok = true;
     let mut lines = LineSplitter::<8192>::new();
-    let read_ok = lines.run(
-        // SAFETY: reading into a caller-provided, writable slice.
-        |dst| unsafe { libc::read(fd, dst.as_mut_ptr().cast(), dst.len()) },
+    let read = lines.run(
+        |dst| file.read(dst),
         |line| {
             if let Some(m) = parse_line(line) {
                 ok &= out.push(m);
             }
         },
     );
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(fd) };
-    ok && read_ok
+    ok && read.is_ok()
 }
 
 /// Splits a byte stream into `\n`-terminated lines through a buffer of `N` bytes.
@@ -82,19 +79,24 @@ impl<const N: usize> LineSplitter<N> {
         Self { buf: [0; N], have: 0, skipping: false }
     }
 
-    /// Calls `read` until it returns 0 (end) or less (error; then returns false), and
+    /// Calls `read` until it returns 0 (end) or an error (which it returns), and
     /// `on_line` for each complete line, without its newline. A last line without a
     /// newline is passed too.
-    fn run(&mut self, mut read: impl FnMut(&mut [u8]) -> isize, mut on_line: impl FnMut(&[u8])) -> bool {
+    fn run(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> Result<usize, Errno>,
+        mut on_line: impl FnMut(&[u8]),
+    ) -> Result<(), Errno> {
         loop {
-            let n = read(&mut self.buf[self.have..]);
-            if n <= 0 {
-                if self.have > 0 && !self.skipping {
-                    on_line(&self.buf[..self.have]);
+            match read(&mut self.buf[self.have..]) {
+                Ok(n) if n > 0 => self.take(self.have + n, &mut on_line),
+                end => {
+                    if self.have > 0 && !self.skipping {
+                        on_line(&self.buf[..self.have]);
+                    }
+                    return end.map(|_| ());
                 }
-                return n == 0;
             }
-            self.take(self.have + n as usize, &mut on_line);
         }
     }
 
@@ -198,17 +200,36 @@ mod tests {
     fn split<const N: usize>(text: &[u8], chunk: usize) -> Vec<Vec<u8>> {
         let mut lines = Vec::new();
         let mut pos = 0;
-        let ok = LineSplitter::<N>::new().run(
+        let end = LineSplitter::<N>::new().run(
             |dst| {
                 let n = dst.len().min(chunk).min(text.len() - pos);
                 dst[..n].copy_from_slice(&text[pos..pos + n]);
                 pos += n;
-                n as isize
+                Ok(n)
             },
             |l| lines.push(l.to_vec()),
         );
-        assert!(ok);
+        assert_eq!(end, Ok(()));
         lines
+    }
+
+    #[test]
+    fn a_read_error_ends_the_split_and_is_returned() {
+        let mut calls = 0;
+        let mut lines = Vec::new();
+        let end = LineSplitter::<64>::new().run(
+            |dst| {
+                calls += 1;
+                if calls > 1 {
+                    return Err(Errno(5));
+                }
+                dst[..7].copy_from_slice(b"a\nb-cut");
+                Ok(7)
+            },
+            |l| lines.push(l.to_vec()),
+        );
+        assert_eq!(end, Err(Errno(5)));
+        assert_eq!(lines, vec![b"a".to_vec(), b"b-cut".to_vec()], "the partial line is still passed");
     }
 
     #[test]

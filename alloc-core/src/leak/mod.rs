@@ -56,18 +56,8 @@ impl Analysis {
 /// the frames of the check's own machinery hold stale copies of pointers to the blocks a
 /// previous check found leaked, which would make them look reachable.
 #[inline(never)]
-pub(crate) fn spill_registers(spill: &mut [usize; 6]) -> usize {
-    let sp: usize;
-    // SAFETY: stores six registers into a local array and reads rsp; no other effect.
-    unsafe {
-        core::arch::asm!(
-            "mov [{a}], rbx", "mov [{a} + 8], rbp", "mov [{a} + 16], r12",
-            "mov [{a} + 24], r13", "mov [{a} + 32], r14", "mov [{a} + 40], r15",
-            "mov {sp}, rsp",
-            a = in(reg) spill.as_mut_ptr(), sp = out(reg) sp, options(nostack, preserves_flags)
-        )
-    };
-    sp
+pub(crate) fn spill_registers(spill: &mut [usize; crate::platform::CALLEE_SAVED_REGISTERS]) -> usize {
+    crate::platform::spill_callee_saved(spill)
 }
 
 /// Roots → flood fill → classify, as LSan's `ClassifyAllChunks`. `sp` is where the

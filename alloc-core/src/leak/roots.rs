@@ -9,11 +9,12 @@
 //!   the stop table): never roots;
 //! - `[vvar]`, `[vdso]`, `[vsyscall]`;
 //! - thread stacks below the stack pointer: the mapping holding a stopped thread's stack
-//!   pointer is scanned from `sp - 128` (the x86-64 red zone may hold the only copy of a
-//!   pointer) to its end, which also covers the thread's static TLS that glibc places at
-//!   the top of its stack; the checking thread's own stack likewise from its own sp. A
-//!   mapping holding a thread's TLS but not its stack pointer (the thread runs on another
-//!   stack: a coroutine's, an alternate signal stack) is scanned whole;
+//!   pointer is scanned from `sp - 128` (the x86-64 red zone, `platform::RED_ZONE`, may
+//!   hold the only copy of a pointer) to its end, which also covers the thread's static
+//!   TLS that glibc places at the top of its stack; the checking thread's own stack
+//!   likewise from its own sp. A mapping holding a thread's TLS but not its stack
+//!   pointer (the thread runs on another stack: a coroutine's, an alternate signal
+//!   stack) is scanned whole;
 //! - stacks of threads that have exited: glibc keeps them mapped for reuse, full of stale
 //!   pointers. A thread stack is an anonymous mapping right above a `PROT_NONE` guard
 //!   page; such a mapping that holds no live thread's stack pointer or TLS is skipped
@@ -30,9 +31,10 @@
 //! `register_root`.
 
 use super::maps::{self, MapKind, Mapping};
-use super::stop::{self, StoppedWorld};
+use super::stop::StoppedWorld;
 use super::view::HeapView;
 use crate::os::{self, MmapVec};
+use crate::platform::{self, LoadedObject, PF_W, PT_LOAD, PT_TLS};
 use crate::segment::SEGMENT_SIZE;
 
 /// What a root range is.
@@ -111,11 +113,25 @@ impl RootPlan {
     /// Walks the loaded objects (takes the loader's lock: call it before stopping the
     /// world).
     pub(crate) fn prepare() -> RootPlan {
-        let mut plan = RootPlan { globals: MmapVec::new(), tp: stop::thread_pointer(), tls_below: 0 };
-        // SAFETY: the callback only reads what the loader passes and writes into the
-        // plan through the data pointer, which outlives the call.
-        unsafe { libc::dl_iterate_phdr(Some(on_object), (&mut plan as *mut RootPlan).cast()) };
+        let mut plan = RootPlan { globals: MmapVec::new(), tp: platform::thread_pointer(), tls_below: 0 };
+        platform::for_each_loaded_object(|object| plan.add_object(object));
         plan
+    }
+
+    /// Records an object's writable segments, and how far below the thread pointer its
+    /// static TLS block lies.
+    fn add_object(&mut self, object: &LoadedObject<'_>) {
+        for ph in object.program_headers {
+            if ph.p_type == PT_LOAD && ph.p_flags & PF_W != 0 {
+                let start = object.load_bias + ph.p_vaddr as usize;
+                let _ = self.globals.push((start & !(os::OS_PAGE - 1), start + ph.p_memsz as usize));
+            }
+            if let (PT_TLS, Some(block)) = (ph.p_type, object.tls_data) {
+                if block < self.tp && self.tp - block <= MAX_STATIC_TLS {
+                    self.tls_below = self.tls_below.max(self.tp - block);
+                }
+            }
+        }
     }
 
     /// The static TLS block of the thread whose thread pointer is `tp`: glibc (x86-64,
@@ -123,28 +139,6 @@ impl RootPlan {
     fn tls_of(&self, tp: usize) -> Option<(usize, usize)> {
         (tp != 0 && self.tls_below != 0).then(|| (tp.saturating_sub(self.tls_below), tp))
     }
-}
-
-unsafe extern "C" fn on_object(info: *mut libc::dl_phdr_info, size: usize, data: *mut libc::c_void) -> i32 {
-    // SAFETY: the loader passes a valid info of `size` bytes for the duration of the
-    // call, and `data` is the plan given to dl_iterate_phdr.
-    let (plan, info) = unsafe { (&mut *data.cast::<RootPlan>(), &*info) };
-    let has_tls_data = size >= core::mem::offset_of!(libc::dl_phdr_info, dlpi_tls_data) + 8;
-    for i in 0..info.dlpi_phnum as usize {
-        // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
-        let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
-            let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
-            let _ = plan.globals.push((start & !(os::OS_PAGE - 1), start + ph.p_memsz as usize));
-        }
-        if ph.p_type == libc::PT_TLS && has_tls_data {
-            let block = info.dlpi_tls_data as usize;
-            if block != 0 && block < plan.tp && plan.tp - block <= MAX_STATIC_TLS {
-                plan.tls_below = plan.tls_below.max(plan.tp - block);
-            }
-        }
-    }
-    0
 }
 
 /// Builds the root set into `out`. `my_sp` is where the checking thread's own stack is
@@ -222,7 +216,7 @@ fn labels(world: &StoppedWorld, plan: &RootPlan) -> MmapVec<RootRange> {
         out.push(RootRange { start, end, kind: RootKind::Globals });
     }
     let tps = world.threads().iter().filter(|t| t.stopped).map(|t| t.tp);
-    for (start, end) in tps.chain([stop::thread_pointer()]).filter_map(|tp| plan.tls_of(tp)) {
+    for (start, end) in tps.chain([platform::thread_pointer()]).filter_map(|tp| plan.tls_of(tp)) {
         out.push(RootRange { start, end, kind: RootKind::Tls });
     }
     out.sort_unstable_by_key(|r| r.start);
@@ -240,7 +234,7 @@ fn is_guard(m: &Mapping) -> bool {
 /// thread stack, and holds no live thread's stack pointer nor TLS).
 fn scan_start(m: &Mapping, world: &StoppedWorld, my_sp: usize, after_guard: bool) -> Option<(usize, RootKind)> {
     let inside = |a: usize| a >= m.start && a < m.end;
-    let from_sp = |sp: usize| Some((sp.saturating_sub(128).max(m.start), RootKind::Stack));
+    let from_sp = |sp: usize| Some((sp.saturating_sub(platform::RED_ZONE).max(m.start), RootKind::Stack));
     if inside(my_sp) {
         return from_sp(my_sp);
     }
@@ -254,7 +248,7 @@ fn scan_start(m: &Mapping, world: &StoppedWorld, my_sp: usize, after_guard: bool
     if after_guard && m.kind == MapKind::Anon {
         // A live thread running on another stack (a coroutine's, an alternate signal
         // stack), or one whose stack pointer is unknown: the whole stack.
-        let live = inside(stop::thread_pointer()) || stopped.any(|t| inside(t.tp)) || !world.all_stopped();
+        let live = inside(platform::thread_pointer()) || stopped.any(|t| inside(t.tp)) || !world.all_stopped();
         return live.then_some((m.start, RootKind::Stack));
     }
     Some((m.start, RootKind::OtherMapping))

@@ -36,15 +36,17 @@
 //! saved registers are scanned as roots of their own kind, from the world's copy).
 
 use crate::os::{self, MmapVec};
+use crate::platform::{self, BlockWhileHandling, SigInfo, SignalHandler};
+use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 
 /// The stop signal. SIGPWR, as the Boehm collector uses on Linux: programs rarely use it.
-pub(crate) const STOP_SIGNAL: i32 = libc::SIGPWR;
+pub(crate) const STOP_SIGNAL: i32 = platform::SIGPWR;
 /// Most threads a check can stop at once.
 pub(crate) const MAX_THREADS: usize = 4096;
 /// General registers saved per thread (x86-64 `gregset_t`, `NGREG`).
-pub(crate) const REGS: usize = 23;
+pub(crate) const REGS: usize = platform::REGISTER_COUNT;
 
 const FREE: u32 = 0;
 const REQUESTED: u32 = 1;
@@ -120,12 +122,15 @@ pub(crate) struct StoppedThread {
 /// Invariants: `used` names the slots this world claimed (released by `resume`);
 /// `threads` has one entry per thread that stopped or failed to stop, none for the
 /// calling thread nor for threads that exited; `complete` is false when some thread could
-/// not even be asked (table full, out of memory), or before the first `stop`.
+/// not even be asked (table full, out of memory), or before the first `stop`;
+/// `thread_list_error` is the errno of the first failure to list the threads
+/// (`/proc/self/task`) during the last `stop`.
 pub(crate) struct StoppedWorld {
     threads: MmapVec<StoppedThread>,
     used: MmapVec<u16>,
     complete: bool,
     resumed: bool,
+    thread_list_error: Option<i32>,
 }
 
 impl StoppedWorld {
@@ -137,7 +142,7 @@ impl StoppedWorld {
         let (mut threads, mut used) = (MmapVec::new(), MmapVec::new());
         // Room for the usual case up front; growing later only maps memory, never allocates.
         let _ = threads.reserve(64) && used.reserve(64);
-        StoppedWorld { threads, used, complete: false, resumed: true }
+        StoppedWorld { threads, used, complete: false, resumed: true, thread_list_error: None }
     }
 
     /// The other threads of the process.
@@ -150,6 +155,15 @@ impl StoppedWorld {
         self.complete && self.threads.iter().all(|t| t.stopped)
     }
 
+    /// The errno of the first failure to list the process's threads (`/proc/self/task`
+    /// could not be opened or read) during the last [`StoppedWorld::stop`], or `None`.
+    /// After such a failure, threads that were not listed were neither asked to stop nor
+    /// are in [`StoppedWorld::threads`]: a check on this world cannot be trusted.
+    #[cfg_attr(not(test), expect(dead_code, reason = "for the check, to fail instead of trusting this world"))]
+    pub(crate) fn thread_list_error(&self) -> Option<i32> {
+        self.thread_list_error
+    }
+
     /// Stops every other thread; each gets up to `timeout` to enter the handler.
     pub(crate) fn stop(&mut self, timeout: Duration) {
         self.resume();
@@ -158,21 +172,24 @@ impl StoppedWorld {
         }
         self.threads.clear();
         self.used.clear();
-        (self.complete, self.resumed) = (true, false);
+        (self.complete, self.resumed, self.thread_list_error) = (true, false, None);
         let Some(slots) = slots() else {
             warning!("out of memory for the stop table; checking without stopping threads");
             self.complete = false;
             return;
         };
         install_handler();
-        let (me, pid) = (gettid(), getpid());
+        let (me, pid) = (platform::gettid(), platform::getpid());
         loop {
             let before = self.used.len();
-            for_each_task(|tid| {
+            let listed = platform::for_each_task(|tid| {
                 if tid != me && !self.used.iter().any(|&i| tid_of(slots[i as usize].word.load(Relaxed)) == tid) {
                     self.request(slots, pid, tid);
                 }
             });
+            if let Err(e) = listed {
+                self.thread_list_error = self.thread_list_error.or(Some(e.0));
+            }
             if self.used.len() == before {
                 break;
             }
@@ -202,7 +219,7 @@ impl StoppedWorld {
             self.complete = false;
             return;
         }
-        if tgkill(pid, tid, STOP_SIGNAL) != 0 {
+        if platform::tgkill(pid, tid, STOP_SIGNAL).is_err() {
             // The thread is gone: no handler can run for this request.
             self.used.pop();
             slots[i].word.store(pack(0, FREE), SeqCst);
@@ -247,7 +264,7 @@ impl StoppedWorld {
                 release(&slots[i as usize]);
             }
             WAKE.fetch_add(1, SeqCst);
-            futex_wake(&WAKE);
+            platform::futex_wake_all(&WAKE);
             for &i in self.used.iter() {
                 wait_done(&slots[i as usize]);
             }
@@ -286,7 +303,7 @@ fn wait_stopped(s: &Slot, pid: i32, tid: i32, timeout: Duration) -> Outcome {
             core::hint::spin_loop();
             continue;
         }
-        if round % 16 == 0 && tgkill(pid, tid, 0) != 0 {
+        if round % 16 == 0 && platform::tgkill(pid, tid, 0).is_err() {
             return Outcome::Gone;
         }
         if Instant::now() >= deadline {
@@ -318,7 +335,7 @@ fn wait_done(s: &Slot) {
     for round in 0u32.. {
         let w = s.word.load(SeqCst);
         match state_of(w) {
-            RELEASED if round % 64 == 63 => futex_wake(&WAKE),
+            RELEASED if round % 64 == 63 => platform::futex_wake_all(&WAKE),
             RELEASED => std::thread::yield_now(),
             DONE => break,
             _ => return,
@@ -327,34 +344,26 @@ fn wait_done(s: &Slot) {
     s.word.store(pack(0, FREE), SeqCst);
 }
 
+/// Installs the stop signal's handler (with its context, on the interrupted stack: it
+/// must see the interrupted stack pointer), every signal but the synchronous fatal ones
+/// blocked while it runs. Warns once when it replaces a handler of the program's.
 fn install_handler() {
-    // SAFETY: a zeroed sigaction with our handler, SA_SIGINFO | SA_RESTART (no
-    // SA_ONSTACK: the handler must see the interrupted stack pointer, and runs on that
-    // stack), and every signal but the synchronous fatal ones blocked while it runs.
-    let old = unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_stop_signal as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        libc::sigfillset(&mut sa.sa_mask);
-        for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT] {
-            libc::sigdelset(&mut sa.sa_mask, s);
-        }
-        let mut old: libc::sigaction = core::mem::zeroed();
-        libc::sigaction(STOP_SIGNAL, &sa, &mut old);
-        old.sa_sigaction
-    };
+    let handler = SignalHandler::WithContext(on_stop_signal);
+    // SAFETY: `on_stop_signal` is async-signal-safe (atomics and raw system calls, errno
+    // kept); the stop signal is the check's own.
+    let old = unsafe { platform::set_signal_handler(STOP_SIGNAL, handler, BlockWhileHandling::AllButFaults) };
     let ours = on_stop_signal as *const () as usize;
-    if old != ours && old != libc::SIG_DFL && old != libc::SIG_IGN && !WARNED_HANDLER.swap(true, Relaxed) {
+    let replaced = old.is_ok_and(|old| old.previous_handler().is_some_and(|h| h != ours));
+    if replaced && !WARNED_HANDLER.swap(true, Relaxed) {
         warning!("the program's SIGPWR handler was replaced by the leak check's");
     }
 }
 
 /// The stop signal's handler. Async-signal-safe: atomics and raw syscalls only; errno is
 /// preserved.
-extern "C" fn on_stop_signal(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; restored before returning.
-    let saved_errno = unsafe { *libc::__errno_location() };
-    let me = gettid();
+extern "C" fn on_stop_signal(_sig: i32, _info: *mut SigInfo, ctx: *mut c_void) {
+    let saved_errno = platform::errno();
+    let me = platform::gettid();
     let requested = pack(me, REQUESTED);
     // Loads before each CAS: a failing CAS would still take every slot's cache line.
     let claim = |s: &&Slot| {
@@ -362,21 +371,20 @@ extern "C" fn on_stop_signal(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut l
             && s.word.compare_exchange(requested, pack(me, ENTERED), SeqCst, Relaxed).is_ok()
     };
     if let Some(slot) = slots().and_then(|all| all.iter().find(claim)) {
-        // SAFETY: for SA_SIGINFO handlers the third argument is the interrupted context,
-        // a valid ucontext_t for the duration of the handler.
-        let gregs = unsafe { &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
-        for (dst, &r) in slot.regs.iter().zip(gregs.iter()) {
-            dst.store(r as usize, Relaxed);
+        // SAFETY: `ctx` is the third argument of this SA_SIGINFO handler, which has not
+        // returned.
+        let regs = unsafe { platform::signal_context_registers(ctx) };
+        for (dst, &r) in slot.regs.iter().zip(regs.iter()) {
+            dst.store(r, Relaxed);
         }
-        slot.sp.store(gregs[libc::REG_RSP as usize] as usize, Relaxed);
-        slot.tp.store(thread_pointer(), Relaxed);
+        slot.sp.store(regs[platform::SP_REGISTER], Relaxed);
+        slot.tp.store(platform::thread_pointer(), Relaxed);
         if slot.word.compare_exchange(pack(me, ENTERED), pack(me, STOPPED), SeqCst, SeqCst).is_ok() {
             park(slot, me);
         }
         slot.word.store(pack(me, DONE), SeqCst);
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = saved_errno };
+    platform::set_errno(saved_errno);
 }
 
 /// Sleeps until `resume` releases the slot. The wake counter is read before the slot, so
@@ -387,92 +395,8 @@ fn park(slot: &Slot, me: i32) {
         if slot.word.load(SeqCst) != pack(me, STOPPED) {
             return;
         }
-        futex_wait(&WAKE, seen, Duration::from_millis(50));
+        platform::futex_wait(&WAKE, seen, Duration::from_millis(50));
     }
-}
-
-/// The calling thread's thread pointer: glibc's `tcbhead_t` starts with a pointer to
-/// itself, so `fs:[0]` is the `fs` base. Async-signal-safe.
-#[inline(always)]
-pub(crate) fn thread_pointer() -> usize {
-    let tp: usize;
-    // SAFETY: on x86-64 Linux with glibc, `fs` always points at the thread's TCB, whose
-    // first word is readable.
-    unsafe { core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
-    tp
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE on a valid, aligned u32 has no other preconditions.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
-    // SAFETY: FUTEX_WAIT on a valid, aligned u32 with a valid relative timeout.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, &ts)
-    };
-}
-
-pub(crate) fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
-
-fn getpid() -> i32 {
-    // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() }
-}
-
-/// `tgkill(pid, tid, sig)`; 0 on success. Signal 0 only checks that the thread exists.
-fn tgkill(pid: i32, tid: i32, sig: i32) -> i64 {
-    // SAFETY: tgkill to a thread of our own process; no memory is passed.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) }
-}
-
-/// Calls `f(tid)` for each thread of the process (`/proc/self/task`), without allocating.
-pub(crate) fn for_each_task(mut f: impl FnMut(i32)) {
-    // SAFETY: open with a NUL-terminated path.
-    let fd = unsafe { libc::open(c"/proc/self/task".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return;
-    }
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes of dirent records.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        for_each_dirent(&buf[..n as usize], &mut f);
-    }
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(fd) };
-}
-
-/// Walks `linux_dirent64` records: `d_ino` u64, `d_off` i64, `d_reclen` u16, `d_type` u8,
-/// then the NUL-terminated name.
-fn for_each_dirent(mut records: &[u8], f: &mut impl FnMut(i32)) {
-    while records.len() >= 19 {
-        let reclen = u16::from_ne_bytes([records[16], records[17]]) as usize;
-        if reclen < 19 || reclen > records.len() {
-            return;
-        }
-        let name = &records[19..reclen];
-        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-        if let Some(tid) = parse_tid(&name[..end]) {
-            f(tid);
-        }
-        records = &records[reclen..];
-    }
-}
-
-fn parse_tid(name: &[u8]) -> Option<i32> {
-    if name.is_empty() || name.len() > 9 || !name.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(name.iter().fold(0i32, |a, d| a * 10 + (d - b'0') as i32))
 }
 
 /// Serializes the tests that stop the world: a test stopping the world while another

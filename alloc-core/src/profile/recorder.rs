@@ -121,13 +121,8 @@ pub(crate) struct Recorder {
 /// The recorder. Registered as the allocator's own memory (never a root of the check).
 pub(crate) static RECORDER: SpinLock<Recorder> = SpinLock::new(Recorder::new());
 
-/// Monotonic nanoseconds.
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-}
+/// Monotonic nanoseconds (the clock of the profile's timeline).
+pub(crate) use crate::platform::monotonic_ns;
 
 impl Recorder {
     const fn new() -> Self {

@@ -11,6 +11,7 @@
 //! turned on: the recorder below never imports it.
 
 use super::recorder::{DUMP_PENDING, ON, STATE};
+use crate::platform::{self, BlockWhileHandling, SignalHandler};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Dumps written so far on a signal.
@@ -29,17 +30,11 @@ pub(crate) fn set_writer(f: Writer) {
 
 /// Installs the handler for `sig`. A failure is printed as a warning.
 pub(crate) fn install(sig: i32) {
-    // SAFETY: an all-zero sigaction is a valid starting value; we set handler and flags.
-    let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
-    action.sa_sigaction = on_signal as extern "C" fn(i32) as usize;
-    action.sa_flags = libc::SA_RESTART;
-    // SAFETY: installing a handler that only does an atomic compare-and-swap, which is
-    // async-signal-safe.
-    let rc = unsafe {
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(sig, &action, core::ptr::null_mut())
-    };
-    if rc != 0 {
+    let handler = SignalHandler::Plain(on_signal);
+    // SAFETY: the handler only does an atomic compare-and-swap, which is
+    // async-signal-safe; the signal is the one the user named for this.
+    let installed = unsafe { platform::set_signal_handler(sig, handler, BlockWhileHandling::Nothing) };
+    if installed.is_err() {
         warning!("profile_signal: cannot install a handler for signal {}", sig);
     }
 }

@@ -7,56 +7,41 @@
 //! (the `Vec` and `String`s here go to the internal heap). Never on the allocation path.
 
 use super::model::Module;
+use crate::platform::{self, LoadedObject, PT_LOAD, PT_NOTE};
 
 /// The executable and shared objects mapped now, in the loader's order (executable
 /// first). Objects without loadable segments (the vDSO has one, so it is listed) or
 /// without a name other than the executable's are left out.
 pub(crate) fn loaded_modules() -> Vec<Module> {
     let mut out: Vec<Module> = Vec::new();
-    // SAFETY: `collect` matches dl_iterate_phdr's callback type; `out` outlives the call
-    // and the callback is only called during it, on this thread.
-    unsafe { libc::dl_iterate_phdr(Some(collect), (&mut out as *mut Vec<Module>).cast()) };
+    platform::for_each_loaded_object(|object| collect(object, &mut out));
     out
 }
 
-/// `dl_iterate_phdr` callback: appends one module to the `Vec<Module>` behind `data`.
-unsafe extern "C" fn collect(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut libc::c_void) -> i32 {
-    // SAFETY: `data` is the `&mut Vec<Module>` that `loaded_modules` passed, and `info`
-    // points to the loader's description of one object, valid during the callback.
-    let (out, info) = unsafe { (&mut *data.cast::<Vec<Module>>(), &*info) };
+/// Appends `object` to `out` as a module (the first one listed is the executable).
+fn collect(object: &LoadedObject<'_>, out: &mut Vec<Module>) {
     let first = out.is_empty();
-    let name = if info.dlpi_name.is_null() {
-        String::new()
-    } else {
-        // SAFETY: the loader's name is a NUL-terminated string.
-        unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }.to_string_lossy().into_owned()
-    };
+    let name = object.name.to_string_lossy().into_owned();
     let path = if name.is_empty() && first {
         match std::fs::read_link("/proc/self/exe") {
             Ok(p) => p.display().to_string(),
-            Err(_) => return 0,
+            Err(_) => return,
         }
     } else if name.is_empty() {
-        return 0;
+        return;
     } else {
         name
     };
-    let base: u64 = info.dlpi_addr;
-    let phdrs: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
-        &[]
-    } else {
-        // SAFETY: the loader gives `dlpi_phnum` program headers at `dlpi_phdr`.
-        unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
-    };
+    let base = object.load_bias as u64;
     let (mut start, mut end) = (u64::MAX, 0u64);
     let mut build_id = None;
-    for ph in phdrs {
+    for ph in object.program_headers {
         match ph.p_type {
-            libc::PT_LOAD => {
+            PT_LOAD => {
                 start = start.min(base.wrapping_add(ph.p_vaddr));
                 end = end.max(base.wrapping_add(ph.p_vaddr).wrapping_add(ph.p_memsz));
             }
-            libc::PT_NOTE if build_id.is_none() => {
+            PT_NOTE if build_id.is_none() => {
                 // SAFETY: a PT_NOTE segment of a loaded object is mapped readable at
                 // `base + p_vaddr` for `p_memsz` bytes (notes sit in a PT_LOAD segment).
                 let notes = unsafe {
@@ -76,7 +61,6 @@ unsafe extern "C" fn collect(info: *mut libc::dl_phdr_info, _size: libc::size_t,
             build_id,
         });
     }
-    0
 }
 
 /// The `NT_GNU_BUILD_ID` note among `notes` (ELF note records, 4-byte aligned), as hex.

@@ -81,17 +81,11 @@ fn shorten(path: &Path, cwd: Option<&Path>) -> String {
 
 /// Path of the executable or shared object holding the return address `ip`.
 fn module_of(ip: usize) -> Option<String> {
-    // SAFETY: Dl_info is plain old data; all-zero is a valid value.
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: dladdr only reads the loader's tables; any address may be asked about.
-    let found = unsafe { libc::dladdr(ip.saturating_sub(1) as *const libc::c_void, &mut info) } != 0;
-    if !found || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr set dli_fname to a NUL-terminated name owned by the loader, valid
-    // while the object stays loaded (we copy it at once).
-    let name = unsafe { core::ffi::CStr::from_ptr(info.dli_fname) };
-    (!name.to_bytes().is_empty()).then(|| name.to_string_lossy().into_owned())
+    // The call instruction, not the return address, which may lie past the object's end.
+    crate::platform::dladdr_file_name(ip.saturating_sub(1), |name| {
+        (!name.to_bytes().is_empty()).then(|| name.to_string_lossy().into_owned())
+    })
+    .flatten()
 }
 
 /// Keeps raw addresses and their modules (`symbolize=0`), for symbolizing later.

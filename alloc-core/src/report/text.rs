@@ -24,8 +24,7 @@ pub struct TextOptions {
 impl TextOptions {
     /// Colours when stderr is a terminal and `NO_COLOR` is unset.
     pub(crate) fn from_config(o: &crate::config::Options) -> Self {
-        // SAFETY: isatty has no preconditions.
-        let tty = unsafe { libc::isatty(2) } == 1;
+        let tty = crate::platform::isatty(2);
         Self { color: tty && std::env::var_os("NO_COLOR").is_none(), max_leaks: o.max_leaks as usize }
     }
 }

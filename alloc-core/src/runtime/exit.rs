@@ -6,12 +6,14 @@
 //! later, that is after nearly all of them: return from `main` and `std::process::exit`
 //! both run it. `_exit` and death by signal do not.
 
+use crate::platform;
 use crate::thread_state::ReentrancyGuard;
 
 /// Registers the at-exit hook.
 pub(crate) fn register() {
-    // SAFETY: `at_exit` is a plain `extern "C" fn()` that never unwinds.
-    unsafe { libc::atexit(at_exit) };
+    if let Err(e) = platform::atexit(at_exit) {
+        warning!("cannot register the at-exit leak check ({}); no check will run at exit", e);
+    }
 }
 
 extern "C" fn at_exit() {
@@ -39,12 +41,11 @@ fn leak_check_at_exit() {
     }
     let text = crate::report::text::render(&report, &crate::report::text::TextOptions::from_config(opts));
     // Flush what the program wrote to stdout first, so the report follows it.
-    // SAFETY: flushing C stdio streams has no preconditions.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
+    let _ = platform::flush_c_stdio();
     crate::fatal::write_all_fd(2, text.as_bytes());
     if opts.exitcode != 0 {
-        // SAFETY: ending the process; Rust's own stdout was flushed by the runtime before
-        // exit handlers run, C stdio just above.
-        unsafe { libc::_exit(opts.exitcode as i32) };
+        // Rust's own stdout was flushed by the runtime before exit handlers run, C stdio
+        // just above.
+        platform::exit_now(opts.exitcode as i32);
     }
 }

@@ -14,13 +14,18 @@
 //! blocks are reused).
 
 use crate::heap::{current_heap, locked, registry};
+use crate::platform;
 use crate::profile::recorder::RECORDER;
 use crate::segment::POOL;
 
 /// Installs the handlers. Called once, by the process's initialization.
 pub(crate) fn install() {
-    // SAFETY: three plain `extern "C" fn`s that never unwind.
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    // SAFETY: `prepare` takes every lock `parent` and `child` release, on the forking
+    // thread; `child` only releases those locks and retires heaps under them, touching
+    // nothing another thread could hold (the child has no other thread).
+    if let Err(e) = unsafe { platform::atfork(prepare, parent, child) } {
+        warning!("cannot register the fork handlers ({}); a child forked mid-allocation may deadlock", e);
+    }
 }
 
 extern "C" fn prepare() {

@@ -14,19 +14,19 @@
 //! lists for other threads to adopt.
 
 use crate::heap::{registry, Heap};
+use crate::platform;
 use crate::profile::{events, recorder};
 use crate::stack;
 use crate::thread_state::{self, ReentrancyGuard, ThreadState, HEAP_RETIRED};
 
-/// The `pthread` key whose destructor retires a thread's heap; made once by `init`.
-static mut THREAD_KEY: libc::pthread_key_t = 0;
-
-/// Makes the thread-exit key. Called once, by the process's initialization, before any
-/// thread heap exists.
+/// Makes the process's thread-exit key, whose destructor retires a thread's heap. Called
+/// once, by the process's initialization, before any thread heap exists. Without it (the
+/// key could not be made), threads keep their heaps past their end: their pages are never
+/// adopted, which wastes memory but loses no block.
 pub(crate) fn create_exit_key() {
-    // SAFETY: called once (initialization runs once), before any reader of the key; the
-    // destructor is a plain `extern "C" fn` that never unwinds.
-    unsafe { libc::pthread_key_create(core::ptr::addr_of_mut!(THREAD_KEY), Some(on_thread_exit)) };
+    if let Err(e) = platform::thread_exit_key_create(on_thread_exit) {
+        warning!("cannot register the thread-exit hook ({}); heaps of ended threads are not reused", e);
+    }
 }
 
 /// The calling thread's start: makes its heap and sets its slot. Null when the OS refused
@@ -41,14 +41,15 @@ pub(crate) fn start(s: &ThreadState) -> *mut Heap {
         return heap;
     }
     s.set_heap(heap as usize);
-    // SAFETY: the key was made by initialization, which runs before any thread starts
-    // here; the value is read only by `on_thread_exit`.
-    unsafe { libc::pthread_setspecific(THREAD_KEY, heap.cast()) };
+    // The key was made by initialization, which runs before any thread starts here; the
+    // value is read only by `on_thread_exit`. A failure (out of memory in glibc) keeps the
+    // heap alive past the thread's end, as when the key is missing.
+    let _ = platform::thread_exit_key_set(heap.cast());
     heap
 }
 
 /// The thread-exit key's destructor: `value` is the exiting thread's heap.
-extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+extern "C" fn on_thread_exit(value: *mut core::ffi::c_void) {
     let heap = value.cast::<Heap>();
     if heap.is_null() {
         return;

@@ -437,19 +437,14 @@ pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
     };
     let mut pool = POOL.lock();
     pool.unlink_all(seg);
-    // SAFETY: the old segment is ours and off the list; MREMAP_FIXED replaces the fresh
-    // `target` mapping with the old pages, leaving the old range unmapped.
+    // SAFETY: the old segment is a whole mapping of ours, off the list and out of the map;
+    // `target` is a fresh reservation of ours: the move replaces it with the old pages,
+    // leaving the old range unmapped, and only the new address is used afterwards.
     let moved = unsafe {
         map::remove(seg as usize, old_len);
-        libc::mremap(
-            seg.cast(),
-            old_len,
-            new_len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            target.as_ptr().cast::<libc::c_void>(),
-        )
+        crate::platform::mremap_fixed(seg.cast(), old_len, new_len, target.as_ptr())
     };
-    let new_seg = if moved == libc::MAP_FAILED {
+    let Ok(moved) = moved else {
         // SAFETY: the reservation is unused; the old segment goes back as it was.
         unsafe {
             os::unmap(target.as_ptr(), new_len);
@@ -457,9 +452,8 @@ pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
         }
         pool.link_all(seg);
         return core::ptr::null_mut();
-    } else {
-        moved.cast::<Segment>()
     };
+    let new_seg = moved.as_ptr().cast::<Segment>();
     // SAFETY: the header moved with the pages; fix the fields that hold addresses.
     unsafe {
         (*new_seg).len = new_len;

@@ -79,25 +79,12 @@ pub(crate) struct StackBounds {
 
 /// The calling thread's stack bounds (`pthread_getattr_np`, which may use libc's malloc,
 /// never ours, and for the main thread reads `/proc/self/maps`: call it once per thread,
-/// when its heap is made).
+/// when its heap is made). Unknown (`lo == hi == 0`) when glibc cannot tell.
 pub(crate) fn current_thread_stack_bounds() -> StackBounds {
-    const UNKNOWN: StackBounds = StackBounds { lo: 0, hi: 0 };
-    // SAFETY: an all-zero pthread_attr_t is valid storage for pthread_getattr_np to fill.
-    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
-    // SAFETY: `attr` is writable; pthread_self() is the calling thread.
-    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), &mut attr) } != 0 {
-        return UNKNOWN;
+    match crate::platform::current_thread_stack() {
+        Ok((lo, hi)) => StackBounds { lo, hi },
+        Err(_) => StackBounds { lo: 0, hi: 0 },
     }
-    let mut addr: *mut libc::c_void = core::ptr::null_mut();
-    let mut size: libc::size_t = 0;
-    // SAFETY: `attr` was initialized by pthread_getattr_np; the out-pointers are valid.
-    let ok = unsafe { libc::pthread_attr_getstack(&attr, &mut addr, &mut size) } == 0;
-    // SAFETY: `attr` was initialized by pthread_getattr_np and is not used afterwards.
-    unsafe { libc::pthread_attr_destroy(&mut attr) };
-    if !ok {
-        return UNKNOWN;
-    }
-    StackBounds { lo: addr as usize, hi: addr as usize + size }
 }
 
 /// Slots of a [`StackCache`].

@@ -202,21 +202,11 @@ impl FakeStack {
     const PAGE: usize = 4096;
 
     fn new() -> Self {
-        // SAFETY: a fresh anonymous mapping; the second page is made inaccessible.
-        let base = unsafe {
-            let p = libc::mmap(
-                core::ptr::null_mut(),
-                2 * Self::PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            assert_eq!(libc::mprotect(p.cast::<u8>().add(Self::PAGE).cast(), Self::PAGE, libc::PROT_NONE), 0);
-            p as usize
-        };
-        FakeStack { base }
+        let p = crate::platform::mmap_anonymous(2 * Self::PAGE, crate::platform::Reserve::Committed).unwrap().as_ptr();
+        // SAFETY: the second page of our fresh mapping is page aligned, and never accessed:
+        // it lies past the fake stack's bounds, where the walk must never read.
+        unsafe { crate::platform::mprotect_none(p.add(Self::PAGE), Self::PAGE) }.unwrap();
+        FakeStack { base: p as usize }
     }
 
     fn at(&self, word: usize) -> usize {
@@ -245,7 +235,7 @@ impl FakeStack {
 impl Drop for FakeStack {
     fn drop(&mut self) {
         // SAFETY: our mapping, unused from here on.
-        unsafe { libc::munmap(self.base as *mut _, 2 * Self::PAGE) };
+        let _ = unsafe { crate::platform::munmap(self.base as *mut u8, 2 * Self::PAGE) };
     }
 }
 

@@ -63,25 +63,14 @@ pub(super) fn hash_frames(frames: &[usize]) -> u64 {
 /// filling `out` with return addresses: the first is the return address into that
 /// function's caller.
 #[inline(always)]
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(super) fn walk_frame_pointers(out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
-    let (fp, sp): (usize, usize);
-    // SAFETY: reads two registers; no memory access, no side effects.
-    unsafe {
-        core::arch::asm!("mov {}, rbp", "mov {}, rsp", out(reg) fp, out(reg) sp,
-            options(nomem, nostack, preserves_flags))
-    };
+    // Inlined too: the registers are those of the function this walk is inlined into.
+    let (fp, sp) = crate::platform::frame_pointer_and_sp();
     let live = StackBounds { lo: bounds.lo.max(sp), hi: bounds.hi };
     // SAFETY: `[sp, bounds.hi)` is the live part of this thread's stack: mapped and
     // readable (bounds come from `current_thread_stack_bounds` of this thread; a thread
     // on another stack, a signal stack say, has its `rbp` outside them and walks nothing).
     unsafe { walk_from(fp, out, live) }
-}
-
-/// No frame-pointer walk on this platform: the DWARF walk does it all.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-pub(super) fn walk_frame_pointers(_out: &mut [MaybeUninit<usize>], _bounds: StackBounds) -> Walk {
-    Walk { len: 0, hash: 0 }
 }
 
 /// The validated walk of a frame-record chain starting at `fp` (see the module notes).

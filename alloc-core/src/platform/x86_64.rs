@@ -1,0 +1,127 @@
+//! x86-64: everything that depends on the CPU and its Linux ABI.
+//!
+//! # What it owns
+//! The crate's only `asm!`: spilling the callee-saved registers and reading the stack
+//! pointer, the thread pointer, the frame pointer; and the layout of a signal's
+//! interrupted context (`ucontext_t`'s general registers). Each register read is one or
+//! two `mov` instructions in an `#[inline(always)]` function, so it reads the registers of
+//! the function it is inlined into, exactly as the `asm!` written there did.
+//!
+//! # ABI facts used elsewhere
+//! - [`RED_ZONE`]: the 128 bytes below the stack pointer that a leaf function may use
+//!   without moving it; a stopped thread's stack is scanned from `sp - RED_ZONE`.
+//! - [`REGISTER_COUNT`]: the general registers of a `ucontext_t` (`NGREG`), saved for each
+//!   stopped thread, in `gregset_t` order; [`SP_REGISTER`] is the stack pointer's index.
+//! - Frame records: with frame pointers, `rbp` points at the caller's `rbp` followed by
+//!   the return address (`stack::unwind` walks them).
+
+use core::ffi::c_void;
+
+/// Bytes below the stack pointer that the System V ABI lets a function use without
+/// moving it: they can hold the only copy of a pointer.
+pub(crate) const RED_ZONE: usize = 128;
+
+/// General registers in a signal's interrupted context (`NGREG` of `gregset_t`).
+pub(crate) const REGISTER_COUNT: usize = 23;
+
+/// Index of the stack pointer (`REG_RSP`) among the [`REGISTER_COUNT`] registers.
+pub(crate) const SP_REGISTER: usize = libc::REG_RSP as usize;
+
+const _: () = assert!(SP_REGISTER < REGISTER_COUNT);
+
+/// Callee-saved registers besides the stack pointer: `rbx`, `rbp`, `r12` to `r15`.
+pub(crate) const CALLEE_SAVED_REGISTERS: usize = 6;
+
+/// Stores the callee-saved registers into `spill` and returns the stack pointer, both as
+/// they are in the function this is inlined into. Inlined there, always: a call would
+/// return the callee's stack pointer.
+#[inline(always)]
+pub(crate) fn spill_callee_saved(spill: &mut [usize; CALLEE_SAVED_REGISTERS]) -> usize {
+    let sp: usize;
+    // SAFETY: stores six registers into the six words of `spill` (writable, exclusively
+    // borrowed) and reads rsp; no other effect.
+    unsafe {
+        core::arch::asm!(
+            "mov [{a}], rbx", "mov [{a} + 8], rbp", "mov [{a} + 16], r12",
+            "mov [{a} + 24], r13", "mov [{a} + 32], r14", "mov [{a} + 40], r15",
+            "mov {sp}, rsp",
+            a = in(reg) spill.as_mut_ptr(), sp = out(reg) sp, options(nostack, preserves_flags)
+        )
+    };
+    sp
+}
+
+/// The calling thread's thread pointer (the `fs` base: glibc's thread control block,
+/// with the static TLS right below it). glibc's `tcbhead_t` starts with a pointer to
+/// itself, so `fs:[0]` is the `fs` base. Async-signal-safe.
+#[inline(always)]
+pub(crate) fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: on x86-64 Linux with glibc, `fs` always points at the thread's TCB, whose
+    // first word is readable.
+    unsafe { core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    tp
+}
+
+/// The frame pointer (`rbp`) and the stack pointer (`rsp`) of the function this is
+/// inlined into: where a frame-pointer walk starts, and the lowest live stack address.
+/// Inlined always (the allocation path's stack capture reads them: no call, no frame).
+#[inline(always)]
+pub(crate) fn frame_pointer_and_sp() -> (usize, usize) {
+    let (fp, sp): (usize, usize);
+    // SAFETY: reads two registers; no memory access, no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, rbp", "mov {}, rsp", out(reg) fp, out(reg) sp,
+            options(nomem, nostack, preserves_flags))
+    };
+    (fp, sp)
+}
+
+/// The general registers of a signal's interrupted context, in `gregset_t` order
+/// ([`SP_REGISTER`] is the stack pointer). Async-signal-safe.
+///
+/// # Safety
+/// - `ctx` is the third argument of an `SA_SIGINFO` handler (a `ucontext_t`), and the
+///   handler has not returned yet.
+#[inline]
+pub(crate) unsafe fn signal_context_registers(ctx: *mut c_void) -> [usize; REGISTER_COUNT] {
+    // SAFETY: per the caller, `ctx` is the interrupted context, a valid ucontext_t for the
+    // duration of the handler.
+    let gregs = unsafe { &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
+    gregs.map(|r| r as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_register_count_matches_the_context_layout() {
+        // SAFETY: ucontext_t is plain old data; all-zero is a valid value.
+        let ctx: libc::ucontext_t = unsafe { core::mem::zeroed() };
+        assert_eq!(ctx.uc_mcontext.gregs.len(), REGISTER_COUNT);
+    }
+
+    #[test]
+    fn the_stack_pointer_is_near_a_local_and_below_it() {
+        let local = 0u64;
+        let at = core::hint::black_box(&local) as *const u64 as usize;
+        let mut spill = [0usize; CALLEE_SAVED_REGISTERS];
+        let sp = spill_callee_saved(&mut spill);
+        let (fp, sp2) = frame_pointer_and_sp();
+        assert!(sp <= at && at - sp < 1 << 16, "sp {sp:#x}, local {at:#x}");
+        assert!(sp2 <= at && at - sp2 < 1 << 16, "sp {sp2:#x}, local {at:#x}");
+        // Built with frame pointers: rbp holds this frame's record, above sp.
+        assert!(fp >= sp && fp - sp < 1 << 16, "fp {fp:#x}, sp {sp:#x}");
+        assert_eq!(spill[1], fp, "rbp was spilled");
+    }
+
+    #[test]
+    fn the_thread_pointer_differs_between_threads_and_points_at_itself() {
+        let here = thread_pointer();
+        let there = std::thread::spawn(thread_pointer).join().unwrap();
+        assert_ne!(here, there);
+        // SAFETY: the TCB's first word is a pointer to itself (see `thread_pointer`).
+        assert_eq!(unsafe { *(here as *const usize) }, here);
+    }
+}
