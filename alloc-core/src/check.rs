@@ -16,9 +16,10 @@
 //! 5. Only now, with the reentrancy guard set: symbolize, group, suppress, render.
 
 use crate::heap::walk::HeapSnapshot;
-use crate::leak::{self, LeakKind};
+use crate::leak::{self, Failure, LeakKind};
+use crate::platform::Errno;
 use crate::report::build::{self, RawCheck, RawLeak};
-use crate::report::model::LeakReport;
+use crate::report::model::{CheckFailure, CheckStatus, FailureKind, LeakReport};
 use crate::segment::POOL;
 use crate::thread_state::ReentrancyGuard;
 use std::time::{Duration, Instant};
@@ -79,38 +80,85 @@ fn collect(sp: usize) -> RawCheck {
     // then, at worst, running allocator fast paths, which never touch page descriptors).
     let view = unsafe { HeapSnapshot::take(&pool) };
     let analysis = leak::analyze(&view, &world, &plan, &opts, sp);
+    let stop_failure = world.failure();
     world.resume();
     drop(pool);
-    let leaked: Vec<RawLeak> = analysis
-        .leaked
-        .iter()
-        .map(|b| RawLeak {
-            stack: b.desc.stack,
-            start: b.desc.start,
-            size: b.desc.size,
-            kind: match b.kind {
-                LeakKind::Direct => build::RawKind::Direct,
-                LeakKind::Indirect => build::RawKind::Indirect,
-            },
-            cyclic: b.cyclic,
-        })
-        .collect();
+    // The first failure is the stop's: an analysis of a world not stopped still ran.
+    let failure = stop_failure.or(analysis.as_ref().err().copied());
+    let empty = leak::Analysis::default();
+    let a = analysis.as_ref().unwrap_or(&empty);
+    let leaked: Vec<RawLeak> = a.leaked.iter().map(raw_leak).collect();
     tracing::info!(
         target: "heapsweep",
         duration_us = started.elapsed().as_micros() as u64,
-        live_blocks = analysis.live_blocks,
-        reachable_blocks = analysis.reachable_blocks,
+        live_blocks = a.live_blocks,
+        reachable_blocks = a.reachable_blocks,
         leaked_blocks = leaked.len(),
-        words_scanned = analysis.words_scanned,
-        root_bytes = analysis.root_bytes,
+        words_scanned = a.words_scanned,
+        root_bytes = a.root_bytes,
+        failed = failure.is_some(),
         "leak check"
     );
+    let status = match failure {
+        None => CheckStatus::Ok,
+        Some(f) => {
+            let failure = describe(f);
+            tracing::error!(target: "heapsweep", kind = failure.kind.as_str(), "leak check failed: {}", failure.message);
+            CheckStatus::Failed(failure)
+        }
+    };
     RawCheck {
         leaked,
-        reachable_blocks: analysis.reachable_blocks,
-        reachable_bytes: analysis.reachable_bytes,
+        reachable_blocks: a.reachable_blocks,
+        reachable_bytes: a.reachable_bytes,
         program: crate::report::program_name(),
         pid: std::process::id(),
-        status: crate::report::model::CheckStatus::Ok,
+        status,
+    }
+}
+
+fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
+    RawLeak {
+        stack: b.desc.stack,
+        start: b.desc.start,
+        size: b.desc.size,
+        kind: match b.kind {
+            LeakKind::Direct => build::RawKind::Direct,
+            LeakKind::Indirect => build::RawKind::Indirect,
+        },
+        cyclic: b.cyclic,
+    }
+}
+
+/// A phase's failure in words, for the report's status.
+fn describe(f: Failure) -> CheckFailure {
+    match f {
+        Failure::ThreadsNotListed { errno } => CheckFailure::new(
+            FailureKind::ThreadsNotListed,
+            format!("the process's threads could not be listed: /proc/self/task: {}", Errno(errno)),
+        ),
+        Failure::ThreadsNotStopped { first_tid, count: 1, timeout_ms } => CheckFailure::new(
+            FailureKind::ThreadsNotStopped,
+            format!("thread {first_tid} did not stop within {timeout_ms} ms; its stack was scanned while it ran"),
+        ),
+        Failure::ThreadsNotStopped { first_tid, count, timeout_ms } => CheckFailure::new(
+            FailureKind::ThreadsNotStopped,
+            format!(
+                "{count} threads (thread {first_tid} and others) did not stop within {timeout_ms} ms; their stacks \
+                 were scanned while they ran"
+            ),
+        ),
+        Failure::TooManyThreads { max } => CheckFailure {
+            kind: FailureKind::ThreadsNotStopped,
+            message: format!("the process has more than {max} threads; the others were not stopped"),
+            hint: format!("a check stops at most {max} threads at once: run it when fewer threads are alive"),
+        },
+        Failure::RootsUnreadable { errno } => CheckFailure::new(
+            FailureKind::RootsUnreadable,
+            format!("the process's mappings could not be read: /proc/self/maps: {}", Errno(errno)),
+        ),
+        Failure::OutOfMemory { what } => {
+            CheckFailure::new(FailureKind::OutOfMemory, format!("out of memory for {what} of the leak check"))
+        }
     }
 }

@@ -239,6 +239,10 @@ options! {
     check_at_exit: bool = true, "1";
     /// Exit status when leaks are found; 0 leaves the program's own status.
     exitcode: u32 = 23, "23", range 0..=255;
+    /// Exit status when the at-exit check could not run to the end (threads that did not
+    /// stop, unreadable roots, out of memory: the report says which); 0 leaves the
+    /// program's own status.
+    failure_exitcode: u32 = 24, "24", range 0..=255;
     /// Path of the JSON report written at exit, leaks or not (`%p` becomes the pid).
     report: FixedPath = FixedPath::empty(), "none";
     /// Frames kept per allocation stack; 0 records none.

@@ -272,6 +272,12 @@ impl<T: Copy> MmapVec<T> {
     }
 }
 
+impl<T: Copy> Default for MmapVec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T: Copy> core::ops::Deref for MmapVec<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {

@@ -21,7 +21,7 @@ fn defaults_match_the_contract() {
     let o = parse_clean("");
     assert_eq!(o, Options::defaults());
     assert!(o.check_at_exit);
-    assert_eq!(o.exitcode, 23);
+    assert_eq!((o.exitcode, o.failure_exitcode), (23, 24));
     assert!(o.report.is_empty() && o.suppressions.is_empty());
     assert_eq!(o.stack_depth, 32);
     assert!(o.fast_unwind && o.symbolize);
@@ -37,6 +37,8 @@ fn every_key_takes_a_good_value() {
         ("check_at_exit=0", |o| !o.check_at_exit),
         ("exitcode=0", |o| o.exitcode == 0),
         ("exitcode=255", |o| o.exitcode == 255),
+        ("failure_exitcode=0", |o| o.failure_exitcode == 0),
+        ("failure_exitcode=3", |o| o.failure_exitcode == 3),
         ("report=/tmp/r-%p.json", |o| o.report == path("/tmp/r-%p.json")),
         ("stack_depth=0", |o| o.stack_depth == 0),
         ("stack_depth=64", |o| o.stack_depth == 64),
@@ -75,6 +77,7 @@ fn every_key_warns_once_on_a_bad_value_and_keeps_its_default() {
         ("check_at_exit=2".into(), "bad value '2' for check_at_exit: expected 0 or 1; using 1"),
         ("exitcode=256".into(), "bad value '256' for exitcode: expected an integer 0..=255; using 23"),
         ("exitcode=-1".into(), "for exitcode: expected an integer 0..=255"),
+        ("failure_exitcode=x".into(), "bad value 'x' for failure_exitcode: expected an integer 0..=255; using 24"),
         (format!("report={long}"), "for report: expected a path of at most 4095 bytes; using none"),
         ("stack_depth=65".into(), "bad value '65' for stack_depth: expected an integer 0..=64; using 32"),
         ("stack_depth=x".into(), "bad value 'x' for stack_depth: expected an integer 0..=64; using 32"),

@@ -15,6 +15,7 @@
 //! # Who calls it
 //! `leak::analyze`, with the world stopped, once marking is done.
 
+use super::failure::Failure;
 use super::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
 
@@ -201,29 +202,31 @@ fn tarjan(g: &Graph) -> Option<MmapVec<u32>> {
 }
 
 /// Classifies every block `is_leaked` selects. Returns them with their kind and cycle
-/// flag, in increasing id order. Out of memory, every leaked block is returned as direct
-/// and not cyclic (with a warning); with no memory even for that, none is.
-pub(crate) fn classify(view: &impl HeapView, is_leaked: &dyn Fn(u32, &BlockDesc) -> bool) -> MmapVec<LeakedBlock> {
-    let Some((nodes, index)) = number_leaked(view, is_leaked) else {
-        warning!("out of memory listing the leaked blocks; none reported");
-        return MmapVec::new();
-    };
+/// flag, in increasing id order. Out of memory for the graph, every leaked block is
+/// returned as direct and not cyclic (with a warning: the leaks are all there, their
+/// kinds are not); with no memory even to list them, the check fails.
+pub(crate) fn classify(
+    view: &impl HeapView,
+    is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
+) -> Result<MmapVec<LeakedBlock>, Failure> {
+    let (nodes, index) =
+        number_leaked(view, is_leaked).ok_or(Failure::OutOfMemory { what: "the list of leaked blocks" })?;
     let mut g = match build_graph(view, nodes, &index) {
         Ok(g) => g,
         Err(nodes) => {
             warning!("out of memory classifying the leaked blocks; all reported as direct");
-            return nodes;
+            return Ok(nodes);
         }
     };
     let Some(comp) = tarjan(&g) else {
         warning!("out of memory classifying the leaked blocks; all reported as direct");
-        return g.nodes;
+        return Ok(g.nodes);
     };
     let comps = comp.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     let (mut size, mut pointed_to) = (MmapVec::new(), MmapVec::new());
     if !size.resize(comps, 0u32) || !pointed_to.resize(comps, false) {
         warning!("out of memory classifying the leaked blocks; all reported as direct");
-        return g.nodes;
+        return Ok(g.nodes);
     }
     for v in 0..g.nodes.len() {
         size[comp[v] as usize] += 1;
@@ -238,5 +241,5 @@ pub(crate) fn classify(view: &impl HeapView, is_leaked: &dyn Fn(u32, &BlockDesc)
         g.nodes[v].kind = if pointed_to[c] { LeakKind::Indirect } else { LeakKind::Direct };
         g.nodes[v].cyclic = size[c] > 1 || g.self_loop[v];
     }
-    g.nodes
+    Ok(g.nodes)
 }

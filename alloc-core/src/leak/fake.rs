@@ -73,7 +73,7 @@ impl FakeHeap {
         m.mark_ignored();
         m.flood_fill();
         let marks = &m.marks;
-        classify(self, &|id, d| !d.ignored && !marks.get(id)).iter().copied().collect()
+        classify(self, &|id, d| !d.ignored && !marks.get(id)).unwrap().iter().copied().collect()
     }
 }
 
@@ -221,12 +221,12 @@ fn a_million_block_chain_and_cycle_classify_without_recursion_on_a_small_stack()
             for i in 0..n - 1 {
                 slab.words[i] = base + (i + 1) * 8;
             }
-            let leaks = classify(&slab, &|_, _| true);
+            let leaks = classify(&slab, &|_, _| true).unwrap();
             assert_eq!(leaks.len(), n);
             assert_eq!(leaks.iter().filter(|l| l.kind == D).count(), 1);
             assert!(leaks.iter().all(|l| !l.cyclic));
             slab.words[n - 1] = base; // close the cycle
-            let leaks = classify(&slab, &|_, _| true);
+            let leaks = classify(&slab, &|_, _| true).unwrap();
             assert!(leaks.iter().all(|l| l.kind == D && l.cyclic));
         })
         .unwrap()

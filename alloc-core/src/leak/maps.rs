@@ -12,6 +12,7 @@
 //! reading: growing an `MmapVec` maps new memory, which would change the very list being
 //! read.
 
+use super::failure::Failure;
 use crate::os::MmapVec;
 use crate::platform::{self, Errno};
 
@@ -43,13 +44,15 @@ pub(crate) struct Mapping {
     pub(crate) kind: MapKind,
 }
 
-/// Reads every mapping into `out` (cleared first). Returns false if the file could not
-/// be opened or read, or memory ran out (what was read stays in `out`).
-pub(crate) fn read_maps(out: &mut MmapVec<Mapping>) -> bool {
+/// Reads every mapping into `out` (cleared first). Fails when the file cannot be opened
+/// or read, or memory for the list runs out (what was read stays in `out`).
+pub(crate) fn read_maps(out: &mut MmapVec<Mapping>) -> Result<(), Failure> {
     out.clear();
-    let Ok(mut file) = platform::open_proc_self_maps() else {
-        return false;
-    };
+    #[cfg(test)]
+    if let Some(errno) = tests::injected_failure() {
+        return Err(Failure::RootsUnreadable { errno });
+    }
+    let mut file = platform::open_proc_self_maps().map_err(|e| Failure::RootsUnreadable { errno: e.0 })?;
     let mut ok = true;
     let mut lines = LineSplitter::<8192>::new();
     let read = lines.run(
@@ -60,7 +63,12 @@ pub(crate) fn read_maps(out: &mut MmapVec<Mapping>) -> bool {
             }
         },
     );
-    ok && read.is_ok()
+    read.map_err(|e| Failure::RootsUnreadable { errno: e.0 })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::OutOfMemory { what: "the mapping list" })
+    }
 }
 
 /// Splits a byte stream into `\n`-terminated lines through a buffer of `N` bytes.
@@ -170,8 +178,42 @@ fn trim_start(s: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        static INJECTED: Cell<Option<i32>> = const { Cell::new(None) };
+    }
+
+    /// Makes this thread's reads of the mapping list fail with `errno` while the returned
+    /// guard lives: the roots phase's failure, on demand, for tests of the phases above.
+    pub(crate) fn fail_reads_with(errno: i32) -> impl Drop {
+        struct Restore;
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                INJECTED.with(|c| c.set(None));
+            }
+        }
+        INJECTED.with(|c| c.set(Some(errno)));
+        Restore
+    }
+
+    /// The failure injected on this thread, if any.
+    pub(super) fn injected_failure() -> Option<i32> {
+        INJECTED.with(|c| c.get())
+    }
+
+    #[test]
+    fn an_injected_failure_is_an_unreadable_root_list_until_the_guard_goes() {
+        let mut v = MmapVec::new();
+        assert!(v.reserve(1 << 12));
+        {
+            let _fail = fail_reads_with(13);
+            assert_eq!(read_maps(&mut v), Err(Failure::RootsUnreadable { errno: 13 }));
+        }
+        assert_eq!(read_maps(&mut v), Ok(()));
+    }
 
     #[test]
     fn parses_the_usual_kinds_of_line() {
@@ -254,7 +296,7 @@ mod tests {
     fn reads_this_process_maps_including_the_stack() {
         let mut v = MmapVec::new();
         assert!(v.reserve(4096));
-        assert!(read_maps(&mut v));
+        assert_eq!(read_maps(&mut v), Ok(()));
         let local = 0u64;
         let sp = &local as *const u64 as usize;
         assert!(v.iter().any(|m| m.start <= sp && sp < m.end && m.writable && m.readable));

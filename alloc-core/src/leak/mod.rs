@@ -13,6 +13,7 @@
 //! (`check`) stops and resumes the world around it, holding the allocator's lock.
 
 pub(crate) mod classify;
+pub(crate) mod failure;
 #[cfg(test)]
 mod fake;
 pub(crate) mod maps;
@@ -23,6 +24,7 @@ pub(crate) mod stop;
 pub(crate) mod view;
 
 pub(crate) use classify::{LeakKind, LeakedBlock};
+pub(crate) use failure::Failure;
 pub(crate) use roots::{RootOptions, RootPlan, RootRange};
 
 use crate::os::MmapVec;
@@ -30,6 +32,7 @@ use stop::StoppedWorld;
 use view::HeapView;
 
 /// What a check found.
+#[derive(Default)]
 pub(crate) struct Analysis {
     /// The leaked blocks, in increasing id order.
     pub(crate) leaked: MmapVec<LeakedBlock>,
@@ -39,14 +42,6 @@ pub(crate) struct Analysis {
     pub(crate) words_scanned: u64,
     /// Bytes of root ranges scanned.
     pub(crate) root_bytes: u64,
-}
-
-impl Analysis {
-    /// A check that found nothing (it could not run).
-    fn nothing() -> Self {
-        let leaked = MmapVec::new();
-        Analysis { leaked, live_blocks: 0, reachable_blocks: 0, reachable_bytes: 0, words_scanned: 0, root_bytes: 0 }
-    }
 }
 
 /// The calling thread's stack pointer, after spilling its callee-saved registers into
@@ -64,45 +59,41 @@ pub(crate) fn spill_registers(spill: &mut [usize; crate::platform::CALLEE_SAVED_
 /// calling thread's stack is scanned from (see [`spill_registers`]). `world` may be one
 /// never stopped ([`StoppedWorld::new`]): the other threads' stacks are then scanned
 /// whole, and the caller must make sure no running thread unmaps memory meanwhile.
-/// Allocates nothing but `MmapVec`s.
+/// Allocates nothing but `MmapVec`s. Fails when the roots cannot be listed or the
+/// check's tables cannot get memory: nothing it could report would be trustworthy.
 pub(crate) fn analyze<V: HeapView>(
     view: &V,
     world: &StoppedWorld,
     plan: &RootPlan,
     opts: &RootOptions,
     sp: usize,
-) -> Analysis {
+) -> Result<Analysis, Failure> {
     let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
     // Room for the whole mapping list before reading it: growing while reading would move
     // the buffer, and the list would then name its old, unmapped place as a root.
-    maps.reserve(1 << 16);
-    if !roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots) {
-        warning!("could not list every root of the leak check (out of memory?); no leak reported");
-        return Analysis::nothing();
+    if !maps.reserve(1 << 16) {
+        return Err(Failure::OutOfMemory { what: "the mapping list" });
     }
-    let Some(mut marker) = mark::Marker::new(view) else {
-        warning!("out of memory for the leak check's mark bits; no check done");
-        return Analysis::nothing();
-    };
+    roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots)?;
+    let mut marker = mark::Marker::new(view).ok_or(Failure::OutOfMemory { what: "the mark bits" })?;
     let root_bytes = scan_roots(&mut marker, &roots);
     marker.mark_ignored();
     marker.flood_fill();
     if marker.lost {
-        warning!("out of memory for the leak check's mark stack; no leak reported");
-        return Analysis::nothing();
+        return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
     let marks = &marker.marks;
-    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id));
+    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id))?;
     let live_blocks = promote_reachable(view, marks);
     let s = marker.stats;
-    Analysis {
+    Ok(Analysis {
         leaked,
         live_blocks,
         reachable_blocks: s.reachable_blocks,
         reachable_bytes: s.reachable_bytes,
         words_scanned: s.words_scanned,
         root_bytes,
-    }
+    })
 }
 
 /// Scans every root range; returns their total size. With `verbosity=2`, names each

@@ -30,6 +30,7 @@
 //! `Registers` are the stopped threads' saved registers, `Registered` the regions of
 //! `register_root`.
 
+use super::failure::Failure;
 use super::maps::{self, MapKind, Mapping};
 use super::stop::StoppedWorld;
 use super::view::HeapView;
@@ -143,8 +144,8 @@ impl RootPlan {
 
 /// Builds the root set into `out`. `my_sp` is where the checking thread's own stack is
 /// scanned from. Allocates nothing beyond the `MmapVec`s: it runs with the world stopped.
-/// Returns false if the set is incomplete (`/proc/self/maps` unreadable, out of memory):
-/// a check on it would report reachable blocks as leaked.
+/// Fails if the set would be incomplete (`/proc/self/maps` unreadable, out of memory): a
+/// check on it would report reachable blocks as leaked.
 pub(crate) fn collect_roots(
     view: &dyn HeapView,
     world: &StoppedWorld,
@@ -153,7 +154,7 @@ pub(crate) fn collect_roots(
     my_sp: usize,
     maps_buf: &mut MmapVec<Mapping>,
     out: &mut MmapVec<RootRange>,
-) -> bool {
+) -> Result<(), Failure> {
     out.clear();
     // Every mapping of ours that the list may name must be registered before the list of
     // own mappings is taken (so `labels` is made first), and none may be unmapped before
@@ -161,8 +162,9 @@ pub(crate) fn collect_roots(
     let labels = labels(world, plan);
     let mut own = [(0usize, 0usize); 600];
     let own = own_mappings(&mut own);
-    let mut ok = maps::read_maps(maps_buf);
-    if ok {
+    maps::read_maps(maps_buf)?;
+    let mut ok = true;
+    {
         let mut prev: Option<Mapping> = None;
         for m in maps_buf.iter() {
             let after_guard = prev.is_some_and(|p| is_guard(&p) && p.end == m.start);
@@ -189,7 +191,11 @@ pub(crate) fn collect_roots(
             ok &= out.push(RootRange { start: s, end: s + l, kind: RootKind::Registered });
         });
     }
-    ok
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::OutOfMemory { what: "the root list" })
+    }
 }
 
 /// The allocator's metadata mappings, sorted, into `buf`.

@@ -35,6 +35,7 @@
 //! arrays are mappings of their own, which the roots phase never scans as memory (the
 //! saved registers are scanned as roots of their own kind, from the world's copy).
 
+use super::failure::Failure;
 use crate::os::{self, MmapVec};
 use crate::platform::{self, BlockWhileHandling, SigInfo, SignalHandler};
 use core::ffi::c_void;
@@ -123,14 +124,14 @@ pub(crate) struct StoppedThread {
 /// `threads` has one entry per thread that stopped or failed to stop, none for the
 /// calling thread nor for threads that exited; `complete` is false when some thread could
 /// not even be asked (table full, out of memory), or before the first `stop`;
-/// `thread_list_error` is the errno of the first failure to list the threads
-/// (`/proc/self/task`) during the last `stop`.
+/// `failure` is the first reason the last `stop` did not stop every other thread, and
+/// is `Some` whenever `complete` is false after a `stop` or a thread did not stop.
 pub(crate) struct StoppedWorld {
     threads: MmapVec<StoppedThread>,
     used: MmapVec<u16>,
     complete: bool,
     resumed: bool,
-    thread_list_error: Option<i32>,
+    failure: Option<Failure>,
 }
 
 impl StoppedWorld {
@@ -142,7 +143,7 @@ impl StoppedWorld {
         let (mut threads, mut used) = (MmapVec::new(), MmapVec::new());
         // Room for the usual case up front; growing later only maps memory, never allocates.
         let _ = threads.reserve(64) && used.reserve(64);
-        StoppedWorld { threads, used, complete: false, resumed: true, thread_list_error: None }
+        StoppedWorld { threads, used, complete: false, resumed: true, failure: None }
     }
 
     /// The other threads of the process.
@@ -155,13 +156,12 @@ impl StoppedWorld {
         self.complete && self.threads.iter().all(|t| t.stopped)
     }
 
-    /// The errno of the first failure to list the process's threads (`/proc/self/task`
-    /// could not be opened or read) during the last [`StoppedWorld::stop`], or `None`.
-    /// After such a failure, threads that were not listed were neither asked to stop nor
-    /// are in [`StoppedWorld::threads`]: a check on this world cannot be trusted.
-    #[cfg_attr(not(test), expect(dead_code, reason = "for the check, to fail instead of trusting this world"))]
-    pub(crate) fn thread_list_error(&self) -> Option<i32> {
-        self.thread_list_error
+    /// Why the last [`StoppedWorld::stop`] did not stop every other thread: the threads
+    /// could not be listed (threads not listed were neither asked to stop nor are in
+    /// [`StoppedWorld::threads`]), some did not stop in time, the stop table was full or
+    /// out of memory. A check on such a world cannot be trusted: it fails.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failure
     }
 
     /// Stops every other thread; each gets up to `timeout` to enter the handler.
@@ -172,10 +172,9 @@ impl StoppedWorld {
         }
         self.threads.clear();
         self.used.clear();
-        (self.complete, self.resumed, self.thread_list_error) = (true, false, None);
+        (self.complete, self.resumed, self.failure) = (true, false, None);
         let Some(slots) = slots() else {
-            warning!("out of memory for the stop table; checking without stopping threads");
-            self.complete = false;
+            self.fail(Failure::OutOfMemory { what: "the stop table" });
             return;
         };
         install_handler();
@@ -188,7 +187,7 @@ impl StoppedWorld {
                 }
             });
             if let Err(e) = listed {
-                self.thread_list_error = self.thread_list_error.or(Some(e.0));
+                self.fail(Failure::ThreadsNotListed { errno: e.0 });
             }
             if self.used.len() == before {
                 break;
@@ -204,19 +203,12 @@ impl StoppedWorld {
             s.word.load(Relaxed) == free && s.word.compare_exchange(free, pack(tid, REQUESTED), SeqCst, Relaxed).is_ok()
         };
         let Some(i) = slots.iter().position(claim) else {
-            if self.complete {
-                warning!(
-                    "more than {} threads: thread {} and others are not stopped for the leak check",
-                    MAX_THREADS,
-                    tid
-                );
-            }
-            self.complete = false;
+            self.fail(Failure::TooManyThreads { max: MAX_THREADS });
             return;
         };
         if !self.used.push(i as u16) {
             slots[i].word.store(pack(0, FREE), SeqCst);
-            self.complete = false;
+            self.fail(Failure::OutOfMemory { what: "the list of stopped threads" });
             return;
         }
         if platform::tgkill(pid, tid, STOP_SIGNAL).is_err() {
@@ -235,10 +227,7 @@ impl StoppedWorld {
             match wait_stopped(s, pid, tid, timeout) {
                 Outcome::Gone => continue,
                 Outcome::TimedOut => {
-                    warning!(
-                        "thread {} did not stop for the leak check (signal blocked?); scanning its whole stack",
-                        tid
-                    )
+                    Failure::thread_not_stopped(&mut self.failure, tid, timeout.as_millis() as u64);
                 }
                 Outcome::Stopped => {
                     t.stopped = true;
@@ -248,8 +237,16 @@ impl StoppedWorld {
                     }
                 }
             }
-            self.complete &= self.threads.push(t);
+            if !self.threads.push(t) {
+                self.fail(Failure::OutOfMemory { what: "the list of stopped threads" });
+            }
         }
+    }
+
+    /// Records why this world is incomplete (the first reason stays).
+    fn fail(&mut self, f: Failure) {
+        self.complete = false;
+        Failure::record(&mut self.failure, f);
     }
 
     /// Lets every stopped thread run again, and returns only once each has left the

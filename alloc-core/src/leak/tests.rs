@@ -27,11 +27,18 @@ fn build(root: &AtomicUsize) -> FakeHeap {
 /// test's own: the frames below it (this one, and `build`'s before it) are not scanned.
 #[inline(never)]
 fn analyze_stopped(h: &FakeHeap, opts: &RootOptions, sp: usize) -> Analysis {
+    try_analyze_stopped(h, opts, sp).expect("the analysis ran to the end")
+}
+
+#[inline(never)]
+fn try_analyze_stopped(h: &FakeHeap, opts: &RootOptions, sp: usize) -> Result<Analysis, Failure> {
     let _serial = test_serial();
     let plan = RootPlan::prepare();
     let mut world = stop_the_world(Duration::from_secs(10));
     let a = analyze(h, &world, &plan, opts, sp);
+    let stop = world.failure();
     world.resume();
+    assert_eq!(stop, None, "the world stopped");
     a
 }
 
@@ -62,4 +69,25 @@ fn without_the_globals_a_static_root_no_longer_counts() {
     use LeakKind::*;
     assert_eq!(got, vec![(0, Direct), (1, Indirect), (2, Direct), (3, Indirect), (4, Direct)]);
     ROOT.store(0, SeqCst);
+}
+
+#[test]
+fn an_unreadable_root_list_fails_the_analysis_instead_of_reporting_leaks() {
+    static ROOT: AtomicUsize = AtomicUsize::new(0);
+    let h = std::hint::black_box(build(&ROOT));
+    let mut spill = [0usize; 6];
+    let sp = spill_registers(&mut spill);
+    let result = {
+        let _fail = super::maps::tests::fail_reads_with(libc_eacces());
+        try_analyze_stopped(&h, &RootOptions::default(), sp)
+    };
+    // Every block would have looked leaked (no root was read): none is reported.
+    assert_eq!(result.err(), Some(Failure::RootsUnreadable { errno: libc_eacces() }));
+    assert_eq!(h.survivors.get(), 0, "a failed analysis promotes nothing");
+    ROOT.store(0, SeqCst);
+}
+
+/// `EACCES`, as `/proc/self/maps` fails for a process that may not read it.
+fn libc_eacces() -> i32 {
+    13
 }

@@ -61,7 +61,7 @@ pub(crate) fn set_errno(value: i32) {
 }
 
 /// `0` on success, the error otherwise, for calls that return `-1` and set `errno`.
-fn check(rc: i64) -> Result<(), Errno> {
+fn ok_or_errno(rc: i64) -> Result<(), Errno> {
     if rc == -1 {
         Err(Errno::last())
     } else {
@@ -114,7 +114,7 @@ fn mapped(p: *mut c_void) -> Result<NonNull<u8>, Errno> {
 /// - Nothing reads, writes or refers to the range afterwards.
 pub(crate) unsafe fn munmap(ptr: *mut u8, len: usize) -> Result<(), Errno> {
     // SAFETY: the caller owns the range and no longer uses it.
-    check(unsafe { libc::munmap(ptr.cast(), len) }.into())
+    ok_or_errno(unsafe { libc::munmap(ptr.cast(), len) }.into())
 }
 
 /// `madvise(MADV_DONTNEED)`: gives the physical pages of `[ptr, ptr + len)` back to the
@@ -128,7 +128,7 @@ pub(crate) unsafe fn munmap(ptr: *mut u8, len: usize) -> Result<(), Errno> {
 pub(crate) unsafe fn madvise_dontneed(ptr: *mut u8, len: usize) -> Result<(), Errno> {
     // SAFETY: per the caller, the range is ours and its contents are dead; on private
     // anonymous memory MADV_DONTNEED makes later reads return zeros.
-    check(unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) }.into())
+    ok_or_errno(unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) }.into())
 }
 
 /// `mremap(MREMAP_MAYMOVE)`: resizes the mapping at `ptr` from `old_len` to `new_len`
@@ -174,7 +174,7 @@ pub(crate) unsafe fn mremap_fixed(
 #[cfg(test)]
 pub(crate) unsafe fn mprotect_none(ptr: *mut u8, len: usize) -> Result<(), Errno> {
     // SAFETY: per the caller the range is ours and never accessed again.
-    check(unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_NONE) }.into())
+    ok_or_errno(unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_NONE) }.into())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ pub(crate) fn getpid() -> i32 {
 /// nothing and only checks that the thread exists (`ESRCH` when it is gone).
 pub(crate) fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: tgkill passes no memory; what the signal does is the receiver's handler's.
-    check(unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) })
+    ok_or_errno(unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) })
 }
 
 /// `FUTEX_WAIT` (process-private): sleeps while `*word == expected`, for at most
@@ -476,7 +476,7 @@ pub(crate) unsafe fn set_signal_handler(
     // SAFETY: as for `sa`, all-zero is a valid sigaction for the kernel to overwrite.
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
     // SAFETY: both sigactions are valid; the handler's conduct is the caller's contract.
-    check(unsafe { libc::sigaction(sig, &sa, &mut old) }.into())?;
+    ok_or_errno(unsafe { libc::sigaction(sig, &sa, &mut old) }.into())?;
     Ok(SavedSignalAction { sig, action: old })
 }
 
@@ -504,7 +504,7 @@ fn fill_mask(mask: &mut libc::sigset_t, block: BlockWhileHandling) {
 pub(crate) fn restore_signal_action(saved: &SavedSignalAction) -> Result<(), Errno> {
     // SAFETY: the action is the one the kernel had for this signal: putting it back
     // returns the program to the state it set up itself.
-    check(unsafe { libc::sigaction(saved.sig, &saved.action, core::ptr::null_mut()) }.into())
+    ok_or_errno(unsafe { libc::sigaction(saved.sig, &saved.action, core::ptr::null_mut()) }.into())
 }
 
 /// Blocks (`true`) or unblocks `sig` for the calling thread (`pthread_sigmask`).

@@ -36,16 +36,30 @@ fn leak_check_at_exit() {
             warning!("{}", e);
         }
     }
-    if report.is_clean() {
+    if report.is_clean() && !report.check_failed() {
         return;
     }
     let text = crate::report::text::render(&report, &crate::report::text::TextOptions::from_config(opts));
     // Flush what the program wrote to stdout first, so the report follows it.
     let _ = platform::flush_c_stdio();
     crate::fatal::write_all_fd(2, text.as_bytes());
-    if opts.exitcode != 0 {
+    let status = exit_status(&report, opts);
+    if status != 0 {
         // Rust's own stdout was flushed by the runtime before exit handlers run, C stdio
         // just above.
-        platform::exit_now(opts.exitcode as i32);
+        platform::exit_now(status as i32);
+    }
+}
+
+/// The exit status the at-exit check sets: `failure_exitcode` when the check could not
+/// run to the end (whatever it found meanwhile), else `exitcode` when it found leaks; 0
+/// keeps the program's own.
+fn exit_status(report: &crate::LeakReport, opts: &crate::config::Options) -> u32 {
+    if report.check_failed() {
+        opts.failure_exitcode
+    } else if report.is_clean() {
+        0
+    } else {
+        opts.exitcode
     }
 }

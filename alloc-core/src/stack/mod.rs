@@ -143,8 +143,8 @@ pub(crate) fn capture(depth: usize, fast: bool, bounds: StackBounds, cache: &mut
     let out = &mut buf[..depth];
     let mut walk = Walk { len: 0, hash: 0 };
     if fast {
-        if FP_CHECKED.load(Ordering::Relaxed) == 0 {
-            check_frame_pointers(bounds);
+        if FP_COMPARED.load(Ordering::Relaxed) == 0 {
+            warn_once_without_frame_pointers(bounds);
         }
         walk = unwind::walk_frame_pointers(out, bounds);
     }
@@ -184,14 +184,14 @@ fn cache_miss(cache: &mut StackCache, slot: usize, frames: &[usize], hash: u64) 
 
 /// 0 until the first frame-pointer capture on a thread with known bounds has compared
 /// the frame-pointer walk with the DWARF walk.
-static FP_CHECKED: AtomicU8 = AtomicU8::new(0);
+static FP_COMPARED: AtomicU8 = AtomicU8::new(0);
 
 /// Once per process: warns if this crate was built without frame pointers, since the
 /// frame-pointer walk then records wrong or truncated stacks.
 #[cold]
 #[inline(never)]
-fn check_frame_pointers(bounds: StackBounds) {
-    if bounds.hi <= bounds.lo || FP_CHECKED.swap(1, Ordering::Relaxed) != 0 {
+fn warn_once_without_frame_pointers(bounds: StackBounds) {
+    if bounds.hi <= bounds.lo || FP_COMPARED.swap(1, Ordering::Relaxed) != 0 {
         return;
     }
     if !unwind::frame_pointers_agree_with_dwarf(bounds) {

@@ -31,7 +31,7 @@ fn roots(view: &dyn HeapView, world: &StoppedWorld, opts: &RootOptions, sp: usiz
     let plan = RootPlan::prepare();
     let (mut maps, mut out) = (MmapVec::new(), MmapVec::new());
     assert!(maps.reserve(1 << 14));
-    assert!(collect_roots(view, world, &plan, opts, sp, &mut maps, &mut out));
+    assert_eq!(collect_roots(view, world, &plan, opts, sp, &mut maps, &mut out), Ok(()));
     out
 }
 
@@ -169,7 +169,7 @@ fn a_stopped_threads_stack_tls_and_registers_are_roots_from_its_sp() {
     world.resume();
     quit.store(1, SeqCst);
     h.join().unwrap();
-    assert!(ok);
+    assert_eq!(ok, Ok(()));
     let me = me.expect("the helper thread was stopped");
     assert!(me.stopped);
     assert_eq!((k_local, k_tls, k_regs), (Some(RootKind::Stack), Some(RootKind::Tls), Some(RootKind::Registers)));

@@ -66,7 +66,7 @@ fn stops_spinning_sleeping_and_blocked_threads_a_hundred_times() {
         while pipe_reader.read(&mut b).is_ok_and(|n| n == 1) {}
     }));
     let mut maps = MmapVec::new();
-    assert!(maps.reserve(4096) && read_maps(&mut maps));
+    assert!(maps.reserve(4096) && read_maps(&mut maps).is_ok());
     let stacks: Vec<Mapping> = helpers.iter().map(|h| mapping_of(&maps, h.local.load(SeqCst))).collect();
     let mut seen: Vec<StoppedThread> = Vec::with_capacity(MAX_THREADS);
     for round in 0..100 {
@@ -141,6 +141,7 @@ fn a_thread_blocking_the_signal_is_unstopped_then_released_when_it_unblocks() {
     let mut world = stop_the_world(Duration::from_millis(50));
     let t = world.threads().iter().find(|t| t.tid == tid).copied();
     let all = world.all_stopped();
+    let failure = world.failure();
     // Now it unblocks (no allocation here: the world is stopped): its handler takes the
     // request still open and parks.
     go.store(1, SeqCst);
@@ -152,6 +153,11 @@ fn a_thread_blocking_the_signal_is_unstopped_then_released_when_it_unblocks() {
     world.resume();
     let t = t.expect("the blocking thread is listed");
     assert!(!t.stopped && t.sp == 0 && !all);
+    assert_eq!(
+        failure,
+        Some(Failure::ThreadsNotStopped { first_tid: tid, count: 1, timeout_ms: 50 }),
+        "the world says which thread did not stop"
+    );
     assert!(!ran_on, "a thread that entered the handler late ran on before resume");
     while phase.load(SeqCst) != 3 {
         std::thread::yield_now();
@@ -190,9 +196,9 @@ fn threads_created_and_exiting_during_stops_are_all_accounted_for() {
                 listed.push(t)
             }
         });
-        let list_error = world.thread_list_error();
+        let failure = world.failure();
         world.resume();
-        assert_eq!((listing, list_error), (Ok(()), None), "round {round}");
+        assert_eq!((listing, failure), (Ok(()), None), "round {round}");
         assert!(seen.iter().all(|t| t.stopped), "round {round}: {seen:?}");
         let me = gettid();
         for t in &listed {
@@ -207,7 +213,7 @@ fn threads_created_and_exiting_during_stops_are_all_accounted_for() {
 fn an_empty_world_has_no_threads_and_resumes_at_once() {
     let mut w = StoppedWorld::new();
     // Nothing is known of the other threads: their stacks will be scanned whole.
-    assert!(w.threads().is_empty() && !w.all_stopped() && w.thread_list_error().is_none());
+    assert!(w.threads().is_empty() && !w.all_stopped() && w.failure().is_none());
     w.resume();
 }
 
