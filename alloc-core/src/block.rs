@@ -11,6 +11,18 @@ use crate::page::{Page, INTERNAL, LIVE};
 use crate::segment::{self, Segment, KIND_LARGE, KIND_PAGES};
 
 /// One block of ours.
+///
+/// Invariants, upheld by every constructor ([`containing`], the leak check's walk) and
+/// relied on by the accessors below, which are safe `fn`s:
+/// - `Small(p, i)`: `p` is an in-use page descriptor of a live page segment, and
+///   `i < p.capacity`.
+/// - `Large(s)`: `s` is a live large segment (`kind == KIND_LARGE`).
+///
+/// The type does not keep them true: a `BlockRef` is good only while its page or segment
+/// cannot be released or set up anew, that is while the user holds a live pointer into
+/// the block (and frees or reallocates it on no other thread meanwhile), or holds the
+/// pool lock with every other thread stopped (the leak check). Metadata writes
+/// ([`BlockRef::set_flags`]) need the same.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum BlockRef {
     /// Block `index` of a page.
@@ -22,13 +34,29 @@ pub(crate) enum BlockRef {
 /// The block (live or free, never internal) whose slot contains `addr`, if any.
 /// Interior pointers count: anywhere in `[start, start + block size)` for pages,
 /// `[start, start + capacity)` for large blocks (callers narrow it with [`BlockRef::size`]).
+///
+/// A safe `fn` whose callers ensure that the segment holding `addr`, if any, stays live
+/// and its page descriptors unchanged for the lookup and for as long as the result is
+/// used (see [`BlockRef`]): they hold a live pointer into the block, or hold the pool lock
+/// with every other thread stopped. Not every caller can: the public `usable_size`,
+/// `block_info` and `ignore` take any address, and a misuse report looks up an address
+/// that is no live block of the caller's. For an address nobody holds, another thread may
+/// release the page, or unmap the segment, between the map lookup and the reads below.
 #[inline]
 pub(crate) fn containing(addr: usize) -> Option<BlockRef> {
     let seg = segment::map::segment_start(addr)? as *mut Segment;
-    // SAFETY: the map names live segments only, and their headers are readable. The
-    // segment map, kinds and page descriptors change only under the pool lock; callers
-    // either hold a live pointer into the block (so it cannot go away) or run with the
-    // world stopped and the pool lock held.
+    // SAFETY:
+    // - The map named `seg` as the start of a live segment holding `addr`, and the
+    //   callers keep it live (see above): its header is mapped and readable.
+    // - `kind`, `free_slices`/`slice_first`, the page descriptors' geometry and a large
+    //   block's `start`/`capacity`/`flags` change only under the pool lock or by the
+    //   block's holder, which the callers are (or which is stopped).
+    // - `page_of_mut`: `seg` is a live page segment (kind checked) and
+    //   `seg + SLICE_SIZE <= addr < seg + SEGMENT_SIZE` (a page segment is one slot, and
+    //   the header slice is ruled out first).
+    // - `&*page` reads the in-use flag, `start`, `recip` and `capacity`, set at page
+    //   initialization; the index is checked against `capacity` before a `BlockRef` is
+    //   made, which gives the `Small` invariant.
     unsafe {
         match (*seg).kind {
             KIND_PAGES => {
@@ -65,9 +93,11 @@ impl BlockRef {
     #[inline]
     pub(crate) fn start(self) -> usize {
         match self {
-            // SAFETY: a BlockRef names a block of a live page (see `containing`).
+            // SAFETY: `p` is an in-use page descriptor of a live segment (type invariant),
+            // so readable; `start` and `block_size` are set at page initialization.
             BlockRef::Small(p, i) => unsafe { (*p).block_start(i) },
-            // SAFETY: a live large segment.
+            // SAFETY: `s` is a live large segment (type invariant): its header is mapped,
+            // and `large.start` changes only when the pool moves the block for its holder.
             BlockRef::Large(s) => unsafe { (*s).large.start },
         }
     }
@@ -76,20 +106,29 @@ impl BlockRef {
     #[inline]
     pub(crate) fn flags(self) -> u8 {
         match self {
-            // SAFETY: index < capacity (see `containing`).
+            // SAFETY: `flags_of`'s bullet: `p` is an in-use page (its `meta` array is mapped)
+            // and `i < capacity` (type invariant).
             BlockRef::Small(p, i) => unsafe { (*p).flags_of(i) },
-            // SAFETY: a live large segment.
+            // SAFETY: `s` is a live large segment (type invariant): its header is mapped.
             BlockRef::Large(s) => unsafe { (*s).large.flags },
         }
     }
 
-    /// Sets the flags byte. The caller must have the right to (a live pointer to the
-    /// block, or the world stopped).
+    /// Sets the flags byte.
+    ///
+    /// A safe `fn` whose callers ensure they may write the block's metadata: they hold a
+    /// live pointer to the block and nobody else writes its metadata meanwhile (its owner
+    /// frees or reallocates it on no other thread), or every other thread is stopped (the
+    /// leak check).
     pub(crate) fn set_flags(self, flags: u8) {
         match self {
-            // SAFETY: index < capacity; the right to write is the caller's.
+            // SAFETY: `Page::set_flags`, first bullet: `p` is in use and `i < capacity`
+            // (type invariant). Second bullet: the caller may write the block's metadata
+            // (see above).
             BlockRef::Small(p, i) => unsafe { (*p).set_flags(i, flags) },
-            // SAFETY: as above.
+            // SAFETY: `s` is a live large segment (type invariant), its header mapped; the
+            // caller may write the block's metadata (see above), so this write races with
+            // no other writer of `large.flags`.
             BlockRef::Large(s) => unsafe { (*s).large.flags = flags },
         }
     }
@@ -98,9 +137,10 @@ impl BlockRef {
     #[inline]
     pub(crate) fn size(self) -> usize {
         match self {
-            // SAFETY: index < capacity.
+            // SAFETY: `size_and_stack`'s bullet: `p` is in use and `i < capacity` (type
+            // invariant).
             BlockRef::Small(p, i) => unsafe { (*p).size_and_stack(i).0 as usize },
-            // SAFETY: a live large segment.
+            // SAFETY: `s` is a live large segment (type invariant): its header is mapped.
             BlockRef::Large(s) => unsafe { (*s).large.size },
         }
     }
@@ -108,9 +148,10 @@ impl BlockRef {
     /// Bytes usable from `start` (the size class, or the large segment's room).
     pub(crate) fn usable(self) -> usize {
         match self {
-            // SAFETY: a live page.
+            // SAFETY: `p` is an in-use page descriptor (type invariant), readable;
+            // `block_size` is set at page initialization.
             BlockRef::Small(p, _) => unsafe { (*p).block_size as usize },
-            // SAFETY: a live large segment.
+            // SAFETY: `s` is a live large segment (type invariant): its header is mapped.
             BlockRef::Large(s) => unsafe { (*s).large.capacity },
         }
     }
@@ -119,9 +160,10 @@ impl BlockRef {
     #[inline]
     pub(crate) fn stack(self) -> u32 {
         match self {
-            // SAFETY: index < capacity.
+            // SAFETY: `size_and_stack`'s bullet: `p` is in use and `i < capacity` (type
+            // invariant).
             BlockRef::Small(p, i) => unsafe { (*p).size_and_stack(i).1 },
-            // SAFETY: a live large segment.
+            // SAFETY: `s` is a live large segment (type invariant): its header is mapped.
             BlockRef::Large(s) => unsafe { (*s).large.stack },
         }
     }
@@ -129,7 +171,8 @@ impl BlockRef {
     /// The size class index, for blocks in pages.
     pub(crate) fn class(self) -> Option<usize> {
         match self {
-            // SAFETY: a live page.
+            // SAFETY: `p` is an in-use page descriptor (type invariant), readable; `class`
+            // is set at page initialization.
             BlockRef::Small(p, _) => Some(unsafe { (*p).class as usize }),
             BlockRef::Large(_) => None,
         }

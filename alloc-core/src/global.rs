@@ -24,36 +24,47 @@ impl HeapSweep {
     }
 }
 
-// SAFETY: the methods below uphold `GlobalAlloc`'s contract: blocks are at least
-// `layout.size()` bytes, aligned to `layout.align()` (rounded sizes and page alignment for
-// sizes up to 64 KiB, aligned offsets in dedicated segments above), never overlap while
-// live, and failures return null instead of unwinding or aborting.
+// SAFETY: the methods below uphold `GlobalAlloc`'s contract:
+// - Blocks are at least `layout.size()` bytes and aligned to `layout.align()`: up to
+//   64 KiB the size is rounded up to the alignment, then to a class size that is a
+//   multiple of it, in pages that are 64 KiB aligned (see `size_class`); above, the block
+//   sits at an aligned offset of a segment of its own.
+// - Live blocks never overlap: a page block is handed out only off its page's free list,
+//   a large block has its segment alone.
+// - `alloc` and `realloc` failures return null; they do not unwind. (Misuse that `free`
+//   detects, a double free say, aborts: that is outside the contract's callers' promises.)
+// - `dealloc` and `realloc` accept exactly what `alloc` returned, with its layout.
 unsafe impl GlobalAlloc for HeapSweep {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: a `Layout`'s alignment is a power of two and its size rounded up to it
-        // does not overflow `isize`.
+        // SAFETY: `entry::alloc`'s bullet: a `Layout`'s alignment is a power of two and its
+        // size rounded up to it does not overflow `isize` (`Layout`'s invariants).
         unsafe { entry::alloc(layout.size(), layout.align(), false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
+        // SAFETY: `entry::alloc`'s bullet: a `Layout`'s alignment is a power of two and its
+        // size rounded up to it does not overflow `isize` (`Layout`'s invariants).
         unsafe { entry::alloc(layout.size(), layout.align(), true) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller passes a block this allocator returned, with its layout
-        // (GlobalAlloc::dealloc's contract).
+        // SAFETY: `entry::free`'s bullet: `ptr` was returned by this allocator for
+        // `layout` (so for `layout.size()` bytes) and is not used afterwards
+        // (`GlobalAlloc::dealloc`'s contract: `ptr` is currently allocated by this
+        // allocator, with this layout).
         unsafe { entry::free(ptr, layout.size()) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller upholds GlobalAlloc::realloc's contract: `ptr` is a live block
-        // of ours allocated with `layout`, and `new_size` rounded to the alignment does
-        // not overflow isize.
+        // SAFETY: `entry::realloc`'s bullet, from `GlobalAlloc::realloc`'s contract:
+        // - `ptr` is currently allocated by this allocator with `layout` (so with
+        //   `layout.size()` bytes and alignment `layout.align()`);
+        // - `new_size > 0`, and rounded up to `layout.align()` it does not overflow
+        //   `isize`.
         unsafe { entry::realloc(ptr, layout.size(), layout.align(), new_size) }
     }
 }

@@ -111,11 +111,19 @@ fn class_usage(s: &mut Stats) -> [ClassStats; CLASS_COUNT] {
     s.segments = pool.segments;
     s.mapped_bytes = pool.mapped_bytes;
     pool.for_each_segment(|seg| {
-        // SAFETY: we hold the pool lock; listed segments are live.
+        // SAFETY: `seg` is on the pool's `all` list, so a live segment whose header is
+        // mapped (pool invariant); `kind` is set before linking and not changed while live.
         if unsafe { (*seg).kind } != segment::KIND_PAGES {
             return;
         }
-        // SAFETY: as above.
+        // SAFETY:
+        // - `for_each_page`: `seg` is a live page segment (on `all`, kind checked just
+        //   above) and we hold the pool lock (`pool`, dropped only after the walk).
+        // - `&*p`: each `p` is an in-use descriptor of `seg`, which stays in use while we
+        //   hold the lock. We read `flags`, `class`, `capacity` and `slices`, set at page
+        //   initialization under that lock, and `used`, an atomic. (The reference spans
+        //   the owner's `free` and `bump` too, which the page's owner keeps writing
+        //   without the lock; they are not read.)
         unsafe {
             segment::for_each_page(seg, |p| {
                 let p = &*p;
@@ -193,6 +201,10 @@ pub struct BlockInfo {
 /// size (the size class, or a large block's room to grow in place). `None` if `ptr` is not
 /// the start of a live block of ours.
 ///
+/// The answer is exact for a block the caller keeps alive during the call. The lookup
+/// reads the allocator's metadata for `ptr` without a lock; for a block that another
+/// thread frees or reallocates at the same time, it may read metadata being rewritten.
+///
 /// ```
 /// #[global_allocator]
 /// static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
@@ -208,6 +220,9 @@ pub fn usable_size(ptr: *const u8) -> Option<usize> {
 
 /// Describes the live block containing `ptr` (any address inside it), like Python's
 /// `id()` and `sys.getsizeof` together. `None` if no live block of ours contains it.
+///
+/// As for [`usable_size`], the block should be kept alive, and not resized by another
+/// thread, during the call.
 ///
 /// ```
 /// #[global_allocator]
@@ -239,6 +254,9 @@ fn describe(b: BlockRef) -> BlockInfo {
 
 /// Marks the live block containing `ptr` as intentionally leaked: never reported, and its
 /// contents count as roots. Returns false if no live block of ours contains `ptr`.
+///
+/// As for [`usable_size`], the block should be kept alive, and not freed or resized by
+/// another thread, during the call: this writes the block's metadata.
 ///
 /// ```
 /// #[global_allocator]

@@ -40,12 +40,17 @@ pub(crate) fn map(len: usize) -> Option<NonNull<u8>> {
 /// Unmaps `[ptr, ptr + len)`.
 ///
 /// # Safety
-/// - The range must be a whole mapping (or whole pages of one) made by [`map`] or
-///   [`map_aligned`], and nothing may use it afterwards.
+/// - The range is a whole mapping, or whole pages of one, made by this module ([`map`],
+///   [`map_aligned`], [`map_aligned_committed`], or an `mremap` of one of those): ours,
+///   and page aligned at both ends (checked in debug builds).
+/// - Nothing reads, writes or refers to the range afterwards.
 pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
-    // SAFETY: the caller guarantees the range is ours, page aligned, and unused. A
-    // failure (the kernel's mapping limit) leaves the range mapped: memory lost, nothing
+    // SAFETY:
+    // - `munmap`, first bullet: `ptr` is page aligned and the range lies in a mapping of
+    //   ours (caller, first bullet).
+    // - Second bullet: nothing refers to the range afterwards (caller, second bullet).
+    // A failure (the kernel's mapping limit) leaves the range mapped: memory lost, nothing
     // unsound, and nowhere to report it.
     let _ = unsafe { platform::munmap(ptr, len) };
 }
@@ -81,11 +86,20 @@ fn map_aligned_with(len: usize, align: usize, reserve: Reserve) -> Option<NonNul
     let head = start - raw;
     let tail = total - head - len;
     if head > 0 {
-        // SAFETY: `[raw, start)` is the unaligned head of the mapping just made.
+        // SAFETY:
+        // - `[raw, start)` is the head of the mapping of `total` bytes just made, ours;
+        //   `raw` is page aligned (the kernel's) and so is `start` (aligned to
+        //   `align >= OS_PAGE`), so `head` is whole pages.
+        // - Nothing refers to it: the mapping is known only here, and we hand out
+        //   `[start, start + len)` alone.
         unsafe { unmap(raw as *mut u8, head) };
     }
     if tail > 0 {
-        // SAFETY: `[start + len, raw + total)` is the unused tail of that same mapping.
+        // SAFETY:
+        // - `[start + len, raw + total)` is the tail of that same mapping
+        //   (`head + len + tail == total`); `start + len` is page aligned (`len` is whole
+        //   pages, debug-checked above) and so is `raw + total`.
+        // - Nothing refers to it, as for the head.
         unsafe { unmap((start + len) as *mut u8, tail) };
     }
     NonNull::new(start as *mut u8)
@@ -95,14 +109,18 @@ fn map_aligned_with(len: usize, align: usize, reserve: Reserve) -> Option<NonNul
 /// mapped and reads as zero afterwards.
 ///
 /// # Safety
-/// - The range must lie in a private anonymous mapping of ours, page aligned, and hold
-///   nothing anyone still needs.
+/// - The range lies in a private anonymous mapping of ours (every mapping this module
+///   makes is one), and `ptr` and `len` are page aligned (checked in debug builds).
+/// - Nothing in the range is needed any more: it reads as zero afterwards.
 #[inline]
 pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
-    // SAFETY: per the caller's guarantee the range is ours, page aligned, and its contents
-    // are dead. A failure leaves the pages committed: they still read as what they held,
-    // which nobody needs.
+    // SAFETY:
+    // - `madvise_dontneed`, first bullet: `ptr` is page aligned and the range lies in a
+    //   private anonymous mapping of ours (caller, first bullet).
+    // - Second bullet: its contents are not needed (caller, second bullet).
+    // A failure leaves the pages committed: they still read as what they held, which
+    // nobody needs.
     let _ = unsafe { platform::madvise_dontneed(ptr, len) };
 }
 
@@ -158,15 +176,25 @@ pub(crate) fn for_each_own_mapping(mut f: impl FnMut(usize, usize)) {
 /// Capacity grows by remapping to twice the size (`mremap`, which moves pages without
 /// copying them). Elements must be `Copy`: nothing is dropped.
 ///
-/// Invariants: `len <= cap`; `ptr` maps `cap * size_of::<T>()` bytes rounded up to a page,
-/// or is dangling when `cap == 0`; the mapping is in the own-mapping registry.
+/// Invariants:
+/// - `len <= cap`;
+/// - `cap == 0` and `ptr` is dangling (aligned for `T`), or `ptr` is the start of one
+///   mapping of exactly `bytes_for(cap)` bytes (`cap * size_of::<T>()` rounded up to a
+///   page; `reserve` sets `cap` from the mapping's size, which keeps the two equal), made
+///   by [`map`] or moved by `mremap`, owned by this vector alone;
+/// - `align_of::<T>() <= OS_PAGE`, so the page-aligned mapping is aligned for `T`
+///   (checked in debug builds);
+/// - elements `[0, len)` are initialized;
+/// - the mapping is in the own-mapping registry, unless the registry was full.
 pub(crate) struct MmapVec<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
     cap: usize,
 }
 
-// SAFETY: MmapVec owns its mapping exclusively, like a Vec<T>.
+// SAFETY: an MmapVec owns its mapping exclusively, like a `Vec<T>` its buffer: it holds
+// no thread-bound state, and moving it moves the only access to its `T`s, which are
+// `Send`.
 unsafe impl<T: Copy + Send> Send for MmapVec<T> {}
 
 impl<T: Copy> MmapVec<T> {
@@ -191,6 +219,7 @@ impl<T: Copy> MmapVec<T> {
         if need <= self.cap {
             return true;
         }
+        debug_assert!(core::mem::align_of::<T>() <= OS_PAGE);
         let new_cap = need.max(self.cap.saturating_mul(2)).max(OS_PAGE / core::mem::size_of::<T>().max(1));
         let Some(new_bytes) = Self::bytes_for(new_cap) else {
             return false;
@@ -202,8 +231,12 @@ impl<T: Copy> MmapVec<T> {
             }
         } else {
             let old_bytes = Self::bytes_for(self.cap).unwrap_or(0);
-            // SAFETY: `ptr` maps exactly `old_bytes`, page aligned (invariant), and is
-            // replaced by the new pointer below, which keeps the contents.
+            // SAFETY:
+            // - `mremap_maymove`, first bullet: `cap > 0`, so `[ptr, ptr + old_bytes)` is
+            //   this vector's whole mapping, ours, page aligned (type invariant).
+            // - Second bullet: after a success nothing refers to the old range: `&mut self`
+            //   means no slice borrowed from the vector is alive, `self.ptr` is replaced
+            //   below, and its registry entry is removed below.
             let Ok(p) = (unsafe { platform::mremap_maymove(self.ptr.as_ptr().cast(), old_bytes, new_bytes) }) else {
                 return false;
             };
@@ -211,7 +244,8 @@ impl<T: Copy> MmapVec<T> {
             p.as_ptr()
         };
         register_own_mapping(new_ptr as usize, new_bytes);
-        // SAFETY: mmap/mremap succeeded, so the pointer is non-null.
+        // SAFETY: `new_ptr` came out of a `NonNull` in both branches (`map`'s or
+        // `mremap_maymove`'s result), so it is non-null.
         self.ptr = unsafe { NonNull::new_unchecked(new_ptr.cast()) };
         // Capacity is what the mapping holds, which may exceed `new_cap`.
         self.cap = new_bytes / core::mem::size_of::<T>().max(1);
@@ -224,7 +258,9 @@ impl<T: Copy> MmapVec<T> {
         if self.len == self.cap && !self.reserve(1) {
             return false;
         }
-        // SAFETY: len < cap after the reserve, so the slot is inside the mapping.
+        // SAFETY: `len < cap` after the reserve, so `ptr + len` is inside the mapping of
+        // `bytes_for(cap)` bytes and aligned for `T` (type invariants); `&mut self` makes
+        // the write exclusive, and `T: Copy` has nothing to drop in the old contents.
         unsafe { self.ptr.as_ptr().add(self.len).write(value) };
         self.len += 1;
         true
@@ -236,7 +272,9 @@ impl<T: Copy> MmapVec<T> {
             return None;
         }
         self.len -= 1;
-        // SAFETY: the slot at the old `len - 1` was initialized by `push`.
+        // SAFETY: the old `len - 1`, now `len`, is below `cap`, so inside the mapping and
+        // aligned, and it was initialized (`[0, old len)` are, type invariant); `T: Copy`,
+        // so reading it out leaves nothing to drop twice.
         Some(unsafe { self.ptr.as_ptr().add(self.len).read() })
     }
 
@@ -252,7 +290,9 @@ impl<T: Copy> MmapVec<T> {
                 return false;
             }
             for i in self.len..len {
-                // SAFETY: i < cap after the reserve.
+                // SAFETY: `i` is below the new length, which the reserve made at most `cap`,
+                // so `ptr + i` is inside the mapping and aligned for `T` (type invariants);
+                // `&mut self` makes the write exclusive.
                 unsafe { self.ptr.as_ptr().add(i).write(value) };
             }
         }
@@ -261,13 +301,24 @@ impl<T: Copy> MmapVec<T> {
     }
 
     pub(crate) fn as_slice(&self) -> &[T] {
-        // SAFETY: the first `len` elements are initialized and inside the mapping (or the
-        // slice is empty with a dangling, aligned pointer).
+        // SAFETY:
+        // - `ptr` is aligned for `T` and non-null: the mapping's start, or dangling when
+        //   `cap == 0` (then `len == 0`).
+        // - Elements `[0, len)` are initialized and inside the mapping (`len <= cap`), one
+        //   allocation of at most `isize::MAX` bytes (type invariants).
+        // - The slice borrows `self`, so nothing writes them (`&mut self` methods) or
+        //   unmaps them (`reserve`, `drop`) while it lives.
         unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
-        // SAFETY: as in `as_slice`, and `&mut self` makes the access exclusive.
+        // SAFETY:
+        // - `ptr` is aligned for `T` and non-null: the mapping's start, or dangling when
+        //   `cap == 0` (then `len == 0`).
+        // - Elements `[0, len)` are initialized and inside the mapping (`len <= cap`), one
+        //   allocation of at most `isize::MAX` bytes (type invariants).
+        // - The slice borrows `self` mutably and the vector owns its mapping alone, so
+        //   nothing else reads, writes or unmaps the elements while it lives.
         unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
@@ -296,7 +347,11 @@ impl<T: Copy> Drop for MmapVec<T> {
         if self.cap > 0 {
             let bytes = Self::bytes_for(self.cap).unwrap_or(0);
             unregister_own_mapping(self.ptr.as_ptr() as usize);
-            // SAFETY: the mapping is ours (invariant) and dies with the vector.
+            // SAFETY:
+            // - `[ptr, ptr + bytes)` is the vector's whole mapping (`cap > 0`, type
+            //   invariant), ours, page aligned.
+            // - Nothing refers to it afterwards: the vector is being dropped, so every
+            //   slice borrowed from it has ended, and its registry entry is removed above.
             unsafe { unmap(self.ptr.as_ptr().cast(), bytes) };
         }
     }

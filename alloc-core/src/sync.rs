@@ -15,15 +15,23 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A spin lock around a `T`. Waiters spin briefly, then yield the CPU.
+///
+/// Invariant: `locked` is true exactly while one holder has the lock: a [`SpinGuard`]
+/// (made only by [`SpinLock::lock`] after its Acquire CAS from false to true, and
+/// releasing with a Release store in its drop), or a [`SpinLock::lock_raw`] caller until
+/// its [`SpinLock::force_unlock`]. Only that holder reaches `value`.
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
 }
 
-// SAFETY: the lock serializes all access to `value`, so sharing the lock between threads
-// is sound whenever `T` itself may be sent between threads.
+// SAFETY: `&SpinLock<T>` reaches `value` only through a guard, and the lock gives it to
+// one thread at a time, each taking over from the last (Acquire CAS after its Release
+// store): sharing the lock hands the `T` from thread to thread, never to two at once,
+// which is sound exactly when `T: Send`.
 unsafe impl<T: Send> Sync for SpinLock<T> {}
-// SAFETY: as above; owning the lock owns the value.
+// SAFETY: a `SpinLock<T>` owns its `T` (in an `UnsafeCell`, like a `Mutex<T>`) and holds
+// no thread-bound state: moving the lock moves the `T`, which `T: Send` allows.
 unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
@@ -68,8 +76,9 @@ impl<T> SpinLock<T> {
     /// Releases a lock taken with [`SpinLock::lock_raw`].
     ///
     /// # Safety
-    /// - The lock must have been taken with `lock_raw` by this thread (or, in a `fork`
-    ///   child, by the thread that forked), and no guard may exist for it.
+    /// - The lock was taken with `lock_raw` by this thread (or, in a `fork` child, by the
+    ///   thread that forked, whose copy this thread is), and not released since.
+    /// - No guard exists for it (so nobody is using `value` through one).
     pub(crate) unsafe fn force_unlock(&self) {
         self.locked.store(false, Ordering::Release);
     }
@@ -83,14 +92,20 @@ pub(crate) struct SpinGuard<'a, T> {
 impl<T> core::ops::Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard proves this thread holds the lock.
+        // SAFETY: this guard was made by `lock` and not dropped, so this thread holds the
+        // lock (type invariant) and nobody else reaches `value`; the reference borrows the
+        // guard, so it ends before the drop releases the lock. Other shared borrows of the
+        // same guard only read too.
         unsafe { &*self.lock.value.get() }
     }
 }
 
 impl<T> core::ops::DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard proves this thread holds the lock, exclusively.
+        // SAFETY: this guard was made by `lock` and not dropped, so this thread holds the
+        // lock (type invariant) and nobody else reaches `value`; the reference borrows the
+        // guard mutably, so it is the only borrow of `value` and ends before the drop
+        // releases the lock.
         unsafe { &mut *self.lock.value.get() }
     }
 }

@@ -94,7 +94,10 @@ pub(crate) struct Vtable {
 /// - a box on a generation list has its value (`VALUE_DROPPED` clear); once
 ///   `VALUE_DROPPED` is set the value is never touched again;
 /// - the box is freed when `strong == 0 && weak == 0` and the value is dropped;
-/// - outside a collection, `gc_refs == 0`, and `label` names the list of a linked box.
+/// - outside a collection, `gc_refs == 0`, and `label` names the list of a linked box;
+/// - `vtable` is `Ops::<T>::VTABLE` or `FinalizeOps::<T>::VTABLE` for the `T` of the
+///   `GcBox<T>` this header begins (set once, in `Handle::with_vtable`): a vtable
+///   function given this header may cast it to that `GcBox<T>`.
 ///
 /// 48 bytes: a box of a 16-byte value fills one 64-byte block (one cache line), which
 /// matters for the collector's walks over millions of boxes.
@@ -230,26 +233,59 @@ impl<T: Trace + 'static> Ops<T> {
     };
 
     /// # Safety
-    /// - `h` is the header of a live `GcBox<T>` whose value is not dropped.
+    /// - `h` is the header of a live (allocated) `GcBox<T>`, for this `T`.
+    /// - Its value is not dropped (`VALUE_DROPPED` clear), and nobody holds a `&mut` to it
+    ///   (handles give out only `&T`).
     unsafe fn trace(h: NonNull<Header>, t: &mut Tracer<'_>) {
-        // SAFETY: per the contract.
+        // SAFETY:
+        // - `h` heads a live `GcBox<T>` (caller, first bullet): the cast pointer is valid
+        //   for reads, and `value` is that box's field.
+        // - The value is initialized (caller, second bullet), so `&*value.get()` (through
+        //   `ManuallyDrop`) is a valid `&T`; it is shared, alongside the handles' own
+        //   `&T`s, and no `&mut T` exists (second bullet).
         unsafe { (*(*h.cast::<GcBox<T>>().as_ptr()).value.get()).trace(t) }
     }
 
     /// # Safety
-    /// - As `trace`; the value is dropped exactly once (the caller set VALUE_DROPPED).
+    /// - `h` is the header of a live (allocated) `GcBox<T>`, for this `T`.
+    /// - Its value is not dropped yet, and this is the one drop: the caller sets
+    ///   `VALUE_DROPPED` (before or right after the call) so no other drop follows.
+    /// - No reference to the value is used during or after the call: no strong handle can
+    ///   reach it (`strong == 0`, or the collector holds the box as garbage).
     unsafe fn drop_value(h: NonNull<Header>) {
-        // SAFETY: per the contract.
+        // SAFETY:
+        // - `h` heads a live `GcBox<T>` (caller, first bullet): the cast pointer is valid,
+        //   and `value` is that box's field.
+        // - `&mut *value.get()` is unique: no other reference to the value is used while
+        //   it lives (caller, third bullet); the header is not part of it.
+        // - `ManuallyDrop::drop`: the value is initialized and dropped only this once
+        //   (caller, second bullet), and never used afterwards (third bullet).
         unsafe { ManuallyDrop::drop(&mut *(*h.cast::<GcBox<T>>().as_ptr()).value.get()) }
     }
 
     /// # Safety
-    /// - `h` is a box from `Handle::new` that nothing refers to any more.
+    /// - `h` is the header of a `GcBox<T>` (for this `T`) allocated by
+    ///   `Handle::with_vtable` through `Box::new`, and not freed yet.
+    /// - Nothing refers to the box any more: `strong == 0` and no collector hold,
+    ///   `weak == 0`, and it is on no list (unlinked).
+    /// - Its value was dropped (`VALUE_DROPPED` set).
     unsafe fn dealloc(h: NonNull<Header>) {
-        // SAFETY: per the contract; the value was dropped (ManuallyDrop: not again).
+        // SAFETY:
+        // - `Box::from_raw`: the pointer is the one `Box::leak` gave for a
+        //   `Box<GcBox<T>>` (first bullet), with the same type, so the same layout, and it
+        //   is not freed yet.
+        // - Nothing else uses the box afterwards (second bullet), so freeing it leaves no
+        //   dangling user.
+        // - Dropping the `Box` drops the `GcBox<T>`: the header (no drop glue) and a
+        //   `ManuallyDrop<T>`, which does not drop the value again (third bullet).
         drop(unsafe { Box::from_raw(h.cast::<GcBox<T>>().as_ptr()) });
     }
 
+    /// The `finalize` entry of a value without a finalizer: does nothing.
+    ///
+    /// # Safety
+    /// - None of its own; it has the signature, and the callers' duties, of
+    ///   `FinalizeOps::finalize`.
     unsafe fn finalize_none(_: NonNull<Header>) {}
 }
 
@@ -259,9 +295,16 @@ impl<T: Trace + Finalize + 'static> FinalizeOps<T> {
     const VTABLE: Vtable = Vtable { finalize: Self::finalize, ..Ops::<T>::VTABLE };
 
     /// # Safety
-    /// - As `Ops::trace`.
+    /// - `h` is the header of a live (allocated) `GcBox<T>`, for this `T`.
+    /// - Its value is not dropped (`VALUE_DROPPED` clear), and nobody holds a `&mut` to it
+    ///   (handles give out only `&T`).
     unsafe fn finalize(h: NonNull<Header>) {
-        // SAFETY: per the contract.
+        // SAFETY:
+        // - `h` heads a live `GcBox<T>` (caller, first bullet): the cast pointer is valid
+        //   for reads, and `value` is that box's field.
+        // - The value is initialized (caller, second bullet), so `&*value.get()` is a valid
+        //   `&T` for the call, shared alongside the handles' own `&T`s, and no `&mut T`
+        //   exists (second bullet).
         unsafe { (*(*h.cast::<GcBox<T>>().as_ptr()).value.get()).finalize() }
     }
 }

@@ -16,12 +16,18 @@ use crate::sync::SpinLock;
 use crate::thread_state::ReentrancyGuard;
 
 /// A heap under a lock, set up on first use.
+///
+/// Invariant: `heap` is initialized (by [`Heap::init`], for the lock's kind) ⇔ `ready`;
+/// it is used only by the holder of the lock around this struct, so that holder has the
+/// heap's exclusive use.
 pub(crate) struct LockedHeap {
     ready: bool,
     heap: core::mem::MaybeUninit<Heap>,
 }
 
-// SAFETY: the heap's raw pointers name process-wide pages; the lock serializes every use.
+// SAFETY: the heap's raw pointers name process-wide pages and segments, tied to no
+// thread; a `LockedHeap` lives only inside a `SpinLock`, so every use of it is made by the
+// lock's holder, whichever thread that is.
 unsafe impl Send for LockedHeap {}
 
 /// The allocator's own allocations.
@@ -42,7 +48,11 @@ pub(crate) enum Which {
 
 /// Allocates from a locked heap. `flags` are the block's initial flags (`IGNORED` inside
 /// a `disable()` scope). Null when out of memory.
+///
+/// A safe `fn` whose callers ensure that `align` is a power of two (checked in debug
+/// builds): they pass a `Layout`'s, which [`Heap::alloc`] requires.
 pub(crate) fn alloc(which: Which, size: usize, align: usize, flags: u8, zeroed: bool) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
     let (lock, kind) = match which {
         Which::Internal => (&INTERNAL_HEAP, HeapKind::Internal),
         Which::Shared => (&SHARED_HEAP, HeapKind::Shared),
@@ -50,13 +60,18 @@ pub(crate) fn alloc(which: Which, size: usize, align: usize, flags: u8, zeroed: 
     let _guard = ReentrancyGuard::enter();
     let mut h = lock.lock();
     if !h.ready {
-        // SAFETY: first use, under the lock: the memory is the static's own, aligned, and
-        // nobody else sees the heap until `ready` is set.
+        // SAFETY: `Heap::init`'s bullet: `h.heap` is the static's own `MaybeUninit<Heap>`,
+        // valid for writes of a `Heap` and aligned for it; `ready` is false, so it was never
+        // initialized, and nobody else uses it: we hold the lock (`h`), and every use of
+        // the heap is made under it.
         unsafe { Heap::init(h.heap.as_mut_ptr(), kind, StackBounds { lo: 0, hi: 0 }) };
         h.ready = true;
     }
-    // SAFETY: initialized (`ready`); the lock gives exclusive use; `align` is a Layout's
-    // (the entry point's caller).
+    // SAFETY:
+    // - The heap is initialized: `ready` is set (type invariant), just above if not before.
+    // - `Heap::alloc`, first bullet: we hold the heap's lock (`h`, type invariant), so we
+    //   have its exclusive use; `as_mut_ptr` makes no reference another user could hold.
+    // - Second bullet: `align` is a power of two (callers, see above).
     unsafe { (*h.heap.as_mut_ptr()).alloc(size, align, flags, zeroed) }
 }
 
@@ -65,7 +80,8 @@ pub(crate) fn alloc(which: Which, size: usize, align: usize, flags: u8, zeroed: 
 pub(crate) fn with_shared_counters(f: impl FnOnce(&crate::counters::Counters)) {
     let h = SHARED_HEAP.lock();
     if h.ready {
-        // SAFETY: initialized (`ready`); the lock is held for the read.
+        // SAFETY: `ready` is set, so the heap is initialized (type invariant); we hold its
+        // lock (`h`), so nobody writes it while `f` reads the counters.
         f(unsafe { &(*h.heap.as_ptr()).counters });
     }
 }

@@ -186,7 +186,9 @@ impl Heap {
     /// - As [`Heap::push_front`].
     unsafe fn push_back(&mut self, class: usize, page: *mut Page) {
         let q = &mut self.queues[class];
-        // SAFETY: as in `push_front`, with `q.tail` in place of `q.head`.
+        // SAFETY: `page` is valid and off every queue (caller), so relinking it breaks no
+        // other list; `q.tail` is null or the last page of this queue (heap invariant),
+        // valid and linked only by this heap, whose only user we are (`&mut self`).
         unsafe {
             (*page).next = core::ptr::null_mut();
             (*page).prev = q.tail;
@@ -385,8 +387,16 @@ impl Heap {
     /// - `page` is a valid in-use page of `class` with no owner (fresh or abandoned) and
     ///   on no queue; the caller has exclusive use of this heap.
     unsafe fn own(&mut self, class: usize, page: *mut Page) {
-        // SAFETY: per the contract nobody else owns or links the page; from the store on,
-        // frees by this thread take the local path and the page is ours to queue.
+        // SAFETY:
+        // - `page` is a valid in-use page with no owner and on no queue (caller): nobody
+        //   else writes its owner field or its links. (A fresh page's `heap` field may
+        //   still hold its last owner's value; none of its blocks is out, so nobody reads
+        //   it before this store.) From the store on, this thread's frees into it take the
+        //   local path.
+        // - `push_front`: the page is of `class`, owned by this heap from the store on,
+        //   and on no queue (caller).
+        // - `refill`: this heap owns the page (just stored) and we have exclusive use of
+        //   this heap (caller).
         unsafe {
             (*page).heap.store(self as *mut Heap as usize, Ordering::Release);
             self.push_front(class, page);

@@ -20,9 +20,16 @@ use crate::thread_state::ReentrancyGuard;
 
 /// The registered heaps.
 ///
-/// Invariants: `head` links (through `next`/`prev`) exactly the heaps in use, `count` of
-/// them; `free` links (through `next`) retired heap structs; `[chunk, chunk_end)` is the
-/// unused part of the last carving mapping.
+/// Invariants:
+/// - `head` links (through `next`/`prev`, `prev` of the head null) exactly the heaps in
+///   use, `count` of them; `free` links (through `next`) the retired heap structs; while
+///   the lock is free, every carved heap struct is on exactly one of the two lists;
+/// - every heap struct lies in a mapping of [`HEAP_CHUNK`] bytes that is never unmapped,
+///   at a multiple of 64 from its page-aligned start (and `align_of::<Heap>() <= 64`), so
+///   it stays valid, and aligned, for the life of the process;
+/// - `[chunk, chunk_end)` is the unused part of the last carving mapping;
+/// - every field is read and written only under [`REGISTRY`]'s lock (a `&Registry` can be
+///   had only through its guard).
 pub(crate) struct Registry {
     head: *mut Heap,
     free: *mut Heap,
@@ -31,7 +38,9 @@ pub(crate) struct Registry {
     count: usize,
 }
 
-// SAFETY: heaps are process-wide objects; the lock serializes the registry.
+// SAFETY: the raw pointers name heap structs in process-wide mappings, tied to no thread;
+// every access through a `Registry` is made under `REGISTRY`'s lock, so moving it between
+// threads moves only the right to use them under that lock.
 unsafe impl Send for Registry {}
 
 /// The registry, under its lock.
@@ -52,12 +61,15 @@ impl Registry {
     fn heap_memory(&mut self) -> *mut Heap {
         if !self.free.is_null() {
             let h = self.free;
-            // SAFETY: retired heaps on the free list are valid structs with a valid `next`
-            // link (registry invariant).
+            // SAFETY: `h` is the non-null head of `free`: a retired heap struct, valid for
+            // the life of the process, whose `next` was set by `unlink` (registry
+            // invariants); `&mut self` proves the registry lock is held, so nobody else
+            // walks or changes the list.
             self.free = unsafe { (*h).next };
             return h;
         }
         let size = (core::mem::size_of::<Heap>() + 63) & !63;
+        debug_assert!(core::mem::align_of::<Heap>() <= 64 && size <= HEAP_CHUNK);
         if self.chunk + size > self.chunk_end {
             let Some(p) = os::map(HEAP_CHUNK) else {
                 return core::ptr::null_mut();
@@ -74,10 +86,12 @@ impl Registry {
     /// Links an initialized heap at the head of the list.
     ///
     /// # Safety
-    /// - `heap` is a valid heap on no list.
+    /// - `heap` is a valid, initialized heap struct on neither list.
     unsafe fn link(&mut self, heap: *mut Heap) {
-        // SAFETY: `heap` is valid and unlinked (caller); `head` is null or a registered
-        // heap (invariant).
+        // SAFETY:
+        // - `heap` is valid and on no list (caller), so writing its links breaks no list.
+        // - `head` is null or a registered heap (registry invariant), valid, whose `prev`
+        //   is written only under the registry lock, which `&mut self` proves we hold.
         unsafe {
             (*heap).prev = core::ptr::null_mut();
             (*heap).next = self.head;
@@ -92,10 +106,15 @@ impl Registry {
     /// Takes a registered heap off the list and puts its struct on the free list.
     ///
     /// # Safety
-    /// - `heap` is registered, and nobody uses it any more.
+    /// - `heap` is registered (on the `head` list).
+    /// - Nobody uses it any more: once on the free list, `create` may hand it out again.
     unsafe fn unlink(&mut self, heap: *mut Heap) {
-        // SAFETY: `heap` is registered (caller): its neighbours are null or registered
-        // heaps, valid and linked only under this lock.
+        // SAFETY:
+        // - `heap` is registered (caller, first bullet), so valid, and its `prev`/`next`
+        //   are null or registered heaps (registry invariant), whose links are written
+        //   only under the registry lock, which `&mut self` proves we hold.
+        // - Writing its `next`/`prev` for the free list races with nobody: nobody else
+        //   uses it (caller, second bullet).
         unsafe {
             let (p, n) = ((*heap).prev, (*heap).next);
             if p.is_null() {
@@ -121,8 +140,12 @@ pub(crate) fn create(bounds: StackBounds) -> *mut Heap {
     let mut r = REGISTRY.lock();
     let heap = r.heap_memory();
     if !heap.is_null() {
-        // SAFETY: fresh or retired heap memory, aligned to 64, ours under the registry
-        // lock; initialized before it is linked.
+        // SAFETY:
+        // - `Heap::init`: `heap` is valid for writes of a `Heap` and aligned: a retired
+        //   struct, or a fresh carve of at least `size_of::<Heap>()` bytes at a multiple
+        //   of 64 in a page-aligned mapping (registry invariants); nobody else uses it: it
+        //   was just taken off the free list or carved, under the registry lock `r`.
+        // - `link`: the heap is initialized and on neither list.
         unsafe {
             Heap::init(heap, HeapKind::Thread, bounds);
             r.link(heap);
@@ -139,21 +162,33 @@ pub(crate) fn create(bounds: StackBounds) -> *mut Heap {
 ///   in a `fork` child).
 pub(crate) unsafe fn retire(heap: *mut Heap) {
     let _guard = ReentrancyGuard::enter();
-    // SAFETY: valid and unused by anyone else (caller).
+    // SAFETY: `abandon_all`'s bullet: `heap` is registered, so a valid heap (registry
+    // invariant), and nobody else uses it, now or later (caller): we have exclusive use,
+    // and afterwards only `create` reuses the struct, through `Heap::init`.
     unsafe { (*heap).abandon_all() };
     let mut r = REGISTRY.lock();
-    // SAFETY: as above; read before the struct goes on the free list.
+    // SAFETY: `heap` is still registered, so valid (registry invariant), and nobody else
+    // uses it (caller), so its counters are not being written; the shared reference ends
+    // with this statement, before `unlink` puts the struct on the free list, where
+    // `create` could reinitialize it (only under the lock `r` holds, so not before).
     counters::RETIRED.absorb(unsafe { &(*heap).counters });
-    // SAFETY: registered and unused (caller).
+    // SAFETY: `heap` is registered (caller, first bullet: `abandon_all` does not unlink
+    // it) and nobody uses it any more (caller, second bullet).
     unsafe { r.unlink(heap) };
 }
 
-/// Calls `f` for every registered thread heap, under the registry lock.
+/// Calls `f` for every registered thread heap, under the registry lock. The heaps' threads
+/// keep running and writing their heaps meanwhile: `f` reads only what is atomic (the
+/// counters).
 pub(crate) fn for_each_heap(mut f: impl FnMut(&Heap)) {
     let r = REGISTRY.lock();
     let mut h = r.head;
     while !h.is_null() {
-        // SAFETY: registered heaps are valid while the lock is held; `next` links them.
+        // SAFETY: `h` is non-null and on the `head` list (its head, or reached through
+        // `next`), so a registered heap, valid (registry invariants); it stays registered,
+        // and `next` unchanged, while we hold the registry lock (`r`), which `retire`
+        // needs to unlink it. (The `&Heap` spans fields its owning thread writes
+        // meanwhile; `f` reads only the atomic counters.)
         unsafe {
             f(&*h);
             h = (*h).next;
@@ -167,7 +202,9 @@ pub(crate) fn any_other_than(me: *mut Heap) -> Option<*mut Heap> {
     let r = REGISTRY.lock();
     let mut h = r.head;
     while !h.is_null() && h == me {
-        // SAFETY: registered heaps are valid under the lock.
+        // SAFETY: `h` is non-null and on the `head` list, so a registered heap, valid
+        // (registry invariants); its `next` is written only under the registry lock, which
+        // `r` holds.
         h = unsafe { (*h).next };
     }
     (!h.is_null()).then_some(h)

@@ -18,6 +18,11 @@ use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 
 /// The heap, numbered for one check.
+///
+/// Invariant: for the snapshot's whole life, the conditions of [`HeapSnapshot::take`]'s
+/// `# Safety` section hold (the pool lock is held, every other thread is stopped); its
+/// safe methods, the [`HeapView`] ones included, rely on them to read and write page
+/// descriptors, block metadata and segment headers.
 pub(crate) struct HeapSnapshot<'a> {
     pool: &'a Pool,
     slots: usize,
@@ -29,12 +34,24 @@ impl<'a> HeapSnapshot<'a> {
     /// Numbers every block of the heap.
     ///
     /// # Safety
-    /// - The caller holds the pool lock (it lends `pool` from the guard) and no other thread
-    ///   runs allocator code that could change page descriptors meanwhile (they are stopped).
+    /// - The caller holds the pool lock for the snapshot's whole life: `pool` is borrowed
+    ///   from its guard (a `&Pool` can be had no other way).
+    /// - Every other thread that may run allocator code is stopped for the snapshot's
+    ///   whole life: no thread allocates from, frees into or collects a page, so page
+    ///   descriptors, block metadata, thread-free lists and large-block headers change
+    ///   only through the snapshot. (A thread still running the allocation or free fast
+    ///   path would write `free`, `used`, metadata words and `thread_free` while the
+    ///   snapshot reads and writes them.)
     pub(crate) unsafe fn take(pool: &'a Pool) -> Self {
         let mut next: usize = 0;
         pool.for_each_segment(|seg| {
-            // SAFETY: listed segments are live; the contract makes us their only user.
+            // SAFETY:
+            // - `seg` is on `all`, so a live segment whose header is mapped (pool
+            //   invariant); its `kind` is set before it is linked.
+            // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
+            //   lock is held (first bullet); each `p` it gives is an in-use descriptor.
+            // - Writing `block_id_base` of a page or a large block races with nobody:
+            //   every other thread is stopped (second bullet), and owners never write it.
             unsafe {
                 match (*seg).kind {
                     KIND_PAGES => segment::for_each_page(seg, |p| {
@@ -52,7 +69,8 @@ impl<'a> HeapSnapshot<'a> {
             }
         });
         let mut snapshot = Self { pool, slots: next, freed: MmapVec::new() };
-        // SAFETY: per the contract.
+        // SAFETY: `note_thread_freed` needs the pool lock held and every other thread
+        // stopped: this function's own two bullets (caller).
         unsafe { snapshot.note_thread_freed() };
         snapshot
     }
@@ -61,14 +79,24 @@ impl<'a> HeapSnapshot<'a> {
     /// still carry LIVE (only owners clear it) but are free.
     ///
     /// # Safety
-    /// - As [`HeapSnapshot::take`].
+    /// - The pool lock is held (`self.pool` borrows its guard).
+    /// - Every other thread that may run allocator code is stopped (as
+    ///   [`HeapSnapshot::take`] requires): nobody pushes onto or takes a thread-free list.
     unsafe fn note_thread_freed(&mut self) {
         if !self.freed.resize(self.slots.div_ceil(64), 0) {
             return;
         }
         let freed = &mut self.freed;
         self.pool.for_each_segment(|seg| {
-            // SAFETY: as in `take`.
+            // SAFETY:
+            // - `seg` is on `all`, so a live segment whose header is mapped (pool
+            //   invariant).
+            // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
+            //   lock is held (caller, first bullet); each `p` it gives is in use.
+            // - `for_each_thread_freed`'s bullet: every thread that could touch the page is
+            //   stopped (caller, second bullet). The indices it gives are below
+            //   `capacity`, so `base + i < slots` and the bitmap word exists (indexing is
+            //   bounds checked anyway).
             unsafe {
                 if (*seg).kind == KIND_PAGES {
                     segment::for_each_page(seg, |p| {
@@ -96,9 +124,12 @@ pub(crate) fn scan_len(size: usize) -> usize {
 
 fn describe(b: BlockRef) -> (u32, BlockDesc) {
     let id = match b {
-        // SAFETY: a BlockRef names a live page; `block_id_base` was set by the snapshot.
+        // SAFETY: `p` is an in-use page descriptor of a live segment (`BlockRef`
+        // invariant), readable; `block_id_base` was written by `take`, and nobody writes
+        // it while the snapshot lives (snapshot invariant: the world is stopped).
         BlockRef::Small(p, i) => (unsafe { (*p).block_id_base }) + i as u32,
-        // SAFETY: a live large segment.
+        // SAFETY: `s` is a live large segment (`BlockRef` invariant), its header mapped;
+        // `block_id_base` was written by `take` and is stable while the world is stopped.
         BlockRef::Large(s) => unsafe { (*s).large.block_id_base },
     };
     let size = b.size();
@@ -119,6 +150,8 @@ impl HeapView for HeapSnapshot<'_> {
 
     #[inline]
     fn block_containing(&self, addr: usize) -> Option<(u32, BlockDesc)> {
+        // `containing`'s callers' duty, and the `BlockRef`'s: the pool lock is held and
+        // every other thread stopped (snapshot invariant).
         let b = block::containing(addr)?;
         if b.flags() & LIVE == 0 || addr - b.start() >= scan_len(b.size()) {
             return None;
@@ -129,7 +162,16 @@ impl HeapView for HeapSnapshot<'_> {
 
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
         self.pool.for_each_segment(|seg| {
-            // SAFETY: as in `take`.
+            // SAFETY:
+            // - `seg` is on `all`, so a live segment whose header is mapped (pool
+            //   invariant).
+            // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
+            //   lock is held (snapshot invariant); each `p` it gives is in use.
+            // - `flags_of(i)`: `p` is in use and `i < capacity`; nobody writes the metadata
+            //   meanwhile (snapshot invariant: the world is stopped).
+            // - `BlockRef::Small(p, i)` and `BlockRef::Large(seg)` meet the type's
+            //   invariants (an in-use page and `i < capacity`; a live large segment) and
+            //   stay good while the world is stopped.
             unsafe {
                 match (*seg).kind {
                     KIND_PAGES => segment::for_each_page(seg, |p| {
@@ -156,6 +198,8 @@ impl HeapView for HeapSnapshot<'_> {
     }
 
     fn survived(&self, start: usize) {
+        // `containing` and `set_flags` need the pool lock held and every other thread
+        // stopped: the snapshot invariant.
         if let Some(b) = block::containing(start) {
             let flags = b.flags();
             let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
@@ -165,7 +209,9 @@ impl HeapView for HeapSnapshot<'_> {
 
     fn owned_region_end(&self, addr: usize) -> Option<usize> {
         let start = segment::map::segment_start(addr)?;
-        // SAFETY: the map names live segments only.
+        // SAFETY: the map names `start` as the start of a live segment, whose header is
+        // mapped (map invariant); with the pool lock held and the world stopped (snapshot
+        // invariant) it stays live and its `len` does not change.
         Some(start + unsafe { (*(start as *const Segment)).len })
     }
 }

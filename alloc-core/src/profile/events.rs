@@ -37,6 +37,11 @@ pub(crate) const CAPACITY: usize = 64;
 const NO_EVENT: Event = Event { stack: 0, alloc: false, size: 0 };
 
 /// A thread's buffer. No destructor: usable at any point of the thread's life.
+///
+/// Invariants: `len <= CAPACITY` (`push` applies the buffer when it fills); `events` is
+/// reached only by its own thread (it lives in `BUFFER`, a `thread_local!`, and no
+/// reference to it escapes), and only by two single accesses that create no lasting
+/// reference: the element write in `push` and the whole-array copy in `apply_buffer`.
 struct Buffer {
     events: UnsafeCell<[Event; CAPACITY]>,
     len: Cell<usize>,
@@ -56,8 +61,15 @@ pub(crate) fn push(e: Event) {
     BUFFER.with(|b| {
         let n = b.len.get();
         debug_assert!(n < CAPACITY);
-        // SAFETY: only this thread reaches its buffer, and no reference into it is alive
-        // (`take` copies the events out before applying them).
+        // SAFETY:
+        // - `b` is this thread's buffer; no other thread can name it (type invariant).
+        // - No reference into `events` is alive: the only other access, the copy in
+        //   `apply_buffer`, ends before `recorder::apply` runs, so a `push` reentered from
+        //   an allocation inside it (a profile being written) finds no outstanding borrow.
+        //   (A signal handler that allocates would reenter this thread's heap first, which
+        //   no allocator entry point allows.)
+        // - `n < CAPACITY` (type invariant, checked in debug builds above): in bounds, and
+        //   the index is bounds checked anyway.
         unsafe { (*b.events.get())[n] = e };
         // A signal asked for a profile: apply now, and the profile follows this event.
         if n + 1 == CAPACITY || recorder::STATE.load(Ordering::Relaxed) == recorder::DUMP_PENDING {
@@ -81,7 +93,14 @@ fn apply_buffer(b: &Buffer) {
     if n == 0 {
         return;
     }
-    // SAFETY: as in `push`; the copy ends the access before anything else runs.
+    // SAFETY:
+    // - `b` is this thread's buffer; no other thread can name it (type invariant).
+    // - No reference into `events` is alive: the only accesses are `push`'s element write
+    //   and this copy, each ending at once; a call nested in an outer call's
+    //   `recorder::apply` (a snapshot applying this thread's buffer) comes after the
+    //   outer copy ended.
+    // - The copy (`Event: Copy`) ends the access before `recorder::apply` runs, so the
+    //   writes of a `push` reentered from inside it conflict with nothing.
     let events: [Event; CAPACITY] = unsafe { *b.events.get() };
     recorder::apply(&events[..n]);
 }

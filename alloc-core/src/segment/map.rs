@@ -13,6 +13,19 @@
 //! A segment of `n` slots sets `n` entries `1, 2, ..., n`, so an interior pointer into
 //! a huge block finds its segment's start by subtracting `d` slots.
 //!
+//! # Invariants
+//! - `entry[s] = d + 1 ≠ 0` ⇔ slot `s` is slot `d` of a live segment (one on the pool's
+//!   `all` list) starting at slot `s - d`: mapped, its header written.
+//! - Entries are written only under the segment pool's lock: [`insert`] after the
+//!   segment's header is written, [`remove`] before the segment is unmapped, moved or
+//!   cached.
+//! - The table itself, once published in `MAP`, is never unmapped.
+//!
+//! A reader without the pool lock (`free`, `block::containing`) can trust what an entry
+//! says only while something keeps that segment live for the whole lookup: a live block
+//! of it that the caller holds, or every other thread stopped. An entry read for an
+//! address nobody holds may be removed, and its segment unmapped, right after the read.
+//!
 //! # Who calls it
 //! `free` (to reject pointers we never handed out), the leak check's `block_containing`
 //! (for every scanned word), and segment creation and release, which write entries while
@@ -44,7 +57,10 @@ pub(crate) fn init() -> bool {
     os::register_own_mapping(p.as_ptr() as usize, bytes);
     if MAP.compare_exchange(core::ptr::null_mut(), p.as_ptr().cast(), Ordering::AcqRel, Ordering::Acquire).is_err() {
         os::unregister_own_mapping(p.as_ptr() as usize);
-        // SAFETY: we just mapped it and lost the race: nobody else has seen it.
+        // SAFETY:
+        // - `[p, p + bytes)` is the whole mapping `os::map` made just above, page aligned.
+        // - Nothing uses it afterwards: the CAS failed, so `MAP` never held it and no
+        //   other thread has seen it; its registry entry was removed just above.
         unsafe { os::unmap(p.as_ptr(), bytes) };
     }
     true
@@ -56,7 +72,14 @@ fn entry(slot: usize) -> Option<&'static AtomicU32> {
     if map.is_null() || slot >= ENTRIES {
         return None;
     }
-    // SAFETY: the table maps ENTRIES entries and is never unmapped; slot < ENTRIES.
+    // SAFETY:
+    // - `map` is non-null, so it is the table `init` published: ENTRIES `AtomicU32`s in
+    //   one page-aligned mapping, never unmapped (module invariant), so the reference may
+    //   be `'static`.
+    // - `slot < ENTRIES` (checked just above): the entry is in bounds.
+    // - Its contents need no synchronization to be read: zero from the kernel, and only
+    //   ever written through atomics. (The Relaxed load of `map` suffices for the same
+    //   reason: `init` writes nothing into the table before publishing it.)
     Some(unsafe { &*map.add(slot) })
 }
 
@@ -82,8 +105,11 @@ pub(crate) fn is_first_slot(addr: usize) -> bool {
 /// Records `[start, start + len)` as one segment.
 ///
 /// # Safety
-/// - `start` is segment aligned, `len` a positive multiple of [`SEGMENT_SIZE`], the range
-///   is a mapping of ours, and the caller holds the segment pool's lock.
+/// - `start` is segment aligned and `len` a positive multiple of [`SEGMENT_SIZE`]
+///   (checked in debug builds).
+/// - `[start, start + len)` is a mapping of ours, and the segment header at `start` is
+///   written (lock-free readers read it as soon as the entries name it).
+/// - The caller holds the segment pool's lock.
 pub(crate) unsafe fn insert(start: usize, len: usize) {
     debug_assert!(start.is_multiple_of(SEGMENT_SIZE) && len.is_multiple_of(SEGMENT_SIZE) && len > 0);
     let first = start >> SEGMENT_SHIFT;
@@ -97,8 +123,14 @@ pub(crate) unsafe fn insert(start: usize, len: usize) {
 /// Forgets the segment `[start, start + len)`.
 ///
 /// # Safety
-/// - The range was recorded with [`insert`] and the caller holds the segment pool's lock.
+/// - `[start, start + len)` was recorded with [`insert`], with this length, and not
+///   removed since (so `start` is segment aligned and `len` a positive multiple of
+///   [`SEGMENT_SIZE`]: checked in debug builds).
+/// - The caller holds the segment pool's lock.
+///
+/// The caller removes the entries before it unmaps, moves or caches the segment.
 pub(crate) unsafe fn remove(start: usize, len: usize) {
+    debug_assert!(start.is_multiple_of(SEGMENT_SIZE) && len.is_multiple_of(SEGMENT_SIZE) && len > 0);
     let first = start >> SEGMENT_SHIFT;
     for slot in first..first + len / SEGMENT_SIZE {
         if let Some(e) = entry(slot) {

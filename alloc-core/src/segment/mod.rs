@@ -46,6 +46,19 @@ const LARGE_CACHE_BYTES: usize = 64 << 20;
 const LARGE_CACHE_SLOTS: usize = 8;
 
 /// The one large block of a large segment.
+///
+/// Invariants, for the large segment `seg` that holds it:
+/// - `start = seg + large_offset(align)` for the block's alignment `align` (at least
+///   [`os::OS_PAGE`]), so `start` is page aligned and past the header:
+///   `start >= seg + size_of::<Segment>()`;
+/// - `capacity = seg.len - (start - seg)`: the block can grow in place up to the end of
+///   the mapping, and `size <= capacity`;
+/// - `flags` holds `LIVE` exactly while the block is handed out (plus `INTERNAL`,
+///   `IGNORED`, the generation); 0 once freed;
+/// - `size` is written by the block's holder (in-place realloc); the other fields by the
+///   pool under its lock (set up, move, free), and `flags`/`block_id_base` also by
+///   `ignore` (which the block's holder calls) and by a leak check with every other
+///   thread stopped.
 #[repr(C)]
 pub(crate) struct LargeBlock {
     pub(crate) start: usize,
@@ -58,6 +71,30 @@ pub(crate) struct LargeBlock {
 }
 
 /// A segment's header, at its first byte.
+///
+/// Invariants of a live segment `seg` (one on the pool's `all` list), all kept under the
+/// pool lock:
+/// - `seg` is [`SEGMENT_SIZE`] aligned and maps `len` bytes, a positive multiple of
+///   [`SEGMENT_SIZE`], readable and writable; the segment map names exactly
+///   `[seg, seg + len)` as this segment (see [`map`]);
+/// - `kind` is [`KIND_PAGES`] or [`KIND_LARGE`], set before the segment is linked or
+///   entered in the map, and never changed while it is live.
+///
+/// Page segments (`kind == KIND_PAGES`), besides:
+/// - `len == SEGMENT_SIZE`; slice 0 is the header (this struct, then the metadata area
+///   at `HEADER_META`), and bit 0 of `free_slices` is always clear;
+/// - bit `i` of `free_slices` is set ⇔ slice `i` (`i >= 1`) belongs to no page;
+/// - `pages[f].in_use()` ⇔ `f` is the first slice of a page in use; that page covers
+///   slices `[f, f + pages[f].slices)` (`slices` 1, or 8 with `f` a multiple of 8), all
+///   clear in `free_slices`, and `slice_first[i] == f` for each of them;
+/// - for a slice `i` in no page, `slice_first[i]` is stale: 0 (the header's descriptor,
+///   never in use) or in `[i & !7, i]` (the first slice of an earlier page covering `i`),
+///   so a lookup through it lands on a descriptor not in use or on a page of the same
+///   aligned group of 8 slices, whose block index for `addr` is then `>= capacity`;
+/// - `in_avail` ⇔ `free_slices != 0` ⇔ the segment is on the pool's `avail` list.
+///
+/// Large segments (`kind == KIND_LARGE`): see [`LargeBlock`]; `pages`, `slice_first` and
+/// `free_slices` are unused (zero).
 #[repr(C)]
 pub(crate) struct Segment {
     pub(crate) kind: u8,
@@ -81,15 +118,30 @@ const HEADER_META: usize = (core::mem::size_of::<Segment>() + 63) & !63;
 const _: () = assert!(HEADER_META + SLICES * HEADER_META_PER_SLICE <= SLICE_SIZE);
 
 impl Segment {
-    /// Mutable access to the page covering `addr`.
+    /// The descriptor of the page covering `addr`: `pages[slice_first[slice of addr]]`.
+    /// For a slice in no page (or the header slice) that is a descriptor not in use, or an
+    /// in-use page of the same group of 8 slices that does not cover `addr` (see the
+    /// struct's invariants): callers check `in_use()` and the block index.
     ///
     /// # Safety
-    /// - As [`Segment::page_of`], and the caller has the right to mutate that page (its
-    ///   owner, or the pool lock for a free span).
+    /// - `seg` is a live page segment (mapped, `kind == KIND_PAGES`), and stays live for
+    ///   the call: the caller holds a live block of it, or the pool lock.
+    /// - `seg <= addr < seg + SEGMENT_SIZE`.
+    ///
+    /// The result is a raw pointer: reading the descriptor needs the page to stay as it is
+    /// (a live block of it held, or the pool lock); writing it needs the page's owner (its
+    /// owner lines) or the pool lock (a free descriptor).
     #[inline]
     pub(crate) unsafe fn page_of_mut(seg: *mut Segment, addr: usize) -> *mut Page {
+        debug_assert!(addr >= seg as usize && addr - (seg as usize) < SEGMENT_SIZE);
         let slice = (addr - seg as usize) >> SLICE_SHIFT;
-        // SAFETY: `seg` is a live page segment; slice < SLICES for addresses inside it.
+        // SAFETY:
+        // - `seg` is a live page segment (caller, first bullet): its header is mapped and
+        //   readable, and `slice_first` is written only under the pool lock, for slices
+        //   being claimed, never for the slice of a block the caller holds.
+        // - `addr - seg < SEGMENT_SIZE` (caller, second bullet), so `slice < SLICES`; both
+        //   indexings are bounds checked anyway (`first < SLICES` by construction).
+        // - `addr_of_mut!` makes no reference to the descriptor.
         unsafe {
             let first = (*seg).slice_first[slice] as usize;
             core::ptr::addr_of_mut!((*seg).pages[first])
@@ -110,6 +162,21 @@ impl Segment {
 }
 
 /// The segment pool. All fields are guarded by [`POOL`]'s lock.
+///
+/// [`POOL`] holds the only `Pool` (its fields are private to this module), so a `&Pool`
+/// or `&mut Pool` can only be had through a [`SpinGuard`] of that lock: holding one
+/// proves the lock is held.
+///
+/// Invariants:
+/// - `all` links, through `next_all`/`prev_all` (null-terminated at both ends, `prev_all`
+///   of the head null), exactly the live segments, pages and large;
+///   `segments = |all|` and `mapped_bytes = Σ len` over them;
+/// - a segment is on `all` ⇔ the segment map names it; a live segment is mapped;
+/// - `avail` links, through `next_avail`/`prev_avail`, exactly the page segments with
+///   `free_slices != 0`, each with `in_avail` set;
+/// - each non-null `large_cache[i]` is a large segment that is mapped (`len` bytes, its
+///   header intact), on no list, out of the segment map and in the own-mapping registry;
+///   `large_cached_bytes = Σ len` over them.
 pub(crate) struct Pool {
     /// Every live segment, pages and large.
     all: *mut Segment,
@@ -123,7 +190,10 @@ pub(crate) struct Pool {
     pub(crate) mapped_bytes: usize,
 }
 
-// SAFETY: the raw pointers name segments, which are process-wide; the lock serializes use.
+// SAFETY: the raw pointers name segments, which are process-wide mappings, not tied to
+// any thread; every access to them through a `Pool` is made with the pool lock held
+// (see the struct note), so moving the `Pool` between threads moves only the right to
+// use them under that lock.
 unsafe impl Send for Pool {}
 
 pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
@@ -136,9 +206,19 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 });
 
 impl Pool {
+    /// Puts `seg` at the head of the `all` list and counts it.
+    ///
+    /// A safe `fn` private to this module whose callers ensure (`&mut self` proves the
+    /// pool lock is held):
+    /// - `seg` is the header of a segment of ours, mapped, with `len` set, on no list.
     fn link_all(&mut self, seg: *mut Segment) {
-        // SAFETY: `seg` is a fresh or reused segment header we own under the lock, and
-        // `self.all` is null or a live segment.
+        debug_assert!((seg as usize).is_multiple_of(SEGMENT_SIZE));
+        // SAFETY:
+        // - `seg` is a mapped segment header on no list (callers), so writing its links
+        //   breaks no list; links are read and written only under the pool lock, which
+        //   `&mut self` proves we hold.
+        // - `self.all` is null or the head of `all`, a live segment (pool invariant), whose
+        //   `prev_all` is ours to write under the lock.
         unsafe {
             (*seg).prev_all = core::ptr::null_mut();
             (*seg).next_all = self.all;
@@ -148,13 +228,25 @@ impl Pool {
         }
         self.all = seg;
         self.segments += 1;
-        // SAFETY: as above.
+        // SAFETY: `seg` is a mapped segment header with `len` set (callers); `len` is
+        // written only under the pool lock, which we hold.
         self.mapped_bytes += unsafe { (*seg).len };
     }
 
+    /// Takes `seg` off the `all` list and uncounts it.
+    ///
+    /// A safe `fn` private to this module whose callers ensure (`&mut self` proves the
+    /// pool lock is held):
+    /// - `seg` is on the `all` list.
     fn unlink_all(&mut self, seg: *mut Segment) {
-        // SAFETY: `seg` is on the list (caller), its neighbours are live segments.
+        // SAFETY:
+        // - `seg` is on `all` (callers): a live segment, its header mapped.
+        // - Its `prev_all` and `next_all` are null or live segments on `all` (pool
+        //   invariant), whose links are written only under the pool lock, which
+        //   `&mut self` proves we hold.
+        // - `len` is written only under that lock too.
         unsafe {
+            debug_assert!(!(*seg).prev_all.is_null() || self.all == seg);
             let (p, n) = ((*seg).prev_all, (*seg).next_all);
             if p.is_null() {
                 self.all = n
@@ -169,8 +261,19 @@ impl Pool {
         self.segments -= 1;
     }
 
+    /// Puts the page segment `seg` at the head of the `avail` list.
+    ///
+    /// A safe `fn` private to this module whose callers ensure (`&mut self` proves the
+    /// pool lock is held):
+    /// - `seg` is a live page segment, not on `avail` (`in_avail` clear: checked in
+    ///   debug builds).
     fn link_avail(&mut self, seg: *mut Segment) {
-        // SAFETY: as in `link_all`.
+        // SAFETY:
+        // - `seg` is a live page segment (callers): its header is mapped.
+        // - It is not on `avail` (callers), so writing its `avail` links breaks no list.
+        // - `self.avail` is null or the head of `avail`, a live page segment (pool
+        //   invariant); `avail` links and `in_avail` are written only under the pool lock,
+        //   which `&mut self` proves we hold.
         unsafe {
             debug_assert!(!(*seg).in_avail);
             (*seg).prev_avail = core::ptr::null_mut();
@@ -183,8 +286,17 @@ impl Pool {
         self.avail = seg;
     }
 
+    /// Takes the page segment `seg` off the `avail` list.
+    ///
+    /// A safe `fn` private to this module whose callers ensure (`&mut self` proves the
+    /// pool lock is held):
+    /// - `seg` is on `avail` (`in_avail` set: checked in debug builds).
     fn unlink_avail(&mut self, seg: *mut Segment) {
-        // SAFETY: as in `unlink_all`.
+        // SAFETY:
+        // - `seg` is on `avail` (callers): a live page segment, its header mapped.
+        // - Its `prev_avail` and `next_avail` are null or live page segments on `avail`
+        //   (pool invariant), whose links are written only under the pool lock, which
+        //   `&mut self` proves we hold.
         unsafe {
             debug_assert!((*seg).in_avail);
             let (p, n) = ((*seg).prev_avail, (*seg).next_avail);
@@ -200,13 +312,16 @@ impl Pool {
         }
     }
 
-    /// Calls `f` for every live segment (the caller holds the lock, or the world is stopped
-    /// with the lock held by the checker).
+    /// Calls `f` for every live segment. `&self` proves the pool lock is held (a leak
+    /// check holds it with the world stopped), so the list does not change meanwhile.
     pub(crate) fn for_each_segment(&self, mut f: impl FnMut(*mut Segment)) {
         let mut s = self.all;
         while !s.is_null() {
             f(s);
-            // SAFETY: list members are live segment headers.
+            // SAFETY: `s` is non-null and on `all` (the head, or reached through
+            // `next_all`), so a live segment whose header is mapped (pool invariant);
+            // `next_all` is written only under the pool lock, which `&self` proves is held
+            // (and `f`, given only `*mut Segment`, cannot take it again without deadlock).
             s = unsafe { (*s).next_all };
         }
     }
@@ -223,10 +338,20 @@ fn find_run(free: u64, slices: usize) -> Option<usize> {
     })
 }
 
+/// Maps a fresh page segment, records it in the segment map and links it on both lists.
+/// `pool` is a `&mut Pool`: the caller holds the pool lock.
 fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
     let seg = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE)?.as_ptr().cast::<Segment>();
-    // SAFETY: fresh zeroed mapping of SEGMENT_SIZE bytes; an all-zero Segment is valid
-    // (null links, free page descriptors); we set the fields that must not be zero.
+    // SAFETY:
+    // - `seg` is a fresh mapping of SEGMENT_SIZE zeroed bytes, SEGMENT_SIZE aligned, that
+    //   nobody else knows: the header (which fits in slice 0, asserted with `HEADER_META`)
+    //   is ours to write.
+    // - An all-zero `Segment` is a valid value (null links, `in_avail` false, page
+    //   descriptors not in use, `slice_first` all 0); we set the fields that must not be
+    //   zero.
+    // - `map::insert`: `seg` is SEGMENT_SIZE aligned, the length is SEGMENT_SIZE, the
+    //   mapping is ours, and `pool` proves we hold the pool lock; the header is written
+    //   before the map names the segment.
     unsafe {
         (*seg).kind = KIND_PAGES;
         (*seg).len = SEGMENT_SIZE;
@@ -240,17 +365,25 @@ fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
 
 /// Takes a span of `slices` slices (1 or 8) and sets it up as a page of `class`.
 /// Returns null when out of memory.
+///
+/// The page returned is in use, on no heap queue, and owned by nobody; its `heap` field
+/// still holds whatever its descriptor last held (`Page::init` leaves it): the caller
+/// stores itself as the owner before it hands out a block, and nobody reads the field of
+/// a page none of whose blocks is out.
 pub(crate) fn acquire_page(slices: usize, class: usize, internal: bool) -> *mut Page {
     let mut pool = POOL.lock();
     let mut seg = pool.avail;
     let mut first = None;
     while !seg.is_null() {
-        // SAFETY: avail members are live page segments.
+        // SAFETY: `seg` is non-null and on `avail` (its head, or reached through
+        // `next_avail`), so a live page segment, its header mapped (pool invariant);
+        // `free_slices` is written only under the pool lock, which `pool` holds.
         first = find_run(unsafe { (*seg).free_slices }, slices);
         if first.is_some() {
             break;
         }
-        // SAFETY: as above.
+        // SAFETY: `seg` is still that live page segment on `avail`; `next_avail` is
+        // written only under the pool lock, which `pool` holds.
         seg = unsafe { (*seg).next_avail };
     }
     if first.is_none() {
@@ -263,13 +396,27 @@ pub(crate) fn acquire_page(slices: usize, class: usize, internal: bool) -> *mut 
         }
     }
     let first = first.unwrap_or(1);
-    // SAFETY: `seg` is a live page segment and the slices [first, first + slices) are
-    // free: we hold the lock, so we may claim them and set up their descriptor.
+    // SAFETY:
+    // - `seg` is a live page segment on `avail`: found on it, or made by
+    //   `new_page_segment`, which links it there (first bullet).
+    // - `find_run` returned `first`: 1 or an aligned group of 8 slices (`slices` is 1 or
+    //   8, the heap's choice by class), `first >= 1` and `first + slices <= SLICES`
+    //   (second bullet), every slice of the run free in `free_slices` (third bullet; for a
+    //   fresh segment, `ALL_FREE` is its `free_slices`).
+    // - `pool` is our guard: nobody claimed those slices since we looked.
     unsafe { claim(&mut pool, seg, first, slices, class, internal) }
 }
 
+/// Claims slices `[first, first + slices)` of `seg` and sets their page up for `class`;
+/// takes `seg` off `avail` if that was its last free slice. `pool` proves the pool lock is
+/// held.
+///
 /// # Safety
-/// - See the call in [`acquire_page`].
+/// - `seg` is a live page segment on the pool's `avail` list.
+/// - `slices` is 1 or 8, `first >= 1`, `first + slices <= SLICES`, and `first` is a
+///   multiple of 8 when `slices` is 8.
+/// - Every slice of `[first, first + slices)` is free in `seg`'s `free_slices`: no page
+///   covers it, so its bytes hold no block, and `pages[first]` is not in use.
 unsafe fn claim(
     pool: &mut SpinGuard<'_, Pool>,
     seg: *mut Segment,
@@ -278,9 +425,27 @@ unsafe fn claim(
     class: usize,
     internal: bool,
 ) -> *mut Page {
+    debug_assert!((slices == 1 || (slices == 8 && first.is_multiple_of(8))) && first >= 1 && first + slices <= SLICES);
     let mask = ((1u64 << slices) - 1) << first;
-    // SAFETY: per the caller's contract.
+    // SAFETY:
+    // - `seg` is a live page segment (caller, first bullet), its header mapped; `pool`
+    //   proves we hold the pool lock, under which alone `free_slices`, `slice_first`,
+    //   the `avail` links and free descriptors are written: our writes race with nobody.
+    // - `first + slices <= SLICES` (caller, second bullet): `slice_first[i]` and
+    //   `pages[first]` are in bounds, and `start` (`first` slices past `seg`) and the
+    //   span after it lie inside the segment's SEGMENT_SIZE bytes.
+    // - `unlink_avail` needs `seg` on `avail` (caller, first bullet).
+    // - `Page::init`, first bullet: `pages[first]` is not in use (caller, third bullet),
+    //   a free descriptor of a segment whose pool lock we hold; nobody else holds a
+    //   reference to it (owners and block holders reach only pages in use), so `init`'s
+    //   `&mut self` is unique.
+    // - `Page::init`, second bullet: the span `[start, start + slices * SLICE_SIZE)` is
+    //   mapped and holds no block (caller, third bullet); `header_meta` is the span's own
+    //   `slices * HEADER_META_PER_SLICE` bytes of the header's metadata area, inside slice
+    //   0 (`HEADER_META + SLICES * HEADER_META_PER_SLICE <= SLICE_SIZE`, asserted at
+    //   compile time) and reserved to slices `[first, first + slices)`.
     unsafe {
+        debug_assert!((*seg).in_avail && (*seg).free_slices & mask == mask);
         (*seg).free_slices &= !mask;
         for i in first..first + slices {
             (*seg).slice_first[i] = first as u8;
@@ -299,13 +464,25 @@ unsafe fn claim(
 /// Gives a page's span back to its segment; unmaps the segment when it becomes empty.
 ///
 /// # Safety
-/// - `page` is a page in use with no live block, removed from every heap queue, and
-///   nobody will touch it again.
+/// - `page` is an in-use page descriptor of a live page segment.
+/// - The page has no live block: `used == 0` (so its thread-free list is empty too: a
+///   block another thread freed counts in `used` until its owner collects it).
+/// - The page is on no heap queue, and nobody touches it or its blocks again (its owner
+///   gives it up; no other thread holds one of its blocks, by the second bullet).
 pub(crate) unsafe fn release_page(page: *mut Page) {
     let seg = Segment::of_page(page);
     let mut pool = POOL.lock();
-    // SAFETY: per the contract the page is dead; we hold the lock for its segment.
+    // SAFETY:
+    // - `page` is an in-use descriptor of the live page segment `seg` (caller, first
+    //   bullet; descriptors live in the header, so `of_page` rounds down to it): `page`
+    //   and `pages[0]` are in the same array and `offset_from` is the page's first slice.
+    // - Nobody else reads or writes the page any more (caller, second and third bullets),
+    //   so clearing its geometry races with no owner or block holder.
+    // - `free_slices`, `in_avail` and the `avail` links are written only under the pool
+    //   lock, which `pool` holds; `link_avail` needs `seg` off `avail`, which
+    //   `!in_avail` says (segment invariant).
     let empty = unsafe {
+        debug_assert!((*page).in_use() && (*page).used.load(core::sync::atomic::Ordering::Relaxed) == 0);
         let first = page.offset_from(core::ptr::addr_of!((*seg).pages[0])) as usize;
         let slices = (*page).slices as usize;
         (*page).flags = 0;
@@ -318,17 +495,26 @@ pub(crate) unsafe fn release_page(page: *mut Page) {
         (*seg).free_slices == ALL_FREE
     };
     if empty && pool.segments > 1 {
+        // On `avail` (linked just above if it was not) and on `all`.
         pool.unlink_avail(seg);
         pool.unlink_all(seg);
-        // SAFETY: the segment is empty and off every list; nobody refers to it.
+        // SAFETY: `[seg, seg + SEGMENT_SIZE)` was recorded with `map::insert` by
+        // `new_page_segment`, and `pool` holds the pool lock.
         unsafe { map::remove(seg as usize, SEGMENT_SIZE) };
         drop(pool);
-        // SAFETY: as above.
+        // SAFETY:
+        // - `[seg, seg + SEGMENT_SIZE)` is the whole mapping `new_page_segment` made with
+        //   `os::map_aligned`, page aligned.
+        // - Nothing uses it afterwards: every slice is free (`free_slices == ALL_FREE`), so
+        //   no page, block or owner refers to it, and it is off both lists and out of the
+        //   segment map, so no later lookup finds it.
         unsafe { os::unmap(seg.cast(), SEGMENT_SIZE) };
     }
 }
 
-/// Offset of a large block from its segment's start, for an alignment.
+/// Offset of a large block from its segment's start, for an alignment (a power of two,
+/// at least [`os::OS_PAGE`]): the header rounded up to a page, then to `align`. Never
+/// below `size_of::<Segment>()`.
 fn large_offset(align: usize) -> usize {
     let header = (core::mem::size_of::<Segment>() + os::OS_PAGE - 1) & !(os::OS_PAGE - 1);
     (header + align - 1) & !(align - 1)
@@ -336,7 +522,11 @@ fn large_offset(align: usize) -> usize {
 
 /// Allocates a large block of `size` bytes aligned to `align`, recording `stack` and
 /// `flags`. Zeroes it if `zeroed` and the memory may be dirty. Null when out of memory.
+///
+/// `align` must be a power of two (checked in debug builds): the heap passes a `Layout`'s.
+/// Otherwise the block is misaligned, though still inside its segment and past its header.
 pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zeroed: bool) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
     let align = align.max(os::OS_PAGE);
     let offset = large_offset(align);
     let Some(len) = offset.checked_add(size).and_then(|n| os::round_up(n, SEGMENT_SIZE)) else {
@@ -347,7 +537,9 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
     let mut seg = if align <= SEGMENT_SIZE { take_cached_large(&mut pool, len) } else { core::ptr::null_mut() };
     let dirty = !seg.is_null();
     // A reused segment keeps its own (larger or equal) length.
-    // SAFETY: a cached segment's header is intact.
+    // SAFETY: `seg` is non-null only when `take_cached_large` returned it: a cached large
+    // segment, mapped with its header intact (pool invariant), now out of the cache and
+    // referred to by nobody else.
     let len = if dirty { unsafe { (*seg).len } } else { len };
     if seg.is_null() {
         drop(pool);
@@ -359,10 +551,21 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
     }
     let start = seg as usize + offset;
     if zeroed && dirty {
-        // SAFETY: the block range lies inside the segment we own.
+        // SAFETY: `seg` is a cached segment of `len` bytes, at least the requested
+        // `offset + size` rounded up (`take_cached_large` returns no shorter one), so
+        // `[start, start + size)` lies inside its mapping, past its header
+        // (`offset >= size_of::<Segment>()`); it is out of the cache and ours alone.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, size) };
     }
-    // SAFETY: `seg` maps `len` bytes and is ours alone until it is linked below.
+    // SAFETY:
+    // - `seg` maps `len` bytes, SEGMENT_SIZE aligned: a fresh `map_aligned_committed`
+    //   mapping aligned to `max(align, SEGMENT_SIZE)`, or a cached segment (aligned
+    //   to SEGMENT_SIZE, taken only when `align <= SEGMENT_SIZE`) whose own `len` we took.
+    //   Nobody else refers to it until it is linked and entered in the map below: its
+    //   header is ours to write (an all-zero or previous `Segment` is a valid value).
+    // - `map::insert`: `seg` is SEGMENT_SIZE aligned, `len` a positive multiple of
+    //   SEGMENT_SIZE, the mapping is ours, and `pool` holds the pool lock again (re-taken
+    //   after mapping a fresh segment); the header is written before the map names it.
     unsafe {
         (*seg).kind = KIND_LARGE;
         (*seg).len = len;
@@ -375,17 +578,23 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
 
 /// Takes the smallest cached segment of at least `len` bytes and at most four times
 /// that (a growing `Vec` then reuses the memory it freed at its previous size, already
-/// faulted in, instead of mapping fresh pages).
+/// faulted in, instead of mapping fresh pages). `pool` is a `&mut Pool`: the caller holds
+/// the pool lock. The segment returned is out of the cache and the own-mapping registry,
+/// still mapped, its header intact.
 fn take_cached_large(pool: &mut Pool, len: usize) -> *mut Segment {
-    // SAFETY: cached entries are live mappings we own.
+    // SAFETY: `fits` dereferences `s` only when it is non-null, and non-null cache entries
+    // are mapped large segments with intact headers (pool invariant); `pool` proves the
+    // lock is held, so no entry changes meanwhile.
     let fits =
         |s: *mut Segment| !s.is_null() && unsafe { (*s).len } >= len && unsafe { (*s).len } <= len.saturating_mul(4);
-    // SAFETY: as above.
+    // SAFETY: `min_by_key` sees only the entries `fits` accepted: non-null cached
+    // segments, mapped with intact headers (pool invariant).
     let best =
         pool.large_cache.iter().enumerate().filter(|(_, s)| fits(**s)).min_by_key(|(_, s)| unsafe { (***s).len });
     let Some((i, _)) = best else { return core::ptr::null_mut() };
     let seg = core::mem::replace(&mut pool.large_cache[i], core::ptr::null_mut());
-    // SAFETY: as above.
+    // SAFETY: `seg` is the entry `best` chose: non-null and a mapped cached segment with
+    // its header intact (pool invariant); taking it out of the cache unmapped nothing.
     pool.large_cached_bytes -= unsafe { (*seg).len };
     os::unregister_own_mapping(seg as usize);
     seg
@@ -394,11 +603,21 @@ fn take_cached_large(pool: &mut Pool, len: usize) -> *mut Segment {
 /// Frees a large segment's block: caches the segment for reuse or unmaps it.
 ///
 /// # Safety
-/// - `seg` is a live large segment whose block the caller is freeing (LIVE was set).
+/// - `seg` is a live large segment (on `all`, named by the segment map).
+/// - Its block is handed out (`LIVE` set) and the caller gives it up: nothing refers to
+///   the block or the segment after this call.
 pub(crate) unsafe fn free_large(seg: *mut Segment) {
     let mut pool = POOL.lock();
+    // On `all` (first bullet).
     pool.unlink_all(seg);
-    // SAFETY: per the contract; the segment is off the list now.
+    // SAFETY:
+    // - `seg` is a live large segment (caller, first bullet): its header is mapped, and
+    //   its `len` changes only under the pool lock, which `pool` holds.
+    // - Writing `large.flags`: the block is given up (caller, second bullet), so its
+    //   holder writes the header no more; a leak check would need the pool lock we hold.
+    // - `map::remove`: `[seg, seg + len)` was recorded with `map::insert` when the
+    //   segment was set up or last moved (`alloc_large`, `grow_large`), and `pool` holds
+    //   the pool lock.
     let len = unsafe {
         (*seg).large.flags = 0;
         map::remove(seg as usize, (*seg).len);
@@ -415,7 +634,12 @@ pub(crate) unsafe fn free_large(seg: *mut Segment) {
         }
     }
     drop(pool);
-    // SAFETY: off every list and map: nobody refers to it.
+    // SAFETY:
+    // - `[seg, seg + len)` is a whole mapping of ours, page aligned: the one
+    //   `alloc_large` made with `map_aligned_committed`, or the `map_aligned` reservation
+    //   `grow_large` moved the segment into.
+    // - Nothing uses it afterwards: the block was given up (caller, second bullet), and
+    //   the segment is off `all`, out of the segment map and not cached.
     unsafe { os::unmap(seg.cast(), len) };
 }
 
@@ -424,10 +648,15 @@ pub(crate) unsafe fn free_large(seg: *mut Segment) {
 /// (the old block is then untouched).
 ///
 /// # Safety
-/// - `seg` is a live large segment whose block the caller owns; `new_size` exceeds its
-///   capacity; the block's alignment is at most [`SEGMENT_SIZE`].
+/// - `seg` is a live large segment (on `all`, named by the segment map).
+/// - The caller holds its block (`LIVE` set) and nobody else uses the block or the
+///   segment's header during the call, nor the old range after a success.
+/// - `new_size` exceeds the block's capacity, and the block's alignment is at most
+///   [`SEGMENT_SIZE`] (so moving it to a SEGMENT_SIZE-aligned place keeps it aligned).
 pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
-    // SAFETY: per the contract the header is live.
+    // SAFETY: `seg` is live (caller, first bullet): its header is mapped. `len` and
+    // `large.start` are written only when the block is set up or moved, by its holder,
+    // which is the caller (second bullet): nobody writes them meanwhile.
     let (old_len, offset) = unsafe { ((*seg).len, (*seg).large.start - seg as usize) };
     let Some(new_len) = offset.checked_add(new_size).and_then(|n| os::round_up(n, SEGMENT_SIZE)) else {
         return core::ptr::null_mut();
@@ -436,25 +665,47 @@ pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
         return core::ptr::null_mut();
     };
     let mut pool = POOL.lock();
+    // On `all` (first bullet).
     pool.unlink_all(seg);
-    // SAFETY: the old segment is a whole mapping of ours, off the list and out of the map;
-    // `target` is a fresh reservation of ours: the move replaces it with the old pages,
-    // leaving the old range unmapped, and only the new address is used afterwards.
+    // SAFETY:
+    // - `map::remove`: `[seg, seg + old_len)` was recorded with `map::insert` when the
+    //   segment was set up or last moved, and `pool` holds the pool lock.
+    // - `mremap_fixed`, first bullet: `[seg, seg + old_len)` is the segment's whole
+    //   mapping (`len` is what was mapped), ours, SEGMENT_SIZE (so page) aligned.
+    // - Second bullet: `[target, target + new_len)` is the `map_aligned` reservation just
+    //   made, ours, page aligned, used by nobody; a fresh mapping cannot overlap the old
+    //   one, which is still mapped.
+    // - Third bullet: after a success nothing refers to the old range: the segment is off
+    //   `all` and out of the map, and the block's only user (caller, second bullet) takes
+    //   the new address from our return value.
     let moved = unsafe {
         map::remove(seg as usize, old_len);
         crate::platform::mremap_fixed(seg.cast(), old_len, new_len, target.as_ptr())
     };
     let Ok(moved) = moved else {
-        // SAFETY: the reservation is unused; the old segment goes back as it was.
+        // SAFETY:
+        // - `os::unmap`: `[target, target + new_len)` is the whole `map_aligned`
+        //   reservation, page aligned, left unused (a failed `mremap_fixed` changes
+        //   nothing) and forgotten here.
+        // - `map::insert`: the old segment is as it was: SEGMENT_SIZE aligned, `old_len` a
+        //   positive multiple of SEGMENT_SIZE, ours; `pool` holds the pool lock.
         unsafe {
             os::unmap(target.as_ptr(), new_len);
             map::insert(seg as usize, old_len);
         }
+        // Off every list since the unlink above.
         pool.link_all(seg);
         return core::ptr::null_mut();
     };
     let new_seg = moved.as_ptr().cast::<Segment>();
-    // SAFETY: the header moved with the pages; fix the fields that hold addresses.
+    // SAFETY:
+    // - `new_seg` (the reservation's address) maps `new_len` bytes that begin with the
+    //   old segment's: the header moved with the pages, so it is a valid `Segment`, and
+    //   nobody else refers to it yet; we fix the fields that hold addresses or lengths.
+    // - `map::insert`: `new_seg` is SEGMENT_SIZE aligned (the reservation was), `new_len`
+    //   a positive multiple of SEGMENT_SIZE, the mapping ours; `pool` holds the pool lock.
+    // - `link_all`: `new_seg` is on no list (its old place was unlinked before the move;
+    //   the stale links it carries are overwritten).
     unsafe {
         (*new_seg).len = new_len;
         (*new_seg).large.start = new_seg as usize + offset;
@@ -467,15 +718,25 @@ pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
 }
 
 /// Describes which slices of a page segment are in use, for walks: calls `f(page)` for
-/// each page in use.
+/// each page in use, with an in-use descriptor of `seg` that stays in use while the pool
+/// lock is held.
 ///
 /// # Safety
-/// - `seg` is a live page segment and the pool lock is held (or the world is stopped with
-///   it held).
+/// - `seg` is a live page segment.
+/// - The caller holds the pool lock (a leak check holds it with the other threads
+///   stopped), so no page of `seg` is claimed or released meanwhile.
 pub(crate) unsafe fn for_each_page(seg: *mut Segment, mut f: impl FnMut(*mut Page)) {
     let mut i = 1;
     while i < SLICES {
-        // SAFETY: per the contract.
+        // SAFETY:
+        // - `seg` is a live page segment (caller, first bullet): its header, with
+        //   `free_slices`, `slice_first` and `pages`, is mapped; `slice_in_use` borrows
+        //   the header for one read of `free_slices`.
+        // - Those fields, and a descriptor's `slices`, are written only under the pool
+        //   lock, which the caller holds (second bullet): they are stable for the walk.
+        // - A slice in use with `slice_first[i] == i` is the first slice of a page in use
+        //   (segment invariants), so `pages[i]` is in use and its `slices` is 1 or 8;
+        //   `i < SLICES` keeps every index in bounds.
         unsafe {
             if (*seg).slice_in_use(i) && (*seg).slice_first[i] as usize == i {
                 let page = core::ptr::addr_of_mut!((*seg).pages[i]);

@@ -51,6 +51,15 @@ struct Record {
 struct Line<T>(T);
 
 /// An interning table (see the module notes). Lives in the first page of its mapping.
+///
+/// Invariants (set by [`Depot::create`], plain fields never written again):
+/// - `self` is at the start of a mapping of `mapped` bytes that holds, after the header
+///   page, `table` (`slots = 2^(64 - slot_shift)` `AtomicU32`s), `records`
+///   (`max_stacks = slots / 4 * 3` `Record`s) and `frames` (`max_frames` `usize`s), each
+///   aligned for its type, zero-filled when fresh;
+/// - a record is written only by the one `append` that claimed its id, and read only
+///   after an Acquire load of its `len` saw it non-zero; a frame range likewise;
+/// - the process-wide depot, once published in `DEPOT`, is never unmapped.
 pub(super) struct Depot {
     table: *const AtomicU32,
     records: *mut Record,
@@ -65,9 +74,10 @@ pub(super) struct Depot {
     lookups: Line<AtomicU64>,
 }
 
-// SAFETY: all shared mutation goes through atomics; the plain fields are written before
-// the depot is published and never again, and records and frames follow the publication
-// protocol of the module notes.
+// SAFETY: through `&Depot`, all mutation goes through atomics (slots, `len`, counters) or
+// through `append`'s raw writes to an id and frame range claimed by one `fetch_add`, read
+// by others only after the Release/Acquire publication of the module notes; the plain
+// fields are written before the depot is published and never again.
 unsafe impl Sync for Depot {}
 
 const _: () = assert!(core::mem::size_of::<Depot>() <= os::OS_PAGE);
@@ -93,7 +103,16 @@ impl Depot {
         let base = os::map(mapped)?.as_ptr();
         os::register_own_mapping(base as usize, mapped);
         let depot = base.cast::<Depot>();
-        // SAFETY: the fresh mapping holds the header page, then the three arrays.
+        // SAFETY:
+        // - `base` is a fresh mapping of `mapped` bytes, page aligned, zero-filled, known
+        //   only here: writing the `Depot` at its start is in bounds
+        //   (`size_of::<Depot>() <= OS_PAGE`, asserted), aligned (a page), and aliases
+        //   nothing.
+        // - The three array offsets stay inside it: `header + table_bytes + record_bytes +
+        //   max_frames * 8 <= mapped`; each is 8-aligned (`table_bytes` is rounded to 8,
+        //   and `size_of::<Record>()` is 16), enough for `AtomicU32`, `Record` and `usize`.
+        // - `&*depot` may be `'static`: the mapping is unmapped only by `destroy`, whose
+        //   caller promises no further use.
         unsafe {
             depot.write(Depot {
                 table: base.add(header).cast(),
@@ -115,18 +134,31 @@ impl Depot {
     /// Unmaps a depot that was never shared.
     ///
     /// # Safety
-    /// - `self` came from [`Depot::create`] and no reference to it (or its stacks) is used
-    ///   after this call.
+    /// - `self` came from [`Depot::create`] and was never published in `DEPOT`.
+    /// - No reference to it (or to its stacks' frames) is used after this call.
     unsafe fn destroy(&self) {
         let (base, len) = (self as *const Depot as *mut u8, self.mapped);
         os::unregister_own_mapping(base as usize);
-        // SAFETY: the whole mapping is ours and unused, per the contract.
+        // SAFETY:
+        // - `os::unmap`, first bullet: `[base, base + mapped)` is the whole mapping
+        //   `create` made with `os::map` (the depot sits at its first byte; type
+        //   invariant), page aligned.
+        // - Second bullet: nothing uses it afterwards (caller, second bullet), and no other
+        //   thread can reach it: it was never published (caller, first bullet). `self` is
+        //   not used after this line, though the reference is still in scope until the
+        //   function returns.
         unsafe { os::unmap(base, len) };
     }
 
+    /// Slot `i` of the table. A safe `fn` private to the depot whose callers ensure
+    /// `i < slots` (checked in debug builds): they take `hash >> slot_shift` or mask with
+    /// `slots - 1`.
     fn slot(&self, i: usize) -> &AtomicU32 {
         debug_assert!(i < 1 << (64 - self.slot_shift));
-        // SAFETY: i is below the slot count (callers mask with it).
+        // SAFETY: `table` holds `slots = 2^(64 - slot_shift)` `AtomicU32`s (type
+        // invariant) and `i < slots` (callers), so the slot is in bounds and aligned; slots
+        // are only accessed atomically, so a shared reference is sound, for as long as
+        // `&self`.
         unsafe { &*self.table.add(i) }
     }
 
@@ -135,7 +167,12 @@ impl Depot {
         if id == 0 || id as usize >= self.max_stacks {
             return None;
         }
-        // SAFETY: id < max_stacks: inside the record array (zero-filled when unwritten).
+        // SAFETY: `0 < id < max_stacks` (checked just above): the record is inside the
+        // array (type invariant), aligned, and valid as a `Record` whether written or still
+        // zero-filled. Only `len` (atomic) is read before the Acquire load says the record
+        // is published; `hash` and `offset` are read by callers only after it. (For an id
+        // claimed and not yet published, only reachable through an arbitrary `StackId`,
+        // this reference covers `hash` and `offset` while `append` writes them.)
         let r = unsafe { &*self.records.add(id as usize) };
         let len = r.len.load(Ordering::Acquire) as usize;
         (len != 0).then_some((r, len))
@@ -144,8 +181,15 @@ impl Depot {
     /// The frames of `id`; empty if `id` was never published.
     pub(super) fn frames(&self, id: StackId) -> &[usize] {
         match self.record(id.as_u32()) {
-            // SAFETY: a published record's frames were written before its length
-            // (Acquire-loaded in `record`) and never change.
+            // SAFETY:
+            // - `record` saw `len != 0` with an Acquire load, which synchronizes with the
+            //   Release store in `append`: `offset` and the frames written before it are
+            //   visible.
+            // - `append` published only after checking `offset + len <= max_frames`, so
+            //   the slice is inside the frame array (type invariant).
+            // - The range was claimed by one `append` (its `fetch_add`) and is never
+            //   written again: no writer while the slice lives, which is as long as
+            //   `&self`.
             Some((r, len)) => unsafe { core::slice::from_raw_parts(self.frames.add(r.offset as usize), len) },
             None => &[],
         }
@@ -166,8 +210,16 @@ impl Depot {
         if id >= self.max_stacks || offset + frames.len() > self.max_frames {
             return None;
         }
-        // SAFETY: the id and the frame range were claimed by the fetch_adds above, so
-        // only this thread writes them, and nobody reads them before `len` is stored.
+        // SAFETY:
+        // - In bounds: `id < max_stacks` and `offset + frames.len() <= max_frames` (checked
+        //   just above), within the arrays (type invariant); the source, the caller's
+        //   slice, does not overlap the depot's mapping.
+        // - Exclusive: the `fetch_add`s gave this id and this frame range to this call
+        //   alone, and readers touch `hash`, `offset` and the frames only after an Acquire
+        //   load sees `len` non-zero, which the Release store below makes happen after
+        //   these writes.
+        // - The writes go through raw places (`addr_of_mut!`), making no reference to a
+        //   record other threads may be looking at.
         unsafe {
             let r = self.records.add(id);
             core::ptr::copy_nonoverlapping(frames.as_ptr(), self.frames.add(offset), frames.len());
@@ -228,7 +280,9 @@ fn depot() -> Option<&'static Depot> {
     if d.is_null() {
         return init();
     }
-    // SAFETY: a published depot is never unmapped.
+    // SAFETY: `d` is non-null, so `init` published it with an AcqRel CAS after `create`
+    // wrote it, and our Acquire load synchronizes with that: the header is initialized.
+    // A published depot is never unmapped (type invariant), so `'static` holds.
     Some(unsafe { &*d })
 }
 
@@ -239,9 +293,13 @@ fn init() -> Option<&'static Depot> {
     match DEPOT.compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(mine),
         Err(winner) => {
-            // SAFETY: ours was never published, so no one else has seen it.
+            // SAFETY: `mine` came from `create` and was never published: the CAS failed
+            // (first bullet); it is not used after this call, and no other thread has
+            // seen it (second bullet).
             unsafe { mine.destroy() };
-            // SAFETY: a published depot is never unmapped.
+            // SAFETY: `winner` is non-null, published by another thread's CAS after its
+            // `create`, which our Acquire failure ordering synchronizes with; a published
+            // depot is never unmapped (type invariant).
             Some(unsafe { &*winner })
         }
     }

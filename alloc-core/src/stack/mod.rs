@@ -71,6 +71,11 @@ impl StackId {
 
 /// A thread's stack, `[lo, hi)`: frame-pointer walks never read outside it. `lo == hi`
 /// means unknown (then only the DWARF walk runs).
+///
+/// Invariant relied on by [`capture`]'s frame-pointer walk: the bounds a heap keeps are
+/// those of the thread that uses the heap (`current_thread_stack_bounds` on that thread,
+/// when its heap is made), or unknown; the locked heaps keep unknown bounds and capture no
+/// stack.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StackBounds {
     pub(crate) lo: usize,
@@ -133,6 +138,9 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// fewer than `min(depth, 2)` frames (no frame pointers, unknown bounds, a signal stack);
 /// otherwise the DWARF walk. Returns [`StackId::NONE`] when `depth` is 0, no frame was
 /// found, or the depot is full. Never allocates through the global allocator, never locks.
+///
+/// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
+/// or unknown (`lo == hi`): the frame-pointer walk reads `[max(sp, lo), hi)`.
 #[inline(never)]
 pub(crate) fn capture(depth: usize, fast: bool, bounds: StackBounds, cache: &mut StackCache) -> StackId {
     let depth = depth.min(MAX_DEPTH);
@@ -164,7 +172,16 @@ pub(crate) fn capture(depth: usize, fast: bool, bounds: StackBounds, cache: &mut
         }
         return StackId(cached);
     }
-    // SAFETY: the walk initialized `out[..walk.len]`.
+    debug_assert!(walk.len <= out.len());
+    // SAFETY:
+    // - `walk.len <= out.len()`: both walkers stop at the end of `out`, so the slice lies
+    //   in `buf`, a live local.
+    // - `out[..walk.len]` is initialized: the walker that returned `walk` wrote `out[n]`
+    //   before counting it into `len` (a DWARF walk after a short frame-pointer walk
+    //   rewrites from index 0).
+    // - `MaybeUninit<usize>` has the layout of `usize`, so the cast pointer is aligned.
+    // - `frames` is used only by the `cache_miss` call below, while `buf` lives and
+    //   nothing writes it.
     let frames = unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<usize>(), walk.len) };
     cache_miss(cache, slot, frames, walk.hash)
 }

@@ -62,21 +62,37 @@ pub(super) fn hash_frames(frames: &[usize]) -> u64 {
 /// Walks frame pointers from the frame of the function this is inlined into (`capture`),
 /// filling `out` with return addresses: the first is the return address into that
 /// function's caller.
+///
+/// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
+/// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`).
 #[inline(always)]
 pub(super) fn walk_frame_pointers(out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
     // Inlined too: the registers are those of the function this walk is inlined into.
     let (fp, sp) = crate::platform::frame_pointer_and_sp();
     let live = StackBounds { lo: bounds.lo.max(sp), hi: bounds.hi };
-    // SAFETY: `[sp, bounds.hi)` is the live part of this thread's stack: mapped and
-    // readable (bounds come from `current_thread_stack_bounds` of this thread; a thread
-    // on another stack, a signal stack say, has its `rbp` outside them and walks nothing).
+    // SAFETY: `walk_from`'s bullet: `live.lo >= sp > 0`, and every byte of
+    // `[live.lo, live.hi)` is readable:
+    // - `bounds` are this thread's stack or unknown (callers). Unknown bounds have
+    //   `hi == lo <= sp`, so `live` is empty and nothing is read.
+    // - When `sp` is on this thread's stack, `[sp, hi)` is its live part: the frames of
+    //   this call and its callers, mapped and readable for the whole call.
+    // - When `sp` is above `hi` (running on another stack), `live` is empty.
+    // - When `sp` is below `lo` (a signal or coroutine stack mapped below the thread's
+    //   stack), `live` is the whole `[lo, hi)`: readable for a thread stack glibc
+    //   allocated (mapped in full), but for the main thread `lo` is `hi` minus the stack
+    //   limit, and the part below the stack's lowest touched page may not be mapped. The
+    //   walk then reads only if `rbp` points into `[lo, hi)`: frames of this other stack
+    //   put it outside, but code built without frame pointers may leave any value there.
     unsafe { walk_from(fp, out, live) }
 }
 
 /// The validated walk of a frame-record chain starting at `fp` (see the module notes).
+/// Reads only the two words `[fp, fp + 16)` of frame pointers `fp` with
+/// `lo <= fp <= hi - 16`, 8-byte aligned.
 ///
 /// # Safety
-/// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
+/// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call, and
+///   `bounds.lo > 0` or `bounds.hi >= 16` (so `hi - 16` does not saturate below `lo`).
 #[inline(always)]
 pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
     let last = bounds.hi.saturating_sub(16);
@@ -86,8 +102,13 @@ pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bo
         if fp < bounds.lo || fp > last || !fp.is_multiple_of(8) {
             break;
         }
-        // SAFETY: fp is aligned and lo <= fp <= hi - 16: both words lie in the readable
-        // range (the caller's contract).
+        // SAFETY:
+        // - `lo <= fp` and `fp <= hi - 16` (checked just above; `hi - 16` did not saturate,
+        //   caller's bullet), so `[fp, fp + 16)` lies in `[lo, hi)`, readable (caller).
+        // - `fp` is 8-byte aligned (checked), so both `usize` reads are aligned.
+        // - Stack memory is only read, on this thread: a plain load of whatever word is
+        //   there (a frame record, or with frames lacking frame pointers another stack
+        //   word, which ends the walk or adds a bogus frame).
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
         if ret == 0 {
             break;
@@ -122,9 +143,12 @@ pub(super) fn walk_dwarf(out: &mut [MaybeUninit<usize>], marker: usize) -> Walk 
         n += 1;
         n < out.len()
     };
-    // SAFETY: `trace_unsynchronized` requires that no other unsynchronized trace runs at
-    // the same time on platforms whose unwinder is not thread-safe; on Linux it is
-    // libgcc's `_Unwind_Backtrace`, which is. The callback never unwinds or allocates.
+    // SAFETY: `trace_unsynchronized` is `trace` without the crate's global lock:
+    // - That lock serializes traces on platforms whose unwinder is not thread-safe; on
+    //   x86-64 Linux (the only target, `platform` refuses others) it is libgcc's
+    //   `_Unwind_Backtrace`, which is, so concurrent traces on other threads are sound.
+    // - `record` does not panic (it indexes `out` only below `out.len()`, checked first),
+    //   so no unwind crosses the unwinder's frames, and it does not allocate.
     unsafe { backtrace::trace_unsynchronized(&mut record) };
     Walk { len: n, hash: finish(h, n) }
 }
@@ -141,6 +165,7 @@ pub(super) fn frame_pointers_agree_with_dwarf(bounds: StackBounds) -> bool {
     if a.len < 2 || b.len < 2 {
         return false;
     }
-    // SAFETY: both walks wrote their first `len` (here 2) entries.
+    // SAFETY: both `len`s are at least 2 (checked just above), and each walker wrote
+    // `out[n]` before counting it into `len`: `fp[0..2]` and `dw[0..2]` are initialized.
     unsafe { fp[0].assume_init() == dw[0].assume_init() && fp[1].assume_init() == dw[1].assume_init() }
 }
