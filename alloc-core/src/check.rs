@@ -16,6 +16,7 @@
 //! 5. Only now, with the reentrancy guard set: symbolize, group, suppress, render.
 
 use crate::heap::walk::HeapSnapshot;
+use crate::leak::view::BlockDesc;
 use crate::leak::{self, Failure, LeakKind};
 use crate::platform::Errno;
 use crate::report::build::{self, RawCheck, RawLeak};
@@ -50,17 +51,39 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 #[inline(never)]
 pub fn check() -> LeakReport {
+    check_selected(&|_| true)
+}
+
+/// A leak check that reports on the blocks `selected` chooses only (a scope's), and
+/// counts only them as reachable. Every block is still marked: any may lead to a selected
+/// one. The calling thread's stack is scanned from this function's frame up.
+#[inline(never)]
+pub(crate) fn check_selected(selected: &dyn Fn(&BlockDesc) -> bool) -> LeakReport {
     // The caller's callee-saved registers, kept in this frame, which the stack scan covers.
     let mut spill = [0usize; 6];
     let sp = leak::spill_registers(&mut spill);
     let _guard = ReentrancyGuard::enter();
-    let raw = collect(sp);
+    let raw = collect(sp, selected);
     std::hint::black_box(&spill);
-    build::build_report(
+    let report = build::build_report(
         &raw,
         &|id| crate::stack::frames(crate::stack::StackId::from_u32(id)).to_vec(),
         &build_options(),
-    )
+    );
+    crate::stack::scrub_below(this_thread_stack());
+    report
+}
+
+/// The calling thread's stack bounds, as its heap recorded them (unknown without one).
+pub(crate) fn this_thread_stack() -> crate::stack::StackBounds {
+    let heap = crate::heap::current_heap();
+    if heap.is_null() {
+        crate::stack::StackBounds { lo: 0, hi: 0 }
+    } else {
+        // SAFETY: a non-null current heap is this thread's own, live until the thread
+        // ends; its bounds are written once, at its creation.
+        unsafe { (*heap).bounds }
+    }
 }
 
 fn build_options() -> build::BuildOptions {
@@ -68,7 +91,7 @@ fn build_options() -> build::BuildOptions {
 }
 
 /// Steps 1 to 4: the raw leaked blocks. Allocates only after the world resumed.
-fn collect(sp: usize) -> RawCheck {
+fn collect(sp: usize, selected: &dyn Fn(&BlockDesc) -> bool) -> RawCheck {
     let started = Instant::now();
     let opts = leak::RootOptions::from_config(crate::config::current());
     // Allocated before the lock: nothing may allocate once threads are stopped.
@@ -76,10 +99,14 @@ fn collect(sp: usize) -> RawCheck {
     let mut world = leak::stop::StoppedWorld::new();
     let pool = POOL.lock();
     world.stop(STOP_TIMEOUT);
-    // SAFETY: we hold the pool lock and every other thread is stopped (or unstoppable and
-    // then, at worst, running allocator fast paths, which never touch page descriptors).
+    // SAFETY: we hold the pool lock, so no page or segment appears or goes, and every
+    // other thread is stopped. A thread that could not be stopped keeps running its
+    // allocator fast paths, which write its pages' free lists and metadata words while
+    // the snapshot reads them: the check then fails (its status says so), its reads may
+    // see torn or stale values (which can only make it report wrongly, never write), and
+    // the analysis does not promote (it writes flags only when every thread stopped).
     let view = unsafe { HeapSnapshot::take(&pool) };
-    let analysis = leak::analyze(&view, &world, &plan, &opts, sp);
+    let analysis = leak::analyze(&view, &world, &plan, &opts, sp, selected);
     let stop_failure = world.failure();
     world.resume();
     drop(pool);

@@ -94,6 +94,7 @@ pub use introspect::{
 };
 pub use leak::regions::{register_root, unregister_root};
 pub use report::model::LeakReport;
+pub use runtime::scope::{assert_no_leaks, check_scope};
 pub use stack::StackId;
 /// `#[derive(Trace)]`: traces every field (see the `trace-derive` crate).
 pub use trace_derive::Trace;

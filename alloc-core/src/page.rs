@@ -9,7 +9,7 @@
 //! ```text
 //!   63            32 31             8 7       0
 //!  +----------------+----------------+---------+
-//!  | stack id (u32) | requested size | flags   |   flags: LIVE | IGNORED | generation (2)
+//!  | stack id (u32) | requested size | flags   |   flags: LIVE | IGNORED | generation (2) | SCOPED
 //!  +----------------+----------------+---------+
 //! ```
 //!
@@ -56,6 +56,9 @@ pub(crate) const IGNORED: u8 = 2;
 /// Block flags: the block's generation (0, 1 or 2), in bits 2..4.
 pub(crate) const GEN_SHIFT: u8 = 2;
 pub(crate) const GEN_MASK: u8 = 0b1100;
+/// Block flag: allocated inside a leak-check scope (`check_scope`); the runtime's scope
+/// map says which scope.
+pub(crate) const SCOPED: u8 = 16;
 /// Block flag (large blocks): allocated by the internal heap; never tracked.
 pub(crate) const INTERNAL: u8 = 128;
 

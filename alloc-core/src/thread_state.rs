@@ -31,11 +31,14 @@ pub(crate) struct ThreadState {
     guard: Cell<bool>,
     /// Depth of `disable()` scopes: blocks allocated meanwhile are ignored.
     disabled: Cell<u32>,
+    /// The leak-check scope (`check_scope`) this thread allocates into, as the runtime's
+    /// scope id; 0 outside any.
+    scope: Cell<u32>,
 }
 
 thread_local! {
     static STATE: ThreadState = const {
-        ThreadState { heap: Cell::new(NO_HEAP), guard: Cell::new(false), disabled: Cell::new(0) }
+        ThreadState { heap: Cell::new(NO_HEAP), guard: Cell::new(false), disabled: Cell::new(0), scope: Cell::new(0) }
     };
 }
 
@@ -78,6 +81,25 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn disabled(&self) -> bool {
         self.disabled.get() != 0
+    }
+
+    /// Whether the thread's allocations are plain: no `disable()` scope and no leak-check
+    /// scope. One test on the allocation fast path.
+    #[inline(always)]
+    pub(crate) fn plain(&self) -> bool {
+        (self.disabled.get() | self.scope.get()) == 0
+    }
+
+    /// The leak-check scope id the thread allocates into (0: none).
+    #[inline]
+    pub(crate) fn scope(&self) -> u32 {
+        self.scope.get()
+    }
+
+    /// Sets the leak-check scope id (0: none); returns the previous one.
+    #[inline]
+    pub(crate) fn set_scope(&self, scope: u32) -> u32 {
+        self.scope.replace(scope)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use super::{current_heap, Heap, HeapKind};
 use crate::misuse::{self, Misuse};
-use crate::page::{Block, Page, INTERNAL, LIVE};
+use crate::page::{Block, Page, INTERNAL, LIVE, SCOPED};
 use crate::segment::{self, Segment, KIND_LARGE, KIND_PAGES, SEGMENT_SIZE};
 use crate::size_class::MEDIUM_MAX;
 use crate::track;
@@ -236,11 +236,18 @@ unsafe fn resize_small(page: *mut Page, index: usize, old_size: usize, new_size:
     // SAFETY: the caller holds the live block: its metadata is its holder's to change (the
     // owner rewrites it only after the block is freed); `new_size` < 2^24 (it fits a
     // page block).
-    let stack = unsafe {
+    let (stack, flags) = unsafe {
         let (_, stack) = (*page).size_and_stack(index);
         (*page).set_size_and_stack(index, new_size as u32, stack);
-        stack
+        (stack, (*page).flags_of(index))
     };
+    if flags & SCOPED != 0 && new_size > old_size {
+        // A scope's blocks read as zero past what the program wrote (see the runtime's
+        // entry points): the grown tail too.
+        // SAFETY: `[old_size, new_size)` lies inside the block (`new_size` fits it), which
+        // the caller holds.
+        unsafe { core::ptr::write_bytes(((*page).block_start(index) + old_size) as *mut u8, 0, new_size - old_size) };
+    }
     count_resize(stack, old_size, new_size);
 }
 

@@ -14,7 +14,7 @@
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
-use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE};
+use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, SCOPED};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 
 /// The heap, numbered for one check.
@@ -139,6 +139,7 @@ fn describe(b: BlockRef) -> (u32, BlockDesc) {
         usable: scan_len(size),
         stack: b.stack(),
         ignored: b.flags() & IGNORED != 0,
+        scoped: b.flags() & SCOPED != 0,
     };
     (id, desc)
 }

@@ -79,8 +79,8 @@ fn build_graph(
         ok &= offsets.push(targets.len() as u32);
         let mut looped = false;
         let mut p = n.desc.start;
-        while ok && p + 8 <= n.desc.start + n.desc.usable {
-            // SAFETY: inside a live block's scannable bytes, aligned.
+        while ok && p + 8 <= n.desc.scan_end() {
+            // SAFETY: inside a live block's requested bytes (`scan_end`), aligned.
             let word = unsafe { core::ptr::read_volatile(p as *const usize) };
             if let Some((tid, _)) = view.block_containing(word) {
                 let t = index[tid as usize];

@@ -58,6 +58,7 @@ impl FakeHeap {
             usable: b.len() * 8,
             stack: id as u32,
             ignored: self.ignored[id],
+            scoped: false,
         }
     }
 
@@ -206,7 +207,7 @@ impl HeapView for Slab {
 impl Slab {
     fn desc(&self, id: usize) -> BlockDesc {
         let start = self.words.as_ptr() as usize + id * self.per * 8;
-        BlockDesc { start, size: self.per * 8, usable: self.per * 8, stack: 0, ignored: false }
+        BlockDesc { start, size: self.per * 8, usable: self.per * 8, stack: 0, ignored: false, scoped: false }
     }
 }
 

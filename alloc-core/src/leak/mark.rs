@@ -90,7 +90,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
                 if self.marks.set(id) {
                     self.stats.reachable_blocks += 1;
                     self.stats.reachable_bytes += desc.size as u64;
-                    self.lost |= !self.frontier.push((desc.start, desc.start + desc.usable));
+                    self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
                     if desc.size as u64 >= self.stats.largest_hit.2 {
                         self.stats.largest_hit = (p, word, desc.size as u64);
                     }
@@ -106,7 +106,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
         let view = self.view;
         view.for_each_block(&mut |id, desc| {
             if desc.ignored && self.marks.set(id) {
-                self.lost |= !self.frontier.push((desc.start, desc.start + desc.usable));
+                self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
             }
         });
     }

@@ -29,7 +29,7 @@ pub(crate) use roots::{RootOptions, RootPlan, RootRange};
 
 use crate::os::MmapVec;
 use stop::StoppedWorld;
-use view::HeapView;
+use view::{BlockDesc, HeapView};
 
 /// What a check found.
 #[derive(Default)]
@@ -61,12 +61,17 @@ pub(crate) fn spill_registers(spill: &mut [usize; crate::platform::CALLEE_SAVED_
 /// whole, and the caller must make sure no running thread unmaps memory meanwhile.
 /// Allocates nothing but `MmapVec`s. Fails when the roots cannot be listed or the
 /// check's tables cannot get memory: nothing it could report would be trustworthy.
+///
+/// `selected` chooses the blocks the check reports on (a scoped check's blocks; `|_|
+/// true` for all): every block is marked, as every block may lead to a selected one, but
+/// only selected blocks can be leaked, and the reachable totals count only them.
 pub(crate) fn analyze<V: HeapView>(
     view: &V,
     world: &StoppedWorld,
     plan: &RootPlan,
     opts: &RootOptions,
     sp: usize,
+    selected: &dyn Fn(&BlockDesc) -> bool,
 ) -> Result<Analysis, Failure> {
     let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
     // Room for the whole mapping list before reading it: growing while reading would move
@@ -83,15 +88,16 @@ pub(crate) fn analyze<V: HeapView>(
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
     let marks = &marker.marks;
-    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id))?;
-    let live_blocks = promote_reachable(view, marks);
-    let s = marker.stats;
+    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id) && selected(d))?;
+    // Promotion writes every marked block's flags: only with every other thread stopped,
+    // or it would race with their owners' writes to the same metadata words.
+    let counts = promote_reachable(view, marks, selected, world.all_stopped());
     Ok(Analysis {
         leaked,
-        live_blocks,
-        reachable_blocks: s.reachable_blocks,
-        reachable_bytes: s.reachable_bytes,
-        words_scanned: s.words_scanned,
+        live_blocks: counts.live_blocks,
+        reachable_blocks: counts.reachable_blocks,
+        reachable_bytes: counts.reachable_bytes,
+        words_scanned: marker.stats.words_scanned,
         root_bytes,
     })
 }
@@ -123,16 +129,40 @@ fn scan_roots<V: HeapView>(marker: &mut mark::Marker<'_, V>, roots: &[RootRange]
     root_bytes
 }
 
-/// Raises the generation of every marked block; returns the number of live blocks.
-fn promote_reachable(view: &impl HeapView, marks: &mark::Marks) -> u64 {
-    let mut live_blocks = 0;
+/// Raises the generation of every marked block (when `promote`); counts the live and the
+/// reachable (marked, not ignored) blocks among the selected ones.
+fn promote_reachable(
+    view: &impl HeapView,
+    marks: &mark::Marks,
+    selected: &dyn Fn(&BlockDesc) -> bool,
+    promote: bool,
+) -> Counts {
+    let mut c = Counts::default();
     view.for_each_block(&mut |id, d| {
-        live_blocks += 1;
-        if marks.get(id) {
+        if !marks.get(id) {
+            c.live_blocks += u64::from(selected(&d));
+            return;
+        }
+        if promote {
             view.survived(d.start);
         }
+        if selected(&d) {
+            c.live_blocks += 1;
+            if !d.ignored {
+                c.reachable_blocks += 1;
+                c.reachable_bytes += d.size as u64;
+            }
+        }
     });
-    live_blocks
+    c
+}
+
+/// Live and reachable blocks among the selected ones.
+#[derive(Default)]
+struct Counts {
+    live_blocks: u64,
+    reachable_blocks: u64,
+    reachable_bytes: u64,
 }
 
 #[cfg(test)]

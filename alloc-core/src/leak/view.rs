@@ -15,14 +15,28 @@ pub(crate) struct BlockDesc {
     pub(crate) start: usize,
     /// The size the program asked for (`Layout::size()`).
     pub(crate) size: usize,
-    /// Bytes that may be scanned from `start` and that interior pointers may point into:
-    /// at least `size`.
+    /// Bytes from `start` that interior pointers may point into: at least `size` (the
+    /// scan itself stops at [`BlockDesc::scan_end`]).
     pub(crate) usable: usize,
     /// The allocation stack id (`0` when none was recorded).
     pub(crate) stack: u32,
     /// The block was marked as intentionally leaked (`ignore`, `disable`): it is treated
     /// as a root, and never reported.
     pub(crate) ignored: bool,
+    /// The block was allocated inside a leak-check scope (which one, the scope map says).
+    pub(crate) scoped: bool,
+}
+
+impl BlockDesc {
+    /// The end of the bytes the check scans for pointers: the whole words inside the
+    /// requested size. A word that crosses the end cannot hold a pointer the program
+    /// stored (a pointer needs 8 bytes inside the block), but its bytes past the end hold
+    /// whatever an earlier occupant of the memory left there, and with the block's last
+    /// bytes they can spell an address: scanned, such words kept real leaks reachable.
+    #[inline]
+    pub(crate) fn scan_end(&self) -> usize {
+        self.start + (self.size & !7)
+    }
 }
 
 /// What the leak check needs from a heap. Implementations must not allocate through the

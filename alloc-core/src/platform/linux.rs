@@ -507,6 +507,62 @@ pub(crate) fn restore_signal_action(saved: &SavedSignalAction) -> Result<(), Err
     ok_or_errno(unsafe { libc::sigaction(saved.sig, &saved.action, core::ptr::null_mut()) }.into())
 }
 
+/// `SIGRTMAX`: the highest real-time signal number (glibc computes it at run time).
+pub(crate) fn rt_signal_max() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// Which of the `count` signals `first, first + 1, ...` the calling thread blocks: bit
+/// `i` for signal `first + i`. A thread's mask is inherited by the threads it creates
+/// (`pthread_create` copies it), which the leak-check scopes use to follow threads.
+pub(crate) fn blocked_signal_bits(first: i32, count: u32) -> Result<u32, Errno> {
+    debug_assert!(count <= 32 && first > 0);
+    // SAFETY: an all-zero sigset is a valid empty set; pthread_sigmask with a null new set
+    // only writes the current mask into `cur`.
+    let cur = unsafe {
+        let mut cur: libc::sigset_t = core::mem::zeroed();
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, core::ptr::null(), &mut cur);
+        if rc != 0 {
+            return Err(Errno(rc));
+        }
+        cur
+    };
+    let mut bits = 0;
+    for i in 0..count {
+        // SAFETY: `cur` is a valid, initialized set; sigismember only reads it.
+        if unsafe { libc::sigismember(&cur, first + i as i32) } == 1 {
+            bits |= 1 << i;
+        }
+    }
+    Ok(bits)
+}
+
+/// Blocks, in the calling thread, signal `first + i` for each bit `i` of `block`, then
+/// unblocks those of `unblock`.
+pub(crate) fn change_blocked_signals(first: i32, block: u32, unblock: u32) -> Result<(), Errno> {
+    for (how, bits) in [(libc::SIG_BLOCK, block), (libc::SIG_UNBLOCK, unblock)] {
+        if bits == 0 {
+            continue;
+        }
+        // SAFETY: an all-zero sigset is valid; sigemptyset/sigaddset fill it; the call
+        // changes only this thread's mask, for the signals in the set.
+        let rc = unsafe {
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for i in 0..32 {
+                if bits & (1 << i) != 0 {
+                    libc::sigaddset(&mut set, first + i);
+                }
+            }
+            libc::pthread_sigmask(how, &set, core::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(Errno(rc));
+        }
+    }
+    Ok(())
+}
+
 /// Blocks (`true`) or unblocks `sig` for the calling thread (`pthread_sigmask`).
 #[cfg(test)]
 pub(crate) fn set_signal_blocked(sig: i32, blocked: bool) {

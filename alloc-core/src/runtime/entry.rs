@@ -10,19 +10,34 @@
 //! allocations (reentrancy guard set: the internal heap), a thread's first allocation
 //! (its heap is made here), and threads whose heap was retired (the shared heap).
 
-use super::{init, thread};
+use super::{init, scope, thread};
 use crate::heap::{self, locked, Heap};
-use crate::page::IGNORED;
+use crate::page::{IGNORED, SCOPED};
 use crate::thread_state::{self, ThreadState, NO_HEAP};
 
-/// The initial flags of a block the thread allocates now.
-#[inline(always)]
-fn block_flags(s: &ThreadState) -> u8 {
-    if s.disabled() {
-        IGNORED
-    } else {
-        0
+/// Allocates from `heap` for a thread that is not plain: inside a `disable()` scope
+/// (the block is ignored) or a leak-check scope (the block is the scope's).
+///
+/// # Safety
+/// - As [`Heap::alloc`]: the caller is `heap`'s only user, `align` a power of two.
+#[cold]
+#[inline(never)]
+unsafe fn alloc_marked(s: &ThreadState, heap: *mut Heap, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    let mut flags = if s.disabled() { IGNORED } else { 0 };
+    let scope = s.scope();
+    if scope != 0 {
+        flags |= scope::flags_for(s, scope);
     }
+    // A scope's blocks start zeroed: bytes the program leaves unwritten (a `Vec`'s spare
+    // capacity) then never hold an earlier occupant's pointers, which the conservative
+    // scan would follow and which could hide another scope's leaks.
+    let zeroed = zeroed || flags & SCOPED != 0;
+    // SAFETY: the caller's contract is `Heap::alloc`'s.
+    let p = unsafe { (*heap).alloc(size, align, flags, zeroed) };
+    if flags & SCOPED != 0 && !p.is_null() {
+        scope::record(p, scope);
+    }
+    p
 }
 
 /// Allocates `size` bytes aligned to `align`. Null when out of memory.
@@ -35,10 +50,16 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     thread_state::with(|s| {
         let slot = s.heap();
         if thread_state::is_heap(slot) && !s.in_allocator() {
-            // SAFETY: the slot names this thread's own heap (made by `thread::start` for
-            // this thread, not yet retired), whose only user is this thread; `align` is a
-            // power of two (caller).
-            return unsafe { (*(slot as *mut Heap)).alloc(size, align, block_flags(s), zeroed) };
+            let heap = slot as *mut Heap;
+            if s.plain() {
+                // SAFETY: the slot names this thread's own heap (made by `thread::start`
+                // for this thread, not yet retired), whose only user is this thread;
+                // `align` is a power of two (caller).
+                return unsafe { (*heap).alloc(size, align, 0, zeroed) };
+            }
+            // SAFETY: as for the plain allocation just above: this thread's own heap, a
+            // power-of-two `align`.
+            return unsafe { alloc_marked(s, heap, size, align, zeroed) };
         }
         alloc_cold(s, size, align, zeroed)
     })
@@ -59,10 +80,11 @@ fn alloc_cold(s: &ThreadState, size: usize, align: usize, zeroed: bool) -> *mut 
         if !heap.is_null() {
             // SAFETY: just made for this thread, which is its only user; `align` is a
             // Layout's (our caller's contract).
-            return unsafe { (*heap).alloc(size, align, block_flags(s), zeroed) };
+            return unsafe { alloc_marked(s, heap, size, align, zeroed) };
         }
     }
-    locked::alloc(locked::Which::Shared, size, align, block_flags(s), zeroed)
+    let flags = if s.disabled() { IGNORED } else { 0 };
+    locked::alloc(locked::Which::Shared, size, align, flags, zeroed)
 }
 
 /// Frees `ptr`, allocated with a layout of `size` bytes.

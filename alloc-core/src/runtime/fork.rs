@@ -7,12 +7,14 @@
 //! 1. the heap registry;
 //! 2. the internal heap, 3. the shared heap (a locked heap's slow path may take the pool);
 //! 4. the segment pool;
-//! 5. the heap profile's recorder (a leaf: held, it waits for nothing).
+//! 5. the heap profile's recorder, 6. the scope map's shards in index order (leaves:
+//!    held, they wait for nothing).
 //!
 //! The parent releases them after `fork`; so does the child, which then retires the heaps
 //! of the threads it did not inherit (their pages go to the abandoned lists, so their free
 //! blocks are reused).
 
+use super::scope::map::SHARDS;
 use crate::heap::{current_heap, locked, registry};
 use crate::platform;
 use crate::profile::recorder::RECORDER;
@@ -34,12 +36,18 @@ extern "C" fn prepare() {
     locked::SHARED_HEAP.lock_raw();
     POOL.lock_raw();
     RECORDER.lock_raw();
+    for shard in &SHARDS {
+        shard.lock_raw();
+    }
 }
 
 extern "C" fn parent() {
     // SAFETY: each lock was taken by `prepare` on this thread (the forking one), in the
     // order undone here; no guard exists for them.
     unsafe {
+        for shard in SHARDS.iter().rev() {
+            shard.force_unlock();
+        }
         RECORDER.force_unlock();
         POOL.force_unlock();
         locked::SHARED_HEAP.force_unlock();

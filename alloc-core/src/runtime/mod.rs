@@ -12,6 +12,8 @@
 //! - [`fork`]: the `fork` handlers and the one order in which they take every lock.
 //! - [`exit`]: what runs when the process ends: the heap profile, then the leak check,
 //!   its report and the exit status.
+//! - [`scope`]: leak checks scoped to one piece of work (`check_scope`), and the threads
+//!   that belong to a scope.
 //!
 //! # Why on top
 //! Lower layers (the heap, the tracking hook, the leak check's phases) never call up into
@@ -23,4 +25,5 @@ pub(crate) mod entry;
 pub(crate) mod exit;
 pub(crate) mod fork;
 pub(crate) mod init;
+pub(crate) mod scope;
 pub(crate) mod thread;

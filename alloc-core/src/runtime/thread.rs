@@ -41,6 +41,7 @@ pub(crate) fn start(s: &ThreadState) -> *mut Heap {
         return heap;
     }
     s.set_heap(heap as usize);
+    super::scope::on_thread_start(s);
     // The key was made by initialization, which runs before any thread starts here; the
     // value is read only by `on_thread_exit`. A failure (out of memory in glibc) keeps the
     // heap alive past the thread's end, as when the key is missing.
@@ -64,7 +65,10 @@ extern "C" fn on_thread_exit(value: *mut core::ffi::c_void) {
             s.set_heap(HEAP_RETIRED);
         }
     });
-    // SAFETY: the heap was registered for this exiting thread, which no longer uses it
-    // (its slot says retired), and no other thread ever uses a thread's heap.
+    // SAFETY: the heap was registered for this exiting thread, which it no longer uses
+    // after this (its slot says retired); the bounds were written at its creation.
+    let bounds = unsafe { (*heap).bounds };
+    // SAFETY: as above: no other thread ever uses a thread's heap.
     unsafe { registry::retire(heap) };
+    stack::scrub_at_exit(bounds);
 }

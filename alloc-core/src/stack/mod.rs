@@ -41,6 +41,76 @@
 mod depot;
 mod unwind;
 
+/// Bytes of stack below the caller that [`scrub_below`] zeroes when the stack has room:
+/// more than a leak check's deepest frames use (its phases keep tables of a few KiB on
+/// the stack; symbolization goes deeper).
+const SCRUB_BYTES: usize = 96 << 10;
+
+/// Zeroes the stack below the caller's frame, down to [`SCRUB_BYTES`] (less when the
+/// thread's stack, `bounds`, has less room; nothing when the bounds are unknown).
+///
+/// The leak check is conservative: any word on a live thread's stack that looks like a
+/// pointer keeps a block reachable. A check walks every block of the process, so its
+/// frames leave the addresses of everyone's blocks in this thread's stack; later frames
+/// that do not write every slot (padding, unused spill slots) would show them to other
+/// threads' checks as pointers, and hide their leaks. So each check clears what it used.
+#[inline(never)]
+pub(crate) fn scrub_below(bounds: StackBounds) {
+    let here = crate::platform::frame_pointer_and_sp().1;
+    if bounds.hi <= bounds.lo || here <= bounds.lo || here > bounds.hi {
+        return;
+    }
+    // A page of margin for this function's own frame and the guard below the stack.
+    let room = (here - bounds.lo).saturating_sub(8 << 10);
+    if room >= SCRUB_BYTES {
+        zero_frame::<SCRUB_BYTES>();
+    } else if room >= 16 << 10 {
+        zero_frame::<{ 16 << 10 }>();
+    }
+}
+
+/// At thread exit: zeroes the stack below the caller, page by page, down to the first
+/// page that is already all zero (the bottom of what the thread ever used; reading an
+/// untouched page maps the shared zero page and commits no memory).
+///
+/// glibc keeps the stacks of ended threads and gives them to new threads, whose frames,
+/// where they leave slots unwritten, would show the old thread's pointers to every other
+/// thread's checks: a block that thread leaked would look reachable from the new one.
+#[inline(never)]
+pub(crate) fn scrub_at_exit(bounds: StackBounds) {
+    const PAGE: usize = 4096;
+    let here = crate::platform::frame_pointer_and_sp().1;
+    if bounds.hi <= bounds.lo || here <= bounds.lo + 2 * PAGE || here > bounds.hi {
+        return;
+    }
+    // Below this function's own frame (and the red zone under it).
+    let mut top = (here - 1024) & !7;
+    let floor = bounds.lo + PAGE;
+    while top > floor {
+        let lo = ((top - 1) & !(PAGE - 1)).max(floor);
+        let words = (top - lo) / 8;
+        // SAFETY: `[lo, top)` lies in this thread's own stack (between its guard page and
+        // the frame of this function), below the stack pointer: no live frame is there.
+        let region = unsafe { core::slice::from_raw_parts_mut(lo as *mut usize, words) };
+        if region.iter().all(|&w| w == 0) {
+            return;
+        }
+        for w in region.iter_mut() {
+            // SAFETY: a word of the region above; volatile so that the zeroing of memory
+            // nothing reads afterwards is kept.
+            unsafe { core::ptr::write_volatile(w, 0) };
+        }
+        top = lo;
+    }
+}
+
+/// A frame of `N` zeroed bytes, which the optimizer must keep.
+#[inline(never)]
+fn zero_frame<const N: usize>() {
+    let mut frame = [0u8; N];
+    core::hint::black_box(&mut frame);
+}
+
 #[cfg(test)]
 mod tests;
 
