@@ -93,6 +93,9 @@ pub use introspect::{
     block_info, disable, ignore, stack_frames, stats, usable_size, BlockInfo, ClassStats, DisableGuard, Stats,
 };
 pub use leak::regions::{register_root, unregister_root};
+/// `#[leak_check]` on a test: its body runs under [`assert_no_leaks`] (see the
+/// `leak-check-attr` crate).
+pub use leak_check_attr::leak_check;
 pub use report::model::LeakReport;
 pub use runtime::scope::{assert_no_leaks, check_scope};
 pub use stack::StackId;

@@ -33,3 +33,28 @@ fn assert_no_leaks_passes_clean_work_and_panics_with_the_report() {
     let text = err.downcast_ref::<String>().unwrap();
     assert!(text.contains("408 byte(s) in 1 object(s)") && text.contains("leak_blocks"), "{text}");
 }
+
+#[alloc_core::leak_check]
+#[test]
+fn the_attribute_passes_a_test_that_frees_what_it_allocates() {
+    alloc_core::config::set_check_at_exit(false);
+    let v: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    assert_eq!(v.len(), 100);
+}
+
+#[alloc_core::leak_check]
+#[test]
+fn the_attribute_keeps_result_tests_and_question_marks() -> Result<(), std::num::ParseIntError> {
+    alloc_core::config::set_check_at_exit(false);
+    let n: u32 = "42".parse()?;
+    assert_eq!(n, 42);
+    Ok(())
+}
+
+#[alloc_core::leak_check]
+#[test]
+#[should_panic(expected = "leaks inside assert_no_leaks")]
+fn the_attribute_fails_a_test_that_leaks() {
+    alloc_core::config::set_check_at_exit(false);
+    leak_blocks(1, 456);
+}
