@@ -5,7 +5,7 @@
 //! One [`SpinLock`] guards all of it: the peak snapshot ("what each site held when the
 //! heap peaked") needs a consistent view of every site at one moment, which per-thread
 //! counters cannot give without a global step anyway. Events reach it in per-thread
-//! batches (`events`), so the lock is taken once per 64 events of a thread; applying an
+//! batches (`events`), so the lock is taken once per 256 events of a thread; applying an
 //! event is a few dozen plain stores (BENCHMARKS.md measures the cost). Profiling is
 //! opt-in (`profile=PATH`); when it is off the allocation path pays one relaxed load of
 //! [`STATE`] and a branch.
