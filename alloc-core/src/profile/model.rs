@@ -117,6 +117,9 @@ impl HeapProfile {
     pub const VERSION: u32 = 1;
 
     /// Reads a profile from JSON, checking its format, version and invariants.
+    ///
+    /// With the `json` feature only (it brings `serde_json` in; see `report::pretty_json`).
+    #[cfg(any(test, feature = "json"))]
     pub fn from_json(text: &str) -> Result<HeapProfile, String> {
         let p: HeapProfile = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep heap profile: {e}"))?;
         if p.format != Self::FORMAT {
@@ -131,7 +134,8 @@ impl HeapProfile {
 
     /// The profile as pretty-printed JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        // Plain structs of strings and integers: writing them to a String cannot fail.
+        crate::report::pretty_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// Checks the invariants of the module note; the error names the first broken one.

@@ -20,6 +20,7 @@ pub(crate) mod build;
 pub mod json;
 pub mod model;
 pub(crate) mod modules;
+pub(crate) mod pretty_json;
 pub(crate) mod rc;
 pub(crate) mod suppress;
 pub(crate) mod symbolize;

@@ -30,7 +30,8 @@ pub struct LeakReport {
     /// Whether the leak check ran to the end (an addition to version 1, always written).
     /// When it did not, the leaks below may be incomplete or wrong, and an empty list does
     /// not mean the program is clean.
-    #[serde(default, deserialize_with = "status_named")]
+    #[cfg_attr(any(test, feature = "json"), serde(default, deserialize_with = "status_named"))]
+    #[cfg_attr(not(any(test, feature = "json")), serde(default))]
     pub status: CheckStatus,
     /// Totals.
     pub summary: Summary,
@@ -47,6 +48,7 @@ pub struct LeakReport {
 }
 
 /// Reads a report's `status`, with errors that name it ("status: unknown variant ...").
+#[cfg(any(test, feature = "json"))]
 fn status_named<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CheckStatus, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
     CheckStatus::deserialize(value).map_err(|e| serde::de::Error::custom(format!("status: {e}")))
@@ -358,6 +360,9 @@ impl LeakReport {
     }
 
     /// Reads a report from JSON, checking its format and version.
+    ///
+    /// With the `json` feature only (it brings `serde_json` in; see `report::pretty_json`).
+    #[cfg(any(test, feature = "json"))]
     pub fn from_json(text: &str) -> Result<LeakReport, String> {
         let r: LeakReport = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep leak report: {e}"))?;
         if r.format != Self::FORMAT {
