@@ -158,7 +158,7 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
 }
 
 /// A phase's failure in words, for the report's status.
-fn describe(f: Failure) -> CheckFailure {
+pub(crate) fn describe(f: Failure) -> CheckFailure {
     match f {
         Failure::ThreadsNotListed { errno } => CheckFailure::new(
             FailureKind::ThreadsNotListed,

@@ -18,6 +18,7 @@ pub(crate) mod failure;
 mod fake;
 pub(crate) mod maps;
 pub(crate) mod mark;
+pub(crate) mod path;
 pub(crate) mod regions;
 pub(crate) mod roots;
 pub(crate) mod stop;
