@@ -13,6 +13,7 @@
 //! (`check`) stops and resumes the world around it, holding the allocator's lock.
 
 pub(crate) mod classify;
+mod cycles;
 pub(crate) mod failure;
 #[cfg(test)]
 mod fake;
