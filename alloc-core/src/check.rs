@@ -154,6 +154,11 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
             LeakKind::Indirect => build::RawKind::Indirect,
         },
         cyclic: b.cyclic,
+        cycle: build::CycleLink {
+            next: b.cycle_next,
+            next_offset: b.next_offset,
+            component_blocks: b.component_blocks,
+        },
     }
 }
 

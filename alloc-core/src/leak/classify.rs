@@ -50,13 +50,6 @@ impl LeakedBlock {
         let (cycle_next, next_offset, component_blocks) = (NONE, 0, 1);
         LeakedBlock { id, desc, kind: LeakKind::Direct, cyclic: false, cycle_next, next_offset, component_blocks }
     }
-
-    /// Whether the block is cyclic only because it points to itself (alone in its
-    /// component): weak evidence, which the report weighs (an earlier occupant of the
-    /// memory may have left the address there).
-    pub(crate) fn self_cycle_only(&self) -> bool {
-        self.cyclic && self.component_blocks == 1
-    }
 }
 
 /// No node: not leaked, or no next member.

@@ -185,7 +185,7 @@ impl Painter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::{build_with, RawCheck, RawKind, RawLeak};
+    use crate::report::build::{build_with, CycleLink, RawCheck, RawKind, RawLeak};
     use crate::report::model::{CheckStatus, FailureKind, Summary, SuppressionUse};
 
     fn frame(ip: &str, f: &str, file: &str, line: u32) -> Frame {
@@ -372,7 +372,7 @@ SUMMARY: HeapSweep: 112 byte(s) leaked in 4 allocation(s) (3 direct, 1 indirect,
 
     #[test]
     fn rendered_from_a_built_report() {
-        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic };
+        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE };
         let raw = RawCheck {
             leaked: vec![
                 leak(1, 16, RawKind::Direct, false),
