@@ -38,7 +38,7 @@
 //! 9 api: lib, global — the GlobalAlloc impl and the public API
 //! 8 runtime: runtime — init, entry points, thread start/exit, fork lock order, at-exit
 //! 7 services: check, introspect, profile, handle, retain — what users call: the leak check, statistics, heap profiles, Handle<T>, why a block is alive
-//! 6 report: report, profile/model — report and profile models, symbolization, text and JSON
+//! 6 report: report — building reports, symbolization, suppressions, writing JSON (the models, their JSON and the text report are the `heapsweep-format` crate's)
 //! 5 heap: heap — per-thread heaps, locked heaps, the registry, allocate/free/realloc, the heap walk
 //! 4 hooks: track, misuse — the tracking hook, misuse reports
 //! 3 listeners: counters, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! # What it owns
-//! - [`model`]: the public profile types (`HeapProfile` and its parts), serde both ways.
+//! - [`model`]: the public profile types (`HeapProfile` and its parts), from the
+//!   `heapsweep-format` crate.
 //! - `recorder`: the counters, updated on the allocation path (see its notes for the
 //!   design and the cost); `events`: the per-thread buffers that feed it in batches.
 //! - `timeline`: the bounded timeline of live bytes.
@@ -27,7 +28,8 @@
 //! (symbolization, JSON) go to the untracked internal heap and are not counted.
 
 pub(crate) mod events;
-pub mod model;
+/// The heap profile model, from the `heapsweep-format` crate.
+pub use heapsweep_format::profile as model;
 pub(crate) mod recorder;
 pub(crate) mod signal;
 pub(crate) mod timeline;

@@ -401,4 +401,49 @@ mod tests {
         let rc = r.leaks[0].rc.expect("counts read");
         assert_eq!((rc.kind, rc.strong, rc.weak), (crate::report::model::RcKind::Rc, 1, 1));
     }
+
+    #[test]
+    fn rendered_from_a_built_report() {
+        use crate::report::text::{render, TextOptions};
+        let frame = |ip: &str, f: &str, file: &str, line: u32| Frame {
+            ip: ip.into(),
+            function: Some(f.into()),
+            file: Some(file.into()),
+            line: Some(line),
+            module: None,
+        };
+        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE };
+        let raw = RawCheck {
+            leaked: vec![
+                leak(1, 16, RawKind::Direct, false),
+                leak(2, 24, RawKind::Indirect, true),
+                leak(2, 24, RawKind::Indirect, true),
+            ],
+            program: "app".into(),
+            pid: 99,
+            ..RawCheck::default()
+        };
+        let mut sym = |ip: usize| {
+            let names: &[&str] = match ip {
+                1 => &["alloc::boxed::Box<T>::new", "app::head"],
+                _ => &["app::node"],
+            };
+            names.iter().map(|n| frame(&format!("{ip:#x}"), n, "src/lib.rs", ip as u32)).collect()
+        };
+        let r = build_with(&raw, &|id| vec![id as usize], &mut sym, Vec::new());
+        let expected = "\
+=================================================================
+==99==ERROR: HeapSweep: detected memory leaks
+
+Indirect leak of 48 byte(s) in 2 object(s) (cyclic: a reference cycle) allocated from:
+    #0 0x2 in app::node src/lib.rs:2
+
+Direct leak of 16 byte(s) in 1 object(s) allocated from:
+    #0 0x1 in alloc::boxed::Box<T>::new src/lib.rs:1
+    #1 0x1 in app::head src/lib.rs:1
+
+SUMMARY: HeapSweep: 64 byte(s) leaked in 3 allocation(s) (1 direct, 2 indirect, 2 in cycles).
+";
+        assert_eq!(render(&r, &TextOptions::default()), expected);
+    }
 }

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The report as pretty-printed JSON (the schema of the contract).
 pub fn to_json(report: &LeakReport) -> String {
-    // Serializing plain structs of strings and integers to a String cannot fail.
-    super::pretty_json::to_string_pretty(report).unwrap_or_default()
+    report.to_json()
 }
 
 /// Writes `report` to the path `template` names, `%p` replaced by `pid`. The error

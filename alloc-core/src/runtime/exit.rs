@@ -39,7 +39,7 @@ fn leak_check_at_exit() {
     if report.is_clean() && !report.check_failed() {
         return;
     }
-    let text = crate::report::text::render(&report, &crate::report::text::TextOptions::from_config(opts));
+    let text = crate::report::text::render(&report, &crate::report::text_options(opts));
     // Flush what the program wrote to stdout first, so the report follows it.
     let _ = platform::flush_c_stdio();
     crate::fatal::write_all_fd(2, text.as_bytes());

@@ -495,7 +495,7 @@ fn not_a_string() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{CheckFailure, CheckStatus, FailureKind};
+    use crate::report::{CheckFailure, CheckStatus, FailureKind};
 
     #[derive(serde::Serialize)]
     enum E {

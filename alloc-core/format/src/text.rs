@@ -7,9 +7,9 @@
 //! # Who calls it
 //! `check::run_at_exit`, which writes the string to stderr, and `leak-report show`, so a
 //! report read back prints as the program printed it. Colours are for a terminal only:
-//! `TextOptions::from_config` asks `isatty(2)` and honours `NO_COLOR`.
+//! alloc-core turns them on when stderr is a terminal and `NO_COLOR` is unset.
 
-use super::model::{CheckFailure, Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
+use crate::report::{CheckFailure, Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
 use std::fmt::Write;
 
 /// How to render.
@@ -19,14 +19,6 @@ pub struct TextOptions {
     pub color: bool,
     /// Most groups shown; 0 shows all.
     pub max_leaks: usize,
-}
-
-impl TextOptions {
-    /// Colours when stderr is a terminal and `NO_COLOR` is unset.
-    pub(crate) fn from_config(o: &crate::config::Options) -> Self {
-        let tty = crate::platform::isatty(2);
-        Self { color: tty && std::env::var_os("NO_COLOR").is_none(), max_leaks: o.max_leaks as usize }
-    }
 }
 
 const BANNER: &str = "=================================================================";
@@ -185,8 +177,7 @@ impl Painter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::build::{build_with, CycleLink, RawCheck, RawKind, RawLeak};
-    use crate::report::model::{CheckStatus, FailureKind, Summary, SuppressionUse};
+    use crate::report::{CheckStatus, FailureKind, Summary, SuppressionUse};
 
     fn frame(ip: &str, f: &str, file: &str, line: u32) -> Frame {
         Frame { ip: ip.into(), function: Some(f.into()), file: Some(file.into()), line: Some(line), module: None }
@@ -368,42 +359,5 @@ SUMMARY: HeapSweep: 112 byte(s) leaked in 4 allocation(s) (3 direct, 1 indirect,
         r.leaks[0].cyclic = false;
         let text = render(&r, &TextOptions::default());
         assert!(text.contains("  note: Rc with strong=1 weak=1: no pointer to it remains"), "{text}");
-    }
-
-    #[test]
-    fn rendered_from_a_built_report() {
-        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE };
-        let raw = RawCheck {
-            leaked: vec![
-                leak(1, 16, RawKind::Direct, false),
-                leak(2, 24, RawKind::Indirect, true),
-                leak(2, 24, RawKind::Indirect, true),
-            ],
-            program: "app".into(),
-            pid: 99,
-            ..RawCheck::default()
-        };
-        let mut sym = |ip: usize| {
-            let names: &[&str] = match ip {
-                1 => &["alloc::boxed::Box<T>::new", "app::head"],
-                _ => &["app::node"],
-            };
-            names.iter().map(|n| frame(&format!("{ip:#x}"), n, "src/lib.rs", ip as u32)).collect()
-        };
-        let r = build_with(&raw, &|id| vec![id as usize], &mut sym, Vec::new());
-        let expected = "\
-=================================================================
-==99==ERROR: HeapSweep: detected memory leaks
-
-Indirect leak of 48 byte(s) in 2 object(s) (cyclic: a reference cycle) allocated from:
-    #0 0x2 in app::node src/lib.rs:2
-
-Direct leak of 16 byte(s) in 1 object(s) allocated from:
-    #0 0x1 in alloc::boxed::Box<T>::new src/lib.rs:1
-    #1 0x1 in app::head src/lib.rs:1
-
-SUMMARY: HeapSweep: 64 byte(s) leaked in 3 allocation(s) (1 direct, 2 indirect, 2 in cycles).
-";
-        assert_eq!(render(&r, &TextOptions::default()), expected);
     }
 }

@@ -23,10 +23,10 @@
 //! Invariants, checked by [`HeapProfile::validate`]: each site's live ≤ total and at peak
 //! ≤ max live ≤ total; the sites' sums equal the summary's totals, live and peak counts.
 
-pub use crate::report::model::{Frame, Module};
+pub use crate::report::{Frame, Module};
 use serde::{Deserialize, Serialize};
 
-/// A heap profile: what `profile=PATH` and [`dump`](crate::profile::dump) write.
+/// A heap profile: what `profile=PATH` and `alloc_core::profile::dump` write.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeapProfile {
     /// Always `"heapsweep-profile"` ([`HeapProfile::FORMAT`]).
@@ -135,7 +135,7 @@ impl HeapProfile {
     /// The profile as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         // Plain structs of strings and integers: writing them to a String cannot fail.
-        crate::report::pretty_json::to_string_pretty(self).unwrap_or_default()
+        crate::pretty_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// Checks the invariants of the module note; the error names the first broken one.

@@ -2,7 +2,7 @@
 //! version 1), as Rust types that serialize to it and read it back.
 //!
 //! # What it owns
-//! The public types of a leak report, what [`check`](crate::check()) returns and what
+//! The public types of a leak report, what `alloc_core::check()` returns and what
 //! `report=PATH` holds, and the few queries tests make of them. `leak-report` re-exports
 //! them.
 //!
@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A leak report: what [`check`](crate::check()) returns and what `report=PATH` holds.
+/// A leak report: what `alloc_core::check()` returns and what `report=PATH` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LeakReport {
     /// Always `"heapsweep-leaks"` ([`LeakReport::FORMAT`]).
@@ -263,7 +263,7 @@ pub struct LeakGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rc: Option<RcCounts>,
     /// The allocation stack's id in this process (see
-    /// [`stack_frames`](crate::stack_frames)); an addition to version 1.
+    /// `alloc_core::stack_frames`); an addition to version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_id: Option<u32>,
 }
@@ -376,7 +376,8 @@ impl LeakReport {
 
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
-        super::json::to_json(self)
+        // Serializing plain structs of strings and integers to a String cannot fail.
+        crate::pretty_json::to_string_pretty(self).unwrap_or_default()
     }
 }
 
