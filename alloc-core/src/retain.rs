@@ -19,7 +19,7 @@ use crate::leak::path::{self, Chain, ChainRoot};
 use crate::leak::view::HeapView;
 use crate::leak::{self, Failure, RootRange};
 use crate::os::MmapVec;
-use crate::report::model::Frame;
+use crate::report::model::{allocation_site, Frame};
 use crate::report::symbolize::{self, InProcess};
 use crate::segment::POOL;
 use crate::thread_state::ReentrancyGuard;
@@ -98,7 +98,7 @@ impl RetentionStep {
     /// The allocation site: the innermost frame outside the standard library (the code
     /// that called `Box::new`, `Vec::push`...), else the innermost frame.
     pub fn site(&self) -> Option<&Frame> {
-        site_of(&self.stack)
+        allocation_site(&self.stack)
     }
 }
 
@@ -321,7 +321,7 @@ impl fmt::Display for Retention {
         if let Some(symbol) = &r.symbol {
             write!(f, " (in {symbol})")?;
         }
-        if let Some(site) = site_of(&r.stack) {
+        if let Some(site) = allocation_site(&r.stack) {
             write!(f, ", allocated at {}", site_text(site))?;
         }
         writeln!(f)?;
@@ -338,22 +338,6 @@ impl fmt::Display for Retention {
         }
         Ok(())
     }
-}
-
-/// The innermost frame outside the standard library, else the innermost frame.
-fn site_of(stack: &[Frame]) -> Option<&Frame> {
-    stack.iter().find(|f| !in_std(f)).or(stack.first())
-}
-
-/// Whether a frame is std's (`alloc`, `core`, `std`): by its source path, else its name.
-fn in_std(f: &Frame) -> bool {
-    if let Some(file) = &f.file {
-        return file.starts_with("/rustc/") || file.contains("/library/");
-    }
-    f.function.as_deref().is_some_and(|n| {
-        let n = n.strip_prefix('<').unwrap_or(n);
-        ["alloc::", "core::", "std::"].iter().any(|p| n.starts_with(p))
-    })
 }
 
 fn site_text(frame: &Frame) -> String {

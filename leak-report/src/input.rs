@@ -161,6 +161,17 @@ pub fn validate_report(r: &LeakReport) -> Result<(), String> {
     if let Some(i) = r.leaks.iter().position(|g| g.blocks == 0) {
         return Err(format!("leak group {i} has no blocks"));
     }
+    for (i, c) in r.cycles.iter().enumerate() {
+        if c.members.is_empty() {
+            return Err(format!("cycle {i} has no members"));
+        }
+        if let Some(m) = c.members.iter().find(|m| m.group >= r.leaks.len()) {
+            return Err(format!("cycle {i}: a member names leak group {}, of {}", m.group, r.leaks.len()));
+        }
+        if (c.members.len() as u64).saturating_add(c.more_members) > c.component_blocks {
+            return Err(format!("cycle {i} has more members than its component_blocks ({})", c.component_blocks));
+        }
+    }
     Ok(())
 }
 

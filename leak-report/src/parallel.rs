@@ -11,7 +11,7 @@
 //! ([`LeakReport::from_json`]), whose messages carry line and column in the file: this
 //! path only ever returns a report, never an error of its own.
 
-use alloc_core::report::model::{CheckStatus, LeakGroup, LeakReport, Module, Summary, SuppressionUse};
+use alloc_core::report::model::{CheckStatus, LeakCycle, LeakGroup, LeakReport, Module, Summary, SuppressionUse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -34,6 +34,8 @@ struct Skeleton<'a> {
     suppressions: Vec<SuppressionUse>,
     #[serde(default)]
     modules: Vec<Module>,
+    #[serde(default)]
+    cycles: Vec<LeakCycle>,
 }
 
 /// The report parsed with `threads` threads, or `None` when anything is wrong with it
@@ -67,6 +69,7 @@ pub fn parse_leak_report(text: &str, threads: usize) -> Option<LeakReport> {
         leaks,
         suppressions: skeleton.suppressions,
         modules: skeleton.modules,
+        cycles: skeleton.cycles,
     })
 }
 

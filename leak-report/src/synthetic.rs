@@ -66,6 +66,7 @@ pub fn leak_report(groups: usize, seed: u64) -> LeakReport {
         leaks,
         suppressions: Vec::new(),
         modules: Vec::new(),
+        cycles: Vec::new(),
     }
 }
 

@@ -91,6 +91,23 @@ fn leak_report_page_renders() {
 }
 
 #[test]
+fn leaked_cycles_are_shown_once_with_their_members_in_order() {
+    let dir = common::scratch("browser-cycles");
+    let Some(dom) = rendered_dom(&page(&dir, "cycles", &common::input("cycles.json")), "") else { return };
+    rendered_cleanly(&dom);
+    assert!(dom.contains("<section id=\"cycles-section\">"), "the section is shown");
+    assert_eq!(count(&dom, "class=\"cycle\""), 1, "the demo's two Rc nodes are one cycle");
+    assert!(dom.contains("Cycle of 2 block(s)"));
+    let first = dom.find("0x7f9c93450000 ").expect("the first member");
+    let second = dom.find("0x7f9c93450030 ").expect("the second member");
+    assert!(first < second, "in order");
+    assert!(dom.contains("demo::make_cycle") && dom.contains("demo.rs:29"));
+    assert_eq!(count(&dom, "pointer at +0x18"), 2);
+    assert!(dom.contains("the first</span>"), "the last member points back to the first");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_failed_check_shows_its_banner_above_the_summary() {
     let dir = common::scratch("browser-check-failed");
     let Some(dom) = rendered_dom(&page(&dir, "failed", &common::input("check-failed-leaks.json")), "") else { return };

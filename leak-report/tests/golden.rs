@@ -9,7 +9,7 @@ use leak_report::gate::{render_gate, GateFormat, GateOptions};
 use leak_report::{Input, Measure, Metric, TextOptions, Weight};
 use std::path::PathBuf;
 
-const INPUTS: [&str; 4] = ["leaks", "empty", "profile", "raw"];
+const INPUTS: [&str; 5] = ["leaks", "empty", "profile", "raw", "cycles"];
 
 #[test]
 fn text() {

@@ -66,6 +66,7 @@ fn raw_report(module: Module) -> LeakReport {
         leaks: vec![group],
         suppressions: Vec::new(),
         modules: vec![module],
+        cycles: Vec::new(),
     }
 }
 

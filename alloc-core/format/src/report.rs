@@ -45,6 +45,62 @@ pub struct LeakReport {
     /// from the binaries (an addition to version 1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<Module>,
+    /// The leaked cycles, each shown once with its members in order (an addition to
+    /// version 1; see FORMATS.md). Largest component first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycles: Vec<LeakCycle>,
+}
+
+/// A cycle of leaked blocks: one shortest cycle through the first block of a strongly
+/// connected component of the leaked graph (or a counted self-reference), its members in
+/// order, each pointing to the next and the last to the first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakCycle {
+    /// Blocks of the whole component (at least the members: a component may hold more
+    /// cycles than the one shown).
+    pub component_blocks: u64,
+    /// The members, in order (at most [`LeakCycle::MAX_MEMBERS`]).
+    pub members: Vec<CycleMember>,
+    /// Members of the shown cycle left out of `members` (beyond the first
+    /// [`LeakCycle::MAX_MEMBERS`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_members: u64,
+}
+
+impl LeakCycle {
+    /// The most members listed per cycle: a ring of a million leaked nodes is one cycle,
+    /// and its first members say what it is made of.
+    pub const MAX_MEMBERS: usize = 100;
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The allocation site of a stack: the innermost frame outside the standard library (the
+/// code that called `Box::new`, `Rc::new`, `Vec::push`...), else the innermost frame.
+pub fn allocation_site(stack: &[Frame]) -> Option<&Frame> {
+    let in_std = |f: &&Frame| match &f.file {
+        Some(file) => file.starts_with("/rustc/") || file.contains("/library/"),
+        None => f.function.as_deref().is_some_and(|n| {
+            let n = n.strip_prefix('<').unwrap_or(n);
+            ["alloc::", "core::", "std::"].iter().any(|p| n.starts_with(p))
+        }),
+    };
+    stack.iter().find(|f| !in_std(f)).or(stack.first())
+}
+
+/// One block of a [`LeakCycle`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleMember {
+    /// The block's address, as `"0x..."`.
+    pub address: String,
+    /// Its requested size.
+    pub bytes: u64,
+    /// The index in `leaks` of the block's group (its kind and allocation stack).
+    pub group: usize,
+    /// The offset in this block of the pointer to the next member.
+    pub next_offset: u64,
 }
 
 /// Reads a report's `status`, with errors that name it ("status: unknown variant ...").

@@ -9,7 +9,9 @@
 //! report read back prints as the program printed it. Colours are for a terminal only:
 //! alloc-core turns them on when stderr is a terminal and `NO_COLOR` is unset.
 
-use crate::report::{CheckFailure, Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind};
+use crate::report::{
+    allocation_site, CheckFailure, Frame, LeakCycle, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind,
+};
 use std::fmt::Write;
 
 /// How to render.
@@ -46,13 +48,17 @@ pub fn render(r: &LeakReport, opts: &TextOptions) -> String {
         0 => r.leaks.len(),
         n => n.min(r.leaks.len()),
     };
-    for g in &r.leaks[..shown] {
-        group(&mut out, g, p);
+    for (i, g) in r.leaks[..shown].iter().enumerate() {
+        let on_listed_cycle = r.cycles.iter().any(|c| c.members.iter().any(|m| m.group == i));
+        group(&mut out, g, on_listed_cycle, p);
     }
     let hidden = r.leaks.len() - shown;
     if hidden > 0 {
         let s = if hidden == 1 { "" } else { "s" };
         let _ = writeln!(out, "... and {hidden} more leak group{s} (see the JSON report: HEAPSWEEP=report=PATH)\n");
+    }
+    for c in &r.cycles {
+        cycle(&mut out, r, c);
     }
     suppressions(&mut out, r);
     let s = &r.summary;
@@ -84,7 +90,8 @@ fn fatal_error(out: &mut String, pid: u32, failure: &CheckFailure, p: Painter) {
 }
 
 /// One group: its headline, its stack, and a note on `Rc`/`Arc` counts.
-fn group(out: &mut String, g: &LeakGroup, p: Painter) {
+/// `on_listed_cycle`: a block of the group is a member of a cycle the report lists.
+fn group(out: &mut String, g: &LeakGroup, on_listed_cycle: bool, p: Painter) {
     let kind = match g.kind {
         LeakKind::Direct => p.paint(RED, "Direct leak"),
         LeakKind::Indirect => p.paint(MAGENTA, "Indirect leak"),
@@ -98,9 +105,46 @@ fn group(out: &mut String, g: &LeakGroup, p: Painter) {
         let _ = writeln!(out, "    #{i} {}", frame(f, p));
     }
     if let Some(rc) = g.rc {
-        let _ = writeln!(out, "  note: {}", rc_note(g, rc));
+        let _ = writeln!(out, "  note: {}", rc_note(g, rc, on_listed_cycle));
     }
     out.push('\n');
+}
+
+/// One leaked cycle: its members in order, each with its size, allocation site and the
+/// offset of its pointer to the next.
+fn cycle(out: &mut String, r: &LeakReport, c: &LeakCycle) {
+    let shown = c.members.len() as u64 + c.more_members;
+    let _ = write!(out, "Leaked cycle of {shown} block(s)");
+    if c.component_blocks > shown {
+        let _ = write!(out, " (one of the cycles among {} blocks that all reach each other)", c.component_blocks);
+    }
+    let _ = writeln!(out, ", each block pointing to the next:");
+    for (i, m) in c.members.iter().enumerate() {
+        let site = r
+            .leaks
+            .get(m.group)
+            .and_then(|g| allocation_site(&g.stack))
+            .map_or_else(|| "<no stack>".to_string(), site_text);
+        let next = if i + 1 == c.members.len() && c.more_members == 0 { " (the first)" } else { "" };
+        let _ = writeln!(
+            out,
+            "    {} ({} bytes) from {site}; pointer at +{:#x} -> next{next}",
+            m.address, m.bytes, m.next_offset
+        );
+    }
+    if c.more_members > 0 {
+        let _ = writeln!(out, "    ... and {} more blocks, the last pointing to the first", c.more_members);
+    }
+    out.push('\n');
+}
+
+/// `function file:line` of a site frame.
+fn site_text(f: &Frame) -> String {
+    let mut s = f.function.clone().unwrap_or_else(|| f.ip.clone());
+    if let (Some(file), Some(line)) = (&f.file, f.line) {
+        let _ = write!(s, " {file}:{line}");
+    }
+    s
 }
 
 /// `0x... in function file:line`, or `0x... in <unknown> (module)`.
@@ -123,13 +167,15 @@ fn frame(f: &Frame, p: Painter) -> String {
 }
 
 /// Why an `Rc`/`Arc` block is alive, with its counts.
-fn rc_note(g: &LeakGroup, rc: RcCounts) -> String {
+fn rc_note(g: &LeakGroup, rc: RcCounts, on_listed_cycle: bool) -> String {
     let (name, weak) = match rc.kind {
         RcKind::Rc => ("Rc", "std::rc::Weak"),
         RcKind::Arc => ("Arc", "std::sync::Weak"),
     };
     let counts = format!("strong={} weak={}", rc.strong, rc.weak);
-    if g.cyclic {
+    if g.cyclic && on_listed_cycle {
+        format!("{name} on a reference cycle, {counts} (the cycle is shown below the leaks; make one of its links a {weak})")
+    } else if g.cyclic {
         let blocks = if g.blocks == 1 { "1 block".to_string() } else { format!("{} blocks", g.blocks) };
         format!(
             "{name} cycle: {blocks}, {counts} (each node is kept alive by another node in the cycle; \
@@ -196,6 +242,7 @@ mod tests {
         let unknown = Frame { module: Some("/lib/libplugin.so".into()), ..Frame::unresolved(0x30) };
         LeakReport {
             modules: Vec::new(),
+            cycles: Vec::new(),
             format: LeakReport::FORMAT.into(),
             version: 1,
             program: "demo".into(),

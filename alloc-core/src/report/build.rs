@@ -160,6 +160,7 @@ pub(crate) fn build_with(
     }
     sort_groups(&mut leaks);
     count(&mut summary, &leaks);
+    let cycles = super::cycles::collect_cycles(&leaked, &leaks);
     LeakReport {
         format: LeakReport::FORMAT.into(),
         version: LeakReport::VERSION,
@@ -170,6 +171,7 @@ pub(crate) fn build_with(
         leaks,
         suppressions: used(sups),
         modules: super::modules::loaded_modules(),
+        cycles,
     }
 }
 

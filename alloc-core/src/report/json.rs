@@ -45,6 +45,7 @@ mod tests {
     fn empty() -> LeakReport {
         LeakReport {
             modules: Vec::new(),
+            cycles: Vec::new(),
             format: LeakReport::FORMAT.into(),
             version: 1,
             program: "p".into(),

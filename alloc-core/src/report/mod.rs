@@ -19,6 +19,7 @@
 //! allocation path or while threads are stopped.
 
 pub(crate) mod build;
+pub(crate) mod cycles;
 pub mod json;
 pub(crate) mod modules;
 pub(crate) mod rc;

@@ -10,13 +10,14 @@
 //!              lt?: lifetime_us }, ...],                 // largest v[0] first
 //!   names: [flame graph frame name, ...],
 //!   flame: { n: name index (-1 for the root), v: [value per metric], c: [child, ...] },
-//!   timeline: [[t_us, live_bytes, live_blocks], ...] }
+//!   timeline: [[t_us, live_bytes, live_blocks], ...],
+//!   cycles: [{ n: component blocks, more, m: [[address, bytes, site, "file:line"|null, "+0x.."], ...] }] }
 //! ```
 
 use crate::fxhash::FxBuild;
 use crate::input::Input;
 use crate::stacks::{frame_ip, frame_label, frame_location, NO_STACK};
-use alloc_core::report::model::{Frame, LeakKind, RcKind};
+use alloc_core::report::model::{allocation_site, Frame, LeakKind, RcKind};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -39,7 +40,7 @@ pub fn page_data(input: &Input) -> String {
     let mut frames = Interner::with_capacity(rows.iter().map(|r| r.stack.len()).sum());
     let stacks: Vec<Vec<usize>> = rows.iter().map(|r| frames.stack(r.stack)).collect();
     let mut out = String::with_capacity(rows.len() * 160);
-    let head = json!({"kind": kind, "program": input.program(), "pid": input.pid(), "summary": summary, "metrics": metrics, "timeline": timeline});
+    let head = json!({"kind": kind, "program": input.program(), "pid": input.pid(), "summary": summary, "metrics": metrics, "timeline": timeline, "cycles": cycles(input)});
     let head = head.to_string();
     out.push_str(&head[..head.len() - 1]);
     write_groups(&mut out, &rows, &stacks);
@@ -52,6 +53,30 @@ pub fn page_data(input: &Input) -> String {
     tree.write(0, &mut out);
     out.push('}');
     out
+}
+
+/// The leaked cycles: `[{ n: component blocks, more: members not listed, m: [[address,
+/// bytes, site label, "file:line"|null, "+0x.." offset of the pointer to the next], ...] }]`.
+fn cycles(input: &Input) -> Value {
+    let Input::Leaks(r) = input else { return json!([]) };
+    let cycles: Vec<Value> = r
+        .cycles
+        .iter()
+        .map(|c| {
+            let members: Vec<Value> = c
+                .members
+                .iter()
+                .map(|m| {
+                    let site = r.leaks.get(m.group).and_then(|g| allocation_site(&g.stack));
+                    let label = site.map_or_else(|| "<no stack>".to_string(), frame_label);
+                    let location = site.and_then(frame_location);
+                    json!([m.address, m.bytes, label, location, format!("+{:#x}", m.next_offset)])
+                })
+                .collect();
+            json!({"n": c.component_blocks, "more": c.more_members, "m": members})
+        })
+        .collect();
+    Value::from(cycles)
 }
 
 /// `,"groups":[...]`, written by hand: a million numbers go faster without `serde_json::Value`.

@@ -200,6 +200,33 @@
     $("timeline").appendChild(s);
   }
 
+  // Each leaked cycle once: its members in order, each pointing to the next.
+  function cycles() {
+    const list = D.cycles || [];
+    if (list.length === 0) return;
+    $("cycles-section").hidden = false;
+    const box = $("cycles");
+    for (const c of list) {
+      const total = c.m.length + c.more, div = el("div", { class: "cycle" }), h = el("h3");
+      h.appendChild(ring(total));
+      h.appendChild(document.createTextNode(" Cycle of " + total + " block(s)" +
+        (c.n > total ? " (one of the cycles among " + c.n + " blocks that all reach each other)" : "")));
+      div.appendChild(h);
+      const ol = el("ol", { class: "cycle-members", start: 0 });
+      c.m.forEach(([address, bytes, site, loc, offset], i) => {
+        const li = el("li");
+        li.append(el("span", { class: "ip" }, address + " "), document.createTextNode("(" + bytes + " bytes) " + site));
+        if (loc) li.append(" ", el("span", { class: "loc" }, loc));
+        const last = i === c.m.length - 1 && c.more === 0;
+        li.append(el("span", { class: "note" }, " pointer at " + offset + " \u2192 " + (last ? "the first" : "next")));
+        ol.appendChild(li);
+      });
+      if (c.more > 0) ol.appendChild(el("li", {}, "... and " + c.more + " more blocks, the last pointing to the first"));
+      div.appendChild(ol);
+      box.appendChild(div);
+    }
+  }
+
   function main() {
     D = JSON.parse($("report-data").textContent);
     summary();
@@ -221,6 +248,7 @@
     if (wanted) { page = Math.min(Math.max(0, +wanted[1] - 1), Math.ceil(shown.length / PAGE) - 1); groups(); }
     flame();
     timeline();
+    cycles();
     document.body.setAttribute("data-rendered", "1");
     // Milliseconds from navigation to a rendered page: the figure for large reports.
     document.body.setAttribute("data-render-ms", String(Math.round(performance.now())));
