@@ -54,14 +54,14 @@ fn a_ring_of_rcs_is_one_cycle_in_ring_order() {
 
 struct Link {
     _value: u64,
-    next: Option<Box<Link>>,
+    _next: Option<Box<Link>>,
 }
 
 #[inline(never)]
 fn leak_list(n: u64) {
     let mut head = None;
     for i in 0..n {
-        head = Some(Box::new(Link { _value: i, next: head }));
+        head = Some(Box::new(Link { _value: i, _next: head }));
     }
     std::mem::forget(std::hint::black_box(head));
 }
