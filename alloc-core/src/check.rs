@@ -154,11 +154,16 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
             LeakKind::Indirect => build::RawKind::Indirect,
         },
         cyclic: b.cyclic,
+        cycle: build::CycleLink {
+            next: b.cycle_next,
+            next_offset: b.next_offset,
+            component_blocks: b.component_blocks,
+        },
     }
 }
 
 /// A phase's failure in words, for the report's status.
-fn describe(f: Failure) -> CheckFailure {
+pub(crate) fn describe(f: Failure) -> CheckFailure {
     match f {
         Failure::ThreadsNotListed { errno } => CheckFailure::new(
             FailureKind::ThreadsNotListed,

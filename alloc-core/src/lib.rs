@@ -37,7 +37,7 @@
 //! ```text
 //! 9 api: lib, global — the GlobalAlloc impl and the public API
 //! 8 runtime: runtime — init, entry points, thread start/exit, fork lock order, at-exit
-//! 7 services: check, introspect, profile, handle — what users call: the leak check, statistics, heap profiles, Handle<T>
+//! 7 services: check, introspect, profile, handle, retain — what users call: the leak check, statistics, heap profiles, Handle<T>, why a block is alive
 //! 6 report: report — building reports, symbolization, suppressions, writing JSON (the models, their JSON and the text report are the `heapsweep-format` crate's)
 //! 5 heap: heap — per-thread heaps, locked heaps, the registry, allocate/free/realloc, the heap walk
 //! 4 hooks: track, misuse — the tracking hook, misuse reports
@@ -75,6 +75,7 @@ mod os;
 mod page;
 mod platform;
 pub mod profile;
+pub mod retain;
 mod runtime;
 mod segment;
 mod size_class;
@@ -97,6 +98,7 @@ pub use leak::regions::{register_root, unregister_root};
 /// `leak-check-attr` crate).
 pub use leak_check_attr::leak_check;
 pub use report::model::LeakReport;
+pub use retain::retained_by;
 pub use runtime::scope::{assert_no_leaks, check_scope};
 pub use stack::StackId;
 /// `#[derive(Trace)]`: traces every field (see the `trace-derive` crate).

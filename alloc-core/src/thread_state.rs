@@ -1,5 +1,5 @@
-//! The allocator's per-thread state: this thread's heap slot, the reentrancy guard and
-//! the depth of `disable()` scopes.
+//! The allocator's per-thread state: this thread's heap slot, and one mode word holding
+//! the reentrancy guard, the depth of `disable()` scopes and the leak-check scope.
 //!
 //! # What it owns
 //! One `const`-initialized thread-local without a destructor ([`ThreadState`]): reading it
@@ -27,19 +27,28 @@ pub(crate) const HEAP_RETIRED: usize = 1;
 pub(crate) struct ThreadState {
     /// [`NO_HEAP`], [`HEAP_RETIRED`], or the address of this thread's heap.
     heap: Cell<usize>,
-    /// Inside the allocator's own code: allocations go to the internal heap.
-    guard: Cell<bool>,
-    /// Depth of `disable()` scopes: blocks allocated meanwhile are ignored.
-    disabled: Cell<u32>,
-    /// The leak-check scope (`check_scope`) this thread allocates into, as the runtime's
-    /// scope id; 0 outside any.
-    scope: Cell<u32>,
+    /// Everything that makes an allocation other than plain, in one word so that the
+    /// allocation fast path tests it with one load and one compare (`mode == 0`):
+    /// - bit 0 ([`GUARD`]): inside the allocator's own code (allocations go to the
+    ///   internal heap);
+    /// - bits 1..32 ([`DISABLED_ONE`] times the depth): the depth of `disable()` scopes
+    ///   (blocks allocated meanwhile are ignored);
+    /// - bits 32..64 ([`SCOPE_SHIFT`]): the leak-check scope (`check_scope`) this thread
+    ///   allocates into, as the runtime's scope id; 0 outside any.
+    mode: Cell<u64>,
 }
 
+/// [`ThreadState::mode`]'s reentrancy-guard bit.
+const GUARD: u64 = 1;
+/// One level of `disable()` depth in [`ThreadState::mode`].
+const DISABLED_ONE: u64 = 2;
+/// The bits of the `disable()` depth.
+const DISABLED_MASK: u64 = 0xFFFF_FFFE;
+/// Where the leak-check scope id sits in [`ThreadState::mode`].
+const SCOPE_SHIFT: u32 = 32;
+
 thread_local! {
-    static STATE: ThreadState = const {
-        ThreadState { heap: Cell::new(NO_HEAP), guard: Cell::new(false), disabled: Cell::new(0), scope: Cell::new(0) }
-    };
+    static STATE: ThreadState = const { ThreadState { heap: Cell::new(NO_HEAP), mode: Cell::new(0) } };
 }
 
 /// This thread's state. Taking the address in a tiny closure keeps `LocalKey::with`
@@ -74,32 +83,51 @@ impl ThreadState {
     /// Whether the reentrancy guard is held: the allocator's own code is running.
     #[inline(always)]
     pub(crate) fn in_allocator(&self) -> bool {
-        self.guard.get()
+        self.mode.get() & GUARD != 0
+    }
+
+    /// Whether the thread's allocations take the fast path: not inside the allocator,
+    /// no `disable()` scope, no leak-check scope. One load and one compare.
+    #[inline(always)]
+    pub(crate) fn fast(&self) -> bool {
+        self.mode.get() == 0
     }
 
     /// Whether a `disable()` scope is open on this thread.
     #[inline(always)]
     pub(crate) fn disabled(&self) -> bool {
-        self.disabled.get() != 0
-    }
-
-    /// Whether the thread's allocations are plain: no `disable()` scope and no leak-check
-    /// scope. One test on the allocation fast path.
-    #[inline(always)]
-    pub(crate) fn plain(&self) -> bool {
-        (self.disabled.get() | self.scope.get()) == 0
+        self.mode.get() & DISABLED_MASK != 0
     }
 
     /// The leak-check scope id the thread allocates into (0: none).
     #[inline]
     pub(crate) fn scope(&self) -> u32 {
-        self.scope.get()
+        (self.mode.get() >> SCOPE_SHIFT) as u32
     }
 
     /// Sets the leak-check scope id (0: none); returns the previous one.
     #[inline]
     pub(crate) fn set_scope(&self, scope: u32) -> u32 {
-        self.scope.replace(scope)
+        let mode = self.mode.get();
+        self.mode.set((mode & !(u64::MAX << SCOPE_SHIFT)) | (u64::from(scope) << SCOPE_SHIFT));
+        (mode >> SCOPE_SHIFT) as u32
+    }
+
+    /// Sets or clears the reentrancy guard; returns whether it was set.
+    #[inline]
+    fn replace_guard(&self, on: bool) -> bool {
+        let mode = self.mode.get();
+        self.mode.set((mode & !GUARD) | u64::from(on));
+        mode & GUARD != 0
+    }
+
+    /// Adds `delta` (+1 or -1) to the `disable()` depth, never below 0 nor above the
+    /// field's 31 bits.
+    fn add_disabled(&self, delta: i64) {
+        let mode = self.mode.get();
+        let depth = (mode & DISABLED_MASK) / DISABLED_ONE;
+        let depth = depth.saturating_add_signed(delta).min(DISABLED_MASK / DISABLED_ONE);
+        self.mode.set((mode & !DISABLED_MASK) | (depth * DISABLED_ONE));
     }
 }
 
@@ -131,7 +159,7 @@ impl ReentrancyGuard {
     /// Sets the guard until the returned value is dropped.
     #[inline]
     pub(crate) fn enter() -> Self {
-        Self { was: with(|s| s.guard.replace(true)) }
+        Self { was: with(|s| s.replace_guard(true)) }
     }
 }
 
@@ -139,18 +167,20 @@ impl Drop for ReentrancyGuard {
     #[inline]
     fn drop(&mut self) {
         let was = self.was;
-        with(|s| s.guard.set(was));
+        with(|s| {
+            s.replace_guard(was);
+        });
     }
 }
 
 /// Enters a `disable()` scope on this thread.
 pub(crate) fn disable_enter() {
-    with(|s| s.disabled.set(s.disabled.get() + 1));
+    with(|s| s.add_disabled(1));
 }
 
 /// Leaves a `disable()` scope on this thread.
 pub(crate) fn disable_leave() {
-    with(|s| s.disabled.set(s.disabled.get().saturating_sub(1)));
+    with(|s| s.add_disabled(-1));
 }
 
 #[cfg(test)]
@@ -180,6 +210,28 @@ mod tests {
         disable_leave();
         disable_leave();
         assert!(!with(|s| s.disabled()));
+    }
+
+    #[test]
+    fn the_mode_fields_stay_apart() {
+        let s = ThreadState { heap: Cell::new(NO_HEAP), mode: Cell::new(0) };
+        assert!(s.fast());
+        assert_eq!(s.set_scope(u32::MAX), 0);
+        s.add_disabled(1);
+        assert!(!s.replace_guard(true));
+        assert!(s.in_allocator() && s.disabled() && s.scope() == u32::MAX && !s.fast());
+        assert!(s.replace_guard(false));
+        s.add_disabled(-1);
+        s.add_disabled(-1);
+        assert!(!s.in_allocator() && !s.disabled() && s.scope() == u32::MAX);
+        assert_eq!(s.set_scope(7), u32::MAX);
+        assert_eq!(s.scope(), 7);
+        assert_eq!(s.set_scope(0), 7);
+        assert!(s.fast());
+        for _ in 0..3 {
+            s.add_disabled(i64::MAX);
+        }
+        assert!(s.disabled() && !s.in_allocator() && s.scope() == 0);
     }
 
     #[test]

@@ -35,18 +35,34 @@ pub(crate) struct LeakedBlock {
     pub(crate) desc: BlockDesc,
     pub(crate) kind: LeakKind,
     pub(crate) cyclic: bool,
+    /// The block's place on the one cycle shown for its component (see `cycles`): the
+    /// node index of the next member and the offset in this block of the word pointing
+    /// into it; `NONE` when the block is on no shown cycle.
+    pub(crate) cycle_next: u32,
+    pub(crate) next_offset: u32,
+    /// How many blocks the block's strongly connected component holds (1 for a block on
+    /// a cycle only through a pointer to itself).
+    pub(crate) component_blocks: u32,
 }
 
-const NONE: u32 = u32::MAX;
+impl LeakedBlock {
+    fn new(id: u32, desc: BlockDesc) -> Self {
+        let (cycle_next, next_offset, component_blocks) = (NONE, 0, 1);
+        LeakedBlock { id, desc, kind: LeakKind::Direct, cyclic: false, cycle_next, next_offset, component_blocks }
+    }
+}
+
+/// No node: not leaked, or no next member.
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// The leaked subgraph in compressed sparse rows: the edges of node `v` (an index into
 /// `nodes`) are `targets[offsets[v]..offsets[v + 1]]`; `self_loop[v]` says one of them is
 /// `v` itself.
-struct Graph {
-    nodes: MmapVec<LeakedBlock>,
-    offsets: MmapVec<u32>,
-    targets: MmapVec<u32>,
-    self_loop: MmapVec<bool>,
+pub(super) struct Graph {
+    pub(super) nodes: MmapVec<LeakedBlock>,
+    pub(super) offsets: MmapVec<u32>,
+    pub(super) targets: MmapVec<u32>,
+    pub(super) self_loop: MmapVec<bool>,
 }
 
 /// The leaked blocks, and for each block id its node index (`NONE` if not leaked).
@@ -60,7 +76,7 @@ fn number_leaked(
     view.for_each_block(&mut |id, desc| {
         if ok && is_leaked(id, &desc) {
             index[id as usize] = nodes.len() as u32;
-            ok &= nodes.push(LeakedBlock { id, desc, kind: LeakKind::Direct, cyclic: false });
+            ok &= nodes.push(LeakedBlock::new(id, desc));
         }
     });
     ok.then_some((nodes, index))
@@ -240,6 +256,10 @@ pub(crate) fn classify(
         let c = comp[v] as usize;
         g.nodes[v].kind = if pointed_to[c] { LeakKind::Indirect } else { LeakKind::Direct };
         g.nodes[v].cyclic = size[c] > 1 || g.self_loop[v];
+        g.nodes[v].component_blocks = size[c];
+    }
+    if !super::cycles::trace_cycles(&mut g, &comp, &size) {
+        warning!("out of memory ordering the leaked cycles; their members are listed without order");
     }
     Ok(g.nodes)
 }

@@ -13,11 +13,13 @@
 //! (`check`) stops and resumes the world around it, holding the allocator's lock.
 
 pub(crate) mod classify;
+mod cycles;
 pub(crate) mod failure;
 #[cfg(test)]
 mod fake;
 pub(crate) mod maps;
 pub(crate) mod mark;
+pub(crate) mod path;
 pub(crate) mod regions;
 pub(crate) mod roots;
 pub(crate) mod stop;

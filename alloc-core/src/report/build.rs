@@ -11,7 +11,7 @@
 //! before indirect (where to start fixing), then cyclic first, then by stack id, so the
 //! order never depends on hashing.
 
-use super::model::{CheckStatus, LeakGroup, LeakKind, LeakReport, Summary, SuppressionUse};
+use super::model::{CheckStatus, Frame, LeakGroup, LeakKind, LeakReport, Summary, SuppressionUse};
 use super::rc::rc_counts;
 use super::suppress::{self, Suppression};
 use super::symbolize::{self, InProcess, RawOnly, Symbolizer};
@@ -35,6 +35,26 @@ pub(crate) struct RawLeak {
     pub(crate) size: usize,
     pub(crate) kind: RawKind,
     pub(crate) cyclic: bool,
+    /// The block's place on its component's shown cycle.
+    pub(crate) cycle: CycleLink,
+}
+
+/// A leaked block's place on the cycle shown for its strongly connected component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CycleLink {
+    /// The index (in [`RawCheck::leaked`]) of the next member, or `u32::MAX` when the
+    /// block is on no shown cycle.
+    pub(crate) next: u32,
+    /// The offset in this block of the word that points into the next member.
+    pub(crate) next_offset: u32,
+    /// The size of the block's component (1: a block alone, cyclic at most through a
+    /// pointer to itself; 0: not known).
+    pub(crate) component_blocks: u32,
+}
+
+impl CycleLink {
+    /// On no shown cycle, component not known.
+    pub(crate) const NONE: CycleLink = CycleLink { next: u32::MAX, next_offset: 0, component_blocks: 0 };
 }
 
 /// The check's raw output.
@@ -110,8 +130,11 @@ pub(crate) fn build_with(
     let mut summary =
         Summary { reachable_blocks: raw.reachable_blocks, reachable_bytes: raw.reachable_bytes, ..Summary::default() };
     let mut stacks = HashMap::new();
+    let leaked = earn_self_cycles(&raw.leaked, &mut |id| {
+        stacks.entry(id).or_insert_with(|| symbolize::stack_frames(&frames_of(id), sym)).clone()
+    });
     let mut leaks = Vec::new();
-    for ((kind, cyclic, stack), acc) in group(&raw.leaked) {
+    for ((kind, cyclic, stack), acc) in group(&leaked) {
         let frames = stacks.entry(stack).or_insert_with(|| symbolize::stack_frames(&frames_of(stack), sym));
         if let Some(i) = suppress::find(&sups, frames) {
             sups[i].blocks += acc.blocks;
@@ -148,6 +171,27 @@ pub(crate) fn build_with(
         suppressions: used(sups),
         modules: super::modules::loaded_modules(),
     }
+}
+
+/// The leaked blocks with the cyclic label kept only where it is earned. A block alone in
+/// its component that holds its own address is cyclic only when that pointer can keep it
+/// alive: the block is an `Rc`/`Arc` allocation (by its stack, as `rc` judges) with a
+/// strong count of at least one. Any other lone block containing its own address is not
+/// a cycle: a `Box` cannot own itself, and the word may be one an earlier occupant of the
+/// memory left in bytes the new owner never wrote (padding, spare capacity).
+fn earn_self_cycles(leaked: &[RawLeak], frames: &mut dyn FnMut(u32) -> Vec<Frame>) -> Vec<RawLeak> {
+    leaked
+        .iter()
+        .map(|&l| {
+            if l.cyclic && l.cycle.component_blocks == 1 {
+                let earned = rc_counts(&frames(l.stack), l.start).is_some_and(|c| c.strong >= 1);
+                if !earned {
+                    return RawLeak { cyclic: false, cycle: CycleLink::NONE, ..l };
+                }
+            }
+            l
+        })
+        .collect()
 }
 
 /// See the module note.
@@ -188,7 +232,6 @@ fn used(sups: Vec<Suppression>) -> Vec<SuppressionUse> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::Frame;
 
     /// Stack `id` has the single address `id`, named `app::site{id}`; address 0x99 is
     /// the allocator (trimmed).
@@ -211,7 +254,23 @@ mod tests {
     }
 
     fn leak(stack: u32, size: usize, kind: RawKind, cyclic: bool) -> RawLeak {
-        RawLeak { stack, start: 0, size, kind, cyclic }
+        RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE }
+    }
+
+    #[test]
+    fn a_lone_self_pointer_is_a_cycle_only_for_a_counted_reference() {
+        let alone = CycleLink { next: 0, next_offset: 16, component_blocks: 1 };
+        let pair = CycleLink { next: 1, next_offset: 0, component_blocks: 2 };
+        let raw = raw(vec![
+            RawLeak { cycle: alone, ..leak(1, 64, RawKind::Direct, true) },
+            RawLeak { cycle: pair, ..leak(2, 16, RawKind::Direct, true) },
+        ]);
+        // Neither block is an `Rc` (their stacks are `app::site1` and `app::site2`).
+        let r = build(&raw, "");
+        let cyclic = |site: &str| r.groups_with_function(site).iter().all(|g| g.cyclic);
+        assert!(!cyclic("app::site1"), "a stale self-address is no cycle");
+        assert!(cyclic("app::site2"), "a component of two blocks is one");
+        assert_eq!(r.summary.cyclic_blocks, 1);
     }
 
     fn raw(leaked: Vec<RawLeak>) -> RawCheck {
@@ -330,7 +389,14 @@ mod tests {
             let name = if ip == 1 { "alloc::rc::Rc<T>::new" } else { "app::make" };
             vec![Frame { function: Some(name.into()), ..Frame::unresolved(ip) }]
         };
-        let raw = raw(vec![RawLeak { stack: 8, start, size: 32, kind: RawKind::Direct, cyclic: true }]);
+        let raw = raw(vec![RawLeak {
+            stack: 8,
+            start,
+            size: 32,
+            kind: RawKind::Direct,
+            cyclic: true,
+            cycle: CycleLink::NONE,
+        }]);
         let r = build_with(&raw, &|_| vec![1, 2], &mut sym, Vec::new());
         let rc = r.leaks[0].rc.expect("counts read");
         assert_eq!((rc.kind, rc.strong, rc.weak), (crate::report::model::RcKind::Rc, 1, 1));
@@ -346,7 +412,7 @@ mod tests {
             line: Some(line),
             module: None,
         };
-        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic };
+        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE };
         let raw = RawCheck {
             leaked: vec![
                 leak(1, 16, RawKind::Direct, false),

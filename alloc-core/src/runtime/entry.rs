@@ -1,9 +1,10 @@
 //! The allocation entry points: what `GlobalAlloc`'s methods call.
 //!
 //! # Fast path
-//! One thread-local read: if the thread has a heap and is not inside the allocator's own
-//! code, allocate from its heap (no lock). Free and in-place realloc need no thread state
-//! up front: the block's page says who owns it.
+//! One thread-local read: if the thread has a heap and its mode word is zero (not inside
+//! the allocator's own code, no `disable()` or leak-check scope), allocate from its heap
+//! (no lock). Free and in-place realloc need no thread state up front: the block's page
+//! says who owns it.
 //!
 //! # Cold path
 //! Everything else: the process's one-time initialization, the allocator's own
@@ -49,17 +50,19 @@ unsafe fn alloc_marked(s: &ThreadState, heap: *mut Heap, size: usize, align: usi
 pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     thread_state::with(|s| {
         let slot = s.heap();
-        if thread_state::is_heap(slot) && !s.in_allocator() {
+        if thread_state::is_heap(slot) {
             let heap = slot as *mut Heap;
-            if s.plain() {
+            if s.fast() {
                 // SAFETY: the slot names this thread's own heap (made by `thread::start`
                 // for this thread, not yet retired), whose only user is this thread;
                 // `align` is a power of two (caller).
                 return unsafe { (*heap).alloc(size, align, 0, zeroed) };
             }
-            // SAFETY: as for the plain allocation just above: this thread's own heap, a
-            // power-of-two `align`.
-            return unsafe { alloc_marked(s, heap, size, align, zeroed) };
+            if !s.in_allocator() {
+                // SAFETY: as for the plain allocation just above: this thread's own heap,
+                // a power-of-two `align`.
+                return unsafe { alloc_marked(s, heap, size, align, zeroed) };
+            }
         }
         alloc_cold(s, size, align, zeroed)
     })
