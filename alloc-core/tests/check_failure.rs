@@ -43,7 +43,7 @@ fn print_report(r: &LeakReport) {
 
 fn report_from(stdout: &str) -> LeakReport {
     let line = stdout.lines().find_map(|l| l.strip_prefix("REPORT ")).expect("the child printed its report");
-    LeakReport::from_json(line).unwrap()
+    common::read_report(line).unwrap()
 }
 
 /// The children: which one runs is chosen by `CHECK_FAILURE_CASE`.
@@ -138,7 +138,7 @@ fn a_thread_that_never_stops_fails_the_check_and_names_the_thread() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let tid = stdout.lines().find_map(|l| l.strip_prefix("TID ")).unwrap();
     let reports: Vec<LeakReport> =
-        stdout.lines().filter_map(|l| l.strip_prefix("REPORT ")).map(|j| LeakReport::from_json(j).unwrap()).collect();
+        stdout.lines().filter_map(|l| l.strip_prefix("REPORT ")).map(|j| common::read_report(j).unwrap()).collect();
     let (kind, message) = failure_of(&reports[0]);
     assert_eq!(kind, FailureKind::ThreadsNotStopped);
     assert!(message.contains(&format!("thread {tid} did not stop")), "{message}");
@@ -155,7 +155,7 @@ fn at_exit_a_failed_check_prints_the_fatal_error_and_exits_24() {
     assert_eq!(out.status.code(), Some(24), "{stderr}");
     assert!(stderr.contains("HeapSweep has encountered a fatal error"), "{stderr}");
     assert!(stderr.contains("threads_not_stopped") && stderr.contains("HINT:"), "{stderr}");
-    let r = LeakReport::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = common::read_report(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(failure_of(&r).0, FailureKind::ThreadsNotStopped);
     // failure_exitcode=0 keeps the program's status, and still says what happened.
     let out = child("unstoppable_at_exit", "failure_exitcode=0");

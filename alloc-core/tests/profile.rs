@@ -119,7 +119,7 @@ fn child(case: &str, extra: &str) -> PathBuf {
 
 fn read(path: &Path) -> HeapProfile {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    HeapProfile::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    common::read_profile(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The sites with a frame of `function`, added up (a function called from several

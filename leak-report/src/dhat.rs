@@ -20,7 +20,7 @@
 
 use crate::input::Input;
 use crate::stacks::NO_STACK;
-use alloc_core::report::model::Frame;
+use heapsweep_format::report::Frame;
 use serde::Serialize;
 use std::collections::HashMap;
 

@@ -13,7 +13,7 @@
 
 use crate::input::Input;
 use crate::stacks::{file_name, frame_label, frame_location};
-use alloc_core::report::model::{CheckFailure, Frame, LeakKind};
+use heapsweep_format::report::{CheckFailure, Frame, LeakKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,15 +1,16 @@
 //! Reading input files: a leak report or a heap profile, told apart by their `format` field.
 //!
 //! # What it owns
-//! [`Input`], [`read_input`] and the validation a file must pass before any renderer sees it:
-//! readable, complete JSON, a known `format`, a supported `version`, a known `status` (its
-//! `state` and, for a failed check, its `kind`), and the model's invariants (a leak report's
-//! groups add up to its summary; a profile passes [`HeapProfile::validate`]). Every error is
-//! one line that starts with the file's path.
+//! [`Input`], [`read_input`], [`parse_report`], [`parse_profile`] and what a file must pass
+//! before any renderer sees it: readable, complete JSON (read with `serde_json`, which the
+//! allocator's own crates never depend on), a known `format`, a known `status` (its `state`
+//! and, for a failed check, its `kind`), then the model's own checks, one place for each
+//! format: [`LeakReport::validate`] (the version, a report's groups add up to its summary)
+//! and [`HeapProfile::validate`]. Every error is one line that starts with the file's path.
 
 use crate::progress::Progress;
-use alloc_core::profile::model::HeapProfile;
-use alloc_core::report::model::{Frame, LeakReport, Module};
+use heapsweep_format::profile::HeapProfile;
+use heapsweep_format::report::{Frame, LeakReport, Module};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -113,16 +114,18 @@ pub fn parse_input(text: &str) -> Result<Input, String> {
         }
     };
     match format.as_deref() {
-        Some(HeapProfile::FORMAT) => HeapProfile::from_json(text).map(Input::Profile),
+        Some(HeapProfile::FORMAT) => parse_profile(text).map(Input::Profile),
         Some(LeakReport::FORMAT) => {
             let fast = (text.len() >= crate::parallel::MIN_PARALLEL_BYTES)
                 .then(|| crate::parallel::parse_leak_report(text, crate::parallel::available_threads()))
                 .flatten();
             let report = match fast {
-                Some(report) => report,
-                None => LeakReport::from_json(text)?,
+                Some(report) => {
+                    report.validate()?;
+                    report
+                }
+                None => parse_report(text)?,
             };
-            validate_report(&report)?;
             Ok(Input::Leaks(report))
         }
         Some(other) => {
@@ -141,38 +144,24 @@ fn quick_format(text: &str) -> Option<String> {
     serde_json::Deserializer::from_str(rest).into_iter::<String>().next()?.ok()
 }
 
-/// The leak report's invariants (see [`Summary`](alloc_core::report::model::Summary)): the
-/// direct and indirect counts make up the leaked ones, and the groups add up to them.
+/// Reads a leak report from JSON and checks it ([`LeakReport::validate`]).
+pub fn parse_report(text: &str) -> Result<LeakReport, String> {
+    let r: LeakReport = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep leak report: {e}"))?;
+    r.validate()?;
+    Ok(r)
+}
+
+/// Reads a heap profile from JSON and checks it ([`HeapProfile::validate`]).
+pub fn parse_profile(text: &str) -> Result<HeapProfile, String> {
+    let p: HeapProfile = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep heap profile: {e}"))?;
+    p.validate()?;
+    Ok(p)
+}
+
+/// The leak report's invariants: the same as [`LeakReport::validate`], kept under this
+/// name for callers of earlier versions.
 pub fn validate_report(r: &LeakReport) -> Result<(), String> {
-    let s = &r.summary;
-    if s.direct_blocks.checked_add(s.indirect_blocks) != Some(s.leaked_blocks) {
-        return Err(format!(
-            "summary: direct_blocks {} + indirect_blocks {} differ from leaked_blocks {}",
-            s.direct_blocks, s.indirect_blocks, s.leaked_blocks
-        ));
-    }
-    let sums =
-        [("leaked_blocks", r.leaked_blocks(), s.leaked_blocks), ("leaked_bytes", r.leaked_bytes(), s.leaked_bytes)];
-    for (name, got, want) in sums {
-        if got != want {
-            return Err(format!("the leak groups add up to {got} {name}, the summary says {want}"));
-        }
-    }
-    if let Some(i) = r.leaks.iter().position(|g| g.blocks == 0) {
-        return Err(format!("leak group {i} has no blocks"));
-    }
-    for (i, c) in r.cycles.iter().enumerate() {
-        if c.members.is_empty() {
-            return Err(format!("cycle {i} has no members"));
-        }
-        if let Some(m) = c.members.iter().find(|m| m.group >= r.leaks.len()) {
-            return Err(format!("cycle {i}: a member names leak group {}, of {}", m.group, r.leaks.len()));
-        }
-        if (c.members.len() as u64).saturating_add(c.more_members) > c.component_blocks {
-            return Err(format!("cycle {i} has more members than its component_blocks ({})", c.component_blocks));
-        }
-    }
-    Ok(())
+    r.validate()
 }
 
 fn read_text(path: &Path) -> Result<String, String> {

@@ -9,8 +9,9 @@
 //! `leak-report check`),
 //! and offline symbolization of a report written without symbols ([`mod@symbolize`]).
 //!
-//! The models live in [`alloc_core::report::model`] and [`alloc_core::profile::model`]; this
-//! crate re-exports them. The `leak-report` binary is a thin command-line layer over these
+//! The models live in the `heapsweep-format` crate ([`heapsweep_format::report`],
+//! [`heapsweep_format::profile`]; `alloc-core` re-exports them as `alloc_core::report::model`
+//! and `alloc_core::profile::model`); this crate re-exports them. The `leak-report` binary is a thin command-line layer over these
 //! functions.
 
 pub mod dhat;
@@ -30,17 +31,17 @@ pub mod symbolize;
 pub mod synthetic;
 pub mod text;
 
-pub use alloc_core::profile::model::{HeapProfile, ProfileSummary, Site, TimelinePoint};
-pub use alloc_core::report::model::{
-    CheckFailure, CheckStatus, FailureKind, Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary,
-};
 pub use dhat::to_dhat;
 pub use diff::{diff, Diff, DiffEntry, DiffStatus};
 pub use flamegraph::to_flamegraph_svg;
 pub use folded::to_folded;
 pub use gate::{gate, GateFormat, GateOptions, GateOutcome};
+pub use heapsweep_format::profile::{HeapProfile, ProfileSummary, Site, TimelinePoint};
+pub use heapsweep_format::report::{
+    CheckFailure, CheckStatus, FailureKind, Frame, LeakGroup, LeakKind, LeakReport, Module, RcCounts, RcKind, Summary,
+};
 pub use html::render_html;
-pub use input::{read_input, read_profile, Input};
+pub use input::{parse_profile, parse_report, read_input, read_profile, Input};
 pub use pprof::to_pprof;
 pub use stacks::{Measure, Metric, Weight};
 pub use symbolize::{symbolize, SymbolizeStats};
@@ -49,7 +50,7 @@ pub use text::{render_text, TextOptions};
 /// Reads a JSON leak report, with an error that names the file and what is wrong.
 pub fn read_report(path: &std::path::Path) -> Result<LeakReport, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    LeakReport::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+    input::parse_report(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //!
 //! # Errors
 //! Any error sends the caller back to the one-thread parse of the whole text
-//! ([`LeakReport::from_json`]), whose messages carry line and column in the file: this
+//! ([`parse_report`](crate::input::parse_report)), whose messages carry line and column in the file: this
 //! path only ever returns a report, never an error of its own.
 
-use alloc_core::report::model::{CheckStatus, LeakCycle, LeakGroup, LeakReport, Module, Summary, SuppressionUse};
+use heapsweep_format::report::{CheckStatus, LeakCycle, LeakGroup, LeakReport, Module, Summary, SuppressionUse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -86,15 +86,15 @@ mod tests {
 
     #[test]
     fn the_parallel_parse_equals_the_one_thread_parse() {
-        let one = LeakReport::from_json(FIXTURE).unwrap();
+        let one = crate::input::parse_report(FIXTURE).unwrap();
         for threads in [1, 2, 3, 7] {
             assert_eq!(parse_leak_report(FIXTURE, threads).as_ref(), Some(&one), "{threads} threads");
         }
         let mut big = crate::synthetic::leak_report(2_000, 7);
         let text = big.to_json();
         assert_eq!(parse_leak_report(&text, 2), Some(big.clone()));
-        let failure = alloc_core::report::model::CheckFailure::new(
-            alloc_core::report::model::FailureKind::ThreadsNotListed,
+        let failure = heapsweep_format::report::CheckFailure::new(
+            heapsweep_format::report::FailureKind::ThreadsNotListed,
             "cannot open /proc/self/task: ENOENT",
         );
         big.status = CheckStatus::Failed(failure);
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn anything_wrong_gives_none_for_the_one_thread_parse_to_explain() {
-        let one = LeakReport::from_json(FIXTURE).unwrap();
+        let one = crate::input::parse_report(FIXTURE).unwrap();
         let bad_group = FIXTURE.replacen("\"kind\": \"direct\"", "\"kind\": \"sideways\"", 1);
         assert_ne!(bad_group, FIXTURE);
         assert_eq!(parse_leak_report(&bad_group, 2), None);

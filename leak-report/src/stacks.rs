@@ -10,7 +10,7 @@
 //!   renderers agree.
 
 use crate::input::Input;
-use alloc_core::report::model::Frame;
+use heapsweep_format::report::Frame;
 
 /// Bytes or blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -123,5 +123,5 @@ pub fn file_name(path: &str) -> &str {
 
 /// Parses a frame's `"0x..."` address (0 when malformed).
 pub fn frame_ip(f: &Frame) -> u64 {
-    alloc_core::report::model::Module::parse_address(&f.ip).unwrap_or(0)
+    heapsweep_format::report::Module::parse_address(&f.ip).unwrap_or(0)
 }

@@ -21,7 +21,7 @@
 use crate::input::Input;
 use crate::progress::Progress;
 use crate::stacks::{file_name, frame_ip};
-use alloc_core::report::model::{Frame, LeakGroup, LeakKind, Module};
+use heapsweep_format::report::{Frame, LeakGroup, LeakKind, Module};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! they share prefixes as real programs' stacks do. Used by the `big_report` example (the
 //! 100 000-group figure) and by the browser test's paging check.
 
-use alloc_core::report::model::{CheckStatus, Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind, Summary};
+use heapsweep_format::report::{CheckStatus, Frame, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind, Summary};
 
 /// A report of `groups` distinct leak groups, largest first; the same `seed` gives the same
 /// report.

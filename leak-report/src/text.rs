@@ -2,7 +2,7 @@
 //!
 //! # What it owns
 //! [`render_text`]: for a leak report, the text the program printed at exit
-//! (`alloc_core::report::text`: LeakSanitizer-style paragraphs, one per group, its stack
+//! (`heapsweep_format::text`: LeakSanitizer-style paragraphs, one per group, its stack
 //! innermost first, `Rc`/`Arc` counts, cycles flagged, and a `SUMMARY:` line); for a
 //! profile, its totals and the top sites by live, allocated and at-peak bytes. Colours are
 //! ANSI escapes, used only when [`TextOptions::color`] says so (the binary asks whether
@@ -10,9 +10,9 @@
 
 use crate::input::Input;
 use crate::stacks::{frame_label, frame_location};
-use alloc_core::profile::model::{HeapProfile, Site};
-use alloc_core::report::model::{Frame, LeakReport};
-use alloc_core::report::text::Painter;
+use heapsweep_format::profile::{HeapProfile, Site};
+use heapsweep_format::report::{Frame, LeakReport};
+use heapsweep_format::text::Painter;
 use std::fmt::Write;
 
 /// How to render.
@@ -67,8 +67,8 @@ fn leaks(r: &LeakReport, opts: &TextOptions) -> String {
         );
         return out;
     }
-    let text_opts = alloc_core::report::text::TextOptions { color: opts.color, max_leaks: opts.top };
-    out.push_str(&alloc_core::report::text::render(r, &text_opts));
+    let text_opts = heapsweep_format::text::TextOptions { color: opts.color, max_leaks: opts.top };
+    out.push_str(&heapsweep_format::text::render(r, &text_opts));
     out
 }
 

@@ -7,8 +7,7 @@
 //! JSON the allocator writes at exit goes through this small `serde::Serializer`, which
 //! the models' derives drive (their renames, tags and skipped fields included), and which
 //! prints what `serde_json::to_string_pretty` prints: two-space indentation, `[]`/`{}`
-//! when empty. Reading JSON back (`from_json`) is behind the `json` feature, which
-//! `leak-report` turns on.
+//! when empty. Reading JSON back is left to `leak-report`, which has `serde_json`.
 
 use serde::ser::{self, Serialize};
 use std::fmt::{self, Write as _};

@@ -20,14 +20,20 @@
 //!   is the average lifetime.
 //! - Times are microseconds since the allocator started.
 //!
+//! With the `deserialize` feature the types derive `serde::Deserialize`: read a profile
+//! with any serde reader, then call [`HeapProfile::validate`].
+//!
 //! Invariants, checked by [`HeapProfile::validate`]: each site's live ≤ total and at peak
 //! ≤ max live ≤ total; the sites' sums equal the summary's totals, live and peak counts.
 
 pub use crate::report::{Frame, Module};
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "deserialize")]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// A heap profile: what `profile=PATH` and `alloc_core::profile::dump` write.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct HeapProfile {
     /// Always `"heapsweep-profile"` ([`HeapProfile::FORMAT`]).
     pub format: String,
@@ -51,7 +57,8 @@ pub struct HeapProfile {
 }
 
 /// Totals of a profile.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct ProfileSummary {
     /// Allocations since the start.
     pub total_blocks: u64,
@@ -70,7 +77,8 @@ pub struct ProfileSummary {
 }
 
 /// One allocation stack and its counts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct Site {
     /// The stack's id in the process that wrote the profile; absent for allocations
     /// recorded without a stack (`stack_depth=0`).
@@ -100,7 +108,8 @@ pub struct Site {
 }
 
 /// One sample of the live heap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct TimelinePoint {
     /// Microseconds since the start.
     pub t_us: u64,
@@ -116,30 +125,21 @@ impl HeapProfile {
     /// The schema version this build writes and reads.
     pub const VERSION: u32 = 1;
 
-    /// Reads a profile from JSON, checking its format, version and invariants.
-    ///
-    /// With the `json` feature only (it brings `serde_json` in; see `report::pretty_json`).
-    #[cfg(any(test, feature = "json"))]
-    pub fn from_json(text: &str) -> Result<HeapProfile, String> {
-        let p: HeapProfile = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep heap profile: {e}"))?;
-        if p.format != Self::FORMAT {
-            return Err(format!("format is {:?}, expected {:?}", p.format, Self::FORMAT));
-        }
-        if p.version != Self::VERSION {
-            return Err(format!("unsupported profile version {} (this build reads version 1)", p.version));
-        }
-        p.validate()?;
-        Ok(p)
-    }
-
     /// The profile as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         // Plain structs of strings and integers: writing them to a String cannot fail.
         crate::pretty_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Checks the invariants of the module note; the error names the first broken one.
+    /// Checks the format, the version and the invariants of the module note; the error
+    /// names the first broken one.
     pub fn validate(&self) -> Result<(), String> {
+        if self.format != Self::FORMAT {
+            return Err(format!("format is {:?}, expected {:?}", self.format, Self::FORMAT));
+        }
+        if self.version != Self::VERSION {
+            return Err(format!("unsupported profile version {} (this build reads version 1)", self.version));
+        }
         let s = &self.summary;
         for (i, site) in self.sites.iter().enumerate() {
             let bad = |what: &str| Err(format!("site {i}: {what}"));

@@ -3,8 +3,12 @@
 //!
 //! # What it owns
 //! The public types of a leak report, what `alloc_core::check()` returns and what
-//! `report=PATH` holds, and the few queries tests make of them. `leak-report` re-exports
-//! them.
+//! `report=PATH` holds, the few queries tests make of them, and the rules a report read
+//! back must follow ([`LeakReport::validate`]). `leak-report` re-exports them.
+//!
+//! # Reading
+//! With the `deserialize` feature the types derive `serde::Deserialize`: read a report with
+//! any serde reader (`leak-report` uses `serde_json`), then call [`LeakReport::validate`].
 //!
 //! # Compatibility
 //! Every field of the contract is here under its contract name. Fields beyond the
@@ -14,10 +18,13 @@
 //! `status` is always written (a report says whether its check ran to the end), and a
 //! report without it, written before it existed, reads as `{"state": "ok"}`.
 
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "deserialize")]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// A leak report: what `alloc_core::check()` returns and what `report=PATH` holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct LeakReport {
     /// Always `"heapsweep-leaks"` ([`LeakReport::FORMAT`]).
     pub format: String,
@@ -30,8 +37,8 @@ pub struct LeakReport {
     /// Whether the leak check ran to the end (an addition to version 1, always written).
     /// When it did not, the leaks below may be incomplete or wrong, and an empty list does
     /// not mean the program is clean.
-    #[cfg_attr(any(test, feature = "json"), serde(default, deserialize_with = "status_named"))]
-    #[cfg_attr(not(any(test, feature = "json")), serde(default))]
+    #[serde(default)]
+    #[cfg_attr(feature = "deserialize", serde(deserialize_with = "crate::de::status_named"))]
     pub status: CheckStatus,
     /// Totals.
     pub summary: Summary,
@@ -71,6 +78,21 @@ impl LeakCycle {
     /// The most members listed per cycle: a ring of a million leaked nodes is one cycle,
     /// and its first members say what it is made of.
     pub const MAX_MEMBERS: usize = 100;
+
+    /// Members listed, each naming one of the report's `groups` groups, and no more
+    /// members than its component has blocks.
+    fn validate(&self, groups: usize) -> Result<(), String> {
+        if self.members.is_empty() {
+            return Err("no members".into());
+        }
+        if let Some(m) = self.members.iter().find(|m| m.group >= groups) {
+            return Err(format!("a member names leak group {}, of {groups}", m.group));
+        }
+        if (self.members.len() as u64).saturating_add(self.more_members) > self.component_blocks {
+            return Err(format!("more members than its component_blocks ({})", self.component_blocks));
+        }
+        Ok(())
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -103,18 +125,12 @@ pub struct CycleMember {
     pub next_offset: u64,
 }
 
-/// Reads a report's `status`, with errors that name it ("status: unknown variant ...").
-#[cfg(any(test, feature = "json"))]
-fn status_named<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CheckStatus, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    CheckStatus::deserialize(value).map_err(|e| serde::de::Error::custom(format!("status: {e}")))
-}
-
 /// Whether the leak check ran to the end.
 ///
 /// In JSON: `{"state": "ok"}`, or `{"state": "failed", "kind": ..., "message": ...,
 /// "hint": ...}` (the [`CheckFailure`]'s fields beside the tag).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CheckStatus {
     /// The check ran to the end: the report is complete.
@@ -136,7 +152,8 @@ impl CheckStatus {
 }
 
 /// Why the leak check could not run to the end.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct CheckFailure {
     /// What failed, for programs.
     pub kind: FailureKind,
@@ -162,7 +179,8 @@ impl std::fmt::Display for CheckFailure {
 }
 
 /// What kept the leak check from running to the end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The process's threads could not be listed (`/proc/self/task`), so their stacks and
@@ -236,7 +254,8 @@ impl std::fmt::Display for FailureKind {
 /// A return address `ip` inside `[start, end)` of a module is at address `ip - base` in
 /// the object file's own address space (the ELF virtual address that debug information
 /// and symbol tables use).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct Module {
     /// Path of the object file as the loader knows it (the executable's real path for
     /// the main program).
@@ -270,7 +289,8 @@ impl Module {
 
 /// Report totals. Invariant: `leaked_blocks == direct_blocks + indirect_blocks`, and the
 /// groups of `leaks` add up to the leak counts; suppressed blocks are in neither.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct Summary {
     /// Leaked blocks (not counting suppressed ones).
     pub leaked_blocks: u64,
@@ -291,7 +311,8 @@ pub struct Summary {
 }
 
 /// Direct or indirect (see the contract).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 #[serde(rename_all = "lowercase")]
 pub enum LeakKind {
     /// No leaked block outside its own cycle points to it: where to start fixing.
@@ -301,7 +322,8 @@ pub enum LeakKind {
 }
 
 /// Leaked blocks sharing kind, cycle flag and allocation stack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct LeakGroup {
     /// Direct or indirect.
     pub kind: LeakKind,
@@ -326,7 +348,8 @@ pub struct LeakGroup {
 
 /// One stack frame. `function`, `file` and `line` are always written, `null` when
 /// unknown, as the contract says.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct Frame {
     /// Instruction pointer (a return address), as `"0x..."`.
     pub ip: String,
@@ -343,7 +366,8 @@ pub struct Frame {
 }
 
 /// Reference counts of a leaked `Rc`/`Arc` allocation, as std stores them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct RcCounts {
     /// `"Rc"` or `"Arc"`.
     pub kind: RcKind,
@@ -355,7 +379,8 @@ pub struct RcCounts {
 }
 
 /// Which reference-counted pointer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub enum RcKind {
     /// `std::rc::Rc` (or `UniqueRc`).
     Rc,
@@ -364,7 +389,8 @@ pub enum RcKind {
 }
 
 /// A suppression pattern and what it matched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct SuppressionUse {
     /// The pattern after `leak:`.
     pub pattern: String,
@@ -415,19 +441,50 @@ impl LeakReport {
         self.leaks.iter().filter(|g| g.has_function(needle)).collect()
     }
 
-    /// Reads a report from JSON, checking its format and version.
+    /// Checks what a reader must check of a report read back: its format and version,
+    /// and the rules of the contract: the direct and indirect blocks make up the leaked
+    /// ones; the groups add up to the summary's leaked blocks and bytes, direct, indirect
+    /// and cyclic blocks; no group is empty. The error names the first rule broken.
     ///
-    /// With the `json` feature only (it brings `serde_json` in; see `report::pretty_json`).
-    #[cfg(any(test, feature = "json"))]
-    pub fn from_json(text: &str) -> Result<LeakReport, String> {
-        let r: LeakReport = serde_json::from_str(text).map_err(|e| format!("not a HeapSweep leak report: {e}"))?;
-        if r.format != Self::FORMAT {
-            return Err(format!("format is {:?}, expected {:?}", r.format, Self::FORMAT));
+    /// The order of the groups is not checked: the allocator writes them largest `bytes`
+    /// first, but a reader needs no order, and edited or merged reports may have another.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.format != Self::FORMAT {
+            return Err(format!("format is {:?}, expected {:?}", self.format, Self::FORMAT));
         }
-        if r.version != Self::VERSION {
-            return Err(format!("unsupported report version {} (this build reads version 1)", r.version));
+        if self.version != Self::VERSION {
+            return Err(format!("unsupported report version {} (this build reads version 1)", self.version));
         }
-        Ok(r)
+        let s = &self.summary;
+        if s.direct_blocks.checked_add(s.indirect_blocks) != Some(s.leaked_blocks) {
+            return Err(format!(
+                "summary: direct_blocks {} + indirect_blocks {} differ from leaked_blocks {}",
+                s.direct_blocks, s.indirect_blocks, s.leaked_blocks
+            ));
+        }
+        let blocks = |keep: &dyn Fn(&LeakGroup) -> bool| -> u64 {
+            self.leaks.iter().filter(|g| keep(g)).fold(0, |n, g| n.saturating_add(g.blocks))
+        };
+        let bytes = self.leaks.iter().fold(0u64, |n, g| n.saturating_add(g.bytes));
+        let sums = [
+            ("leaked_blocks", blocks(&|_| true), s.leaked_blocks),
+            ("leaked_bytes", bytes, s.leaked_bytes),
+            ("direct_blocks", blocks(&|g| g.kind == LeakKind::Direct), s.direct_blocks),
+            ("indirect_blocks", blocks(&|g| g.kind == LeakKind::Indirect), s.indirect_blocks),
+            ("cyclic_blocks", blocks(&|g| g.cyclic), s.cyclic_blocks),
+        ];
+        for (name, got, want) in sums {
+            if got != want {
+                return Err(format!("the leak groups add up to {got} {name}, the summary says {want}"));
+            }
+        }
+        if let Some(i) = self.leaks.iter().position(|g| g.blocks == 0) {
+            return Err(format!("leak group {i} has no blocks"));
+        }
+        self.cycles
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, c)| c.validate(self.leaks.len()).map_err(|e| format!("cycle {i}: {e}")))
     }
 
     /// The report as pretty-printed JSON.

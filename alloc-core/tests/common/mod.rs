@@ -41,3 +41,17 @@ pub fn run_child(entry: &str, env: &[(&str, &str)]) -> Output {
     }
     cmd.output().unwrap()
 }
+
+/// A leak report read back from JSON and checked, as `leak-report` reads one.
+pub fn read_report(text: &str) -> Result<alloc_core::LeakReport, String> {
+    let r: alloc_core::LeakReport = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    r.validate()?;
+    Ok(r)
+}
+
+/// A heap profile read back from JSON and checked, as `leak-report` reads one.
+pub fn read_profile(text: &str) -> Result<alloc_core::profile::HeapProfile, String> {
+    let p: alloc_core::profile::HeapProfile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    p.validate()?;
+    Ok(p)
+}

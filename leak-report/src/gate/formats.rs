@@ -14,7 +14,7 @@
 
 use super::{Anchor, Finding, FindingStatus, GateOutcome};
 use crate::stacks::{frame_label, frame_location};
-use alloc_core::report::model::{CheckFailure, LeakKind};
+use heapsweep_format::report::{CheckFailure, LeakKind};
 use serde_json::json;
 use std::fmt::Write;
 

@@ -17,7 +17,7 @@ pub mod formats;
 
 use crate::diff::{diff, DiffStatus};
 use crate::input::Input;
-use alloc_core::report::model::{CheckFailure, Frame, LeakKind, LeakReport};
+use heapsweep_format::report::{CheckFailure, Frame, LeakKind, LeakReport};
 use std::path::{Path, PathBuf};
 
 pub use formats::{render_gate, GateFormat};

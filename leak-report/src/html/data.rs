@@ -17,7 +17,7 @@
 use crate::fxhash::FxBuild;
 use crate::input::Input;
 use crate::stacks::{frame_ip, frame_label, frame_location, NO_STACK};
-use alloc_core::report::model::{allocation_site, Frame, LeakKind, RcKind};
+use heapsweep_format::report::{allocation_site, Frame, LeakKind, RcKind};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt::Write;

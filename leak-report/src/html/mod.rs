@@ -78,7 +78,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc_core::report::model::{CheckFailure, CheckStatus, FailureKind};
+    use heapsweep_format::report::{CheckFailure, CheckStatus, FailureKind};
 
     #[test]
     fn the_banner_of_a_failed_check_is_escaped_and_only_there_when_it_failed() {

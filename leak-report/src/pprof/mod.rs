@@ -19,7 +19,7 @@ pub mod proto;
 
 use crate::input::Input;
 use crate::stacks::{frame_ip, NO_STACK};
-use alloc_core::report::model::{Frame, LeakKind, Module};
+use heapsweep_format::report::{Frame, LeakKind, Module};
 use prost::Message;
 use std::collections::HashMap;
 use std::io::{Read, Write};
