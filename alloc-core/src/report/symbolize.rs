@@ -139,8 +139,13 @@ const PLUMBING: &[&str] = &[
 
 /// Source files of allocation plumbing (for inlined frames whose names are short):
 /// std's allocation glue and this crate's own sources.
-const PLUMBING_FILES: &[&str] =
-    &["library/alloc/src/alloc.rs", "library/alloc/src/raw_vec", "library/std/src/alloc.rs", "alloc-core/src/"];
+const PLUMBING_FILES: &[&str] = &[
+    "library/alloc/src/alloc.rs",
+    "library/alloc/src/raw_vec",
+    "library/std/src/alloc.rs",
+    "alloc-core/src/",
+    "alloc-core/preload/src/",
+];
 
 /// Whether `f` is the allocator's plumbing. This crate's own unit tests are not.
 pub(crate) fn is_plumbing(f: &Frame) -> bool {
