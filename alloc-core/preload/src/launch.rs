@@ -3,9 +3,11 @@
 //!
 //! # Where the library is
 //! In order: the `--lib PATH` flag, the `HEAPSWEEP_PRELOAD_LIB` environment variable,
-//! then `libheapsweep_preload.so` next to the running executable (where cargo builds both,
-//! and where an install puts them), then in its parent directory (an executable of
-//! `target/*/deps`).
+//! then `libheapsweep_preload.so` next to the running executable (where an install puts
+//! both, and where `cargo build` does), in its `deps/` directory (where cargo leaves the
+//! library when it builds it only for another target, as `cargo test` does) or in its
+//! parent directory (an executable of `target/*/deps`). Of those, the newest file wins:
+//! in a cargo target directory an older copy may be left next to the executable.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
@@ -29,13 +31,16 @@ pub fn find_lib(flag: Option<&Path>) -> Result<PathBuf, String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the running executable: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("/"));
-    let candidates = [dir.join(LIB_NAME), dir.parent().unwrap_or(dir).join(LIB_NAME)];
-    candidates.iter().find(|p| p.is_file()).map(|p| absolute(p)).ok_or_else(|| {
+    let candidates = [dir.join(LIB_NAME), dir.join("deps").join(LIB_NAME), dir.parent().unwrap_or(dir).join(LIB_NAME)];
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let newest = candidates.iter().filter(|p| p.is_file()).max_by_key(|p| modified(p));
+    newest.map(|p| absolute(p)).ok_or_else(|| {
         format!(
-            "cannot find {LIB_NAME} (looked in {} and {}); build it with \
+            "cannot find {LIB_NAME} (looked in {}, {} and {}); build it with \
              `cargo build --release -p heapsweep-preload`, or name it with --lib PATH or {LIB_ENV}",
             candidates[0].display(),
-            candidates[1].display()
+            candidates[1].display(),
+            candidates[2].display()
         )
     })
 }
