@@ -33,6 +33,10 @@ pub const MALLOC_ALIGN: usize = 16;
 /// file): allocations the C library and the dynamic loader make for themselves.
 pub const DEFAULT_SUPPRESSIONS: &str = crate::report::suppress::PRELOAD_DEFAULTS;
 
+/// The pointer given to [`realloc`] is not in HeapSweep's memory: nothing was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotOurs;
+
 /// Whether `size` bytes at alignment `align` (a power of two) form a valid layout.
 #[inline]
 fn layout_ok(size: usize, align: usize) -> bool {
@@ -90,22 +94,22 @@ pub unsafe fn free(ptr: *mut u8) -> bool {
 }
 
 /// `realloc(ptr, size)` for a non-null `ptr` and `size > 0`: the new block is 16-byte
-/// aligned. `Err(())` when `ptr` is not in HeapSweep's memory (nothing done); `Ok(null)`
+/// aligned. `Err(NotOurs)` when `ptr` is not in HeapSweep's memory (nothing done); `Ok(null)`
 /// when out of memory (the old block stays the caller's).
 ///
 /// # Safety
 /// - If `ptr` is in HeapSweep's memory, it is a block this API handed out, held by the
 ///   caller, who gives it up when the call returns a new pointer.
 #[inline]
-pub unsafe fn realloc(ptr: *mut u8, size: usize) -> Result<*mut u8, ()> {
+pub unsafe fn realloc(ptr: *mut u8, size: usize) -> Result<*mut u8, NotOurs> {
     crate::config::set_preloaded();
     if !layout_ok(size, MALLOC_ALIGN) {
-        return if entry::is_ours(ptr) { Ok(core::ptr::null_mut()) } else { Err(()) };
+        return if entry::is_ours(ptr) { Ok(core::ptr::null_mut()) } else { Err(NotOurs) };
     }
     // SAFETY: `realloc_unsized`'s bullets: 16 is a power of two and `size` rounded up to
     // it fits `isize` (checked just above); the caller holds the block and gives it up
     // on success.
-    unsafe { entry::realloc_unsized(ptr, MALLOC_ALIGN, size.max(1)) }
+    unsafe { entry::realloc_unsized(ptr, MALLOC_ALIGN, size.max(1)) }.map_err(|()| NotOurs)
 }
 
 /// `malloc_usable_size(ptr)`: the bytes usable at `ptr`, a live block's start; `None`

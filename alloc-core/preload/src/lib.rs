@@ -97,7 +97,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
     // contract), which is `preload::realloc`'s.
     match unsafe { alloc_core::preload::realloc(ptr.cast(), size) } {
         Ok(p) => or_enomem(p),
-        Err(()) => foreign_realloc(ptr),
+        Err(alloc_core::preload::NotOurs) => foreign_realloc(ptr),
     }
 }
 
