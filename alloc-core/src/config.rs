@@ -37,7 +37,7 @@ mod path;
 use crate::platform;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write as _};
-use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 pub use path::FixedPath;
 use path::Lossy;
 
@@ -407,6 +407,24 @@ pub fn check_at_exit() -> bool {
         2 => false,
         _ => current().check_at_exit,
     }
+}
+
+/// Whether the process runs under the `LD_PRELOAD` library (`heapsweep-preload`): its C
+/// allocation functions set it on their first call. The report then applies the default
+/// suppressions of the C library's own allocations.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Marks the process as running under the `LD_PRELOAD` library. Cheap when already set.
+#[inline]
+pub(crate) fn set_preloaded() {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        PRELOADED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether the process runs under the `LD_PRELOAD` library (see [`set_preloaded`]).
+pub(crate) fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
 }
 
 const UNINIT: u8 = 0;

@@ -35,7 +35,7 @@
 //! `tests/layers.rs` reads the table below and checks every file against it.
 //!
 //! ```text
-//! 9 api: lib, global — the GlobalAlloc impl and the public API
+//! 9 api: lib, global, preload — the GlobalAlloc impl, the public API, and the C allocation API of the LD_PRELOAD library
 //! 8 runtime: runtime — init, entry points, thread start/exit, fork lock order, at-exit
 //! 7 services: check, introspect, profile, handle, retain — what users call: the leak check, statistics, heap profiles, Handle<T>, why a block is alive
 //! 6 report: report — building reports, symbolization, suppressions, writing JSON (the models, their JSON and the text report are the `heapsweep-format` crate's)
@@ -55,7 +55,9 @@
 //! which `heap` calls on every tracked allocation and free. `report` turns a check into
 //! the contract's report; `check`, `introspect` and `profile` are what users call. The
 //! `runtime` starts all of it on the first allocation and ends it at exit; `global` is
-//! the `GlobalAlloc` impl over the runtime's entry points.
+//! the `GlobalAlloc` impl over the runtime's entry points, and `preload` the same entry
+//! points as C's `malloc` family, for the `LD_PRELOAD` library (`heapsweep-preload`)
+//! that runs programs without a `#[global_allocator]`, C programs included.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -74,6 +76,8 @@ mod misuse;
 mod os;
 mod page;
 mod platform;
+#[doc(hidden)]
+pub mod preload;
 pub mod profile;
 pub mod retain;
 mod runtime;

@@ -77,12 +77,15 @@ pub(crate) struct BuildOptions {
     pub(crate) symbolize: bool,
     /// Path of a suppressions file.
     pub(crate) suppressions: Option<String>,
+    /// Add [`suppress::PRELOAD_DEFAULTS`] after the file's patterns: the process runs
+    /// under the `LD_PRELOAD` library.
+    pub(crate) preload_defaults: bool,
 }
 
 impl BuildOptions {
     pub(crate) fn from_config(o: &crate::config::Options) -> Self {
         let suppressions = o.suppressions.as_option().map(|p| p.to_string_lossy());
-        Self { symbolize: o.symbolize, suppressions }
+        Self { symbolize: o.symbolize, suppressions, preload_defaults: crate::config::preloaded() }
     }
 }
 
@@ -90,9 +93,12 @@ impl BuildOptions {
 /// innermost first. Problems with the suppressions file are printed as warnings.
 pub(crate) fn build_report(raw: &RawCheck, frames_of: &dyn Fn(u32) -> Vec<usize>, opts: &BuildOptions) -> LeakReport {
     let mut sym: Box<dyn Symbolizer> = if opts.symbolize { Box::<InProcess>::default() } else { Box::new(RawOnly) };
-    let (sups, errors) = opts.suppressions.as_deref().map(suppress::load).unwrap_or_default();
+    let (mut sups, errors) = opts.suppressions.as_deref().map(suppress::load).unwrap_or_default();
     for e in &errors {
         warning!("{}", e);
+    }
+    if opts.preload_defaults {
+        sups.extend(suppress::parse("<preload defaults>", suppress::PRELOAD_DEFAULTS).0);
     }
     build_with(raw, frames_of, &mut *sym, sups)
 }
@@ -378,7 +384,7 @@ mod tests {
 
     #[test]
     fn unsymbolized_reports_keep_raw_addresses() {
-        let opts = BuildOptions { symbolize: false, suppressions: None };
+        let opts = BuildOptions { symbolize: false, suppressions: None, preload_defaults: false };
         let r = build_report(&raw(vec![leak(5, 1, RawKind::Direct, false)]), &frames_of, &opts);
         assert_eq!(r.leaks[0].stack, [Frame::unresolved(0x99), Frame::unresolved(5)]);
     }

@@ -15,6 +15,21 @@
 
 use super::model::Frame;
 
+/// Suppressions added under the `LD_PRELOAD` library (after the user's, so theirs are
+/// credited first): blocks the C library and the dynamic loader allocate for themselves
+/// and keep where no root shows them, as LeakSanitizer's built-in suppressions do.
+pub(crate) const PRELOAD_DEFAULTS: &str = "\
+# glibc's thread-local storage for dlopen'd objects (sourceware bug 12650), as LeakSanitizer
+leak:*tls_get_addr*
+# A thread's DTV (ld.so's table of its TLS blocks): glibc keeps an ended thread's stack,
+# and the thread control block at its top that points to the DTV, for the next thread;
+# the check skips such stacks, full of stale pointers, so the DTV looks unreachable.
+leak:^allocate_dtv$
+leak:^_dl_allocate_tls$
+leak:^_dl_allocate_tls_init$
+leak:^_dl_resize_dtv$
+";
+
 /// One pattern, with what it matched so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Suppression {

@@ -139,8 +139,13 @@ const PLUMBING: &[&str] = &[
 
 /// Source files of allocation plumbing (for inlined frames whose names are short):
 /// std's allocation glue and this crate's own sources.
-const PLUMBING_FILES: &[&str] =
-    &["library/alloc/src/alloc.rs", "library/alloc/src/raw_vec", "library/std/src/alloc.rs", "alloc-core/src/"];
+const PLUMBING_FILES: &[&str] = &[
+    "library/alloc/src/alloc.rs",
+    "library/alloc/src/raw_vec",
+    "library/std/src/alloc.rs",
+    "alloc-core/src/",
+    "alloc-core/preload/src/",
+];
 
 /// Whether `f` is the allocator's plumbing. This crate's own unit tests are not.
 pub(crate) fn is_plumbing(f: &Frame) -> bool {
@@ -150,7 +155,16 @@ pub(crate) fn is_plumbing(f: &Frame) -> bool {
     }
     let by_name = name.is_some_and(|n| PLUMBING.iter().any(|p| n.starts_with(p)) || n == "box_new_uninit");
     let by_file = f.file.as_deref().is_some_and(|path| PLUMBING_FILES.iter().any(|p| path.contains(p)));
-    by_name || by_file
+    by_name || by_file || f.module.as_deref().is_some_and(is_preload_library)
+}
+
+/// The preload library's file name: every frame in it is the allocator's (its `malloc`,
+/// `free`, ... and this crate inlined into them).
+const PRELOAD_LIBRARY: &str = "libheapsweep_preload.so";
+
+/// Whether `module` is the preload library (a path ending in its file name).
+fn is_preload_library(module: &str) -> bool {
+    module.rsplit('/').next() == Some(PRELOAD_LIBRARY)
 }
 
 /// Name prefixes from which on (outwards) the frames belong to the runtime that called
@@ -230,6 +244,27 @@ mod tests {
         ]);
         let f = stack_frames(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], &mut s);
         assert_eq!(names(&f), ["alloc::rc::Rc<T>::new", "demo::make_cycle", "demo::main"]);
+    }
+
+    #[test]
+    fn frames_of_the_preload_library_are_trimmed_by_module() {
+        let in_lib = |ip, name: &str, module: &str| Frame {
+            function: Some(name.into()),
+            file: Some("src/lib.rs".into()),
+            module: Some(module.into()),
+            ..Frame::unresolved(ip)
+        };
+        let mut frames = vec![
+            in_lib(1, "malloc", "/opt/heapsweep/libheapsweep_preload.so"),
+            in_lib(2, "alloc::alloc::alloc", "/tmp/prog"),
+            in_lib(3, "make_list", "/tmp/prog"),
+            in_lib(4, "main", "/tmp/prog"),
+        ];
+        trim(&mut frames);
+        assert_eq!(names(&frames), ["make_list", "main"]);
+        let mut own = vec![in_lib(1, "malloc", "/tmp/libheapsweep_preload.so.old"), in_lib(2, "f", "/tmp/prog")];
+        trim(&mut own);
+        assert_eq!(names(&own), ["malloc", "f"], "only the library's exact file name is plumbing");
     }
 
     #[test]

@@ -10,10 +10,18 @@
 //! Everything else: the process's one-time initialization, the allocator's own
 //! allocations (reentrancy guard set: the internal heap), a thread's first allocation
 //! (its heap is made here), and threads whose heap was retired (the shared heap).
+//!
+//! # Unsized entry points
+//! C's `free` and `realloc` get no size: [`free_unsized`] and [`realloc_unsized`] read
+//! the block's requested size from its metadata (the segment map, then the page: the same
+//! O(1) lookup as every free) and take the sized paths. A pointer outside every segment
+//! of ours is reported back to the caller instead of as misuse: under `LD_PRELOAD` the
+//! dynamic loader frees memory it took before the library was loaded.
 
 use super::{init, scope, thread};
+use crate::heap::free::Location;
 use crate::heap::{self, locked, Heap};
-use crate::page::{IGNORED, SCOPED};
+use crate::page::{IGNORED, LIVE, SCOPED};
 use crate::thread_state::{self, ThreadState, NO_HEAP};
 
 /// Allocates from `heap` for a thread that is not plain: inside a `disable()` scope
@@ -72,6 +80,10 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_cold(s: &ThreadState, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    // The guard first: the initializing thread allocates under it (see `init`).
+    if s.in_allocator() && init::internal_heap_ready() {
+        return locked::alloc(locked::Which::Internal, size, align, 0, zeroed);
+    }
     if !init::ensure() {
         return core::ptr::null_mut();
     }
@@ -125,4 +137,93 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, old_size: usize, align: usize, new_si
         }
     }
     new
+}
+
+/// The requested size of the live block starting at `ptr`, if `ptr` is one: a block of
+/// the program's or of the allocator's own (internal blocks are freed and resized
+/// through C's functions too, by the Rust code of the preload library).
+fn live_size(ptr: *mut u8) -> Option<usize> {
+    match heap::free::locate(ptr).ok()? {
+        Location::Small(page, index) => {
+            // SAFETY: `locate` returned an in-use page of a live segment and an index below
+            // its capacity; the caller holds the block, so its metadata is its own.
+            let (flags, size) = unsafe { ((*page).flags_of(index), (*page).size_and_stack(index).0) };
+            (flags & LIVE != 0).then_some(size as usize)
+        }
+        Location::Large(seg) => {
+            // SAFETY: `locate` returned a live large segment whose block starts at `ptr`,
+            // held by the caller: its header is mapped and written only by the holder.
+            let large = unsafe { &(*seg).large };
+            (large.flags & LIVE != 0).then_some(large.size)
+        }
+    }
+}
+
+/// Whether `ptr` lies in memory of ours (a segment), block or not.
+#[inline]
+pub(crate) fn is_ours(ptr: *const u8) -> bool {
+    crate::segment::map::segment_start(ptr as usize).is_some()
+}
+
+/// Frees `ptr` without knowing its size (C's `free`). False, and nothing done, when `ptr`
+/// lies outside every segment of ours; inside them, anything but the start of a live
+/// block is reported as misuse (which aborts), as by [`free`].
+///
+/// # Safety
+/// - If `ptr` lies in our memory, the caller gives the block at `ptr` up and does not use
+///   it afterwards (C's `free` contract).
+pub(crate) unsafe fn free_unsized(ptr: *mut u8) -> bool {
+    if !is_ours(ptr) {
+        return false;
+    }
+    // Not a live block's start: the sized path reports the exact misuse (size unused).
+    let size = live_size(ptr).unwrap_or(0);
+    // SAFETY: `ptr` is ours; if it is a live block's start, `size` is its requested size
+    // (its layout's) and the caller gives it up; anything else is misuse that
+    // `heap::free` detects and reports before touching the block.
+    unsafe { heap::free(ptr, size) };
+    true
+}
+
+/// Resizes the block at `ptr` without knowing its size (C's `realloc`, `ptr` not null,
+/// `new_size > 0`): the new block is aligned to `align`. `Err(())` when `ptr` lies outside
+/// every segment of ours (nothing done); `Ok(null)` when out of memory (the old block
+/// stays). A pointer into our memory that is no live block's start is misuse and aborts.
+///
+/// # Safety
+/// - `align` is a power of two and `new_size` rounded up to it does not overflow `isize`.
+/// - If `ptr` lies in our memory, the caller held the block at `ptr` and, on success,
+///   gives it up.
+pub(crate) unsafe fn realloc_unsized(ptr: *mut u8, align: usize, new_size: usize) -> Result<*mut u8, ()> {
+    if !is_ours(ptr) {
+        return Err(());
+    }
+    let Some(old_size) = live_size(ptr) else {
+        crate::misuse::report("realloc", ptr, misuse_kind(ptr));
+    };
+    // The block keeps its place only if that address suits `align`.
+    if ptr as usize & (align - 1) != 0 {
+        // SAFETY: `align` and `new_size` form a valid layout (caller).
+        let new = unsafe { alloc(new_size, align, false) };
+        if !new.is_null() {
+            // SAFETY: distinct live blocks of at least `min(old, new)` bytes; the old
+            // block is given up on success (caller).
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new, old_size.min(new_size));
+                heap::free(ptr, old_size);
+            }
+        }
+        return Ok(new);
+    }
+    // SAFETY: `ptr` is a live block of `old_size` bytes whose address is aligned to
+    // `align`, held by the caller; `new_size` and `align` form a valid layout (caller).
+    Ok(unsafe { realloc(ptr, old_size, align, new_size) })
+}
+
+/// What misuse a pointer into our memory that is not a live block's start is.
+fn misuse_kind(ptr: *mut u8) -> crate::misuse::Misuse {
+    match heap::free::locate(ptr) {
+        Err(m) => m,
+        Ok(_) => crate::misuse::Misuse::DoubleFree,
+    }
 }

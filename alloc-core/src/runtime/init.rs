@@ -9,15 +9,29 @@
 //! 5. The thread-exit key, the `fork` handlers, the at-exit hook.
 //!
 //! A thread that allocates while another runs initialization spins until it is done.
+//! The initializing thread itself may allocate too, once the segment map exists: steps
+//! 2-5 run under the reentrancy guard, so what they allocate (the C library's `atexit`
+//! and `pthread_atfork` tables, when `malloc` is ours under `LD_PRELOAD`) comes from the
+//! internal heap instead of waiting for the initialization it is part of.
 
 use crate::heap::{locked, registry};
-use core::sync::atomic::{AtomicU8, Ordering};
+use crate::thread_state::ReentrancyGuard;
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 const INIT_NONE: u8 = 0;
 const INIT_RUNNING: u8 = 1;
 const INIT_DONE: u8 = 2;
 const INIT_FAILED: u8 = 3;
 static INIT: AtomicU8 = AtomicU8::new(INIT_NONE);
+/// The segment map exists: the internal heap can serve the initializing thread.
+static MAPPED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the internal heap can serve allocations: the segment map exists (set during
+/// initialization, before the steps that may allocate).
+#[inline]
+pub(crate) fn internal_heap_ready() -> bool {
+    MAPPED.load(Ordering::Acquire)
+}
 
 /// Initializes the process's allocator state once. False if the OS refused memory.
 #[inline]
@@ -36,6 +50,8 @@ fn init_slow() -> bool {
     }
     let ok = crate::segment::map::init();
     if ok {
+        MAPPED.store(true, Ordering::Release);
+        let _guard = ReentrancyGuard::enter();
         let opts = crate::config::current();
         register_own_statics(opts);
         crate::profile::init(opts);

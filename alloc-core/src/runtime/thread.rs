@@ -6,6 +6,16 @@
 //! destructor runs at thread exit. Not a `thread_local!` destructor: registering one
 //! allocates, and it may run too early (before other destructors that still allocate).
 //!
+//! # Stack bounds under `LD_PRELOAD`
+//! The heap keeps its thread's stack bounds, from `pthread_getattr_np`. Under the preload
+//! library that function's own `malloc` calls (it opens `/proc/self/maps` for the main
+//! thread, and sizes an affinity mask) are ours, made while it holds the thread's lock,
+//! and a program's call to it (Rust's runtime makes one at every thread start) is often
+//! where the thread allocates first: asking it again from there would wait for that lock
+//! forever. So when preloaded, the bounds are those of the mapping in `/proc/self/maps`
+//! that holds the stack pointer (read without allocating; for a thread made by
+//! `pthread_create` it also covers the thread's static TLS at its top).
+//!
 //! # End
 //! The key's destructor runs among the thread's last destructors. It flushes what the
 //! listeners buffer per thread (the heap profile's events), marks the slot retired (later
@@ -14,6 +24,8 @@
 //! lists for other threads to adopt.
 
 use crate::heap::{registry, Heap};
+use crate::leak::maps;
+use crate::os::MmapVec;
 use crate::platform;
 use crate::profile::{events, recorder};
 use crate::stack;
@@ -34,7 +46,11 @@ pub(crate) fn create_exit_key() {
 pub(crate) fn start(s: &ThreadState) -> *mut Heap {
     let bounds = {
         let _guard = ReentrancyGuard::enter();
-        stack::current_thread_stack_bounds()
+        if crate::config::preloaded() {
+            stack_bounds_from_maps()
+        } else {
+            stack::current_thread_stack_bounds()
+        }
     };
     let heap = registry::create(bounds);
     if heap.is_null() {
@@ -47,6 +63,23 @@ pub(crate) fn start(s: &ThreadState) -> *mut Heap {
     // heap alive past the thread's end, as when the key is missing.
     let _ = platform::thread_exit_key_set(heap.cast());
     heap
+}
+
+/// Most mappings read to find the stack's (a process with more is left with unknown
+/// bounds: a mapping line takes 40 bytes here, and untouched room costs nothing).
+const MAX_MAPPINGS: usize = 1 << 16;
+
+/// The calling thread's stack bounds under `LD_PRELOAD`: the mapping holding its stack
+/// pointer (see the module notes). Unknown when `/proc/self/maps` cannot be read.
+fn stack_bounds_from_maps() -> stack::StackBounds {
+    let sp = platform::frame_pointer_and_sp().1;
+    let mut list = MmapVec::default();
+    let unknown = stack::StackBounds { lo: 0, hi: 0 };
+    if !list.reserve(MAX_MAPPINGS) || maps::read_maps(&mut list).is_err() {
+        return unknown;
+    }
+    let found = list.iter().find(|m| m.start <= sp && sp < m.end && m.readable && m.writable);
+    found.map_or(unknown, |m| stack::StackBounds { lo: m.start, hi: m.end })
 }
 
 /// The thread-exit key's destructor: `value` is the exiting thread's heap.
