@@ -41,7 +41,10 @@
 //! A request is sent with a mark, so the handler tells it from the program's signals,
 //! which it forwards to the program's action. A thread whose request was taken by a
 //! signal of the program's still parks (its request is open), then gets the program's
-//! signal forwarded once released.
+//! signal forwarded once released. The stopping thread blocks the signal from `stop` to
+//! the end of `resume`: the program's signals sent to it then wait until the world runs
+//! again, so that the program's handler never runs while other threads are stopped (it
+//! might wait for a lock one of them holds).
 
 use super::failure::Failure;
 use crate::os::{self, MmapVec};
@@ -144,6 +147,9 @@ pub(crate) struct StoppedWorld {
     complete: bool,
     resumed: bool,
     failure: Option<Failure>,
+    /// The stop signal this thread blocked in `stop`, to unblock in `resume` (0: none;
+    /// `stop` and `resume` run on the same thread).
+    blocked: i32,
 }
 
 impl StoppedWorld {
@@ -155,7 +161,7 @@ impl StoppedWorld {
         let (mut threads, mut used) = (MmapVec::new(), MmapVec::new());
         // Room for the usual case up front; growing later only maps memory, never allocates.
         let _ = threads.reserve(64) && used.reserve(64);
-        StoppedWorld { threads, used, complete: false, resumed: true, failure: None }
+        StoppedWorld { threads, used, complete: false, resumed: true, failure: None, blocked: 0 }
     }
 
     /// The other threads of the process.
@@ -190,6 +196,8 @@ impl StoppedWorld {
             return;
         };
         let sig = borrow::borrow(stop_signal());
+        // A signal blocked by the program already stays blocked after `resume`.
+        self.blocked = if platform::block_signal(sig) == Ok(false) { sig } else { 0 };
         let (me, pid) = (platform::gettid(), platform::getpid());
         loop {
             let before = self.used.len();
@@ -297,6 +305,10 @@ impl StoppedWorld {
         // come back, unless a request is still on its way.
         borrow::give_back();
         STOPPING.store(false, Release);
+        if self.blocked != 0 {
+            // The program's signals sent to this thread meanwhile arrive now.
+            let _ = platform::unblock_signal(core::mem::take(&mut self.blocked));
+        }
     }
 }
 

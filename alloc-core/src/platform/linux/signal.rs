@@ -189,6 +189,40 @@ pub(crate) fn resend_with_default_action(sig: i32) -> Result<(), Errno> {
     super::tgkill(super::getpid(), super::gettid(), sig)
 }
 
+/// Blocks `sig` in the calling thread (`pthread_sigmask`); returns whether it was
+/// blocked already.
+pub(crate) fn block_signal(sig: i32) -> Result<bool, Errno> {
+    // SAFETY: zeroed sigsets are valid empty sets; sigaddset fills one; the call changes
+    // only this thread's mask and writes the old one into `old`.
+    let (rc, old) = unsafe {
+        let (mut set, mut old): (libc::sigset_t, libc::sigset_t) = (core::mem::zeroed(), core::mem::zeroed());
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        (libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old), old)
+    };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    // SAFETY: `old` was written by pthread_sigmask; sigismember only reads it.
+    Ok(unsafe { libc::sigismember(&old, sig) } == 1)
+}
+
+/// Unblocks `sig` in the calling thread: a signal pending for it is delivered now.
+pub(crate) fn unblock_signal(sig: i32) -> Result<(), Errno> {
+    // SAFETY: a zeroed sigset is a valid empty set; the call changes only this thread's
+    // mask.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    Ok(())
+}
+
 /// The address of the handler installed now for `sig`, or `None` for `SIG_DFL` and
 /// `SIG_IGN`.
 pub(crate) fn current_handler(sig: i32) -> Result<Option<usize>, Errno> {

@@ -133,16 +133,16 @@ fn the_program_signals_during_a_stop_are_forwarded() {
     let quit = Arc::new(AtomicU32::new(0));
     let (h, tid) = helper(&quit, false);
     let mut world = stop_the_world(Duration::from_secs(10));
-    // To this thread, which is not stopped: forwarded at once, with its own siginfo.
+    // To this thread, which is not stopped, and to the stopped helper: both wait until
+    // the world runs again (the program's handler never runs while threads are stopped).
     let to_me = tgkill(getpid(), gettid(), stop_signal());
-    let forwarded_here = CALLS.load(SeqCst);
-    // To the stopped helper: it waits, blocked, until the helper leaves the handler.
     let to_helper = tgkill(getpid(), tid, stop_signal());
+    let during = CALLS.load(SeqCst);
     let stopped = world.all_stopped();
     world.resume();
     assert_eq!((to_me, to_helper, stopped), (Ok(()), Ok(()), true));
-    assert_eq!(forwarded_here, calls + 1, "forwarded before tgkill returned");
-    wait_until("the helper's signal is handled", || CALLS.load(SeqCst) == calls + 2);
+    assert_eq!(during, calls, "the program's handler ran while the world was stopped");
+    wait_until("both signals are handled", || CALLS.load(SeqCst) == calls + 2);
     assert_eq!(LAST_CODE.load(SeqCst), platform::SI_TKILL, "the program's siginfo is passed on");
     assert!(platform::current_action(stop_signal()).unwrap().same_as(&installed));
     quit.store(2, SeqCst);
@@ -156,12 +156,22 @@ fn a_one_shot_handler_forwarded_once_leaves_the_default_action() {
     let _serial = test_serial();
     // SAFETY: the handler only counts with an atomic.
     let before = unsafe { platform::set_one_shot_handler(stop_signal(), one_shot) }.unwrap();
-    let mut world = stop_the_world(Duration::from_secs(10));
-    let sent = tgkill(getpid(), gettid(), stop_signal());
     let calls = ONE_SHOT_CALLS.load(SeqCst);
+    let quit = Arc::new(AtomicU32::new(0));
+    let (h, _) = helper(&quit, true);
+    // The helper blocks the signal: its request is late, the handler stays borrowed.
+    let mut world = stop_the_world(Duration::from_millis(50));
     world.resume();
-    assert_eq!((sent, calls), (Ok(()), 1));
-    // As the kernel would have done on delivery: the default action is back.
-    assert_eq!(platform::current_handler(stop_signal()), Ok(None));
+    assert_eq!(platform::current_handler(stop_signal()), Ok(Some(ours())));
+    // The program's signal, meanwhile, goes through the borrowed handler to its own.
+    tgkill(getpid(), gettid(), stop_signal()).unwrap();
+    assert_eq!(ONE_SHOT_CALLS.load(SeqCst), calls + 1, "forwarded before tgkill returned");
+    quit.store(1, SeqCst);
+    // Once the late request arrived, the action given back is the default, as the kernel
+    // would have left it after one delivery.
+    wait_until("the action is given back", || platform::current_handler(stop_signal()) == Ok(None));
+    assert_eq!(ONE_SHOT_CALLS.load(SeqCst), calls + 1);
+    quit.store(2, SeqCst);
+    h.join().unwrap();
     platform::restore_signal_action(&before).unwrap();
 }
