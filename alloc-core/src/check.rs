@@ -162,8 +162,18 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
     }
 }
 
-/// A phase's failure in words, for the report's status.
+/// A phase's failure in words, for the report's status. The hint names the stop signal
+/// in use.
 pub(crate) fn describe(f: Failure) -> CheckFailure {
+    let mut failure = describe_phase(f);
+    let signal = crate::config::current().stop_signal;
+    if signal != crate::config::StopSignal::DEFAULT {
+        failure.hint = failure.hint.replace("SIGPWR", &signal.to_string());
+    }
+    failure
+}
+
+fn describe_phase(f: Failure) -> CheckFailure {
     match f {
         Failure::ThreadsNotListed { errno } => CheckFailure::new(
             FailureKind::ThreadsNotListed,

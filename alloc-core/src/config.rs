@@ -33,6 +33,7 @@
 //! park the thread, and this runs before the allocator can serve anyone).
 
 mod path;
+mod stop_signal;
 
 use crate::platform;
 use core::cell::UnsafeCell;
@@ -40,6 +41,8 @@ use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 pub use path::FixedPath;
 use path::Lossy;
+pub use stop_signal::StopSignal;
+pub(crate) use stop_signal::SCOPE_SIGNALS;
 
 /// What [`OPTIONS`] lists for each option.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +73,12 @@ pub enum Expected {
     Path,
     /// A signal: a name like `USR2` or `SIGUSR2`, or a number 1..=64.
     Signal,
+    /// A signal to stop threads with ([`StopSignal`]); `why` says why a signal was
+    /// refused, and is empty when the value names no signal at all.
+    StopSignal {
+        /// Why the signal cannot serve ("a signal that cannot be caught"), or empty.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for Expected {
@@ -79,6 +88,14 @@ impl fmt::Display for Expected {
             Expected::Int { min, max } => write!(f, "expected an integer {min}..={max}"),
             Expected::Path => write!(f, "expected a path of at most {} bytes", FixedPath::CAPACITY),
             Expected::Signal => f.write_str("expected a signal name such as USR2 or SIGUSR2, or a number 1..=64"),
+            Expected::StopSignal { why } => {
+                if !why.is_empty() {
+                    write!(f, "{why}; ")?;
+                }
+                f.write_str(
+                    "expected a catchable signal such as PWR, XCPU, SYS or USR2 (SIG optional), a number, or RTMIN+n",
+                )
+            }
         }
     }
 }
@@ -270,6 +287,9 @@ options! {
     use_root_regions: bool = true, "1";
     /// Scan other writable memory (the libc heap, foreign anonymous mappings) for roots.
     use_other_mappings: bool = true, "1";
+    /// The signal a check stops the other threads with, installed for the check only (the
+    /// program's handler is put back after): `PWR`, `XCPU`, `USR2`, a number, `RTMIN+n`.
+    stop_signal: StopSignal = StopSignal::DEFAULT, "PWR";
     /// Path of the heap profile written at exit (`%p` becomes the pid); set, it turns on
     /// per-stack allocation counting from the start.
     profile: FixedPath = FixedPath::empty(), "none";
@@ -369,6 +389,13 @@ pub fn parse(input: &[u8], on_warning: &mut dyn FnMut(&str)) -> Options {
         };
         on_warning(utf8_prefix(w.as_bytes()));
     });
+    if opts.profile_signal.number() == Some(opts.stop_signal.number()) {
+        let mut w = crate::fatal::StackWriter::<200>::new();
+        let _ =
+            write!(w, "HEAPSWEEP: profile_signal is the stop signal ({}); profile_signal ignored", opts.stop_signal);
+        on_warning(utf8_prefix(w.as_bytes()));
+        opts.profile_signal = Signal::NONE;
+    }
     opts
 }
 

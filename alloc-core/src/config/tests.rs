@@ -60,6 +60,14 @@ fn every_key_takes_a_good_value() {
         ("profile_signal=SIGPROF", |o| o.profile_signal == Signal(crate::platform::SIGPROF)),
         ("profile_signal=40", |o| o.profile_signal == Signal(40)),
         ("profile_signal=HUP,profile_signal=", |o| o.profile_signal == Signal::NONE),
+        ("stop_signal=PWR", |o| o.stop_signal == StopSignal::DEFAULT),
+        ("stop_signal=sigusr2", |o| o.stop_signal.number() == 12),
+        ("stop_signal=XCPU", |o| o.stop_signal.number() == 24),
+        ("stop_signal=SYS", |o| o.stop_signal.number() == 31),
+        ("stop_signal=10", |o| o.stop_signal.number() == 10),
+        ("stop_signal=RTMIN", |o| o.stop_signal.number() == platform::rt_signal_min()),
+        ("stop_signal=SIGRTMIN+3", |o| o.stop_signal.number() == platform::rt_signal_min() + 3),
+        ("stop_signal=rtmax-13", |o| o.stop_signal.number() == platform::rt_signal_max() - 13),
     ];
     for (input, check) in cases {
         assert!(check(&parse_clean(input)), "{input}");
@@ -99,6 +107,29 @@ fn every_key_warns_once_on_a_bad_value_and_keeps_its_default() {
         ("profile_signal=65".into(), "for profile_signal: expected a signal name"),
         ("profile_signal=0".into(), "for profile_signal"),
         ("profile_signal=SIGSEGV".into(), "for profile_signal"),
+        (
+            "stop_signal=KILL".into(),
+            "bad value 'KILL' for stop_signal: a signal that cannot be caught; expected a catchable signal such as \
+             PWR, XCPU, SYS or USR2 (SIG optional), a number, or RTMIN+n; using PWR",
+        ),
+        ("stop_signal=SIGSTOP".into(), "for stop_signal: a signal that cannot be caught;"),
+        ("stop_signal=segv".into(), "for stop_signal: a fault signal, which must reach the program;"),
+        ("stop_signal=7".into(), "for stop_signal: a fault signal"),
+        ("stop_signal=ABRT".into(), "for stop_signal: a fault signal"),
+        ("stop_signal=CHLD".into(), "for stop_signal: a signal the kernel sends on its own"),
+        ("stop_signal=PIPE".into(), "for stop_signal: a signal the kernel sends on its own"),
+        ("stop_signal=32".into(), "for stop_signal: a signal glibc keeps for itself"),
+        ("stop_signal=RTMAX".into(), "for stop_signal: one of the 13 highest real-time signals"),
+        ("stop_signal=RTMAX-12".into(), "for stop_signal: one of the 13 highest real-time signals"),
+        ("stop_signal=64".into(), "for stop_signal: one of the 13 highest real-time signals"),
+        ("stop_signal=65".into(), "for stop_signal: not a signal on this system"),
+        ("stop_signal=0".into(), "for stop_signal: not a signal on this system"),
+        ("stop_signal=".into(), "bad value '' for stop_signal: expected a catchable signal"),
+        ("stop_signal=POWER".into(), "bad value 'POWER' for stop_signal: expected a catchable signal"),
+        ("stop_signal=RTMIN-1".into(), "bad value 'RTMIN-1' for stop_signal: expected"),
+        ("stop_signal=RTMIN+99".into(), "for stop_signal: expected a catchable signal"),
+        ("stop_signal=RTMIN+".into(), "for stop_signal: expected a catchable signal"),
+        ("stop_signal=1234".into(), "for stop_signal: expected a catchable signal"),
     ];
     for (input, expected) in &cases {
         let (o, w) = parse_collect(input);
@@ -110,6 +141,27 @@ fn every_key_warns_once_on_a_bad_value_and_keeps_its_default() {
     for o in OPTIONS {
         assert!(cases.iter().any(|(i, _)| i.starts_with(o.name)), "no bad-value case for {}", o.name);
     }
+}
+
+#[test]
+fn the_stop_signal_cannot_also_write_profiles() {
+    let (o, w) = parse_collect("stop_signal=USR2,profile_signal=USR2");
+    assert_eq!(w, ["HEAPSWEEP: profile_signal is the stop signal (SIGUSR2); profile_signal ignored"]);
+    assert_eq!((o.stop_signal.number(), o.profile_signal), (12, Signal::NONE));
+    let (o, w) = parse_collect("profile_signal=30");
+    assert_eq!(w, ["HEAPSWEEP: profile_signal is the stop signal (SIGPWR); profile_signal ignored"]);
+    assert_eq!(o, Options::defaults());
+    let o = parse_clean("stop_signal=XCPU,profile_signal=USR2");
+    assert_eq!((o.stop_signal.to_string().as_str(), o.profile_signal), ("SIGXCPU", Signal(12)));
+}
+
+#[test]
+fn stop_signals_are_named_as_the_kernel_names_them() {
+    let name = |v: &str| parse_clean(&format!("stop_signal={v}")).stop_signal.to_string();
+    assert_eq!((name("30"), name("sigpwr"), name("12")), ("SIGPWR".into(), "SIGPWR".into(), "SIGUSR2".into()));
+    let min = platform::rt_signal_min();
+    assert_eq!(name(&format!("{}", min + 5)), "SIGRTMIN+5");
+    assert_eq!(name("RTMAX-13"), format!("SIGRTMIN+{}", platform::rt_signal_max() - 13 - min));
 }
 
 #[test]

@@ -34,16 +34,31 @@
 //! Nothing here allocates through the global allocator: the slot table and the world's
 //! arrays are mappings of their own, which the roots phase never scans as memory (the
 //! saved registers are scanned as roots of their own kind, from the world's copy).
+//!
+//! # The signal
+//! `stop_signal` (`SIGPWR` by default; see `config::StopSignal`). Its handler is
+//! installed by `stop` and the program's own action put back by `resume` (`borrow`).
+//! A request is sent with a mark, so the handler tells it from the program's signals,
+//! which it forwards to the program's action. A thread whose request was taken by a
+//! signal of the program's still parks (its request is open), then gets the program's
+//! signal forwarded once released. The stopping thread blocks the signal from `stop` to
+//! the end of `resume`: the program's signals sent to it then wait until the world runs
+//! again, so that the program's handler never runs while other threads are stopped (it
+//! might wait for a lock one of them holds).
 
 use super::failure::Failure;
 use crate::os::{self, MmapVec};
-use crate::platform::{self, BlockWhileHandling, SigInfo, SignalHandler};
+use crate::platform::{self, SigInfo};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 
-/// The stop signal. SIGPWR, as the Boehm collector uses on Linux: programs rarely use it.
-pub(crate) const STOP_SIGNAL: i32 = platform::SIGPWR;
+mod borrow;
+
+/// The stop signal in use: `stop_signal` (SIGPWR unless `HEAPSWEEP` names another).
+pub(crate) fn stop_signal() -> i32 {
+    crate::config::current().stop_signal.number()
+}
 /// Most threads a check can stop at once.
 pub(crate) const MAX_THREADS: usize = 4096;
 /// General registers saved per thread (x86-64 `gregset_t`, `NGREG`).
@@ -81,9 +96,9 @@ struct Slot {
 static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
 /// Futex word the parked handlers sleep on; `resume` bumps it.
 static WAKE: AtomicU32 = AtomicU32::new(0);
-/// Held from `stop` to the end of `resume`.
+/// Held from `stop` to the end of `resume`, and while a late request gives the signal
+/// back (`borrow`).
 static STOPPING: AtomicBool = AtomicBool::new(false);
-static WARNED_HANDLER: AtomicBool = AtomicBool::new(false);
 
 fn slots() -> Option<&'static [Slot]> {
     let mut p = SLOTS.load(Acquire);
@@ -132,6 +147,9 @@ pub(crate) struct StoppedWorld {
     complete: bool,
     resumed: bool,
     failure: Option<Failure>,
+    /// The stop signal this thread blocked in `stop`, to unblock in `resume` (0: none;
+    /// `stop` and `resume` run on the same thread).
+    blocked: i32,
 }
 
 impl StoppedWorld {
@@ -143,7 +161,7 @@ impl StoppedWorld {
         let (mut threads, mut used) = (MmapVec::new(), MmapVec::new());
         // Room for the usual case up front; growing later only maps memory, never allocates.
         let _ = threads.reserve(64) && used.reserve(64);
-        StoppedWorld { threads, used, complete: false, resumed: true, failure: None }
+        StoppedWorld { threads, used, complete: false, resumed: true, failure: None, blocked: 0 }
     }
 
     /// The other threads of the process.
@@ -177,13 +195,15 @@ impl StoppedWorld {
             self.fail(Failure::OutOfMemory { what: "the stop table" });
             return;
         };
-        install_handler();
+        let sig = borrow::borrow(stop_signal());
+        // A signal blocked by the program already stays blocked after `resume`.
+        self.blocked = if platform::block_signal(sig) == Ok(false) { sig } else { 0 };
         let (me, pid) = (platform::gettid(), platform::getpid());
         loop {
             let before = self.used.len();
             let listed = platform::for_each_task(|tid| {
                 if tid != me && !self.used.iter().any(|&i| tid_of(slots[i as usize].word.load(Relaxed)) == tid) {
-                    self.request(slots, pid, tid);
+                    self.request(slots, tid, sig);
                 }
             });
             if let Err(e) = listed {
@@ -196,8 +216,8 @@ impl StoppedWorld {
         }
     }
 
-    /// Claims a slot for `tid` and signals it.
-    fn request(&mut self, slots: &[Slot], pid: i32, tid: i32) {
+    /// Claims a slot for `tid` and sends it the stop signal `sig`, marked.
+    fn request(&mut self, slots: &[Slot], tid: i32, sig: i32) {
         let free = pack(0, FREE);
         let claim = |s: &Slot| {
             s.word.load(Relaxed) == free && s.word.compare_exchange(free, pack(tid, REQUESTED), SeqCst, Relaxed).is_ok()
@@ -211,10 +231,22 @@ impl StoppedWorld {
             self.fail(Failure::OutOfMemory { what: "the list of stopped threads" });
             return;
         }
-        if platform::tgkill(pid, tid, STOP_SIGNAL).is_err() {
-            // The thread is gone: no handler can run for this request.
-            self.used.pop();
-            slots[i].word.store(pack(0, FREE), SeqCst);
+        match platform::queue_marked_signal(tid, sig, borrow::MARK) {
+            Ok(()) => {}
+            Err(e) => {
+                // No handler can run for this request.
+                self.used.pop();
+                slots[i].word.store(pack(0, FREE), SeqCst);
+                if e != platform::Errno::NO_SUCH_PROCESS {
+                    // The thread lives but the request could not be queued (the limit on
+                    // queued signals): it runs on, unstopped.
+                    let t = StoppedThread { tid, stopped: false, sp: 0, tp: 0, regs: [0; REGS] };
+                    Failure::thread_not_stopped(&mut self.failure, tid, 0);
+                    if !self.threads.push(t) {
+                        self.fail(Failure::OutOfMemory { what: "the list of stopped threads" });
+                    }
+                }
+            }
         }
     }
 
@@ -227,6 +259,9 @@ impl StoppedWorld {
             match wait_stopped(s, pid, tid, timeout) {
                 Outcome::Gone => continue,
                 Outcome::TimedOut => {
+                    // Its request may arrive after `resume`: the signal stays borrowed
+                    // until it did.
+                    borrow::may_owe();
                     Failure::thread_not_stopped(&mut self.failure, tid, timeout.as_millis() as u64);
                 }
                 Outcome::Stopped => {
@@ -266,7 +301,14 @@ impl StoppedWorld {
                 wait_done(&slots[i as usize]);
             }
         }
+        // Every thread that took a request has left the handler: the program's action can
+        // come back, unless a request is still on its way.
+        borrow::give_back();
         STOPPING.store(false, Release);
+        if self.blocked != 0 {
+            // The program's signals sent to this thread meanwhile arrive now.
+            let _ = platform::unblock_signal(core::mem::take(&mut self.blocked));
+        }
     }
 }
 
@@ -341,25 +383,18 @@ fn wait_done(s: &Slot) {
     s.word.store(pack(0, FREE), SeqCst);
 }
 
-/// Installs the stop signal's handler (with its context, on the interrupted stack: it
-/// must see the interrupted stack pointer), every signal but the synchronous fatal ones
-/// blocked while it runs. Warns once when it replaces a handler of the program's.
-fn install_handler() {
-    let handler = SignalHandler::WithContext(on_stop_signal);
-    // SAFETY: `on_stop_signal` is async-signal-safe (atomics and raw system calls, errno
-    // kept); the stop signal is the check's own.
-    let old = unsafe { platform::set_signal_handler(STOP_SIGNAL, handler, BlockWhileHandling::AllButFaults) };
-    let ours = on_stop_signal as *const () as usize;
-    let replaced = old.is_ok_and(|old| old.previous_handler().is_some_and(|h| h != ours));
-    if replaced && !WARNED_HANDLER.swap(true, Relaxed) {
-        warning!("the program's SIGPWR handler was replaced by the leak check's");
-    }
-}
-
 /// The stop signal's handler. Async-signal-safe: atomics and raw syscalls only; errno is
-/// preserved.
-extern "C" fn on_stop_signal(_sig: i32, _info: *mut SigInfo, ctx: *mut c_void) {
+/// preserved. Installed with every signal but the faults blocked, on the interrupted
+/// stack (it must see the interrupted stack pointer).
+///
+/// A marked signal is a request: it parks the thread if its request is open, and is
+/// swallowed if it came too late. Any other signal is the program's: it is forwarded to
+/// the program's action, after parking if a request is open (the kernel may have merged
+/// the two).
+extern "C" fn on_stop_signal(sig: i32, info: *mut SigInfo, ctx: *mut c_void) {
     let saved_errno = platform::errno();
+    // SAFETY: `info` is this SA_SIGINFO handler's own argument.
+    let request = unsafe { platform::marked_value(info) } == Some(borrow::MARK);
     let me = platform::gettid();
     let requested = pack(me, REQUESTED);
     // Loads before each CAS: a failing CAS would still take every slot's cache line.
@@ -367,7 +402,12 @@ extern "C" fn on_stop_signal(_sig: i32, _info: *mut SigInfo, ctx: *mut c_void) {
         s.word.load(Relaxed) == requested
             && s.word.compare_exchange(requested, pack(me, ENTERED), SeqCst, Relaxed).is_ok()
     };
-    if let Some(slot) = slots().and_then(|all| all.iter().find(claim)) {
+    let claimed = slots().and_then(|all| all.iter().find(claim));
+    if let Some(slot) = claimed {
+        if !request {
+            // The marked request is still pending here, or the kernel merged it away.
+            borrow::may_owe();
+        }
         // SAFETY: `ctx` is the third argument of this SA_SIGINFO handler, which has not
         // returned.
         let regs = unsafe { platform::signal_context_registers(ctx) };
@@ -380,6 +420,12 @@ extern "C" fn on_stop_signal(_sig: i32, _info: *mut SigInfo, ctx: *mut c_void) {
             park(slot, me);
         }
         slot.word.store(pack(me, DONE), SeqCst);
+    }
+    if !request {
+        // SAFETY: the arguments are this handler's own.
+        unsafe { borrow::forward(sig, info, ctx) };
+    } else if claimed.is_none() {
+        borrow::give_back_late();
     }
     platform::set_errno(saved_errno);
 }

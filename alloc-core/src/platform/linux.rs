@@ -21,6 +21,8 @@ pub(crate) struct Errno(pub(crate) i32);
 impl Errno {
     /// `EINTR`: a signal interrupted the call.
     pub(crate) const INTERRUPTED: Errno = Errno(libc::EINTR);
+    /// `ESRCH`: no such process or thread.
+    pub(crate) const NO_SUCH_PROCESS: Errno = Errno(libc::ESRCH);
 
     /// The calling thread's `errno`, read right after the call that failed.
     fn last() -> Errno {
@@ -380,10 +382,12 @@ fn parse_tid(name: &[u8]) -> Option<i32> {
 // ---------------------------------------------------------------------------------------
 // Signals
 
+mod signal;
 pub(crate) use libc::siginfo_t as SigInfo;
 pub(crate) use libc::SIGPWR;
 #[cfg(test)]
 pub(crate) use libc::{SIGPROF, SIGUSR2};
+pub(crate) use signal::*;
 
 /// Signals a user may name in an option (`profile_signal`): the name without `SIG`, and
 /// the number on Linux. Signals the runtime or the leak check rely on (`SEGV`, `KILL`,
@@ -499,8 +503,7 @@ fn fill_mask(mask: &mut libc::sigset_t, block: BlockWhileHandling) {
     }
 }
 
-/// Puts back the action [`set_signal_handler`] replaced.
-#[cfg_attr(not(test), expect(dead_code, reason = "no caller restores a signal's action yet"))]
+/// Puts back the action [`set_signal_handler`] replaced. Async-signal-safe.
 pub(crate) fn restore_signal_action(saved: &SavedSignalAction) -> Result<(), Errno> {
     // SAFETY: the action is the one the kernel had for this signal: putting it back
     // returns the program to the state it set up itself.

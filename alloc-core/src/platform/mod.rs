@@ -30,7 +30,10 @@
 //! - signals: [`set_signal_handler`] (a [`SignalHandler`], what to block while it runs:
 //!   [`BlockWhileHandling`]) and [`restore_signal_action`] (with the
 //!   [`SavedSignalAction`]); [`SIGPWR`], [`SigInfo`], and [`SIGNAL_NAMES`], the names a
-//!   user may give in an option;
+//!   user may give in an option; borrowing a signal (`linux/signal.rs`):
+//!   [`STANDARD_SIGNALS`], [`rt_signal_min`], [`queue_marked_signal`] and
+//!   [`marked_value`], forwarding to a saved action ([`Forward`], [`forward_to_handler`],
+//!   [`resend_with_default_action`]), [`current_handler`], [`thread_has_pending`];
 //! - the dynamic loader: [`for_each_loaded_object`] (each [`LoadedObject`]: name, load
 //!   bias, [`ProgramHeader`]s, TLS block; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`],
 //!   [`PF_W`]) and [`dladdr_file_name`];

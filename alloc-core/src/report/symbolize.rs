@@ -153,7 +153,9 @@ pub(crate) fn is_plumbing(f: &Frame) -> bool {
     if name.is_some_and(|n| n.contains("::tests::")) {
         return false;
     }
-    let by_name = name.is_some_and(|n| PLUMBING.iter().any(|p| n.starts_with(p)) || n == "box_new_uninit");
+    let by_name = name.is_some_and(|n| {
+        PLUMBING.iter().any(|p| n.starts_with(p)) || n == "box_new_uninit" || is_global_alloc_method(n)
+    });
     let by_file = f.file.as_deref().is_some_and(|path| PLUMBING_FILES.iter().any(|p| path.contains(p)));
     by_name || by_file || f.module.as_deref().is_some_and(is_preload_library)
 }
@@ -165,6 +167,15 @@ const PRELOAD_LIBRARY: &str = "libheapsweep_preload.so";
 /// Whether `module` is the preload library (a path ending in its file name).
 fn is_preload_library(module: &str) -> bool {
     module.rsplit('/').next() == Some(PRELOAD_LIBRARY)
+}
+
+/// A method of any `GlobalAlloc` impl: a program's own global allocator that wraps
+/// `HeapSweep` (a counting wrapper, say) is plumbing too, as are the trait's provided
+/// methods (`realloc` as alloc, copy, dealloc). The wrapper's other functions, if one is
+/// still on the stack between its method and `HeapSweep`'s, are kept.
+fn is_global_alloc_method(name: &str) -> bool {
+    (name.starts_with('<') && name.contains(" as core::alloc::global::GlobalAlloc>::"))
+        || name.starts_with("core::alloc::global::GlobalAlloc::")
 }
 
 /// Name prefixes from which on (outwards) the frames belong to the runtime that called
@@ -265,6 +276,34 @@ mod tests {
         let mut own = vec![in_lib(1, "malloc", "/tmp/libheapsweep_preload.so.old"), in_lib(2, "f", "/tmp/prog")];
         trim(&mut own);
         assert_eq!(names(&own), ["malloc", "f"], "only the library's exact file name is plumbing");
+    }
+
+    #[test]
+    fn a_wrapping_global_allocator_is_trimmed_as_plumbing() {
+        let mut s = table(&[
+            (1, "<alloc_core::global::HeapSweep as core::alloc::global::GlobalAlloc>::alloc"),
+            (2, "<app::Counting as core::alloc::global::GlobalAlloc>::alloc"),
+            (3, "core::alloc::global::GlobalAlloc::realloc"),
+            (4, "<stats_alloc::StatsAlloc<T> as core::alloc::global::GlobalAlloc>::realloc"),
+            (5, "__rustc::__rust_realloc"),
+            (6, "alloc::raw_vec::finish_grow"),
+            (7, "alloc::vec::Vec<T,A>::push"),
+            (8, "app::fill"),
+            (9, "app::Counting::count"),
+        ]);
+        let f = stack_frames(&[1, 2, 3, 4, 5, 6, 7, 8], &mut s);
+        assert_eq!(names(&f), ["alloc::vec::Vec<T,A>::push", "app::fill"]);
+        // A function of the wrapper's own between its method and HeapSweep's stays.
+        let f = stack_frames(&[1, 9, 2, 5, 8], &mut s);
+        assert_eq!(
+            names(&f),
+            [
+                "app::Counting::count",
+                "<app::Counting as core::alloc::global::GlobalAlloc>::alloc",
+                "__rustc::__rust_realloc",
+                "app::fill"
+            ]
+        );
     }
 
     #[test]

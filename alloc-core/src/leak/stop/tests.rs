@@ -124,12 +124,12 @@ fn a_thread_blocking_the_signal_is_unstopped_then_released_when_it_unblocks() {
                 std::thread::sleep(Duration::from_micros(100));
             }
         };
-        platform::set_signal_blocked(STOP_SIGNAL, true);
+        platform::set_signal_blocked(stop_signal(), true);
         p.store(1, SeqCst);
         wait_go(1);
         p.store(2, SeqCst);
         // The pending stop signal is delivered here, inside the world stopped below.
-        platform::set_signal_blocked(STOP_SIGNAL, false);
+        platform::set_signal_blocked(stop_signal(), false);
         p.store(3, SeqCst);
         wait_go(2);
     });

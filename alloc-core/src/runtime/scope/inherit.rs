@@ -26,6 +26,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Signals used: `SIGRTMAX - SLOT_BITS ..= SIGRTMAX`.
 pub(crate) const SLOT_BITS: u32 = 12;
+// The stop signal may be none of them: `config` refuses the same highest signals.
+const _: () = assert!(SLOT_BITS as i32 + 1 == crate::config::SCOPE_SIGNALS);
 /// The marker: the highest of the signals.
 const MARKER: u32 = 1 << SLOT_BITS;
 /// All the bits of a pattern.
