@@ -154,6 +154,7 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
             LeakKind::Indirect => build::RawKind::Indirect,
         },
         cyclic: b.cyclic,
+        reported: b.desc.reported,
     }
 }
 

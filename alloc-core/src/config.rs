@@ -33,6 +33,7 @@
 //! park the thread, and this runs before the allocator can serve anyone).
 
 mod path;
+mod sweep;
 
 use crate::platform;
 use core::cell::UnsafeCell;
@@ -40,6 +41,7 @@ use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 pub use path::FixedPath;
 use path::Lossy;
+pub use sweep::{Thresholds, YoungSweep};
 
 /// What [`OPTIONS`] lists for each option.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +72,10 @@ pub enum Expected {
     Path,
     /// A signal: a name like `USR2` or `SIGUSR2`, or a number 1..=64.
     Signal,
+    /// Sweep thresholds: `0`, `1` or three integers `T0/T1/T2`.
+    Thresholds,
+    /// `auto` or `fallback`.
+    YoungSweep,
 }
 
 impl fmt::Display for Expected {
@@ -79,6 +85,8 @@ impl fmt::Display for Expected {
             Expected::Int { min, max } => write!(f, "expected an integer {min}..={max}"),
             Expected::Path => write!(f, "expected a path of at most {} bytes", FixedPath::CAPACITY),
             Expected::Signal => f.write_str("expected a signal name such as USR2 or SIGUSR2, or a number 1..=64"),
+            Expected::Thresholds => f.write_str("expected 0 (off), 1 (700/10/10) or three integers T0/T1/T2"),
+            Expected::YoungSweep => f.write_str("expected auto or fallback"),
         }
     }
 }
@@ -276,6 +284,22 @@ options! {
     /// A signal (e.g. `USR2`) that writes the heap profile, at the next allocation after
     /// it arrives, to the `profile` path with `.1`, `.2`, ... appended.
     profile_signal: Signal = Signal::NONE, "none";
+    /// Leak sweeps while the program runs: thresholds `T0/T1/T2` of generations 0, 1 and
+    /// 2, as Python's `gc.set_threshold` (`1` means 700/10/10, `0` off; a 0 threshold
+    /// disables that generation's trigger). A background thread sweeps; each new leak is
+    /// reported once (stderr through `tracing`, `sweep::on_leak`, and JSON lines appended
+    /// to `report` when set).
+    sweep: Thresholds = Thresholds::OFF, "0";
+    /// With sweeps, also a generation-0 sweep every N milliseconds if anything was
+    /// allocated meanwhile; 0 off.
+    sweep_interval_ms: u32 = 0, "0", range 0..=86400000;
+    /// A signal (e.g. `USR1`) that runs a full sweep and appends its new leaks to
+    /// `report`, on the sweeper thread.
+    sweep_signal: Signal = Signal::NONE, "none";
+    /// How young sweeps find old memory written since the last sweep: `auto` (the
+    /// kernel's record of written pages when it has one) or `fallback` (scan every old
+    /// block).
+    sweep_young: YoungSweep = YoungSweep::Auto, "auto";
 }
 
 impl Default for Options {

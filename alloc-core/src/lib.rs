@@ -41,7 +41,7 @@
 //! 6 report: report, profile/model — report and profile models, symbolization, text and JSON
 //! 5 heap: heap — per-thread heaps, locked heaps, the registry, allocate/free/realloc, the heap walk
 //! 4 hooks: track, misuse — the tracking hook, misuse reports
-//! 3 listeners: counters, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds
+//! 3 listeners: counters, sweep_count, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds
 //! 2 memory: segment, page, block, stack, leak — segments and pages, address to block, stack capture, the check's phases
 //! 1 primitives: fatal, sync, os, size_class, config, thread_state — messages, locks, mappings, options, per-thread state
 //! 0 platform: platform — system calls, /proc, signals, the dynamic loader, registers: the only user of libc and asm!
@@ -79,6 +79,7 @@ mod runtime;
 mod segment;
 mod size_class;
 mod stack;
+mod sweep_count;
 mod sync;
 mod thread_state;
 mod track;
@@ -98,6 +99,7 @@ pub use leak::regions::{register_root, unregister_root};
 pub use leak_check_attr::leak_check;
 pub use report::model::LeakReport;
 pub use runtime::scope::{assert_no_leaks, check_scope};
+pub use runtime::sweep;
 pub use stack::StackId;
 /// `#[derive(Trace)]`: traces every field (see the `trace-derive` crate).
 pub use trace_derive::Trace;

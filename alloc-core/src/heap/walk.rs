@@ -14,7 +14,7 @@
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
-use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, SCOPED};
+use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 
 /// The heap, numbered for one check.
@@ -140,6 +140,8 @@ fn describe(b: BlockRef) -> (u32, BlockDesc) {
         stack: b.stack(),
         ignored: b.flags() & IGNORED != 0,
         scoped: b.flags() & SCOPED != 0,
+        generation: (b.flags() & GEN_MASK) >> GEN_SHIFT,
+        reported: b.flags() & REPORTED != 0,
     };
     (id, desc)
 }
@@ -205,6 +207,21 @@ impl HeapView for HeapSnapshot<'_> {
             let flags = b.flags();
             let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
             b.set_flags((flags & !GEN_MASK) | (generation << GEN_SHIFT));
+        }
+    }
+
+    fn promote_to(&self, start: usize, generation: u8) {
+        debug_assert!(generation <= 2, "generations are 0, 1 and 2");
+        // `containing` and `set_flags`: the snapshot invariant, as in `survived`.
+        if let Some(b) = block::containing(start) {
+            b.set_flags((b.flags() & !GEN_MASK) | (generation.min(2) << GEN_SHIFT));
+        }
+    }
+
+    fn set_reported(&self, start: usize) {
+        // `containing` and `set_flags`: the snapshot invariant, as in `survived`.
+        if let Some(b) = block::containing(start) {
+            b.set_flags(b.flags() | REPORTED);
         }
     }
 

@@ -35,6 +35,8 @@ pub(crate) struct RawLeak {
     pub(crate) size: usize,
     pub(crate) kind: RawKind,
     pub(crate) cyclic: bool,
+    /// A leak sweep already reported the block.
+    pub(crate) reported: bool,
 }
 
 /// The check's raw output.
@@ -84,6 +86,8 @@ struct Acc {
     bytes: u64,
     /// A block of the group, to read `Rc` counts from.
     first_start: usize,
+    /// Blocks a sweep already reported.
+    reported: u64,
 }
 
 /// Groups the leaked blocks by (kind, cyclic, stack id).
@@ -96,6 +100,7 @@ fn group(leaked: &[RawLeak]) -> HashMap<(RawKind, bool, u32), Acc> {
         }
         a.blocks += 1;
         a.bytes += l.size as u64;
+        a.reported += u64::from(l.reported);
     }
     groups
 }
@@ -133,6 +138,7 @@ pub(crate) fn build_with(
             stack: frames.clone(),
             rc,
             stack_id,
+            reported_by_sweep: acc.reported,
         });
     }
     sort_groups(&mut leaks);
@@ -211,7 +217,7 @@ mod tests {
     }
 
     fn leak(stack: u32, size: usize, kind: RawKind, cyclic: bool) -> RawLeak {
-        RawLeak { stack, start: 0, size, kind, cyclic }
+        RawLeak { stack, start: 0, size, kind, cyclic, reported: false }
     }
 
     fn raw(leaked: Vec<RawLeak>) -> RawCheck {
@@ -330,7 +336,8 @@ mod tests {
             let name = if ip == 1 { "alloc::rc::Rc<T>::new" } else { "app::make" };
             vec![Frame { function: Some(name.into()), ..Frame::unresolved(ip) }]
         };
-        let raw = raw(vec![RawLeak { stack: 8, start, size: 32, kind: RawKind::Direct, cyclic: true }]);
+        let raw =
+            raw(vec![RawLeak { stack: 8, start, size: 32, kind: RawKind::Direct, cyclic: true, reported: false }]);
         let r = build_with(&raw, &|_| vec![1, 2], &mut sym, Vec::new());
         let rc = r.leaks[0].rc.expect("counts read");
         assert_eq!((rc.kind, rc.strong, rc.weak), (crate::report::model::RcKind::Rc, 1, 1));

@@ -134,6 +134,7 @@ mod tests {
             ],
             rc: Some(RcCounts { kind: RcKind::Arc, strong: 1, weak: 1 }),
             stack_id: Some(9),
+            reported_by_sweep: 1,
         });
         r.suppressions.push(SuppressionUse { pattern: "x*y".into(), matched_blocks: 1, matched_bytes: 8 });
         let text = to_json(&r);
@@ -145,6 +146,7 @@ mod tests {
         assert!(raw.get("module").is_none());
         assert_eq!(v["leaks"][0]["kind"], "indirect");
         assert_eq!(v["leaks"][0]["rc"]["kind"], "Arc");
+        assert_eq!(v["leaks"][0]["reported_by_sweep"], 1);
         assert_eq!(v["suppressions"][0]["matched_bytes"], 8);
         // Extras are left out when empty.
         let bare: serde_json::Value = serde_json::from_str(&to_json(&empty())).unwrap();

@@ -266,6 +266,14 @@ pub struct LeakGroup {
     /// [`stack_frames`](crate::stack_frames)); an addition to version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_id: Option<u32>,
+    /// How many of the blocks a leak sweep (`alloc_core::sweep`) already reported while
+    /// the program ran; written only when not 0 (an addition to version 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reported_by_sweep: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One stack frame. `function`, `file` and `line` are always written, `null` when

@@ -108,6 +108,9 @@ fn group(out: &mut String, g: &LeakGroup, p: Painter) {
     if let Some(rc) = g.rc {
         let _ = writeln!(out, "  note: {}", rc_note(g, rc));
     }
+    if g.reported_by_sweep > 0 {
+        let _ = writeln!(out, "  note: {} of these object(s) already reported by a leak sweep", g.reported_by_sweep);
+    }
     out.push('\n');
 }
 
@@ -201,6 +204,7 @@ mod tests {
             stack,
             rc,
             stack_id: None,
+            reported_by_sweep: 0,
         };
         let unknown = Frame { module: Some("/lib/libplugin.so".into()), ..Frame::unresolved(0x30) };
         LeakReport {
@@ -372,7 +376,7 @@ SUMMARY: HeapSweep: 112 byte(s) leaked in 4 allocation(s) (3 direct, 1 indirect,
 
     #[test]
     fn rendered_from_a_built_report() {
-        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic };
+        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic, reported: false };
         let raw = RawCheck {
             leaked: vec![
                 leak(1, 16, RawKind::Direct, false),

@@ -23,6 +23,8 @@ impl HeapView for Owns {
         (addr >= self.0 && addr < self.1).then(|| (addr / SEGMENT_SIZE + 1) * SEGMENT_SIZE)
     }
     fn survived(&self, _: usize) {}
+    fn promote_to(&self, _: usize, _: u8) {}
+    fn set_reported(&self, _: usize) {}
 }
 
 const NO_HEAP: Owns = Owns(0, 0);
