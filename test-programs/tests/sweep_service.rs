@@ -43,7 +43,7 @@ fn check(name: &str, options: &str) {
     let mut reported = 0;
     for line in &lines {
         assert_eq!(line["format"], "heapsweep-sweep");
-        assert_eq!(line.as_object().unwrap().contains_key("pause_us"), true);
+        assert!(line["pause_us"].is_u64() && line["generation"].is_u64(), "{line}");
         for g in line["leaks"].as_array().unwrap() {
             let (bytes, blocks) = (g["bytes"].as_u64().unwrap(), g["blocks"].as_u64().unwrap());
             assert_eq!(bytes, blocks * 3333, "only the leaks are reported, never a reachable block: {g}");

@@ -17,6 +17,8 @@ use test_programs as _;
 const LEAK_SIZE: u64 = 3333;
 
 static CALLBACK_LEAKS: AtomicU64 = AtomicU64::new(0);
+/// One heap block per entry, as a service's cache holds them.
+#[allow(clippy::vec_box)]
 static CACHE: Mutex<Vec<Box<[u8; 2222]>>> = Mutex::new(Vec::new());
 
 fn on_leak(g: &alloc_core::report::model::LeakGroup) {
