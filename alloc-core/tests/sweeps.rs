@@ -23,6 +23,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     common::serial()
 }
 
+/// Whether this process runs with `sweep_young=fallback` (the child of the last test).
+fn forced_fallback() -> bool {
+    std::env::var("HEAPSWEEP").is_ok_and(|v| v.contains("sweep_young=fallback"))
+}
+
 /// Blocks of `size` bytes among a sweep's new leaks.
 fn leaked_of(r: &sweep::SweepResult, size: u64) -> u64 {
     r.new_leaks.leaks.iter().filter(|g| g.bytes == g.blocks * size).map(|g| g.blocks).sum()
@@ -88,6 +93,10 @@ fn a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept(
     let old = old_block() as usize;
     sweep::collect(2);
     assert_eq!(generation_of(old as *const u8), 2);
+    // A thread like the one below, then a young sweep: the heap's segments are all known
+    // to the kernel's record before the write.
+    on_thread(|| std::hint::black_box(Box::new([0u8; 1117])).len());
+    sweep::collect(0);
     // Written after the sweep: the only pointer to a young block.
     on_thread(move || {
         let young = Box::into_raw(Box::new([4u8; 1117])) as usize;
@@ -96,6 +105,13 @@ fn a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept(
     });
     let r = sweep::collect(0);
     assert_eq!(leaked_of(&r, 1117), 0, "found through the old block: {:?}", r.new_leaks.leaks);
+    // The sweep of the written pages ran unless the kernel has no record (or it was
+    // switched off): then every old block was scanned.
+    let fallback = alloc_core::stats().sweep_young_fallback;
+    assert_eq!(r.written_pages.is_none(), fallback, "{:?}", r.written_pages);
+    if forced_fallback() {
+        assert!(fallback);
+    }
     // The old block forgets it: it survived into generation 1, where a sweep of
     // generation 1 finds the leak.
     // SAFETY: as above; the value is the only copy.

@@ -126,6 +126,10 @@ impl HeapView for FakeHeap {
             self.reported[id as usize].set(true);
         }
     }
+    /// None: the fake blocks live in the real heap, whose segments the tests do not
+    /// track.
+    fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
+    fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}
 }
 
 fn kinds(leaks: &[LeakedBlock]) -> Vec<(u32, LeakKind, bool)> {
@@ -229,6 +233,8 @@ impl HeapView for Slab {
     fn survived(&self, _: usize) {}
     fn promote_to(&self, _: usize, _: u8) {}
     fn set_reported(&self, _: usize) {}
+    fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
+    fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}
 }
 
 impl Slab {

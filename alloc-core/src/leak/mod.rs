@@ -25,6 +25,7 @@ pub(crate) mod roots;
 pub(crate) mod stop;
 pub(crate) mod sweep;
 pub(crate) mod view;
+pub(crate) mod written;
 
 pub(crate) use classify::{LeakKind, LeakedBlock};
 pub(crate) use failure::Failure;

@@ -27,19 +27,22 @@ use super::mark::Marker;
 use super::roots::{self, RootOptions, RootPlan, RootRange};
 use super::stop::StoppedWorld;
 use super::view::HeapView;
+use super::written::WrittenPages;
 use crate::os::MmapVec;
 
 /// The oldest generation.
 pub(crate) const OLDEST: u8 = 2;
 
 /// How a young sweep treats the contents of the blocks older than the ones it sweeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OldBlocks {
+pub(crate) enum OldBlocks<'a> {
     /// Scan every old block whole (no record of what was written).
     Scan,
-    /// Scan only the ranges the caller passes as written since the last sweep.
+    /// Scan only these ranges of them, written since the last sweep, as extra roots.
     #[cfg_attr(not(test), allow(dead_code))]
-    Written,
+    Written(&'a [RootRange]),
+    /// Ask the kernel what was written since the last young sweep (only for sweeps of
+    /// generation 0: see `leak::written`), in root mappings and old blocks alike.
+    Tracked(&'a mut WrittenPages),
 }
 
 /// What a sweep found.
@@ -59,15 +62,21 @@ pub(crate) struct SweepAnalysis {
     /// after a full sweep).
     pub(crate) oldest_blocks: u64,
     pub(crate) words_scanned: u64,
-    /// Bytes of root ranges scanned (not counting old blocks).
+    /// Bytes of root ranges scanned (not counting old blocks scanned whole).
     pub(crate) root_bytes: u64,
+    /// With [`OldBlocks::Tracked`]: the pages written since the last young sweep, and
+    /// the pages of old blocks in heap segments new to the record (scanned whole).
+    pub(crate) written_pages: u64,
+    pub(crate) new_pages: u64,
+    /// The kernel's record was read.
+    pub(crate) tracked: bool,
 }
 
 /// Roots → flood fill → classify for the blocks of generations `0..=g` (`g` at most
-/// [`OLDEST`]; `g == OLDEST` is a full sweep and `old` does not matter). `written` are
-/// extra root ranges: the parts of old blocks written since the last sweep (with
-/// [`OldBlocks::Written`]). The other arguments are `leak::analyze`'s. Allocates only
-/// `MmapVec`s.
+/// [`OLDEST`]; `g == OLDEST` is a full sweep and `old` does not matter). The other
+/// arguments are `leak::analyze`'s. Allocates only `MmapVec`s. With
+/// [`OldBlocks::Tracked`], a failure after the kernel's record was read invalidates it
+/// (nothing was promoted, so the next young sweep must not trust what it was told).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn analyze_generation<V: HeapView>(
     view: &V,
@@ -76,8 +85,7 @@ pub(crate) fn analyze_generation<V: HeapView>(
     opts: &RootOptions,
     sp: usize,
     g: u8,
-    old: OldBlocks,
-    written: &[RootRange],
+    old: OldBlocks<'_>,
 ) -> Result<SweepAnalysis, Failure> {
     debug_assert!(g <= OLDEST, "generations are 0, 1 and 2");
     let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
@@ -85,18 +93,54 @@ pub(crate) fn analyze_generation<V: HeapView>(
         return Err(Failure::OutOfMemory { what: "the mapping list" });
     }
     roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots)?;
-    let mut marker = Marker::new(view).ok_or(Failure::OutOfMemory { what: "the mark bits" })?;
-    // Old blocks first: marked as live, and scanned whole only on the fallback path. On
-    // the other, a root pointing to an old block does not scan it either: only its
-    // written parts (`written`) are roots.
-    let scan_old = old == OldBlocks::Scan;
-    marker.mark_roots(&|d| d.ignored || d.generation > g, &|d| d.generation <= g || scan_old);
-    if !scan_old {
-        marker.scan_up_to_generation = g;
+    let mut young_roots = MmapVec::new();
+    let mut a = SweepAnalysis::default();
+    let (scan_old, extra, tracked): (bool, &[RootRange], Option<&mut WrittenPages>) = match old {
+        OldBlocks::Written(w) => (false, w, None),
+        // The record is read only in a world wholly stopped: a sweep that is not will
+        // fail and promote nothing.
+        OldBlocks::Tracked(pages) if world.all_stopped() && g < OLDEST => {
+            let Ok(found) = pages.young_roots(view, &roots, g, &mut young_roots) else {
+                pages.invalidate();
+                return Err(Failure::OutOfMemory { what: "the root list" });
+            };
+            (a.written_pages, a.new_pages, a.tracked) = (found.written_pages, found.new_pages, true);
+            roots.clear();
+            (false, &young_roots[..], Some(pages))
+        }
+        _ => (true, &[], None),
+    };
+    let result = mark_and_classify(view, &roots, extra, g, scan_old, world.all_stopped(), &mut a);
+    if let (Err(_), Some(pages)) = (&result, tracked) {
+        pages.invalidate();
     }
-    let mut root_bytes = 0;
-    for r in roots.iter().chain(written) {
-        root_bytes += (r.end - r.start) as u64;
+    result.map(|()| a)
+}
+
+/// Marks from `roots` and `extra`, classifies the unreachable blocks of generations
+/// `0..=g`, records the new leaks and promotes the survivors (flags written when
+/// `write`) into `a`.
+fn mark_and_classify<V: HeapView>(
+    view: &V,
+    roots: &[RootRange],
+    extra: &[RootRange],
+    g: u8,
+    scan_old: bool,
+    write: bool,
+    a: &mut SweepAnalysis,
+) -> Result<(), Failure> {
+    let mut marker = Marker::new(view).ok_or(Failure::OutOfMemory { what: "the mark bits" })?;
+    // On the fallback path old blocks are marked as live and scanned whole first. On the
+    // other they are never queued, not even when a root points to one: only their written
+    // parts (in `extra`) are roots. Ignored blocks are roots either way.
+    if scan_old {
+        marker.mark_roots(&|d| d.ignored || d.generation > g, &|_| true);
+    } else {
+        marker.scan_up_to_generation = g;
+        marker.mark_roots(&|d| d.ignored, &|d| d.generation <= g);
+    }
+    for r in roots.iter().chain(extra) {
+        a.root_bytes += (r.end - r.start) as u64;
         marker.scan_range(r.start, r.end);
     }
     marker.flood_fill();
@@ -105,8 +149,7 @@ pub(crate) fn analyze_generation<V: HeapView>(
     }
     let marks = &marker.marks;
     let leaked = classify::classify(view, &|id, d| d.generation <= g && !d.ignored && !marks.get(id))?;
-    let mut a = SweepAnalysis { words_scanned: marker.stats.words_scanned, root_bytes, ..SweepAnalysis::default() };
-    let write = world.all_stopped();
+    a.words_scanned = marker.stats.words_scanned;
     for l in leaked.iter() {
         if l.desc.reported {
             a.old_leaks += 1;
@@ -119,8 +162,8 @@ pub(crate) fn analyze_generation<V: HeapView>(
             }
         }
     }
-    promote(view, marks, g, write, &mut a);
-    Ok(a)
+    promote(view, marks, g, write, a);
+    Ok(())
 }
 
 /// Moves the reachable blocks of generations `0..=g` to `g + 1` (when `write`); counts

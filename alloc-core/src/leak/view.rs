@@ -61,6 +61,13 @@ pub(crate) trait HeapView {
     /// end of that owned region, so that root scanning can skip it whole.
     fn owned_region_end(&self, addr: usize) -> Option<usize>;
 
+    /// Calls `f(start, end)` for every region of memory the heap owns (its segments).
+    fn for_each_owned_region(&self, f: &mut dyn FnMut(usize, usize));
+
+    /// Calls `f(id, block)` for every live block of the owned region starting at
+    /// `region_start` (as [`HeapView::for_each_owned_region`] gave it).
+    fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc));
+
     /// Records that the block starting at `start` survived a check (it was reachable):
     /// its generation rises by one, up to 2.
     fn survived(&self, start: usize);

@@ -807,5 +807,8 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+mod written;
+pub(crate) use written::{PageRegion, WriteTracker};
+
 #[cfg(test)]
 mod tests;

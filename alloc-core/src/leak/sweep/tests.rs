@@ -30,11 +30,11 @@ fn built_elsewhere(root: &'static AtomicUsize) -> FakeHeap {
 }
 
 #[inline(never)]
-fn sweep(h: &FakeHeap, g: u8, old: OldBlocks, written: &[RootRange], sp: usize) -> SweepAnalysis {
+fn sweep(h: &FakeHeap, g: u8, old: OldBlocks<'_>, sp: usize) -> SweepAnalysis {
     let _serial = test_serial();
     let plan = RootPlan::prepare();
     let mut world = stop_the_world(Duration::from_secs(10));
-    let a = analyze_generation(h, &world, &plan, &RootOptions::default(), sp, g, old, written);
+    let a = analyze_generation(h, &world, &plan, &RootOptions::default(), sp, g, old);
     world.resume();
     a.expect("the sweep ran to the end")
 }
@@ -49,14 +49,14 @@ fn a_young_sweep_reports_young_leaks_once_and_promotes_survivors() {
     let h = std::hint::black_box(built_elsewhere(&ROOT));
     let mut spill = [0usize; 6];
     let sp = spill_registers(&mut spill);
-    let a = sweep(&h, 0, OldBlocks::Scan, &[], sp);
+    let a = sweep(&h, 0, OldBlocks::Scan, sp);
     assert_eq!(new_ids(&a), [3, 4], "y1 and y2; the unreferenced old o2 is not swept");
     assert_eq!(a.new_leaks[1].kind, classify::LeakKind::Indirect);
     assert_eq!((a.swept_blocks, a.survivors, a.old_leaks), (3, 1, 0));
     let gens: Vec<u8> = h.generation.iter().map(|g| g.get()).collect();
     assert_eq!(gens, [1, 1, 2, 0, 0], "y0 survived into generation 1; leaks stay young");
     assert!(h.reported[3].get() && h.reported[4].get() && !h.reported[1].get());
-    let again = sweep(&h, 0, OldBlocks::Scan, &[], sp);
+    let again = sweep(&h, 0, OldBlocks::Scan, sp);
     assert_eq!(new_ids(&again), Vec::<u32>::new(), "reported once only");
     assert_eq!(again.old_leaks, 2);
     ROOT.store(0, SeqCst);
@@ -67,7 +67,7 @@ fn a_full_sweep_reports_old_leaks_and_promotes_to_the_oldest() {
     static ROOT: AtomicUsize = AtomicUsize::new(0);
     let h = std::hint::black_box(built_elsewhere(&ROOT));
     let mut spill = [0usize; 6];
-    let a = sweep(&h, OLDEST, OldBlocks::Scan, &[], spill_registers(&mut spill));
+    let a = sweep(&h, OLDEST, OldBlocks::Scan, spill_registers(&mut spill));
     assert_eq!(new_ids(&a), [2, 3, 4]);
     assert_eq!((a.swept_blocks, a.survivors, a.oldest_blocks), (5, 2, 2));
     assert_eq!(h.generation[0].get(), 2);
@@ -80,7 +80,7 @@ fn a_generation_one_sweep_leaves_the_oldest_alone() {
     static ROOT: AtomicUsize = AtomicUsize::new(0);
     let h = std::hint::black_box(built_elsewhere(&ROOT));
     let mut spill = [0usize; 6];
-    let a = sweep(&h, 1, OldBlocks::Scan, &[], spill_registers(&mut spill));
+    let a = sweep(&h, 1, OldBlocks::Scan, spill_registers(&mut spill));
     assert_eq!(new_ids(&a), [3, 4]);
     assert_eq!(a.swept_blocks, 4);
     assert_eq!(h.generation[0].get(), 2, "o survived generation 1: now the oldest");
@@ -97,11 +97,11 @@ fn with_written_ranges_only_those_parts_of_old_blocks_are_roots() {
     // o's word 4 holds the only pointer to y0: a written range over it keeps y0.
     let word = h.addr(0) + 4 * 8;
     let written = [RootRange { start: word, end: word + 8, kind: RootKind::OtherMapping }];
-    let a = sweep(&h, 0, OldBlocks::Written, &written, sp);
+    let a = sweep(&h, 0, OldBlocks::Written(&written), sp);
     assert_eq!(new_ids(&a), [3, 4]);
     // Without it, o's contents are not scanned: y0 looks unreachable.
     let h2 = std::hint::black_box(built_elsewhere(&ROOT));
-    let b = sweep(&h2, 0, OldBlocks::Written, &[], sp);
+    let b = sweep(&h2, 0, OldBlocks::Written(&[]), sp);
     assert_eq!(new_ids(&b), [1, 3, 4]);
     ROOT.store(0, SeqCst);
 }

@@ -34,17 +34,20 @@
 //! their outputs (`output`) go out after it is released.
 //!
 //! # Young sweeps
-//! A young sweep takes the blocks of older generations as live and scans their contents
-//! as roots: all of them (the fallback, said once in a warning and in `stats()`), so a
-//! young sweep is correct but costs a scan of the whole heap. Recording which pages were
-//! written since the last sweep (userfaultfd write protection with `PAGEMAP_SCAN`) would
-//! let it scan only those; it is not built yet.
+//! A sweep of generation 0 takes the blocks of older generations as live, and scans only
+//! the registers, the stacks and the memory written since the last young sweep, as the
+//! kernel recorded it (`leak::written`: userfaultfd write protection read back with
+//! `PAGEMAP_SCAN`), plus the young blocks it reaches: it does not cost the whole heap.
+//! Where the kernel keeps no such record (or with `sweep_young=fallback`) it scans every
+//! old block instead (said once in a warning, and in `stats()`): the same answers, at the
+//! cost of a full scan. Sweeps of generation 1 scan generation 2 whole.
 
 mod output;
 pub(crate) mod run;
 mod thread;
 
 use crate::leak::sweep::OldBlocks;
+use crate::leak::written::WrittenPages;
 use crate::report::model::LeakReport;
 use crate::sweep_count;
 use crate::sync::SpinLock;
@@ -83,6 +86,9 @@ pub struct SweepResult {
     pub pause: Duration,
     /// Why the sweep could not run to the end (it then reports and promotes nothing).
     pub failure: Option<String>,
+    /// For a sweep of generation 0 that used the kernel's record: the pages written since
+    /// the last such sweep (`None` when every old block was scanned instead).
+    pub written_pages: Option<u64>,
 }
 
 impl SweepResult {
@@ -197,9 +203,9 @@ fn due_generation() -> Option<u8> {
 /// Runs a sweep of `g` under [`SWEEP_LOCK`], updates the schedule, then sends the
 /// outputs. `from_signal`: write the JSON line even when nothing new was found.
 fn sweep_now(g: u8, sp: usize, from_signal: bool) -> SweepResult {
-    let old = young_mode();
     let (swept, sequence) = {
         let _lock = SWEEP_LOCK.lock();
+        let mut pages = WRITTEN.lock();
         if SHUTDOWN.load(Ordering::Relaxed) {
             return SweepResult {
                 generation: g as usize,
@@ -208,9 +214,10 @@ fn sweep_now(g: u8, sp: usize, from_signal: bool) -> SweepResult {
                 survivors: 0,
                 pause: Duration::ZERO,
                 failure: Some("the process is exiting: no more sweeps".to_string()),
+                written_pages: None,
             };
         }
-        let swept = run::run_sweep(g, old, sp);
+        let swept = run::run_sweep(g, young_mode(g, &mut pages), sp);
         if swept.failure.is_none() {
             account(g, &swept);
         }
@@ -226,6 +233,7 @@ fn sweep_now(g: u8, sp: usize, from_signal: bool) -> SweepResult {
         survivors: swept.survivors,
         pause: swept.pause,
         failure: swept.failure,
+        written_pages: swept.written_pages,
     };
     output::publish(&result, sequence, from_signal);
     result
@@ -254,16 +262,43 @@ fn account(g: u8, swept: &run::Swept) {
     sweep_count::record_sweep(g, swept.new_leaked_blocks);
 }
 
-/// How young sweeps treat old blocks: scanned whole (no record of written pages yet),
-/// said once.
-fn young_mode() -> OldBlocks {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    let forced = crate::config::current().sweep_young == crate::config::YoungSweep::Fallback;
-    if !forced && !SAID.swap(true, Ordering::Relaxed) {
-        warning!("leak sweeps: young sweeps scan every older block (no record of written pages is kept)");
+/// The kernel's record of written pages, opened at the first young sweep (`None` before,
+/// or where the kernel has none). Used under [`SWEEP_LOCK`].
+static WRITTEN: SpinLock<Option<WrittenPages>> = SpinLock::new(None);
+/// Set in a forked child: the record inherited is the parent's, never to be used.
+static WRITTEN_INHERITED: AtomicBool = AtomicBool::new(false);
+/// The record could not be opened: young sweeps scan every old block from now on.
+static WRITTEN_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// How a sweep of `g` treats old blocks: for generation 0, the kernel's record of
+/// written pages unless `sweep_young=fallback` or the kernel has none (said once, and
+/// in `stats()`); older generations scan them whole.
+fn young_mode<'a>(g: u8, pages: &'a mut Option<WrittenPages>) -> OldBlocks<'a> {
+    if g != 0 {
+        return OldBlocks::Scan;
     }
-    sweep_count::set_young_fallback(true);
-    OldBlocks::Scan
+    if WRITTEN_INHERITED.swap(false, Ordering::Relaxed) {
+        *pages = None;
+        WRITTEN_UNAVAILABLE.store(false, Ordering::Relaxed);
+    }
+    let forced = crate::config::current().sweep_young == crate::config::YoungSweep::Fallback;
+    if !forced && pages.is_none() && !WRITTEN_UNAVAILABLE.load(Ordering::Relaxed) {
+        match WrittenPages::open() {
+            Ok(p) => *pages = Some(p),
+            Err(e) => {
+                WRITTEN_UNAVAILABLE.store(true, Ordering::Relaxed);
+                warning!(
+                    "leak sweeps: the kernel keeps no record of written pages here ({}); young sweeps scan every older block",
+                    e
+                );
+            }
+        }
+    }
+    sweep_count::set_young_fallback(forced || pages.is_none());
+    match pages {
+        Some(p) if !forced => OldBlocks::Tracked(p),
+        _ => OldBlocks::Scan,
+    }
 }
 
 /// At exit, before the at-exit check: waits for a running sweep and stops the sweeps.
@@ -276,5 +311,6 @@ pub(crate) fn shutdown() {
 /// [`enable`] or [`set_threshold`] (which start a sweeper again); [`collect`] works.
 pub(crate) fn after_fork_in_child() {
     thread::forget();
+    WRITTEN_INHERITED.store(true, Ordering::Relaxed);
     sweep_count::set_trigger(0, false);
 }

@@ -37,11 +37,13 @@ pub(crate) struct Swept {
     pub(crate) failure: Option<String>,
     /// The world was stopped this long.
     pub(crate) pause: Duration,
+    /// Pages written since the last young sweep, when the kernel's record was used.
+    pub(crate) written_pages: Option<u64>,
 }
 
 /// Sweeps generations `0..=g` now, on this thread. `sp` is where this thread's stack is
 /// scanned from (the caller's spilled registers lie above it).
-pub(crate) fn run_sweep(g: u8, old: OldBlocks, sp: usize) -> Swept {
+pub(crate) fn run_sweep(g: u8, old: OldBlocks<'_>, sp: usize) -> Swept {
     let _guard = ReentrancyGuard::enter();
     let opts = leak::RootOptions::from_config(crate::config::current());
     let plan = leak::RootPlan::prepare();
@@ -53,7 +55,7 @@ pub(crate) fn run_sweep(g: u8, old: OldBlocks, sp: usize) -> Swept {
     // stopped or the stop failed, in which case the analysis writes no flag and its
     // result is dropped below.
     let view = unsafe { HeapSnapshot::take(&pool) };
-    let analysis = sweep::analyze_generation(&view, &world, &plan, &opts, sp, g, old, &[]);
+    let analysis = sweep::analyze_generation(&view, &world, &plan, &opts, sp, g, old);
     let stop_failure = world.failure();
     world.resume();
     let pause = stopped_at.elapsed();
@@ -67,6 +69,7 @@ pub(crate) fn run_sweep(g: u8, old: OldBlocks, sp: usize) -> Swept {
         new_leaked_blocks: 0,
         failure: None,
         pause,
+        written_pages: None,
     };
     match (failure, analysis) {
         (None, Ok(a)) => fill(&mut swept, &a),
@@ -82,6 +85,7 @@ fn fill(swept: &mut Swept, a: &SweepAnalysis) {
     swept.survivors = a.survivors;
     swept.oldest_blocks = a.oldest_blocks;
     swept.new_leaked_blocks = a.new_leaks.len() as u64;
+    swept.written_pages = a.tracked.then_some(a.written_pages);
     tracing::info!(
         target: "heapsweep::sweep",
         pause_us = swept.pause.as_micros() as u64,
@@ -91,6 +95,8 @@ fn fill(swept: &mut Swept, a: &SweepAnalysis) {
         old_leaked_blocks = a.old_leaks,
         words_scanned = a.words_scanned,
         root_bytes = a.root_bytes,
+        written_pages = a.written_pages,
+        new_pages = a.new_pages,
         "leak sweep"
     );
     let raw = RawCheck {
