@@ -4,7 +4,8 @@
 //! report marks what the sweeps already reported.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const EXE: &str = env!("CARGO_BIN_EXE_sweep_service");
 const REQUESTS: u64 = 10;
@@ -21,11 +22,17 @@ fn temp_dir(name: &str) -> PathBuf {
 fn run(name: &str, options: &str) -> (String, Vec<serde_json::Value>, serde_json::Value) {
     let dir = temp_dir(name);
     let report = dir.join("report.json");
-    let out = Command::new(EXE)
+    let child = Command::new(EXE)
         .arg(REQUESTS.to_string())
         .env("HEAPSWEEP", format!("{options}:report={}", report.display()))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    if options.contains("sweep_signal=USR1") {
+        signal_until_exit(&child);
+    }
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(23), "the at-exit check finds the leaks\n{stdout}\n{stderr}");
@@ -37,7 +44,24 @@ fn run(name: &str, options: &str) -> (String, Vec<serde_json::Value>, serde_json
     (stdout, lines, at_exit)
 }
 
-fn check(name: &str, options: &str) {
+/// Sends `SIGUSR1` to `child` every 100 ms until it exits (the allocator installs the
+/// handler at its first allocation, before `main`; the first signal waits 100 ms).
+fn signal_until_exit(child: &Child) {
+    let pid = child.id() as i32;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: kill has no memory preconditions. The child is ours and not reaped
+        // (only `wait_with_output` reaps it), so `pid` still names it, or its zombie.
+        let _ = unsafe { libc::kill(pid, libc::SIGUSR1) };
+        // Exited (a zombie): /proc/PID/stat says state Z.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
+            return;
+        }
+    }
+}
+
+fn check(name: &str, options: &str) -> Vec<serde_json::Value> {
     let (stdout, lines, at_exit) = run(name, options);
     assert!(stdout.contains(&format!("leaks reported by the callback: {REQUESTS}\n")), "{stdout}");
     let mut reported = 0;
@@ -57,6 +81,7 @@ fn check(name: &str, options: &str) {
     let marked: u64 = leaks.iter().map(|g| g["reported_by_sweep"].as_u64().unwrap_or(0)).sum();
     assert_eq!((blocks, marked), (REQUESTS, REQUESTS), "the at-exit report has them all, marked: {at_exit}");
     assert_eq!(groups.len(), leaks.len(), "nothing else leaked: {at_exit}");
+    lines
 }
 
 #[test]
@@ -72,4 +97,10 @@ fn thresholds_on_the_fallback_path_give_the_same_answers() {
 #[test]
 fn a_timed_sweep_alone_reports_each_leak_once() {
     check("interval", "sweep=0:sweep_interval_ms=30");
+}
+
+#[test]
+fn the_sweep_signal_alone_runs_full_sweeps_that_report_each_leak_once() {
+    let lines = check("signal", "sweep=0:sweep_signal=USR1");
+    assert!(lines.iter().all(|l| l["generation"] == 2), "signalled sweeps are full: {lines:?}");
 }
