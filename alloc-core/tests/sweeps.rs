@@ -148,6 +148,33 @@ fn thresholds_zero_disable_and_set_threshold_takes_effect() {
     drop(kept);
 }
 
+#[test]
+fn a_forked_child_sweeps_with_a_record_of_its_own() {
+    let _s = serial();
+    sweep::collect(0); // the parent's record of written pages is open
+                       // The child opens a record of its own: the inherited one belongs to the parent.
+                       // SAFETY: the child allocates only through this allocator (the fork handlers took its
+                       // locks), spawns a thread, sweeps and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        static KEPT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+        on_thread(|| KEPT.store(Box::into_raw(Box::new([6u8; 1119])).cast(), SeqCst));
+        let r = sweep::collect(0);
+        let young_path = r.written_pages.is_some() != alloc_core::stats().sweep_young_fallback;
+        let kept = r.failure.is_none() && leaked_of(&r, 1119) == 0 && generation_of(KEPT.load(SeqCst)) == 1;
+        let code = i32::from(!kept) | i32::from(!young_path) << 1;
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    assert!(pid > 0, "fork failed");
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a valid out pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's sweep: status {status:#x}");
+    // The parent's sweeps go on as before.
+    assert_eq!(sweep::collect(0).failure, None);
+}
+
 /// What the callback saw during the race below.
 static RACE_LEAKED: AtomicU64 = AtomicU64::new(0);
 static RACE_WRONG: AtomicU64 = AtomicU64::new(0);
@@ -209,6 +236,7 @@ fn the_fallback_path_gives_the_same_answers() {
         "an_old_leak_is_found_only_by_a_sweep_of_its_generation",
         "a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept",
         "sweeps_during_heavy_allocation_lose_no_block_and_report_none_twice",
+        "a_forked_child_sweeps_with_a_record_of_its_own",
     ] {
         let out = common::run_child(entry, &[("HEAPSWEEP", "sweep_young=fallback")]);
         let stdout = String::from_utf8_lossy(&out.stdout);
