@@ -14,7 +14,8 @@
 //! - **heap**: a thread's set of pages, with lock-free fast paths; the **internal heap**
 //!   serves the allocator's own allocations and is never tracked.
 //! - **stack id**: a 32-bit handle on an interned allocation backtrace.
-//! - **generation**: 0 for new blocks, raised when a block survives a leak check.
+//! - **generation**: 0 for new blocks, raised when a block survives a leak check or a
+//!   leak sweep (`sweep`: a check of the younger generations while the program runs).
 //! - **root**: memory the leak check scans without knowing it is reachable: stacks,
 //!   registers, globals, TLS, registered regions.
 //!
