@@ -159,6 +159,7 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
             next_offset: b.next_offset,
             component_blocks: b.component_blocks,
         },
+        reported: b.desc.reported,
     }
 }
 

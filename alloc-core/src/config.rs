@@ -34,6 +34,7 @@
 
 mod path;
 mod stop_signal;
+mod sweep;
 
 use crate::platform;
 use core::cell::UnsafeCell;
@@ -43,6 +44,7 @@ pub use path::FixedPath;
 use path::Lossy;
 pub use stop_signal::StopSignal;
 pub(crate) use stop_signal::SCOPE_SIGNALS;
+pub use sweep::{Thresholds, YoungSweep};
 
 /// What [`OPTIONS`] lists for each option.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +81,10 @@ pub enum Expected {
         /// Why the signal cannot serve ("a signal that cannot be caught"), or empty.
         why: &'static str,
     },
+    /// Sweep thresholds: `0`, `1` or three integers `T0/T1/T2`.
+    Thresholds,
+    /// `auto` or `fallback`.
+    YoungSweep,
 }
 
 impl fmt::Display for Expected {
@@ -96,6 +102,8 @@ impl fmt::Display for Expected {
                     "expected a catchable signal such as PWR, XCPU, SYS or USR2 (SIG optional), a number, or RTMIN+n",
                 )
             }
+            Expected::Thresholds => f.write_str("expected 0 (off), 1 (700/10/10) or three integers T0/T1/T2"),
+            Expected::YoungSweep => f.write_str("expected auto or fallback"),
         }
     }
 }
@@ -296,6 +304,22 @@ options! {
     /// A signal (e.g. `USR2`) that writes the heap profile, at the next allocation after
     /// it arrives, to the `profile` path with `.1`, `.2`, ... appended.
     profile_signal: Signal = Signal::NONE, "none";
+    /// Leak sweeps while the program runs: thresholds `T0/T1/T2` of generations 0, 1 and
+    /// 2, as Python's `gc.set_threshold` (`1` means 700/10/10, `0` off; a 0 threshold
+    /// disables that generation's trigger). A background thread sweeps; each new leak is
+    /// reported once (stderr through `tracing`, `sweep::on_leak`, and JSON lines appended
+    /// to `report` when set).
+    sweep: Thresholds = Thresholds::OFF, "0";
+    /// With sweeps, also a generation-0 sweep every N milliseconds if anything was
+    /// allocated meanwhile; 0 off.
+    sweep_interval_ms: u32 = 0, "0", range 0..=86400000;
+    /// A signal (e.g. `USR1`) that runs a full sweep and appends its new leaks to
+    /// `report`, on the sweeper thread.
+    sweep_signal: Signal = Signal::NONE, "none";
+    /// How young sweeps find old memory written since the last sweep: `auto` (the
+    /// kernel's record of written pages when it has one) or `fallback` (scan every old
+    /// block).
+    sweep_young: YoungSweep = YoungSweep::Auto, "auto";
 }
 
 impl Default for Options {

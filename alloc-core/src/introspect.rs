@@ -45,6 +45,13 @@ pub struct Stats {
     pub stacks_dropped: u64,
     /// Per size class usage, for classes with at least one page.
     pub classes: Vec<ClassStats>,
+    /// Leak sweeps run (`alloc_core::sweep`), per generation swept.
+    pub sweeps: [u64; 3],
+    /// Leaked blocks the sweeps reported (each once).
+    pub sweep_reported_blocks: u64,
+    /// Young sweeps scan every block of the older generations (no record of the pages
+    /// written since the last sweep); set at the first young sweep.
+    pub sweep_young_fallback: bool,
 }
 
 /// One size class's usage, in [`Stats::classes`].
@@ -99,6 +106,7 @@ pub fn stats() -> Stats {
     (s.stacks, s.stack_bytes, s.stacks_dropped) = (depot.stacks, depot.frame_bytes, depot.dropped);
     let per_class = class_usage(&mut s);
     s.classes = per_class.into_iter().filter(|c| c.pages > 0).collect();
+    (s.sweeps, s.sweep_reported_blocks, s.sweep_young_fallback) = crate::sweep_count::sweep_stats();
     s
 }
 

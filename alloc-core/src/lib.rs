@@ -14,7 +14,8 @@
 //! - **heap**: a thread's set of pages, with lock-free fast paths; the **internal heap**
 //!   serves the allocator's own allocations and is never tracked.
 //! - **stack id**: a 32-bit handle on an interned allocation backtrace.
-//! - **generation**: 0 for new blocks, raised when a block survives a leak check.
+//! - **generation**: 0 for new blocks, raised when a block survives a leak check or a
+//!   leak sweep (`sweep`: a check of the younger generations while the program runs).
 //! - **root**: memory the leak check scans without knowing it is reachable: stacks,
 //!   registers, globals, TLS, registered regions.
 //!
@@ -41,7 +42,7 @@
 //! 6 report: report — building reports, symbolization, suppressions, writing JSON (the models, their JSON and the text report are the `heapsweep-format` crate's)
 //! 5 heap: heap — per-thread heaps, locked heaps, the registry, allocate/free/realloc, the heap walk
 //! 4 hooks: track, misuse — the tracking hook, misuse reports
-//! 3 listeners: counters, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds
+//! 3 listeners: counters, sweep_count, profile/recorder, profile/events, profile/timeline, profile/signal — what the hook feeds
 //! 2 memory: segment, page, block, stack, leak — segments and pages, address to block, stack capture, the check's phases
 //! 1 primitives: fatal, sync, os, size_class, config, thread_state — messages, locks, mappings, options, per-thread state
 //! 0 platform: platform — system calls, /proc, signals, the dynamic loader, registers: the only user of libc and asm!
@@ -84,6 +85,7 @@ mod runtime;
 mod segment;
 mod size_class;
 mod stack;
+mod sweep_count;
 mod sync;
 mod thread_state;
 mod track;
@@ -104,6 +106,7 @@ pub use leak_check_attr::leak_check;
 pub use report::model::LeakReport;
 pub use retain::retained_by;
 pub use runtime::scope::{assert_no_leaks, check_scope};
+pub use runtime::sweep;
 pub use stack::StackId;
 /// `#[derive(Trace)]`: traces every field (see the `trace-derive` crate).
 pub use trace_derive::Trace;

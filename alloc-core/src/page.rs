@@ -9,7 +9,7 @@
 //! ```text
 //!   63            32 31             8 7       0
 //!  +----------------+----------------+---------+
-//!  | stack id (u32) | requested size | flags   |   flags: LIVE | IGNORED | generation (2) | SCOPED
+//!  | stack id (u32) | requested size | flags   |   flags: LIVE | IGNORED | generation (2) | SCOPED | REPORTED
 //!  +----------------+----------------+---------+
 //! ```
 //!
@@ -59,6 +59,9 @@ pub(crate) const GEN_MASK: u8 = 0b1100;
 /// Block flag: allocated inside a leak-check scope (`check_scope`); the runtime's scope
 /// map says which scope.
 pub(crate) const SCOPED: u8 = 16;
+/// Block flag: a leak sweep (`alloc_core::sweep`) already reported the block as leaked;
+/// later sweeps do not report it again. Cleared with the rest when the block is freed.
+pub(crate) const REPORTED: u8 = 32;
 /// Block flag (large blocks): allocated by the internal heap; never tracked.
 pub(crate) const INTERNAL: u8 = 128;
 

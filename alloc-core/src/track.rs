@@ -9,7 +9,8 @@
 //! - `counters`: per-heap totals and the global peak, always;
 //! - the heap profile's recorder (`profile::recorder`), while `profile=PATH` is on: one
 //!   relaxed load and a branch when it is off;
-//! - a new listener (sweep schedules, say) is one more line in each function here.
+//! - the leak sweeps' schedule (`sweep_count`): a tick and a compare, always;
+//! - a new listener is one more line in each function here.
 //!
 //! The allocator's own blocks (the internal heap) never reach the hook.
 //!
@@ -20,12 +21,14 @@
 
 use crate::counters::{self, Counters};
 use crate::profile::recorder;
+use crate::sweep_count;
 
 /// A tracked block of `size` bytes was allocated from `stack`, by the heap that owns
 /// `counters`.
 #[inline(always)]
 pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
     counters.on_alloc(size);
+    sweep_count::on_alloc(&mut counters.sweep_tick);
     if recorder::active() {
         recorder::record_alloc(stack, size);
     }
@@ -39,6 +42,7 @@ pub(crate) fn on_free(counters: &mut Counters, size: usize, stack: impl FnOnce()
         recorder::record_free(stack(), size);
     }
     counters.on_free(size);
+    sweep_count::on_free(&mut counters.sweep_tick);
 }
 
 /// A tracked block of `size` bytes is being freed by a thread whose heap does not own
@@ -53,7 +57,10 @@ pub(crate) fn on_remote_free(counters: Option<&mut Counters>, size: usize, stack
         }
     }
     match counters {
-        Some(c) => c.on_free(size),
+        Some(c) => {
+            c.on_free(size);
+            sweep_count::on_free(&mut c.sweep_tick);
+        }
         None => counters::on_orphan_free(size),
     }
 }

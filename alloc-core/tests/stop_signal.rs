@@ -170,7 +170,11 @@ fn print_report(r: &LeakReport) {
 }
 
 fn reports(stdout: &str) -> Vec<LeakReport> {
-    stdout.lines().filter_map(|l| l.strip_prefix("REPORT ")).map(|j| serde_json::from_str::<LeakReport>(j).unwrap()).collect()
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("REPORT "))
+        .map(|j| serde_json::from_str::<LeakReport>(j).unwrap())
+        .collect()
 }
 
 /// The children: which one runs is chosen by `STOP_SIGNAL_CASE`.

@@ -41,7 +41,16 @@ pub fn leak_report(groups: usize, seed: u64) -> LeakReport {
             let cyclic = next(10) == 0;
             let rc = cyclic.then_some(RcCounts { kind: RcKind::Rc, strong: 1, weak: 1 });
             let blocks = 1 + next(20);
-            LeakGroup { kind, cyclic, blocks, bytes: blocks * (8 + next(4096)), stack, rc, stack_id: None }
+            LeakGroup {
+                kind,
+                cyclic,
+                blocks,
+                bytes: blocks * (8 + next(4096)),
+                stack,
+                rc,
+                stack_id: None,
+                reported_by_sweep: 0,
+            }
         })
         .collect();
     leaks.sort_by_key(|g| std::cmp::Reverse(g.bytes));

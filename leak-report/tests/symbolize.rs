@@ -53,8 +53,16 @@ fn raw_report(module: Module) -> LeakReport {
     let ip = marker_function_for_symbolize as *const () as usize + 1;
     let frame = |ip: usize, module: Option<String>| Frame { module, ..Frame::unresolved(ip) };
     let stack = vec![frame(ip, Some(module.path.clone())), frame(0x10, None)];
-    let group =
-        LeakGroup { kind: LeakKind::Direct, cyclic: false, blocks: 1, bytes: 32, stack, rc: None, stack_id: None };
+    let group = LeakGroup {
+        kind: LeakKind::Direct,
+        cyclic: false,
+        blocks: 1,
+        bytes: 32,
+        stack,
+        rc: None,
+        stack_id: None,
+        reported_by_sweep: 0,
+    };
     let summary = Summary { leaked_blocks: 1, leaked_bytes: 32, direct_blocks: 1, ..Summary::default() };
     LeakReport {
         format: LeakReport::FORMAT.into(),

@@ -28,4 +28,5 @@ mod de;
 pub(crate) mod pretty_json;
 pub mod profile;
 pub mod report;
+pub mod sweep;
 pub mod text;

@@ -95,10 +95,6 @@ impl LeakCycle {
     }
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
 /// The allocation site of a stack: the innermost frame outside the standard library (the
 /// code that called `Box::new`, `Rc::new`, `Vec::push`...), else the innermost frame.
 pub fn allocation_site(stack: &[Frame]) -> Option<&Frame> {
@@ -344,6 +340,14 @@ pub struct LeakGroup {
     /// `alloc_core::stack_frames`); an addition to version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_id: Option<u32>,
+    /// How many of the blocks a leak sweep (`alloc_core::sweep`) already reported while
+    /// the program ran; written only when not 0 (an addition to version 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reported_by_sweep: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One stack frame. `function`, `file` and `line` are always written, `null` when

@@ -107,6 +107,9 @@ fn group(out: &mut String, g: &LeakGroup, on_listed_cycle: bool, p: Painter) {
     if let Some(rc) = g.rc {
         let _ = writeln!(out, "  note: {}", rc_note(g, rc, on_listed_cycle));
     }
+    if g.reported_by_sweep > 0 {
+        let _ = writeln!(out, "  note: {} of these object(s) already reported by a leak sweep", g.reported_by_sweep);
+    }
     out.push('\n');
 }
 
@@ -238,6 +241,7 @@ mod tests {
             stack,
             rc,
             stack_id: None,
+            reported_by_sweep: 0,
         };
         let unknown = Frame { module: Some("/lib/libplugin.so".into()), ..Frame::unresolved(0x30) };
         LeakReport {

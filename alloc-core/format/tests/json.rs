@@ -112,6 +112,7 @@ fn a_full_report_round_trips_and_keeps_contract_nulls() {
         ],
         rc: Some(RcCounts { kind: RcKind::Arc, strong: 1, weak: 1 }),
         stack_id: Some(9),
+        reported_by_sweep: 1,
     });
     r.suppressions.push(SuppressionUse { pattern: "x*y".into(), matched_blocks: 1, matched_bytes: 8 });
     r.summary = Summary {
@@ -203,7 +204,16 @@ fn an_unknown_state_or_kind_is_refused() {
 }
 
 fn group(kind: LeakKind, cyclic: bool, blocks: u64, bytes: u64) -> LeakGroup {
-    LeakGroup { kind, cyclic, blocks, bytes, stack: vec![Frame::unresolved(0x10)], rc: None, stack_id: None }
+    LeakGroup {
+        kind,
+        cyclic,
+        blocks,
+        bytes,
+        stack: vec![Frame::unresolved(0x10)],
+        rc: None,
+        stack_id: None,
+        reported_by_sweep: 0,
+    }
 }
 
 /// A report whose summary agrees with its groups.

@@ -68,6 +68,14 @@ fn every_key_takes_a_good_value() {
         ("stop_signal=RTMIN", |o| o.stop_signal.number() == platform::rt_signal_min()),
         ("stop_signal=SIGRTMIN+3", |o| o.stop_signal.number() == platform::rt_signal_min() + 3),
         ("stop_signal=rtmax-13", |o| o.stop_signal.number() == platform::rt_signal_max() - 13),
+        ("sweep=1", |o| o.sweep == Thresholds([700, 10, 10])),
+        ("sweep=0", |o| o.sweep == Thresholds::OFF && !o.sweep.enabled()),
+        ("sweep=100/0/5", |o| o.sweep == Thresholds([100, 0, 5]) && o.sweep.enabled()),
+        ("sweep=0/10/10", |o| !o.sweep.enabled()),
+        ("sweep_interval_ms=100", |o| o.sweep_interval_ms == 100),
+        ("sweep_signal=USR1", |o| o.sweep_signal == Signal(crate::platform::SIGUSR1)),
+        ("sweep_young=fallback", |o| o.sweep_young == YoungSweep::Fallback),
+        ("sweep_young=auto", |o| o.sweep_young == YoungSweep::Auto),
     ];
     for (input, check) in cases {
         assert!(check(&parse_clean(input)), "{input}");
@@ -130,6 +138,21 @@ fn every_key_warns_once_on_a_bad_value_and_keeps_its_default() {
         ("stop_signal=RTMIN+99".into(), "for stop_signal: expected a catchable signal"),
         ("stop_signal=RTMIN+".into(), "for stop_signal: expected a catchable signal"),
         ("stop_signal=1234".into(), "for stop_signal: expected a catchable signal"),
+        (
+            "sweep=2".into(),
+            "bad value '2' for sweep: expected 0 (off), 1 (700/10/10) or three integers T0/T1/T2; using 0",
+        ),
+        ("sweep=1/2".into(), "for sweep: expected 0 (off)"),
+        ("sweep=1/2/3/4".into(), "for sweep: expected 0 (off)"),
+        ("sweep=1/x/3".into(), "for sweep"),
+        ("sweep=1//3".into(), "for sweep"),
+        ("sweep=1/2/99999999999".into(), "for sweep"),
+        (
+            "sweep_interval_ms=x".into(),
+            "bad value 'x' for sweep_interval_ms: expected an integer 0..=86400000; using 0",
+        ),
+        ("sweep_signal=USR9".into(), "for sweep_signal: expected a signal name"),
+        ("sweep_young=never".into(), "bad value 'never' for sweep_young: expected auto or fallback; using auto"),
     ];
     for (input, expected) in &cases {
         let (o, w) = parse_collect(input);

@@ -14,7 +14,7 @@
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
-use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, SCOPED};
+use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 
 /// The heap, numbered for one check.
@@ -110,6 +110,42 @@ impl<'a> HeapSnapshot<'a> {
         });
     }
 
+    /// Calls `f(id, block)` for every live block of `seg`, a live segment (on the pool's
+    /// list, or named by the segment map), in increasing id order.
+    fn blocks_of(&self, seg: *mut Segment, f: &mut dyn FnMut(u32, BlockDesc)) {
+        // SAFETY:
+        // - `seg` is a live segment whose header is mapped (caller).
+        // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
+        //   lock is held (snapshot invariant); each `p` it gives is in use.
+        // - `flags_of(i)`: `p` is in use and `i < capacity`; nobody writes the metadata
+        //   meanwhile (snapshot invariant: the world is stopped).
+        // - `BlockRef::Small(p, i)` and `BlockRef::Large(seg)` meet the type's
+        //   invariants (an in-use page and `i < capacity`; a live large segment) and
+        //   stay good while the world is stopped.
+        unsafe {
+            match (*seg).kind {
+                KIND_PAGES => segment::for_each_page(seg, |p| {
+                    if (*p).is_internal() {
+                        return;
+                    }
+                    for i in 0..(*p).capacity as usize {
+                        if (*p).flags_of(i) & LIVE != 0 {
+                            let (id, d) = describe(BlockRef::Small(p, i));
+                            if !self.is_freed(id) {
+                                f(id, d);
+                            }
+                        }
+                    }
+                }),
+                KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
+                    let (id, d) = describe(BlockRef::Large(seg));
+                    f(id, d);
+                }
+                _ => {}
+            }
+        }
+    }
+
     #[inline]
     fn is_freed(&self, id: u32) -> bool {
         self.freed.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
@@ -140,6 +176,8 @@ fn describe(b: BlockRef) -> (u32, BlockDesc) {
         stack: b.stack(),
         ignored: b.flags() & IGNORED != 0,
         scoped: b.flags() & SCOPED != 0,
+        generation: (b.flags() & GEN_MASK) >> GEN_SHIFT,
+        reported: b.flags() & REPORTED != 0,
     };
     (id, desc)
 }
@@ -162,40 +200,16 @@ impl HeapView for HeapSnapshot<'_> {
     }
 
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
-        self.pool.for_each_segment(|seg| {
-            // SAFETY:
-            // - `seg` is on `all`, so a live segment whose header is mapped (pool
-            //   invariant).
-            // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
-            //   lock is held (snapshot invariant); each `p` it gives is in use.
-            // - `flags_of(i)`: `p` is in use and `i < capacity`; nobody writes the metadata
-            //   meanwhile (snapshot invariant: the world is stopped).
-            // - `BlockRef::Small(p, i)` and `BlockRef::Large(seg)` meet the type's
-            //   invariants (an in-use page and `i < capacity`; a live large segment) and
-            //   stay good while the world is stopped.
-            unsafe {
-                match (*seg).kind {
-                    KIND_PAGES => segment::for_each_page(seg, |p| {
-                        if (*p).is_internal() {
-                            return;
-                        }
-                        for i in 0..(*p).capacity as usize {
-                            if (*p).flags_of(i) & LIVE != 0 {
-                                let (id, d) = describe(BlockRef::Small(p, i));
-                                if !self.is_freed(id) {
-                                    f(id, d);
-                                }
-                            }
-                        }
-                    }),
-                    KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
-                        let (id, d) = describe(BlockRef::Large(seg));
-                        f(id, d);
-                    }
-                    _ => {}
-                }
-            }
-        });
+        // The segments on the pool's list are live: `blocks_of`'s condition.
+        self.pool.for_each_segment(|seg| self.blocks_of(seg, f));
+    }
+
+    fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc)) {
+        // A region start the view gave is a live segment's (`blocks_of`'s condition);
+        // the map confirms it is one.
+        if segment::map::segment_start(region_start) == Some(region_start) {
+            self.blocks_of(region_start as *mut Segment, f);
+        }
     }
 
     fn survived(&self, start: usize) {
@@ -206,6 +220,29 @@ impl HeapView for HeapSnapshot<'_> {
             let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
             b.set_flags((flags & !GEN_MASK) | (generation << GEN_SHIFT));
         }
+    }
+
+    fn promote_to(&self, start: usize, generation: u8) {
+        debug_assert!(generation <= 2, "generations are 0, 1 and 2");
+        // `containing` and `set_flags`: the snapshot invariant, as in `survived`.
+        if let Some(b) = block::containing(start) {
+            b.set_flags((b.flags() & !GEN_MASK) | (generation.min(2) << GEN_SHIFT));
+        }
+    }
+
+    fn set_reported(&self, start: usize) {
+        // `containing` and `set_flags`: the snapshot invariant, as in `survived`.
+        if let Some(b) = block::containing(start) {
+            b.set_flags(b.flags() | REPORTED);
+        }
+    }
+
+    fn for_each_owned_region(&self, f: &mut dyn FnMut(usize, usize)) {
+        self.pool.for_each_segment(|seg| {
+            // SAFETY: `seg` is on `all`, so a live segment whose header is mapped (pool
+            // invariant); its `len` does not change while the pool lock is held.
+            f(seg as usize, seg as usize + unsafe { (*seg).len });
+        });
     }
 
     fn owned_region_end(&self, addr: usize) -> Option<usize> {

@@ -15,6 +15,10 @@ use std::cell::Cell;
 pub(crate) struct FakeHeap {
     blocks: Vec<Box<[usize]>>,
     ignored: Vec<bool>,
+    /// Each block's generation and reported flag, written by `promote_to` and
+    /// `set_reported` (and by tests).
+    pub(crate) generation: Vec<Cell<u8>>,
+    pub(crate) reported: Vec<Cell<bool>>,
     by_start: Vec<(usize, u32)>,
     /// How many times `survived` was called.
     pub(crate) survivors: Cell<usize>,
@@ -22,7 +26,14 @@ pub(crate) struct FakeHeap {
 
 impl FakeHeap {
     pub(crate) fn new() -> Self {
-        FakeHeap { blocks: Vec::new(), ignored: Vec::new(), by_start: Vec::new(), survivors: Cell::new(0) }
+        FakeHeap {
+            blocks: Vec::new(),
+            ignored: Vec::new(),
+            generation: Vec::new(),
+            reported: Vec::new(),
+            by_start: Vec::new(),
+            survivors: Cell::new(0),
+        }
     }
 
     /// Adds a block of `words` words; returns its id.
@@ -30,6 +41,8 @@ impl FakeHeap {
         let id = self.blocks.len() as u32;
         self.blocks.push(vec![0usize; words].into_boxed_slice());
         self.ignored.push(false);
+        self.generation.push(Cell::new(0));
+        self.reported.push(Cell::new(false));
         let start = self.addr(id);
         let at = self.by_start.partition_point(|&(s, _)| s < start);
         self.by_start.insert(at, (start, id));
@@ -59,6 +72,8 @@ impl FakeHeap {
             stack: id as u32,
             ignored: self.ignored[id],
             scoped: false,
+            generation: self.generation[id].get(),
+            reported: self.reported[id].get(),
         }
     }
 
@@ -101,6 +116,20 @@ impl HeapView for FakeHeap {
     fn survived(&self, _: usize) {
         self.survivors.set(self.survivors.get() + 1);
     }
+    fn promote_to(&self, start: usize, generation: u8) {
+        if let Some((id, _)) = self.block_containing(start) {
+            self.generation[id as usize].set(generation);
+        }
+    }
+    fn set_reported(&self, start: usize) {
+        if let Some((id, _)) = self.block_containing(start) {
+            self.reported[id as usize].set(true);
+        }
+    }
+    /// None: the fake blocks live in the real heap, whose segments the tests do not
+    /// track.
+    fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
+    fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}
 }
 
 fn kinds(leaks: &[LeakedBlock]) -> Vec<(u32, LeakKind, bool)> {
@@ -202,12 +231,25 @@ impl HeapView for Slab {
         None
     }
     fn survived(&self, _: usize) {}
+    fn promote_to(&self, _: usize, _: u8) {}
+    fn set_reported(&self, _: usize) {}
+    fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
+    fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}
 }
 
 impl Slab {
     fn desc(&self, id: usize) -> BlockDesc {
         let start = self.words.as_ptr() as usize + id * self.per * 8;
-        BlockDesc { start, size: self.per * 8, usable: self.per * 8, stack: 0, ignored: false, scoped: false }
+        BlockDesc {
+            start,
+            size: self.per * 8,
+            usable: self.per * 8,
+            stack: 0,
+            ignored: false,
+            scoped: false,
+            generation: 0,
+            reported: false,
+        }
     }
 }
 

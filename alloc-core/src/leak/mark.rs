@@ -17,7 +17,7 @@
 //! If the frontier cannot grow (out of memory), `lost` is set: a reachable block would go
 //! unscanned and its children look leaked, so the caller then reports nothing.
 
-use super::view::HeapView;
+use super::view::{BlockDesc, HeapView};
 use crate::os::MmapVec;
 
 /// A bitmap over block ids.
@@ -65,6 +65,9 @@ pub(crate) struct Marker<'v, V: HeapView> {
     pub(crate) stats: MarkStats,
     /// A reachable block could not be queued (out of memory): the marks are incomplete.
     pub(crate) lost: bool,
+    /// Blocks of a higher generation are marked when found but their contents are not
+    /// scanned (a young sweep's old blocks, whose written parts are roots of their own).
+    pub(crate) scan_up_to_generation: u8,
 }
 
 impl<'v, V: HeapView> Marker<'v, V> {
@@ -75,6 +78,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
             frontier: MmapVec::new(),
             stats: MarkStats::default(),
             lost: false,
+            scan_up_to_generation: u8::MAX,
         })
     }
 
@@ -90,7 +94,9 @@ impl<'v, V: HeapView> Marker<'v, V> {
                 if self.marks.set(id) {
                     self.stats.reachable_blocks += 1;
                     self.stats.reachable_bytes += desc.size as u64;
-                    self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
+                    if desc.generation <= self.scan_up_to_generation {
+                        self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
+                    }
                     if desc.size as u64 >= self.stats.largest_hit.2 {
                         self.stats.largest_hit = (p, word, desc.size as u64);
                     }
@@ -103,9 +109,17 @@ impl<'v, V: HeapView> Marker<'v, V> {
 
     /// Marks the ignored blocks: they are roots.
     pub(crate) fn mark_ignored(&mut self) {
+        self.mark_roots(&|d| d.ignored, &|_| true);
+    }
+
+    /// Marks every block `is_root` chooses, as live without proof; queues those of them
+    /// `scan` chooses, whose contents are then roots. (A young sweep takes the older
+    /// generations as live; on its fallback path it also scans them all.) Not counted in
+    /// the reachable totals.
+    pub(crate) fn mark_roots(&mut self, is_root: &dyn Fn(&BlockDesc) -> bool, scan: &dyn Fn(&BlockDesc) -> bool) {
         let view = self.view;
         view.for_each_block(&mut |id, desc| {
-            if desc.ignored && self.marks.set(id) {
+            if is_root(&desc) && self.marks.set(id) && scan(&desc) {
                 self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
             }
         });

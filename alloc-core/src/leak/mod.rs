@@ -9,6 +9,8 @@
 //! 4. [`classify`]: the live, unmarked, not ignored blocks are leaked; strongly connected
 //!    components split them into direct and indirect, cyclic or not.
 //!
+//! [`sweep`] runs the same phases for a sweep of the young generations.
+//!
 //! [`analyze`] runs phases 2 to 4 and reads like LSan's `ClassifyAllChunks`; the caller
 //! (`check`) stops and resumes the world around it, holding the allocator's lock.
 
@@ -23,7 +25,9 @@ pub(crate) mod path;
 pub(crate) mod regions;
 pub(crate) mod roots;
 pub(crate) mod stop;
+pub(crate) mod sweep;
 pub(crate) mod view;
+pub(crate) mod written;
 
 pub(crate) use classify::{LeakKind, LeakedBlock};
 pub(crate) use failure::Failure;

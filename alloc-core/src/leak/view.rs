@@ -25,6 +25,11 @@ pub(crate) struct BlockDesc {
     pub(crate) ignored: bool,
     /// The block was allocated inside a leak-check scope (which one, the scope map says).
     pub(crate) scoped: bool,
+    /// The block's generation: 0 when allocated, raised by each check or sweep it
+    /// survives, at most 2.
+    pub(crate) generation: u8,
+    /// A sweep already reported the block as leaked (the `REPORTED` flag).
+    pub(crate) reported: bool,
 }
 
 impl BlockDesc {
@@ -56,7 +61,23 @@ pub(crate) trait HeapView {
     /// end of that owned region, so that root scanning can skip it whole.
     fn owned_region_end(&self, addr: usize) -> Option<usize>;
 
+    /// Calls `f(start, end)` for every region of memory the heap owns (its segments).
+    fn for_each_owned_region(&self, f: &mut dyn FnMut(usize, usize));
+
+    /// Calls `f(id, block)` for every live block of the owned region starting at
+    /// `region_start` (as [`HeapView::for_each_owned_region`] gave it).
+    fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc));
+
     /// Records that the block starting at `start` survived a check (it was reachable):
     /// its generation rises by one, up to 2.
     fn survived(&self, start: usize);
+
+    /// Sets the generation of the block starting at `start` to `generation` (at most 2):
+    /// a sweep's survivor moves to the generation above the ones swept. Only with every
+    /// other thread stopped, as [`HeapView::survived`].
+    fn promote_to(&self, start: usize, generation: u8);
+
+    /// Records that a sweep reported the block starting at `start` as leaked, so that
+    /// later sweeps do not report it again. Only with every other thread stopped.
+    fn set_reported(&self, start: usize);
 }

@@ -386,7 +386,7 @@ mod signal;
 pub(crate) use libc::siginfo_t as SigInfo;
 pub(crate) use libc::SIGPWR;
 #[cfg(test)]
-pub(crate) use libc::{SIGPROF, SIGUSR2};
+pub(crate) use libc::{SIGPROF, SIGUSR1, SIGUSR2};
 pub(crate) use signal::*;
 
 /// Signals a user may name in an option (`profile_signal`): the name without `SIG`, and
@@ -769,6 +769,11 @@ pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions; nothing runs after it.
     unsafe { libc::_exit(code) }
 }
+
+mod spawn;
+mod written;
+pub(crate) use spawn::spawn_detached;
+pub(crate) use written::{PageRegion, WriteTracker};
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,8 @@ pub(crate) struct RawLeak {
     pub(crate) size: usize,
     pub(crate) kind: RawKind,
     pub(crate) cyclic: bool,
+    /// A leak sweep already reported the block.
+    pub(crate) reported: bool,
     /// The block's place on its component's shown cycle.
     pub(crate) cycle: CycleLink,
 }
@@ -110,6 +112,8 @@ struct Acc {
     bytes: u64,
     /// A block of the group, to read `Rc` counts from.
     first_start: usize,
+    /// Blocks a sweep already reported.
+    reported: u64,
 }
 
 /// Groups the leaked blocks by (kind, cyclic, stack id).
@@ -122,6 +126,7 @@ fn group(leaked: &[RawLeak]) -> HashMap<(RawKind, bool, u32), Acc> {
         }
         a.blocks += 1;
         a.bytes += l.size as u64;
+        a.reported += u64::from(l.reported);
     }
     groups
 }
@@ -162,6 +167,7 @@ pub(crate) fn build_with(
             stack: frames.clone(),
             rc,
             stack_id,
+            reported_by_sweep: acc.reported,
         });
     }
     sort_groups(&mut leaks);
@@ -262,7 +268,7 @@ mod tests {
     }
 
     fn leak(stack: u32, size: usize, kind: RawKind, cyclic: bool) -> RawLeak {
-        RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE }
+        RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE, reported: false }
     }
 
     #[test]
@@ -404,6 +410,7 @@ mod tests {
             kind: RawKind::Direct,
             cyclic: true,
             cycle: CycleLink::NONE,
+            reported: false,
         }]);
         let r = build_with(&raw, &|_| vec![1, 2], &mut sym, Vec::new());
         let rc = r.leaks[0].rc.expect("counts read");
@@ -420,7 +427,15 @@ mod tests {
             line: Some(line),
             module: None,
         };
-        let leak = |stack, size, kind, cyclic| RawLeak { stack, start: 0, size, kind, cyclic, cycle: CycleLink::NONE };
+        let leak = |stack, size, kind, cyclic| RawLeak {
+            stack,
+            start: 0,
+            size,
+            kind,
+            cyclic,
+            cycle: CycleLink::NONE,
+            reported: false,
+        };
         let raw = RawCheck {
             leaked: vec![
                 leak(1, 16, RawKind::Direct, false),

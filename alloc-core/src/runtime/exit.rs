@@ -18,6 +18,8 @@ pub(crate) fn register() {
 
 extern "C" fn at_exit() {
     // A panic must not unwind into libc.
+    // No leak sweep runs from here on (one running now ends first).
+    super::sweep::shutdown();
     // The profile first: it shows the program's heap, before the check's own work.
     let _ = std::panic::catch_unwind(crate::profile::run_at_exit);
     let _ = std::panic::catch_unwind(leak_check_at_exit);

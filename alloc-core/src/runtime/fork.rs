@@ -4,6 +4,7 @@
 //! Every lock the allocator's code may hold while taking another is taken here, before
 //! `fork`, in one order, so that no thread holds any of them at the moment of the fork:
 //!
+//! 0. the leak sweeps' lock (a sweep takes the pool and the internal heap under it);
 //! 1. the heap registry;
 //! 2. the internal heap, 3. the shared heap (a locked heap's slow path may take the pool);
 //! 4. the segment pool;
@@ -31,6 +32,7 @@ pub(crate) fn install() {
 }
 
 extern "C" fn prepare() {
+    super::sweep::SWEEP_LOCK.lock_raw();
     registry::REGISTRY.lock_raw();
     locked::INTERNAL_HEAP.lock_raw();
     locked::SHARED_HEAP.lock_raw();
@@ -53,6 +55,7 @@ extern "C" fn parent() {
         locked::SHARED_HEAP.force_unlock();
         locked::INTERNAL_HEAP.force_unlock();
         registry::REGISTRY.force_unlock();
+        super::sweep::SWEEP_LOCK.force_unlock();
     }
 }
 
@@ -64,4 +67,6 @@ extern "C" fn child() {
         // SAFETY: its thread does not exist in this process: nobody uses that heap.
         unsafe { registry::retire(other) };
     }
+    // No sweeper thread here: automatic sweeps stop until enabled again.
+    super::sweep::after_fork_in_child();
 }

@@ -7,6 +7,7 @@
 //! 3. The allocator's own statics registered as its own memory, never roots.
 //! 4. The listeners: the heap profile (`profile=PATH`), the describer misuse reports use.
 //! 5. The thread-exit key, the `fork` handlers, the at-exit hook.
+//! 6. Leak sweeps (`sweep=`, `sweep_signal=`): their thresholds, signal and thread.
 //!
 //! A thread that allocates while another runs initialization spins until it is done.
 //! The initializing thread itself may allocate too, once the segment map exists: steps
@@ -59,6 +60,7 @@ fn init_slow() -> bool {
         super::thread::create_exit_key();
         super::fork::install();
         super::exit::register();
+        super::sweep::init(opts);
     }
     INIT.store(if ok { INIT_DONE } else { INIT_FAILED }, Ordering::Release);
     ok

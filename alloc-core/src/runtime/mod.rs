@@ -14,6 +14,8 @@
 //!   its report and the exit status.
 //! - [`scope`]: leak checks scoped to one piece of work (`check_scope`), and the threads
 //!   that belong to a scope.
+//! - [`sweep`]: generational leak sweeps while the program runs (`alloc_core::sweep`),
+//!   and the sweeper thread.
 //!
 //! # Why on top
 //! Lower layers (the heap, the tracking hook, the leak check's phases) never call up into
@@ -26,4 +28,5 @@ pub(crate) mod exit;
 pub(crate) mod fork;
 pub(crate) mod init;
 pub(crate) mod scope;
+pub mod sweep;
 pub(crate) mod thread;

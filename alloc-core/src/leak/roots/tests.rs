@@ -23,6 +23,10 @@ impl HeapView for Owns {
         (addr >= self.0 && addr < self.1).then(|| (addr / SEGMENT_SIZE + 1) * SEGMENT_SIZE)
     }
     fn survived(&self, _: usize) {}
+    fn promote_to(&self, _: usize, _: u8) {}
+    fn set_reported(&self, _: usize) {}
+    fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
+    fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}
 }
 
 const NO_HEAP: Owns = Owns(0, 0);

@@ -1,0 +1,194 @@
+//! A sweep of generation `g`: the leak check restricted to the blocks of generations
+//! `0..=g`, as CPython's `gc.collect(g)` restricts a collection.
+//!
+//! # What it owns
+//! [`analyze_generation`], the phases of one sweep on any [`HeapView`], and its result
+//! [`SweepAnalysis`]. The runtime's sweeper (`runtime::sweep`) stops the world and calls
+//! it, as the check calls `leak::analyze`.
+//!
+//! # How a sweep differs from the check
+//! - Blocks of generations above `g` are taken as live without proof: they are marked
+//!   before the flood fill and never reported. Their contents are roots: every old block
+//!   is scanned (the fallback path, [`OldBlocks::Scan`]), or only the parts written since
+//!   the last sweep, which the caller passes as extra root ranges ([`OldBlocks::Written`]):
+//!   a block allocated after the last sweep can only be referenced from memory written
+//!   after it.
+//! - Survivors of generations `0..=g` move to generation `g + 1` (at most 2).
+//! - Only blocks not reported before are new leaks; they get the `REPORTED` flag. All the
+//!   unreachable blocks of the swept generations are classified together, so a new block
+//!   hanging off an old leak is indirect, as in the check.
+//!
+//! Promotion and the `REPORTED` flag are written only when every other thread stopped
+//! (the caller treats a sweep of a world not stopped as failed and reports nothing).
+
+use super::classify::{self, LeakedBlock};
+use super::failure::Failure;
+use super::mark::Marker;
+use super::roots::{self, RootOptions, RootPlan, RootRange};
+use super::stop::StoppedWorld;
+use super::view::HeapView;
+use super::written::WrittenPages;
+use crate::os::MmapVec;
+
+/// The oldest generation.
+pub(crate) const OLDEST: u8 = 2;
+
+/// How a young sweep treats the contents of the blocks older than the ones it sweeps.
+pub(crate) enum OldBlocks<'a> {
+    /// Scan every old block whole (no record of what was written).
+    Scan,
+    /// Scan only these ranges of them, written since the last sweep, as extra roots.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Written(&'a [RootRange]),
+    /// Ask the kernel what was written since the last young sweep (only for sweeps of
+    /// generation 0: see `leak::written`), in root mappings and old blocks alike.
+    Tracked(&'a mut WrittenPages),
+}
+
+/// What a sweep found.
+#[derive(Default)]
+pub(crate) struct SweepAnalysis {
+    /// The unreachable blocks of the swept generations not reported before, in id order.
+    pub(crate) new_leaks: MmapVec<LeakedBlock>,
+    /// Unreachable blocks a sweep had already reported.
+    pub(crate) old_leaks: u64,
+    /// Live blocks of the swept generations.
+    pub(crate) swept_blocks: u64,
+    /// Reachable blocks of the swept generations: they moved up a generation.
+    pub(crate) survivors: u64,
+    /// Reachable bytes of the swept generations.
+    pub(crate) survivor_bytes: u64,
+    /// Blocks in the oldest generation after the sweep (CPython's `long_lived_total`
+    /// after a full sweep).
+    pub(crate) oldest_blocks: u64,
+    pub(crate) words_scanned: u64,
+    /// Bytes of root ranges scanned (not counting old blocks scanned whole).
+    pub(crate) root_bytes: u64,
+    /// With [`OldBlocks::Tracked`]: the pages written since the last young sweep, and
+    /// the pages of old blocks in heap segments new to the record (scanned whole).
+    pub(crate) written_pages: u64,
+    pub(crate) new_pages: u64,
+    /// The kernel's record was read.
+    pub(crate) tracked: bool,
+}
+
+/// Roots → flood fill → classify for the blocks of generations `0..=g` (`g` at most
+/// [`OLDEST`]; `g == OLDEST` is a full sweep and `old` does not matter). The other
+/// arguments are `leak::analyze`'s. Allocates only `MmapVec`s. With
+/// [`OldBlocks::Tracked`], a failure after the kernel's record was read invalidates it
+/// (nothing was promoted, so the next young sweep must not trust what it was told).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn analyze_generation<V: HeapView>(
+    view: &V,
+    world: &StoppedWorld,
+    plan: &RootPlan,
+    opts: &RootOptions,
+    sp: usize,
+    g: u8,
+    old: OldBlocks<'_>,
+) -> Result<SweepAnalysis, Failure> {
+    debug_assert!(g <= OLDEST, "generations are 0, 1 and 2");
+    let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
+    if !maps.reserve(1 << 16) {
+        return Err(Failure::OutOfMemory { what: "the mapping list" });
+    }
+    roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots)?;
+    let mut young_roots = MmapVec::new();
+    let mut a = SweepAnalysis::default();
+    let (scan_old, extra, tracked): (bool, &[RootRange], Option<&mut WrittenPages>) = match old {
+        OldBlocks::Written(w) => (false, w, None),
+        // The record is read only in a world wholly stopped: a sweep that is not will
+        // fail and promote nothing.
+        OldBlocks::Tracked(pages) if world.all_stopped() && g < OLDEST => {
+            let Ok(found) = pages.young_roots(view, &roots, g, &mut young_roots) else {
+                pages.invalidate();
+                return Err(Failure::OutOfMemory { what: "the root list" });
+            };
+            (a.written_pages, a.new_pages, a.tracked) = (found.written_pages, found.new_pages, true);
+            roots.clear();
+            (false, &young_roots[..], Some(pages))
+        }
+        _ => (true, &[], None),
+    };
+    let result = mark_and_classify(view, &roots, extra, g, scan_old, world.all_stopped(), &mut a);
+    if let (Err(_), Some(pages)) = (&result, tracked) {
+        pages.invalidate();
+    }
+    result.map(|()| a)
+}
+
+/// Marks from `roots` and `extra`, classifies the unreachable blocks of generations
+/// `0..=g`, records the new leaks and promotes the survivors (flags written when
+/// `write`) into `a`.
+fn mark_and_classify<V: HeapView>(
+    view: &V,
+    roots: &[RootRange],
+    extra: &[RootRange],
+    g: u8,
+    scan_old: bool,
+    write: bool,
+    a: &mut SweepAnalysis,
+) -> Result<(), Failure> {
+    let mut marker = Marker::new(view).ok_or(Failure::OutOfMemory { what: "the mark bits" })?;
+    // On the fallback path old blocks are marked as live and scanned whole first. On the
+    // other they are never queued, not even when a root points to one: only their written
+    // parts (in `extra`) are roots. Ignored blocks are roots either way.
+    if scan_old {
+        marker.mark_roots(&|d| d.ignored || d.generation > g, &|_| true);
+    } else {
+        marker.scan_up_to_generation = g;
+        marker.mark_roots(&|d| d.ignored, &|d| d.generation <= g);
+    }
+    for r in roots.iter().chain(extra) {
+        a.root_bytes += (r.end - r.start) as u64;
+        marker.scan_range(r.start, r.end);
+    }
+    marker.flood_fill();
+    if marker.lost {
+        return Err(Failure::OutOfMemory { what: "the mark stack" });
+    }
+    let marks = &marker.marks;
+    let leaked = classify::classify(view, &|id, d| d.generation <= g && !d.ignored && !marks.get(id))?;
+    a.words_scanned = marker.stats.words_scanned;
+    for l in leaked.iter() {
+        if l.desc.reported {
+            a.old_leaks += 1;
+        } else {
+            if write {
+                view.set_reported(l.desc.start);
+            }
+            if !a.new_leaks.push(*l) {
+                return Err(Failure::OutOfMemory { what: "the list of leaked blocks" });
+            }
+        }
+    }
+    promote(view, marks, g, write, a);
+    Ok(())
+}
+
+/// Moves the reachable blocks of generations `0..=g` to `g + 1` (when `write`); counts
+/// the swept blocks, the survivors and the oldest generation.
+fn promote(view: &impl HeapView, marks: &super::mark::Marks, g: u8, write: bool, a: &mut SweepAnalysis) {
+    let next = (g + 1).min(OLDEST);
+    view.for_each_block(&mut |id, d| {
+        if d.generation > g {
+            a.oldest_blocks += u64::from(d.generation == OLDEST);
+            return;
+        }
+        a.swept_blocks += 1;
+        if !marks.get(id) {
+            return;
+        }
+        if write && d.generation != next {
+            view.promote_to(d.start, next);
+        }
+        a.oldest_blocks += u64::from(next == OLDEST);
+        if !d.ignored {
+            a.survivors += 1;
+            a.survivor_bytes += d.size as u64;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

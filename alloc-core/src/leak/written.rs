@@ -1,0 +1,188 @@
+//! The memory written since the last young sweep: a young sweep's roots.
+//!
+//! # Why it suffices
+//! A block of generation 0 was allocated after the last sweep (every sweep and check
+//! moves the reachable ones up), so a pointer to it can only sit in memory written since
+//! then, or in a register. A young sweep therefore scans the registers, the stacks, the
+//! other registered roots, and of the remaining root mappings and of the heap only the
+//! pages written since the last young sweep: in the heap, only the parts of those pages
+//! inside older live blocks (the heap's metadata and free blocks are never roots; young
+//! blocks are scanned when marked). The kernel keeps the record (`platform::WriteTracker`,
+//! a remembered set kept by the MMU instead of a write barrier).
+//!
+//! # What counts as written
+//! - A range seen for the first time (a new mapping, a new heap segment), or one the
+//!   kernel no longer tracks (unmapped and mapped again): wholly written (in a heap
+//!   segment: every old block in it). It is then registered and protected, so only later
+//!   writes count.
+//! - Reading the record protects the pages again: the next young sweep sees the writes
+//!   made after this one. Only sweeps of generation 0 read it: a sweep of generation 1
+//!   must see pointers from generation 2 written before the last young sweep, so it scans
+//!   generation 2 whole.
+//! - A sweep that read the record and then failed (nothing promoted) [`invalidate`]s it:
+//!   the next young sweep treats everything as new.
+//!
+//! [`invalidate`]: WrittenPages::invalidate
+
+use super::roots::{RootKind, RootRange};
+use super::view::HeapView;
+use crate::os::{MmapVec, OS_PAGE};
+use crate::platform::{Errno, PageRegion, WriteTracker};
+
+/// Most ranges kept registered; past it, new ranges are scanned whole every time.
+const MAX_RANGES: usize = 1 << 14;
+
+/// The kernel's record of written pages, and the ranges registered with it.
+pub(crate) struct WrittenPages {
+    tracker: WriteTracker,
+    /// Page-aligned ranges registered and protected, sorted by start, disjoint or equal.
+    registered: MmapVec<(usize, usize)>,
+    /// Scratch for the runs of written pages of one range.
+    runs: MmapVec<PageRegion>,
+}
+
+/// What [`WrittenPages::young_roots`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct YoungRoots {
+    /// Written pages found (root mappings and heap).
+    pub(crate) written_pages: u64,
+    /// Pages of old blocks in heap segments new to the record, scanned whole.
+    pub(crate) new_pages: u64,
+}
+
+impl WrittenPages {
+    /// Opens the kernel's record; fails where it has none.
+    pub(crate) fn open() -> Result<WrittenPages, Errno> {
+        let mut runs = MmapVec::new();
+        if !runs.resize(1024, PageRegion::default()) {
+            return Err(Errno(12)); // ENOMEM
+        }
+        Ok(WrittenPages { tracker: WriteTracker::open()?, registered: MmapVec::new(), runs })
+    }
+
+    /// Forgets every registration: the next young sweep treats all memory as new.
+    pub(crate) fn invalidate(&mut self) {
+        self.registered.clear();
+    }
+
+    /// Whether `[start, end)` lies inside one registered range.
+    fn is_registered(&self, start: usize, end: usize) -> bool {
+        let at = self.registered.partition_point(|&(s, _)| s <= start);
+        at > 0 && self.registered[at - 1].1 >= end
+    }
+
+    /// Registers and protects `[start, end)` (page-aligned); false when the kernel refused.
+    fn track(&mut self, start: usize, end: usize) -> bool {
+        if self.registered.len() >= MAX_RANGES {
+            return false;
+        }
+        let ok = self.tracker.register(start, end - start).is_ok() && self.tracker.protect(start, end - start).is_ok();
+        if ok && !self.registered.contains(&(start, end)) && self.registered.push((start, end)) {
+            self.registered.as_mut_slice().sort_unstable();
+        }
+        ok
+    }
+
+    /// Calls `f` for each run of pages of `[start, end)` (page-aligned, registered)
+    /// written since the last call, protecting them again. False when the kernel says the
+    /// range is not (wholly) registered any more, or fails.
+    fn for_each_written(&mut self, start: usize, end: usize, f: &mut dyn FnMut(usize, usize)) -> bool {
+        let (tracker, runs) = (&self.tracker, self.runs.as_mut_slice());
+        let mut from = start;
+        while from < end {
+            let Ok((n, walk_end)) = tracker.take_written(from, end, runs) else { return false };
+            for r in &runs[..n] {
+                f(r.start as usize, r.end as usize);
+            }
+            if walk_end <= from {
+                return false;
+            }
+            from = walk_end;
+        }
+        true
+    }
+
+    /// The young sweep's roots, from the full root list `roots` and the heap `view`, into
+    /// `out`: registers, stacks, TLS and registered regions whole; other root mappings
+    /// as their written pages (whole when new); in the heap, the parts of written pages
+    /// inside blocks of generations above `g`. With every other thread stopped. Returns
+    /// false in `Err` when out of memory for `out`.
+    pub(crate) fn young_roots(
+        &mut self,
+        view: &dyn HeapView,
+        roots: &[RootRange],
+        g: u8,
+        out: &mut MmapVec<RootRange>,
+    ) -> Result<YoungRoots, ()> {
+        let mut found = YoungRoots::default();
+        let mut ok = true;
+        for r in roots {
+            let whole = matches!(r.kind, RootKind::Stack | RootKind::Registers | RootKind::Tls | RootKind::Registered);
+            let (s, e) = (r.start & !(OS_PAGE - 1), (r.end + OS_PAGE - 1) & !(OS_PAGE - 1));
+            if whole || s >= e {
+                ok &= out.push(*r);
+                continue;
+            }
+            let registered = self.is_registered(s, e);
+            let read = registered
+                && self.for_each_written(s, e, &mut |a, b| {
+                    found.written_pages += ((b - a) / OS_PAGE) as u64;
+                    let (a, b) = (a.max(r.start), b.min(r.end));
+                    if a < b {
+                        ok &= out.push(RootRange { start: a, end: b, kind: r.kind });
+                    }
+                });
+            if !read {
+                ok &= out.push(*r);
+                self.track(s, e);
+            }
+        }
+        let mut segments = MmapVec::new();
+        view.for_each_owned_region(&mut |s, e| ok &= segments.push((s, e)));
+        for &(s, e) in segments.iter() {
+            let read = self.is_registered(s, e)
+                && self.for_each_written(s, e, &mut |a, b| {
+                    found.written_pages += ((b - a) / OS_PAGE) as u64;
+                    ok &= old_parts(view, a, b, g, out);
+                });
+            if !read {
+                // New (or mapped again): its old blocks are wholly written.
+                view.for_each_block_in_region(s, &mut |_, d| {
+                    if d.generation > g && d.scan_end() > d.start {
+                        found.new_pages += ((d.scan_end() - d.start).div_ceil(OS_PAGE)) as u64;
+                        ok &= out.push(RootRange { start: d.start, end: d.scan_end(), kind: RootKind::OtherMapping });
+                    }
+                });
+                self.track(s, e);
+            }
+        }
+        if ok {
+            Ok(found)
+        } else {
+            Err(())
+        }
+    }
+}
+
+/// Pushes the parts of `[a, b)` inside live blocks of generations above `g` (their
+/// scanned bytes only). False when out of memory.
+fn old_parts(view: &dyn HeapView, a: usize, b: usize, g: u8, out: &mut MmapVec<RootRange>) -> bool {
+    let mut ok = true;
+    let mut p = a;
+    while p < b {
+        match view.block_containing(p) {
+            Some((_, d)) => {
+                let (s, e) = (p.max(d.start), b.min(d.scan_end()));
+                if d.generation > g && s < e {
+                    ok &= out.push(RootRange { start: s, end: e, kind: RootKind::OtherMapping });
+                }
+                p = (d.start + d.usable).max(p + 8);
+            }
+            None => p += 8,
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests;

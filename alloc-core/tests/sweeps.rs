@@ -1,0 +1,246 @@
+//! Generational leak sweeps (`alloc_core::sweep`) in a running program: the schedule's
+//! API, promotion, report-once, young sweeps, and sweeps racing with allocation. Leaks
+//! are made on threads that then end, so no stale copy of their pointers survives in a
+//! live frame (the scan is conservative). Every test runs again in a child process with
+//! `HEAPSWEEP=sweep_young=fallback` (the last test).
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use alloc_core::report::model::LeakGroup;
+use alloc_core::sweep;
+
+#[global_allocator]
+static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+
+mod common;
+use common::on_thread;
+
+/// Sweeps see the whole process: one test at a time. They leak on purpose: no at-exit
+/// report for this binary.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    alloc_core::config::set_check_at_exit(false);
+    common::serial()
+}
+
+/// Whether this process runs with `sweep_young=fallback` (the child of the last test).
+fn forced_fallback() -> bool {
+    std::env::var("HEAPSWEEP").is_ok_and(|v| v.contains("sweep_young=fallback"))
+}
+
+/// Blocks of `size` bytes among a sweep's new leaks.
+fn leaked_of(r: &sweep::SweepResult, size: u64) -> u64 {
+    r.new_leaks.leaks.iter().filter(|g| g.bytes == g.blocks * size).map(|g| g.blocks).sum()
+}
+
+fn generation_of(p: *const u8) -> u8 {
+    alloc_core::block_info(p).expect("a live block").generation
+}
+
+#[test]
+fn collect_reports_a_leak_once_and_promotes_the_survivors() {
+    let _s = serial();
+    static KEPT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+    KEPT.store(Box::into_raw(Box::new([1u8; 1111])).cast(), SeqCst);
+    let kept = KEPT.load(SeqCst);
+    assert_eq!(generation_of(kept), 0);
+    on_thread(|| std::mem::forget(std::hint::black_box(Box::new([2u8; 1113]))));
+    let first = sweep::collect(0);
+    assert_eq!(first.failure, None);
+    assert_eq!(leaked_of(&first, 1113), 1, "{:?}", first.new_leaks.leaks);
+    assert_eq!(leaked_of(&first, 1111), 0, "reachable");
+    assert_eq!(generation_of(kept), 1, "a generation-0 survivor moves to 1");
+    let again = sweep::collect(0);
+    assert_eq!(leaked_of(&again, 1113), 0, "reported once");
+    assert_eq!(generation_of(kept), 1, "a generation-0 sweep leaves generation 1 alone");
+    sweep::collect(1);
+    assert_eq!(generation_of(kept), 2);
+    let full = sweep::collect(2);
+    assert_eq!((leaked_of(&full, 1113), leaked_of(&full, 1111)), (0, 0));
+    assert_eq!(generation_of(kept), 2, "the oldest generation stays");
+    assert!(alloc_core::stats().sweeps.iter().sum::<u64>() >= 4);
+    let (_, count1, count2) = sweep::get_count();
+    assert_eq!((count1, count2), (0, 0), "a full sweep resets the counts");
+}
+
+#[test]
+fn an_old_leak_is_found_only_by_a_sweep_of_its_generation() {
+    let _s = serial();
+    static HOLDER: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+    on_thread(|| HOLDER.store(Box::into_raw(Box::new([3u8; 1115])).cast(), SeqCst));
+    sweep::collect(0);
+    assert_eq!(generation_of(HOLDER.load(SeqCst)), 1);
+    // Dropped by its last holder: now a leak in generation 1.
+    HOLDER.store(std::ptr::null_mut(), SeqCst);
+    assert_eq!(leaked_of(&sweep::collect(0), 1115), 0, "a young sweep takes generation 1 as live");
+    assert_eq!(leaked_of(&sweep::collect(1), 1115), 1);
+    assert_eq!(leaked_of(&sweep::collect(2), 1115), 0, "and only once");
+}
+
+/// An old block (generation 2), scanned by young sweeps only where it was written.
+static OLD: AtomicPtr<[usize; 8]> = AtomicPtr::new(std::ptr::null_mut());
+
+fn old_block() -> *mut [usize; 8] {
+    if OLD.load(SeqCst).is_null() {
+        OLD.store(Box::into_raw(Box::new([0usize; 8])), SeqCst);
+    }
+    OLD.load(SeqCst)
+}
+
+#[test]
+fn a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept() {
+    let _s = serial();
+    let old = old_block() as usize;
+    sweep::collect(2);
+    assert_eq!(generation_of(old as *const u8), 2);
+    // A thread like the one below, then a young sweep: the heap's segments are all known
+    // to the kernel's record before the write.
+    on_thread(|| std::hint::black_box(Box::new([0u8; 1117])).len());
+    sweep::collect(0);
+    // Written after the sweep: the only pointer to a young block.
+    on_thread(move || {
+        let young = Box::into_raw(Box::new([4u8; 1117])) as usize;
+        // SAFETY: `old` is the live block behind OLD, written by this thread only.
+        unsafe { (*(old as *mut [usize; 8]))[3] = young };
+    });
+    let r = sweep::collect(0);
+    assert_eq!(leaked_of(&r, 1117), 0, "found through the old block: {:?}", r.new_leaks.leaks);
+    // The sweep of the written pages ran unless the kernel has no record (or it was
+    // switched off): then every old block was scanned.
+    let fallback = alloc_core::stats().sweep_young_fallback;
+    assert_eq!(r.written_pages.is_none(), fallback, "{:?}", r.written_pages);
+    if forced_fallback() {
+        assert!(fallback);
+    }
+    // The old block forgets it: it survived into generation 1, where a sweep of
+    // generation 1 finds the leak.
+    // SAFETY: as above; the value is the only copy.
+    on_thread(move || unsafe { (*(old as *mut [usize; 8]))[3] = 0 });
+    assert_eq!(leaked_of(&sweep::collect(0), 1117), 0);
+    assert_eq!(leaked_of(&sweep::collect(1), 1117), 1);
+}
+
+#[test]
+fn thresholds_zero_disable_and_set_threshold_takes_effect() {
+    let _s = serial();
+    sweep::set_threshold(0, 0, 0);
+    assert_eq!(sweep::get_threshold(), (0, 0, 0));
+    let before = alloc_core::stats().sweeps;
+    let mut kept: Vec<Box<[u8; 24]>> = (0..20_000).map(|_| Box::new([0u8; 24])).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alloc_core::stats().sweeps, before, "threshold 0: no automatic sweep");
+    sweep::set_threshold(500, 10, 10);
+    assert_eq!(sweep::get_threshold(), (500, 10, 10));
+    sweep::disable();
+    assert!(!sweep::is_enabled());
+    kept.extend((0..20_000).map(|_| Box::new([0u8; 24])));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alloc_core::stats().sweeps, before, "disabled: no automatic sweep");
+    sweep::enable();
+    assert!(sweep::is_enabled());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alloc_core::stats().sweeps[0] == before[0] && Instant::now() < deadline {
+        kept.extend((0..1_000).map(|_| Box::new([0u8; 24])));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sweep::set_threshold(0, 0, 0);
+    assert!(alloc_core::stats().sweeps[0] > before[0], "threshold 500: the sweeper ran");
+    drop(kept);
+}
+
+#[test]
+fn a_forked_child_sweeps_with_a_record_of_its_own() {
+    let _s = serial();
+    sweep::collect(0); // the parent's record of written pages is open
+                       // The child opens a record of its own: the inherited one belongs to the parent.
+                       // SAFETY: the child allocates only through this allocator (the fork handlers took its
+                       // locks), spawns a thread, sweeps and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        static KEPT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+        on_thread(|| KEPT.store(Box::into_raw(Box::new([6u8; 1119])).cast(), SeqCst));
+        let r = sweep::collect(0);
+        let young_path = r.written_pages.is_some() != alloc_core::stats().sweep_young_fallback;
+        let kept = r.failure.is_none() && leaked_of(&r, 1119) == 0 && generation_of(KEPT.load(SeqCst)) == 1;
+        let code = i32::from(!kept) | i32::from(!young_path) << 1;
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    assert!(pid > 0, "fork failed");
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a valid out pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's sweep: status {status:#x}");
+    // The parent's sweeps go on as before.
+    assert_eq!(sweep::collect(0).failure, None);
+}
+
+/// What the callback saw during the race below.
+static RACE_LEAKED: AtomicU64 = AtomicU64::new(0);
+static RACE_WRONG: AtomicU64 = AtomicU64::new(0);
+
+fn race_callback(g: &LeakGroup) {
+    match g.bytes.checked_div(g.blocks) {
+        Some(1207) => RACE_LEAKED.fetch_add(g.blocks, SeqCst),
+        Some(1201 | 1203) => RACE_WRONG.fetch_add(g.blocks, SeqCst),
+        _ => 0,
+    };
+}
+
+#[inline(never)]
+fn churn(stop: &AtomicBool, leaked: &AtomicUsize) {
+    let mut kept: Vec<Box<[u8; 1201]>> = Vec::new();
+    let mut i = 0u64;
+    while !stop.load(SeqCst) {
+        kept.push(Box::new([1; 1201]));
+        drop(std::hint::black_box(Box::new([2u8; 1203])));
+        if kept.len() == 2000 {
+            kept.clear();
+        }
+        if i.is_multiple_of(100) {
+            std::mem::forget(std::hint::black_box(Box::new([3u8; 1207])));
+            leaked.fetch_add(1, SeqCst);
+        }
+        i += 1;
+    }
+}
+
+#[test]
+fn sweeps_during_heavy_allocation_lose_no_block_and_report_none_twice() {
+    let _s = serial();
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static LEAKED: AtomicUsize = AtomicUsize::new(0);
+    STOP.store(false, SeqCst);
+    sweep::on_leak(Some(race_callback));
+    let threads: Vec<_> = (0..3).map(|_| std::thread::spawn(|| churn(&STOP, &LEAKED))).collect();
+    for i in 0..24 {
+        let r = sweep::collect(i % 3);
+        assert_eq!(r.failure, None);
+    }
+    STOP.store(true, SeqCst);
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    // The threads ended: their last leaks have no stale copies left.
+    sweep::collect(2);
+    sweep::on_leak(None);
+    assert_eq!(RACE_WRONG.load(SeqCst), 0, "a live or freed block was reported");
+    assert_eq!(RACE_LEAKED.load(SeqCst), LEAKED.load(SeqCst) as u64, "each leak reported exactly once");
+}
+
+#[test]
+fn the_fallback_path_gives_the_same_answers() {
+    if std::env::var_os("HEAPSWEEP").is_some() {
+        return; // already the child
+    }
+    for entry in [
+        "collect_reports_a_leak_once_and_promotes_the_survivors",
+        "an_old_leak_is_found_only_by_a_sweep_of_its_generation",
+        "a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept",
+        "sweeps_during_heavy_allocation_lose_no_block_and_report_none_twice",
+        "a_forked_child_sweeps_with_a_record_of_its_own",
+    ] {
+        let out = common::run_child(entry, &[("HEAPSWEEP", "sweep_young=fallback")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{entry}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("1 passed"), "{entry}: {stdout}");
+    }
+}
