@@ -31,14 +31,17 @@
 //!   [`BlockWhileHandling`]) and [`restore_signal_action`] (with the
 //!   [`SavedSignalAction`]); [`SIGPWR`], [`SigInfo`], and [`SIGNAL_NAMES`], the names a
 //!   user may give in an option;
-//! - the dynamic loader: [`for_each_loaded_object`] (each [`LoadedObject`]: name, load
-//!   bias, [`ProgramHeader`]s, TLS block; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`],
-//!   [`PF_W`]) and [`dladdr_file_name`];
+//! - the dynamic loader: [`for_each_loaded_object`] and [`find_loaded_object`] (each
+//!   [`LoadedObject`]: name, load bias, [`ProgramHeader`]s, TLS block, load and unload
+//!   counts; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`], [`PT_GNU_EH_FRAME`], [`PF_R`], [`PF_W`]) and
+//!   [`dladdr_file_name`];
 //! - process lifecycle: [`thread_exit_key_create`] and [`thread_exit_key_set`] (a
 //!   destructor run at thread exit), [`atfork`], [`atexit`], [`flush_c_stdio`]
 //!   (`fflush(NULL)`), [`exit_now`] (`_exit`);
 //! - the CPU: [`spill_callee_saved`] (callee-saved registers and the stack pointer),
 //!   [`thread_pointer`] (`fs:[0]`), [`frame_pointer_and_sp`] (for the frame-pointer walk),
+//!   [`pc_sp_fp`] (where an unwind by `.eh_frame` rules starts, with the register numbers
+//!   [`DWARF_RBP`], [`DWARF_RSP`], [`DWARF_RETURN_ADDRESS`]),
 //!   [`signal_context_registers`] (the general registers of a signal's interrupted
 //!   context), and the constants [`RED_ZONE`] (128), [`REGISTER_COUNT`] (23),
 //!   [`SP_REGISTER`] and [`CALLEE_SAVED_REGISTERS`].
