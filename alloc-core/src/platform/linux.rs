@@ -269,6 +269,17 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
+/// CPU time the calling thread has used, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`):
+/// for measurements on a machine whose other work takes the CPU away (the stack capture
+/// timings, a test).
+#[cfg(test)]
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec; the thread CPU clock exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
 /// The calling thread's stack, `(lo, hi)`, from `pthread_getattr_np`. It may use libc's
 /// malloc (never ours), and for the main thread it reads `/proc/self/maps`.
 pub(crate) fn current_thread_stack() -> Result<(usize, usize), Errno> {

@@ -22,7 +22,7 @@
 //!   [`madvise_dontneed`], [`mremap_maymove`], [`mremap_fixed`];
 //! - descriptors and the environment: [`write()`] to a descriptor, [`isatty`], [`getenv`];
 //! - processes and threads: [`gettid`], [`getpid`], [`tgkill`], [`futex_wait`],
-//!   [`futex_wake_all`], [`sched_yield`], [`monotonic_ns`], [`current_thread_stack`]
+//!   [`futex_wake_all`], [`sched_yield`], [`monotonic_ns`], `thread_cpu_ns` (tests), [`current_thread_stack`]
 //!   (`pthread_getattr_np`);
 //! - `/proc`: [`for_each_task`] (the thread lister, `/proc/self/task`),
 //!   [`open_proc_self_maps`] (a [`ReadOnlyFd`] on `/proc/self/maps`; `leak::maps` parses

@@ -185,8 +185,9 @@ pub(crate) const CACHE_FLUSH: u32 = 1 << 16;
 /// Hits of all caches, as flushed (see [`depot::DepotStats::cache_hits`]).
 static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 
-/// A per-thread direct-mapped cache from a stack's 64-bit hash to its id. Plain data
-/// (768 bytes), embedded in each thread's heap.
+/// A per-thread direct-mapped cache from a stack's 64-bit hash to its id, with the
+/// thread's copy of the unwind rules it used last (`rules::RuleMemo`). Plain data (about
+/// 2.3 KiB), embedded in each thread's heap.
 ///
 /// Only the hash is compared, never the frames: that is what makes a hit cost no more
 /// than the walk. The hash mixes every return address with an xor and a multiply by an
@@ -199,12 +200,14 @@ pub(crate) struct StackCache {
     hashes: [u64; CACHE_SLOTS],
     ids: [u32; CACHE_SLOTS],
     hits: u32,
+    /// The cached unwinder's per-thread copy of the rules it used last.
+    rules: rules::RuleMemo,
 }
 
 impl StackCache {
     /// An empty cache.
     pub(crate) const fn new() -> Self {
-        Self { hashes: [0; CACHE_SLOTS], ids: [0; CACHE_SLOTS], hits: 0 }
+        Self { hashes: [0; CACHE_SLOTS], ids: [0; CACHE_SLOTS], hits: 0, rules: rules::RuleMemo::new() }
     }
 
     /// Adds this cache's hits to the process-wide count.
@@ -266,7 +269,7 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
         if SELF_CHECKED.load(Ordering::Relaxed) == 0 {
             warn_once_if_walks_disagree(bounds);
         }
-        walk = unwind::walk_rules(out, bounds);
+        walk = unwind::walk_rules(out, bounds, &mut cache.rules);
     } else if walker == Walker::FramePointers {
         walk = unwind::walk_frame_pointers(out, bounds);
     }

@@ -156,13 +156,13 @@ fn a_cached_rule_answers_only_its_own_address() {
     let b = Rule::cfa(Base::Rbp, 16, 2).unwrap();
     cfi_insert(base, a);
     cfi_insert(base + 1, b);
-    assert_eq!(rules::lookup(base), Some(a));
-    assert_eq!(rules::lookup(base + 1), Some(b));
-    assert_eq!(rules::lookup(base + 2), None);
+    assert_eq!(rules::table().unwrap().lookup(base), Some(a));
+    assert_eq!(rules::table().unwrap().lookup(base + 1), Some(b));
+    assert_eq!(rules::table().unwrap().lookup(base + 2), None);
     // An address in the same set: tag differs.
     let same_set = base ^ (1 << 15) ^ 1;
-    assert_eq!(rules::lookup(same_set), None);
-    assert_eq!(rules::lookup(usize::MAX - 15), None, "not cacheable");
+    assert_eq!(rules::table().unwrap().lookup(same_set), None);
+    assert_eq!(rules::table().unwrap().lookup(usize::MAX - 15), None, "not cacheable");
 }
 
 /// Inserts under the miss lock, as `cfi` does.
@@ -183,9 +183,9 @@ fn a_full_set_keeps_its_newest_two_entries() {
     cfi_insert(x, rule(8));
     cfi_insert(y, rule(16));
     cfi_insert(z, rule(24));
-    assert_eq!(rules::lookup(z), Some(rule(24)));
-    assert_eq!(rules::lookup(y), Some(rule(16)));
-    assert_eq!(rules::lookup(x), None, "evicted");
+    assert_eq!(rules::table().unwrap().lookup(z), Some(rule(24)));
+    assert_eq!(rules::table().unwrap().lookup(y), Some(rule(16)));
+    assert_eq!(rules::table().unwrap().lookup(x), None, "evicted");
 }
 
 #[test]

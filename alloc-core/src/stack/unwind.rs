@@ -39,7 +39,7 @@
 //! skip those. So every walker starts at the return address into `capture`'s caller,
 //! whatever the unwinder's crate inlined.
 
-use super::rules::{self, Base, Rule, Step};
+use super::rules::{self, Base, Rule, RuleMemo, Step};
 use super::{cfi, StackBounds};
 use core::mem::MaybeUninit;
 
@@ -148,18 +148,31 @@ pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bo
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
 /// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`).
 #[inline(never)]
-pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
+pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, memo: &mut RuleMemo) -> Walk {
     // Inlined into this function: the address and registers of this frame.
     let (pc, sp, fp) = crate::platform::pc_sp_fp();
+    let empty = Walk { len: 0, hash: finish(SEED, 0) };
     if bounds.hi <= bounds.lo || sp < bounds.lo || sp >= bounds.hi {
-        return Walk { len: 0, hash: finish(SEED, 0) };
+        return empty;
     }
     let live = StackBounds { lo: sp, hi: bounds.hi };
-    // SAFETY: `walk_rules_from`'s bullet: `live.lo = sp > 0`, and `[sp, hi)` is the live
-    // part of this thread's stack (the bounds are this thread's, callers; `sp` lies in
-    // them, checked just above): the frames of this call and its callers, mapped and
-    // readable for the whole call.
-    unsafe { walk_rules_from(Frame { addr: pc, sp, fp }, out, live, 1) }
+    let Some(table) = rules::table() else { return empty };
+    memo.sync();
+    let mut may_parse = true;
+    let rule = memo.lookup(table, pc, sp).unwrap_or_else(|| miss(pc, sp, &mut may_parse, memo));
+    // SAFETY: `step`'s and then `walk_rules_from`'s bullet: `live.lo = sp > 0`, and
+    // `[sp, hi)` is the live part of this thread's stack (the bounds are this thread's,
+    // callers; `sp` lies in them, checked just above): the frames of this call and its
+    // callers, mapped and readable for the whole call.
+    unsafe {
+        // This frame's own return address (into `capture`) is not recorded.
+        match step(rule, Frame { addr: pc, sp, fp }, live) {
+            Some((cfa, ret, fp)) if ret != 0 => {
+                walk_rules_from(table, memo, Frame { addr: ret - 1, sp: cfa, fp }, out, live)
+            }
+            _ => empty,
+        }
+    }
 }
 
 /// One frame of a rule walk: the address whose rule describes it (the frame's own pc for
@@ -172,7 +185,8 @@ pub(super) struct Frame {
     pub(super) fp: usize,
 }
 
-/// The validated rule walk from `frame`, skipping the first `skip` return addresses.
+/// The validated rule walk from `frame`, recording the return address of every frame;
+/// `table` is the rule cache, `memo` the thread's copy of the rules it used last.
 ///
 /// Each step computes the caller's stack pointer (the CFA) from the rule of the frame's
 /// address, then reads the return address at CFA - 8 and, if the rule says so, the
@@ -188,31 +202,28 @@ pub(super) struct Frame {
 ///   `bounds.lo > 0`.
 #[inline(always)]
 pub(super) unsafe fn walk_rules_from(
+    table: rules::Table,
+    memo: &mut RuleMemo,
     mut frame: Frame,
     out: &mut [MaybeUninit<usize>],
     bounds: StackBounds,
-    mut skip: usize,
 ) -> Walk {
     let mut h = SEED;
     let mut n = 0;
     let mut may_parse = true;
     while n < out.len() {
-        let rule = match rules::lookup(frame.addr) {
+        let rule = match memo.lookup(table, frame.addr, frame.sp) {
             Some(rule) => rule,
-            None => miss(frame.addr, &mut may_parse),
+            None => miss(frame.addr, frame.sp, &mut may_parse, memo),
         };
         // SAFETY: this function's bullet, passed on.
         let Some((cfa, ret, fp)) = (unsafe { step(rule, frame, bounds) }) else { break };
         if ret == 0 {
             break;
         }
-        if skip > 0 {
-            skip -= 1;
-        } else {
-            out[n].write(ret);
-            h = mix(h, ret);
-            n += 1;
-        }
+        out[n].write(ret);
+        h = mix(h, ret);
+        n += 1;
         frame = Frame { addr: ret - 1, sp: cfa, fp };
     }
     Walk { len: n, hash: finish(h, n) }
@@ -223,9 +234,10 @@ pub(super) unsafe fn walk_rules_from(
 /// frame-pointer record without waiting again).
 #[cold]
 #[inline(never)]
-fn miss(addr: usize, may_parse: &mut bool) -> Rule {
+fn miss(addr: usize, sp: usize, may_parse: &mut bool, memo: &mut RuleMemo) -> Rule {
     if *may_parse {
         if let Some(rule) = cfi::rule_for(addr) {
+            memo.remember(addr, sp, rule);
             return rule;
         }
         *may_parse = false;
@@ -240,12 +252,14 @@ fn miss(addr: usize, may_parse: &mut bool) -> Rule {
 /// - As [`walk_rules_from`]: `[bounds.lo, bounds.hi)` is readable, `bounds.lo > 0`.
 #[inline(always)]
 pub(super) unsafe fn step(rule: Rule, frame: Frame, bounds: StackBounds) -> Option<(usize, usize, usize)> {
+    if rule == Rule::FRAME_RECORD || rule == Rule::FRAME_POINTER {
+        // SAFETY: `frame_record`'s bullet is this function's.
+        return unsafe { frame_record(frame, bounds) };
+    }
     let (cfa, rbp_slot) = match rule.decode() {
-        _ if rule == Rule::FRAME_RECORD => (frame.fp.checked_add(16)?, 2),
         Step::Cfa { base: Base::Rsp, offset, rbp_slot } => (frame.sp.checked_add(offset as usize)?, rbp_slot),
         Step::Cfa { base: Base::Rbp, offset, rbp_slot } => (frame.fp.checked_add(offset as usize)?, rbp_slot),
-        Step::FramePointer => (frame.fp.checked_add(16)?, 2),
-        Step::End => return None,
+        Step::FramePointer | Step::End => return None,
     };
     if cfa <= frame.sp {
         return None;
@@ -258,6 +272,23 @@ pub(super) unsafe fn step(rule: Rule, frame: Frame, bounds: StackBounds) -> Opti
         k => unsafe { read(cfa.checked_sub(8 * k as usize)?, bounds) }?,
     };
     Some((cfa, ret, fp))
+}
+
+/// The step through the frame record at `rbp`: CFA `rbp + 16`, the caller's `rbp` and the
+/// return address the two words at `rbp`. Checked as the frame-pointer walk checks.
+///
+/// # Safety
+/// - As [`walk_rules_from`]: `[bounds.lo, bounds.hi)` is readable.
+#[inline(always)]
+unsafe fn frame_record(frame: Frame, bounds: StackBounds) -> Option<(usize, usize, usize)> {
+    let fp = frame.fp;
+    if fp < bounds.lo || fp > bounds.hi.checked_sub(16)? || !fp.is_multiple_of(8) || fp + 16 <= frame.sp {
+        return None;
+    }
+    // SAFETY: `[fp, fp + 16)` lies in `[lo, hi)` (checked: `lo <= fp <= hi - 16`),
+    // readable (caller); `fp` is 8-byte aligned (checked). Plain loads of stack words.
+    let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+    Some((fp + 16, ret, next))
 }
 
 /// The word at `addr`, when it lies in `bounds` and is 8-byte aligned.
@@ -310,7 +341,7 @@ pub(super) fn walk_dwarf(out: &mut [MaybeUninit<usize>], marker: usize) -> Walk 
 pub(super) fn rules_agree_with_dwarf(bounds: StackBounds) -> bool {
     let mut ours = [MaybeUninit::uninit(); 3];
     let mut dw = [MaybeUninit::uninit(); 3];
-    let a = walk_rules(&mut ours, bounds);
+    let a = walk_rules(&mut ours, bounds, &mut RuleMemo::new());
     let b = walk_dwarf(&mut dw, ours.as_ptr() as usize);
     if a.len != b.len || a.len == 0 {
         return false;
