@@ -37,13 +37,14 @@
 //! an id, so a stack seen before costs the walk, the hash and one cache probe, and only a
 //! new stack reaches the depot. Measured on this machine (`cargo test -p alloc-core
 //! --release --lib -- --ignored capture_cost --nocapture`, from a stack 40 frames deep,
-//! stack cache hit; the library built with frame pointers, as the workspace is, and
-//! without, `RUSTFLAGS="-C force-frame-pointers=no"`):
+//! stack cache hit, thread CPU time; the library built with frame pointers, as the
+//! workspace is, and without, `RUSTFLAGS="-C force-frame-pointers=no"`; BENCHMARKS.md,
+//! "Stacks without frame pointers", has the whole table):
 //!
-//! | depth | frame-pointer walk | cached unwinder | DWARF walk (`fast_unwind=0`) |
-//! | ---: | ---: | ---: | ---: |
-//! | 8 | 13 ns | see BENCHMARKS.md | 1.3 us |
-//! | 32 | 38 ns | see BENCHMARKS.md | 4.2 us |
+//! | depth | frame-pointer walk | cached unwinder | cached, no frame pointers | DWARF walk |
+//! | ---: | ---: | ---: | ---: | ---: |
+//! | 8 | 10 ns | 18 ns | 30 ns | 1.0 us |
+//! | 32 | 39 ns | 62 ns | 126 ns | 2.9 us |
 //!
 //! The frame-pointer walk costs about 1.05 ns a frame (the latency of one dependent load:
 //! each frame pointer is read from the previous frame) plus 4 ns. A depot lookup of a known
