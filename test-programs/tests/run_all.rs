@@ -43,7 +43,7 @@ scenarios! {
 }
 
 /// Programs in `src/bin/` that are not scenarios.
-const NOT_SCENARIOS: &[&str] = &["demo", "sweep_service"];
+const NOT_SCENARIOS: &[&str] = &["demo", "stacks_deep_chain", "sweep_service"];
 
 /// The scenarios `repeated_runs_agree` runs three times each: a leak with both kinds and
 /// a cycle, a leak made on a thread that has exited, and a clean program whose blocks a

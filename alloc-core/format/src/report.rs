@@ -61,7 +61,8 @@ pub struct LeakReport {
 /// A cycle of leaked blocks: one shortest cycle through the first block of a strongly
 /// connected component of the leaked graph (or a counted self-reference), its members in
 /// order, each pointing to the next and the last to the first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct LeakCycle {
     /// Blocks of the whole component (at least the members: a component may hold more
     /// cycles than the one shown).
@@ -109,7 +110,8 @@ pub fn allocation_site(stack: &[Frame]) -> Option<&Frame> {
 }
 
 /// One block of a [`LeakCycle`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
 pub struct CycleMember {
     /// The block's address, as `"0x..."`.
     pub address: String,

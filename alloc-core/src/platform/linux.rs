@@ -271,6 +271,17 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
+/// CPU time the calling thread has used, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`):
+/// for measurements on a machine whose other work takes the CPU away (the stack capture
+/// timings, a test).
+#[cfg(test)]
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec; the thread CPU clock exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
 /// The calling thread's stack, `(lo, hi)`, from `pthread_getattr_np`. It may use libc's
 /// malloc (never ours), and for the main thread it reads `/proc/self/maps`.
 pub(crate) fn current_thread_stack() -> Result<(usize, usize), Errno> {
@@ -583,7 +594,7 @@ pub(crate) fn set_signal_blocked(sig: i32, blocked: bool) {
 // The dynamic loader
 
 pub(crate) use libc::Elf64_Phdr as ProgramHeader;
-pub(crate) use libc::{PF_W, PT_LOAD, PT_NOTE, PT_TLS};
+pub(crate) use libc::{PF_R, PF_W, PT_GNU_EH_FRAME, PT_LOAD, PT_NOTE, PT_TLS};
 
 /// One loaded object (the executable, a shared library, the vDSO), as the dynamic loader
 /// describes it to [`for_each_loaded_object`].
@@ -598,35 +609,60 @@ pub(crate) struct LoadedObject<'a> {
     /// The calling thread's block of its TLS segment, when it has one allocated and the
     /// loader reports it (`dlpi_tls_data`).
     pub(crate) tls_data: Option<usize>,
+    /// Objects the loader has loaded and unloaded so far in the process (`dlpi_adds`,
+    /// `dlpi_subs`; the same for every object of one walk): a change of either means the
+    /// set of loaded objects changed. Zero when the loader does not report them.
+    pub(crate) loads: u64,
+    pub(crate) unloads: u64,
 }
 
 /// `dl_iterate_phdr`: calls `f` for each loaded object, the executable first. Runs under
 /// the loader's lock: `f` must not load or unload objects, nor wait for a thread that
 /// might (it would deadlock). A panic in `f` aborts the process.
 pub(crate) fn for_each_loaded_object<F: FnMut(&LoadedObject<'_>)>(mut f: F) {
-    // SAFETY: `visit::<F>` matches the callback type and reads `data` as the `F` passed
-    // here, which outlives the call; the loader calls it only during the call, on this
-    // thread.
-    unsafe { libc::dl_iterate_phdr(Some(visit::<F>), (&mut f as *mut F).cast()) };
+    find_loaded_object(|o| {
+        f(o);
+        None::<()>
+    });
 }
 
-/// The `dl_iterate_phdr` callback: hands one object to the closure behind `data`.
+/// `dl_iterate_phdr` until `f` answers: calls `f` for each loaded object, the executable
+/// first, and stops at the first `Some`, which it returns. The loader holds its lock
+/// during the whole walk, so no object is unloaded while `f` runs: memory of the object
+/// `f` is given (its segments, as its program headers describe them) stays mapped until
+/// `f` returns. The rules of [`for_each_loaded_object`] apply.
+pub(crate) fn find_loaded_object<R, F: FnMut(&LoadedObject<'_>) -> Option<R>>(f: F) -> Option<R> {
+    let mut state = (f, None);
+    // SAFETY: `visit::<F, R>` matches the callback type and reads `data` as the
+    // `(F, Option<R>)` passed here, which outlives the call; the loader calls it only
+    // during the call, on this thread.
+    unsafe { libc::dl_iterate_phdr(Some(visit::<F, R>), (&mut state as *mut (F, Option<R>)).cast()) };
+    state.1
+}
+
+/// The `dl_iterate_phdr` callback: hands one object to the closure behind `data`, and
+/// stops the walk (returns 1) once it answered.
 ///
 /// # Safety
 /// - `info` points to `size` readable bytes of a `dl_phdr_info` that stays valid during
 ///   the call, whose `dlpi_phdr` (when not null) points to `dlpi_phnum` headers.
-/// - `data` points to an `F` that nothing else uses during the call.
-unsafe extern "C" fn visit<F: FnMut(&LoadedObject<'_>)>(
+/// - `data` points to an `(F, Option<R>)` that nothing else uses during the call.
+unsafe extern "C" fn visit<F: FnMut(&LoadedObject<'_>) -> Option<R>, R>(
     info: *mut libc::dl_phdr_info,
     size: usize,
     data: *mut c_void,
 ) -> i32 {
-    // SAFETY: `data` is the exclusive `&mut F` that `for_each_loaded_object` passed.
-    let f = unsafe { &mut *data.cast::<F>() };
+    // SAFETY: `data` is the exclusive `&mut (F, Option<R>)` that `find_loaded_object`
+    // passed.
+    let (f, answer) = unsafe { &mut *data.cast::<(F, Option<R>)>() };
     // SAFETY: the loader's info is valid for the call; these fields come before
     // `dlpi_adds` and so are within `size` bytes on every glibc.
     let (name, addr, phdr, phnum) =
         unsafe { ((*info).dlpi_name, (*info).dlpi_addr, (*info).dlpi_phdr, (*info).dlpi_phnum) };
+    let has_counts = size >= core::mem::offset_of!(libc::dl_phdr_info, dlpi_subs) + 8;
+    // SAFETY: `size` covers `dlpi_adds` and `dlpi_subs`, which precede `dlpi_subs`'s end
+    // (checked just above).
+    let (loads, unloads) = if has_counts { unsafe { ((*info).dlpi_adds, (*info).dlpi_subs) } } else { (0, 0) };
     let has_tls_data = size >= core::mem::offset_of!(libc::dl_phdr_info, dlpi_tls_data) + 8;
     // SAFETY: `size` covers `dlpi_tls_data` (checked just above).
     let tls = if has_tls_data { (unsafe { (*info).dlpi_tls_data }) as usize } else { 0 };
@@ -638,9 +674,11 @@ unsafe extern "C" fn visit<F: FnMut(&LoadedObject<'_>)>(
         // during the call.
         program_headers: if phdr.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(phdr, phnum.into()) } },
         tls_data: (tls != 0).then_some(tls),
+        loads,
+        unloads,
     };
-    f(&object);
-    0
+    *answer = f(&object);
+    i32::from(answer.is_some())
 }
 
 /// `dladdr`: calls `f` with the path of the loaded object that holds address `addr`, or

@@ -24,7 +24,8 @@
 //! - processes and threads: [`gettid`], [`getpid`], [`tgkill`], [`futex_wait`],
 //!   [`futex_wake_all`], [`sched_yield`], [`spawn_detached`] (a detached `pthread_create`),
 //!   [`WriteTracker`] (the pages written since they were last protected: userfaultfd
-//!   and `PAGEMAP_SCAN`, as [`PageRegion`]s), [`monotonic_ns`], [`current_thread_stack`]
+//!   and `PAGEMAP_SCAN`, as [`PageRegion`]s), [`monotonic_ns`], `thread_cpu_ns` (tests),
+//!   [`current_thread_stack`]
 //!   (`pthread_getattr_np`);
 //! - `/proc`: [`for_each_task`] (the thread lister, `/proc/self/task`),
 //!   [`open_proc_self_maps`] (a [`ReadOnlyFd`] on `/proc/self/maps`; `leak::maps` parses
@@ -36,14 +37,17 @@
 //!   [`STANDARD_SIGNALS`], [`rt_signal_min`], [`queue_marked_signal`] and
 //!   [`marked_value`], forwarding to a saved action ([`Forward`], [`forward_to_handler`],
 //!   [`resend_with_default_action`]), [`current_handler`], [`thread_has_pending`];
-//! - the dynamic loader: [`for_each_loaded_object`] (each [`LoadedObject`]: name, load
-//!   bias, [`ProgramHeader`]s, TLS block; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`],
+//! - the dynamic loader: [`for_each_loaded_object`] and [`find_loaded_object`] (each
+//!   [`LoadedObject`]: name, load bias, [`ProgramHeader`]s, TLS block, load and unload
+//!   counts; with [`PT_LOAD`], [`PT_TLS`], [`PT_NOTE`], [`PT_GNU_EH_FRAME`], [`PF_R`],
 //!   [`PF_W`]) and [`dladdr_file_name`];
 //! - process lifecycle: [`thread_exit_key_create`] and [`thread_exit_key_set`] (a
 //!   destructor run at thread exit), [`atfork`], [`atexit`], [`flush_c_stdio`]
 //!   (`fflush(NULL)`), [`exit_now`] (`_exit`);
 //! - the CPU: [`spill_callee_saved`] (callee-saved registers and the stack pointer),
 //!   [`thread_pointer`] (`fs:[0]`), [`frame_pointer_and_sp`] (for the frame-pointer walk),
+//!   [`pc_sp_fp`] (where an unwind by `.eh_frame` rules starts, with the register numbers
+//!   [`DWARF_RBP`], [`DWARF_RSP`], [`DWARF_RETURN_ADDRESS`]),
 //!   [`signal_context_registers`] (the general registers of a signal's interrupted
 //!   context), and the constants [`RED_ZONE`] (128), [`REGISTER_COUNT`] (23),
 //!   [`SP_REGISTER`] and [`CALLEE_SAVED_REGISTERS`].

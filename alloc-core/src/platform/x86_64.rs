@@ -14,6 +14,8 @@
 //!   stopped thread, in `gregset_t` order; [`SP_REGISTER`] is the stack pointer's index.
 //! - Frame records: with frame pointers, `rbp` points at the caller's `rbp` followed by
 //!   the return address (`stack::unwind` walks them).
+//! - [`DWARF_RBP`], [`DWARF_RSP`], [`DWARF_RETURN_ADDRESS`]: the register numbers unwind
+//!   rules use (`stack::cfi` reads them).
 
 use core::ffi::c_void;
 
@@ -76,6 +78,29 @@ pub(crate) fn frame_pointer_and_sp() -> (usize, usize) {
     };
     (fp, sp)
 }
+
+/// The address of the instruction after this read, the stack pointer (`rsp`) and the
+/// frame pointer (`rbp`) of the function this is inlined into: where an unwind by the
+/// rules of `.eh_frame` starts (the rules of that address describe that frame). Inlined
+/// always, for the same reason as [`frame_pointer_and_sp`].
+#[inline(always)]
+pub(crate) fn pc_sp_fp() -> (usize, usize, usize) {
+    let (pc, sp, fp): (usize, usize, usize);
+    // SAFETY: computes an address (`lea`, no memory access) and reads two registers; no
+    // side effects.
+    unsafe {
+        core::arch::asm!("lea {}, [rip]", "mov {}, rsp", "mov {}, rbp", out(reg) pc, out(reg) sp, out(reg) fp,
+            options(nomem, nostack, preserves_flags))
+    };
+    (pc, sp, fp)
+}
+
+/// DWARF register numbers of the x86-64 psABI (its figure "DWARF Register Number
+/// Mapping"), as `.eh_frame` rules name them: `rbp`, `rsp`, and the return address
+/// column.
+pub(crate) const DWARF_RBP: u16 = 6;
+pub(crate) const DWARF_RSP: u16 = 7;
+pub(crate) const DWARF_RETURN_ADDRESS: u16 = 16;
 
 /// The general registers of a signal's interrupted context, in `gregset_t` order
 /// ([`SP_REGISTER`] is the stack pointer). Async-signal-safe.

@@ -3,42 +3,57 @@
 //! # What it owns
 //! [`capture`] (one `#[inline(never)]` call site, so the allocator's own frames at the top
 //! of every stack are always the same and can be trimmed at report time), the per-thread
-//! [`StackCache`], the stack bounds each thread's heap keeps ([`StackBounds`]), and the
-//! depot (`depot`) that interns return-address arrays into [`StackId`]s. The heap calls
-//! [`capture`] on every tracked allocation; the leak check and the report read stacks
-//! back with [`frames`]. Frames stay raw return addresses: symbolization happens late, in
-//! `report`, never here.
+//! [`StackCache`], the stack bounds each thread's heap keeps ([`StackBounds`]), the three
+//! walkers ([`Walker`], in `unwind`), the cached unwinder's rules (`rules`: the lock-free
+//! table; `cfi`: reading them from `.eh_frame` on a miss) and the depot (`depot`) that
+//! interns return-address arrays into [`StackId`]s. The heap calls [`capture`] on every
+//! tracked allocation; the leak check and the report read stacks back with [`frames`].
+//! Frames stay raw return addresses: symbolization happens late, in `report`, never here.
 //!
 //! # Rules
-//! [`capture`] never allocates through the global allocator and never takes a lock (the
-//! DWARF fallback may take the dynamic loader's lock inside libgcc, as any unwind does).
+//! [`capture`] never allocates through the global allocator. The cached unwinder takes a
+//! lock only on a miss (an address whose rule is not cached yet), never waits on it for
+//! itself (a signal handler or a nested allocation interrupting its own miss) and never
+//! longer than a bound for another thread; the DWARF walk may take the dynamic loader's
+//! lock inside libgcc, as any unwind does.
 //!
-//! # Without frame pointers
-//! The workspace builds with `-C force-frame-pointers=yes` (`.cargo/config.toml`); a
-//! program that depends on us may not. The walk stays safe (see `unwind`), but its stacks
-//! go wrong, so the first capture on a thread with known bounds compares the two walkers
-//! once and, if they disagree, prints one warning naming the fix (build with frame
-//! pointers, or `fast_unwind=0`). It does not switch to the DWARF walk by itself: that
-//! would make every allocation about 100 times slower without the user asking.
+//! # Walkers
+//! - The cached unwinder ([`Walker::Rules`], `fast_unwind=1`, the default): per frame, the
+//!   rule of its return address from the rule cache (on a miss, from the object's
+//!   `.eh_frame`), then the CFA, the return address and maybe `rbp`. Complete without frame
+//!   pointers: as complete as the DWARF walk, which the tests compare it with.
+//! - The frame-pointer walk ([`Walker::FramePointers`]): the chain of `rbp` records alone;
+//!   kept for comparisons and measurements (in code without frame pointers it skips
+//!   frames).
+//! - The DWARF walk ([`Walker::Dwarf`], `fast_unwind=0`): libgcc's unwinder, exact and
+//!   about 100 times slower.
+//!
+//! The two fast walks fall back to the DWARF walk for a capture where they find fewer than
+//! two frames (unknown bounds, a signal stack). The first capture by the cached unwinder
+//! compares it with the DWARF walk once and warns if they disagree.
 //!
 //! # Cost
-//! A validated frame-pointer walk (`unwind`) hashes the return addresses as it goes; the
-//! per-thread cache maps that hash to an id, so a stack seen before costs the walk, the
-//! hash and one cache probe, and only a new stack reaches the depot. Measured on this
-//! machine (`cargo test -p alloc-core --release --lib -- --ignored capture_cost`, from a
-//! stack 40 frames deep, cache hit):
+//! A walk hashes the return addresses as it goes; the per-thread cache maps that hash to
+//! an id, so a stack seen before costs the walk, the hash and one cache probe, and only a
+//! new stack reaches the depot. Measured on this machine (`cargo test -p alloc-core
+//! --release --lib -- --ignored capture_cost --nocapture`, from a stack 40 frames deep,
+//! stack cache hit, thread CPU time; the library built with frame pointers, as the
+//! workspace is, and without, `RUSTFLAGS="-C force-frame-pointers=no"`; BENCHMARKS.md,
+//! "Stacks without frame pointers", has the whole table):
 //!
-//! | depth | frame-pointer walk | DWARF walk (`fast_unwind=0`) |
-//! | ---: | ---: | ---: |
-//! | 8 | 13 ns | 1.3 us |
-//! | 32 | 38 ns | 4.2 us |
+//! | depth | frame-pointer walk | cached unwinder | cached, no frame pointers | DWARF walk |
+//! | ---: | ---: | ---: | ---: | ---: |
+//! | 8 | 10 ns | 18 ns | 30 ns | 1.0 us |
+//! | 32 | 39 ns | 62 ns | 126 ns | 2.9 us |
 //!
-//! that is about 1.05 ns a frame (the latency of one dependent load: each frame pointer
-//! is read from the previous frame) plus 4 ns. A depot lookup of a known stack (a cache
-//! miss) adds about 8 ns when the depot is hot in the CPU cache; interning a new
-//! 20-frame stack costs about 250 ns, most of it first touches of the depot's pages.
+//! The frame-pointer walk costs about 1.05 ns a frame (the latency of one dependent load:
+//! each frame pointer is read from the previous frame) plus 4 ns. A depot lookup of a known
+//! stack (a cache miss) adds about 8 ns when the depot is hot in the CPU cache; interning a
+//! new 20-frame stack costs about 250 ns, most of it first touches of the depot's pages.
 
+mod cfi;
 mod depot;
+mod rules;
 mod unwind;
 
 /// Bytes of stack below the caller that [`scrub_below`] zeroes when the stack has room:
@@ -112,6 +127,8 @@ fn zero_frame<const N: usize>() {
 }
 
 #[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
 mod tests;
 
 use core::mem::MaybeUninit;
@@ -169,8 +186,9 @@ pub(crate) const CACHE_FLUSH: u32 = 1 << 16;
 /// Hits of all caches, as flushed (see [`depot::DepotStats::cache_hits`]).
 static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 
-/// A per-thread direct-mapped cache from a stack's 64-bit hash to its id. Plain data
-/// (768 bytes), embedded in each thread's heap.
+/// A per-thread direct-mapped cache from a stack's 64-bit hash to its id, with the
+/// thread's copy of the unwind rules it used last (`rules::RuleMemo`). Plain data (about
+/// 2.3 KiB), embedded in each thread's heap.
 ///
 /// Only the hash is compared, never the frames: that is what makes a hit cost no more
 /// than the walk. The hash mixes every return address with an xor and a multiply by an
@@ -183,12 +201,14 @@ pub(crate) struct StackCache {
     hashes: [u64; CACHE_SLOTS],
     ids: [u32; CACHE_SLOTS],
     hits: u32,
+    /// The cached unwinder's per-thread copy of the rules it used last.
+    rules: rules::RuleMemo,
 }
 
 impl StackCache {
     /// An empty cache.
     pub(crate) const fn new() -> Self {
-        Self { hashes: [0; CACHE_SLOTS], ids: [0; CACHE_SLOTS], hits: 0 }
+        Self { hashes: [0; CACHE_SLOTS], ids: [0; CACHE_SLOTS], hits: 0, rules: rules::RuleMemo::new() }
     }
 
     /// Adds this cache's hits to the process-wide count.
@@ -201,29 +221,57 @@ impl StackCache {
 /// Most frames a stack may hold (the `stack_depth` option's maximum).
 pub(crate) const MAX_DEPTH: usize = 64;
 
+/// Which walker a capture takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walker {
+    /// The cached unwinder (`fast_unwind=1`, the default): rules from `.eh_frame`,
+    /// cached per return address; frame-pointer records where no rule is known.
+    Rules,
+    /// The frame-pointer walk alone (for comparisons and measurements: code built
+    /// without frame pointers loses frames).
+    FramePointers,
+    /// The DWARF walk (`fast_unwind=0`): libgcc's unwinder on every frame.
+    Dwarf,
+}
+
+impl From<bool> for Walker {
+    /// `fast_unwind`: 1 is the cached unwinder, 0 the DWARF walk.
+    fn from(fast: bool) -> Walker {
+        if fast {
+            Walker::Rules
+        } else {
+            Walker::Dwarf
+        }
+    }
+}
+
 /// Captures the caller's stack (return addresses, innermost first, starting at the return
 /// address into the caller of `capture`) up to `depth` frames, and interns it.
 ///
-/// `fast` takes the frame-pointer walk, with the DWARF walk as fallback when it finds
-/// fewer than `min(depth, 2)` frames (no frame pointers, unknown bounds, a signal stack);
-/// otherwise the DWARF walk. Returns [`StackId::NONE`] when `depth` is 0, no frame was
-/// found, or the depot is full. Never allocates through the global allocator, never locks.
+/// `walker` (a [`Walker`], or `fast_unwind`'s bool) chooses the walk; the two fast walks
+/// fall back to the DWARF walk when they find fewer than `min(depth, 2)` frames (unknown
+/// bounds, a signal stack). Returns [`StackId::NONE`] when `depth` is 0, no frame was
+/// found, or the depot is full. Never allocates through the global allocator; the
+/// cached unwinder takes a lock only on a miss (see `cfi`).
 ///
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
-/// or unknown (`lo == hi`): the frame-pointer walk reads `[max(sp, lo), hi)`.
+/// or unknown (`lo == hi`): the fast walks read only `[max(sp, lo), hi)`.
 #[inline(never)]
-pub(crate) fn capture(depth: usize, fast: bool, bounds: StackBounds, cache: &mut StackCache) -> StackId {
+pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBounds, cache: &mut StackCache) -> StackId {
     let depth = depth.min(MAX_DEPTH);
     if depth == 0 {
         return StackId::NONE;
     }
+    let walker = walker.into();
     let mut buf = [MaybeUninit::<usize>::uninit(); MAX_DEPTH];
     let out = &mut buf[..depth];
     let mut walk = Walk { len: 0, hash: 0 };
-    if fast {
-        if FP_COMPARED.load(Ordering::Relaxed) == 0 {
-            warn_once_without_frame_pointers(bounds);
+    if walker == Walker::Rules {
+        if SELF_CHECKED.load(Ordering::Relaxed) == 0 {
+            warn_once_if_walks_disagree(bounds);
         }
+        walk = unwind::walk_rules(out, bounds, &mut cache.rules);
+    } else if walker == Walker::FramePointers {
         walk = unwind::walk_frame_pointers(out, bounds);
     }
     if walk.len < depth.min(2) {
@@ -269,22 +317,23 @@ fn cache_miss(cache: &mut StackCache, slot: usize, frames: &[usize], hash: u64) 
     id
 }
 
-/// 0 until the first frame-pointer capture on a thread with known bounds has compared
-/// the frame-pointer walk with the DWARF walk.
-static FP_COMPARED: AtomicU8 = AtomicU8::new(0);
+/// 0 until the first capture by the cached unwinder on a thread with known bounds has
+/// compared it with the DWARF walk.
+static SELF_CHECKED: AtomicU8 = AtomicU8::new(0);
 
-/// Once per process: warns if this crate was built without frame pointers, since the
-/// frame-pointer walk then records wrong or truncated stacks.
+/// Once per process: warns if the cached unwinder and the DWARF walk disagree on the
+/// first frames of a stack (unwind tables the cached unwinder misreads: its stacks would
+/// be wrong), naming the way out.
 #[cold]
 #[inline(never)]
-fn warn_once_without_frame_pointers(bounds: StackBounds) {
-    if bounds.hi <= bounds.lo || FP_COMPARED.swap(1, Ordering::Relaxed) != 0 {
+fn warn_once_if_walks_disagree(bounds: StackBounds) {
+    if bounds.hi <= bounds.lo || SELF_CHECKED.swap(1, Ordering::Relaxed) != 0 {
         return;
     }
-    if !unwind::frame_pointers_agree_with_dwarf(bounds) {
+    if !unwind::rules_agree_with_dwarf(bounds) {
         warning!(
-            "built without frame pointers: allocation stacks may be wrong or short; build with \
-             RUSTFLAGS=\"-C force-frame-pointers=yes\", or set HEAPSWEEP=fast_unwind=0 (slow)"
+            "the cached unwinder disagrees with the DWARF unwinder on this program's stacks: \
+             allocation stacks may be wrong; set HEAPSWEEP=fast_unwind=0 (slow, exact)"
         );
     }
 }

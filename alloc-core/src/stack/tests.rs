@@ -5,8 +5,8 @@ use std::hint::black_box;
 /// The one capture site most tests go through, so that loops over it record the same
 /// return addresses whatever the optimizer does to the loop.
 #[inline(never)]
-fn probe(depth: usize, fast: bool, bounds: StackBounds, cache: &mut StackCache) -> StackId {
-    let id = capture(depth, fast, bounds, cache);
+fn probe(depth: usize, walker: impl Into<Walker>, bounds: StackBounds, cache: &mut StackCache) -> StackId {
+    let id = capture(depth, walker, bounds, cache);
     black_box(0u8);
     id
 }
@@ -105,16 +105,19 @@ fn depth_limits_are_respected() {
 }
 
 #[test]
-fn frame_pointer_and_dwarf_walks_agree() {
-    assert!(unwind::frame_pointers_agree_with_dwarf(current_thread_stack_bounds()));
+fn the_three_walks_agree_in_code_with_frame_pointers() {
+    assert!(unwind::rules_agree_with_dwarf(current_thread_stack_bounds()));
     let bounds = current_thread_stack_bounds();
-    let ids: Vec<StackId> =
-        black_box([true, false]).iter().map(|&fast| probe(32, fast, bounds, &mut StackCache::new())).collect();
-    let (fp, dw) = (frames(ids[0]), frames(ids[1]));
+    let ids: Vec<StackId> = black_box([Walker::FramePointers, Walker::Rules, Walker::Dwarf])
+        .iter()
+        .map(|&w| probe(32, w, bounds, &mut StackCache::new()))
+        .collect();
+    let (fp, rules, dw) = (frames(ids[0]), frames(ids[1]), frames(ids[2]));
     assert_eq!(position_of(fp, "probe"), Some(0), "{:?}", names(fp));
-    let test_fn = position_of(dw, "frame_pointer_and_dwarf_walks_agree")
+    let test_fn = position_of(dw, "the_three_walks_agree_in_code_with_frame_pointers")
         .unwrap_or_else(|| panic!("{:?}\n{:?}", names(fp), names(dw)));
     assert_eq!(fp[..=test_fn], dw[..=test_fn], "fp {:?}\ndwarf {:?}", names(fp), names(dw));
+    assert_eq!(rules, dw, "rules {:?}\ndwarf {:?}", names(rules), names(dw));
 }
 
 #[test]
@@ -279,21 +282,24 @@ fn hashes_cover_frames_and_their_count() {
 #[test]
 #[ignore = "prints timings; run with cargo test -p alloc-core --release --lib -- --ignored capture_cost"]
 fn capture_cost() {
+    // Wall time and this thread's CPU time: on a machine shared with other work the CPU
+    // time is the steadier of the two.
     fn time(label: &str, n: u32, mut f: impl FnMut()) {
-        let t = std::time::Instant::now();
+        let (t, cpu) = (std::time::Instant::now(), crate::platform::thread_cpu_ns());
         for _ in 0..n {
             f();
         }
-        println!("{label}: {:.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
+        let cpu = (crate::platform::thread_cpu_ns() - cpu) as f64 / n as f64;
+        println!("{label}: {:.1} ns ({cpu:.1} ns of CPU)", t.elapsed().as_nanos() as f64 / n as f64);
     }
     let bounds = current_thread_stack_bounds();
     nested(40, &mut || {
         let mut cache = StackCache::new();
         for depth in [8, 32] {
-            for fast in [true, false] {
-                let n = if fast { 2_000_000 } else { 2_000 };
-                time(&format!("capture depth {depth} fast {fast}"), n, || {
-                    black_box(probe(depth, fast, bounds, &mut cache));
+            for walker in [Walker::FramePointers, Walker::Rules, Walker::Dwarf] {
+                let n = if walker == Walker::Dwarf { 2_000 } else { 2_000_000 };
+                time(&format!("capture depth {depth} {walker:?}"), n, || {
+                    black_box(probe(depth, walker, bounds, &mut cache));
                 });
             }
         }

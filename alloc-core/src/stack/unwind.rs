@@ -1,9 +1,24 @@
-//! Stack walking: a validated frame-pointer walk, and the DWARF unwinder as fallback.
+//! Stack walking: the cached unwinder, the validated frame-pointer walk, and the DWARF
+//! unwinder.
 //!
 //! # What it owns
-//! The two walkers [`capture`](super::capture) chooses between, and the stack hash both
+//! The three walkers [`capture`](super::capture) chooses between, and the stack hash they
 //! compute as they go ([`mix`], [`finish`]), so that the same frames hash the same
 //! whichever walker found them.
+//!
+//! # The cached unwinder
+//! [`walk_rules`] starts from its own frame (its pc, `rsp` and `rbp`, read in place) and
+//! steps frame by frame: the rule of the frame's address (`rules::lookup`, two loads; on a
+//! miss `cfi::rule_for`), the CFA from `rsp` or `rbp` plus the rule's offset, the return
+//! address at CFA - 8, the caller's `rbp` where the rule says it was saved. A frame whose
+//! rule is the frame-pointer record (`CFA = rbp + 16`, what every function built with
+//! frame pointers has past its prologue, std's included) is stepped exactly as the
+//! frame-pointer walk steps: its loads do not wait for the rule's, so such frames cost
+//! about what they cost in the frame-pointer walk. Each read is checked against the
+//! live part of the thread's stack, and each CFA must lie above the frame's stack pointer:
+//! a wrong rule can cut a stack short or add a wrong frame, never read outside the stack
+//! or loop. The walk skips its own return address, so it starts at the return address
+//! into `capture`'s caller.
 //!
 //! # The frame-pointer walk (x86-64 Linux)
 //! With frame pointers, `rbp` points at a frame record: the caller's `rbp`, then the
@@ -13,8 +28,7 @@
 //! grow down, so the walk always moves toward the stack's top and ends). The walk stops at
 //! the first failed check. Code built without frame pointers uses `rbp` as an ordinary
 //! register: its value can shorten a stack or add a bogus frame, but never make the walk
-//! read outside the live part of the thread's stack. About 1 ns a frame (see the figures
-//! in [`super`]).
+//! read outside the live part of the thread's stack. About 1 ns a frame.
 //!
 //! # The DWARF walk
 //! `backtrace::trace_unsynchronized` (libgcc's `_Unwind_Backtrace`): complete without
@@ -22,10 +36,11 @@
 //! stack pointer it gives for a frame (libgcc's `_Unwind_GetCFA` there is the CFA of the
 //! callee, that is the frame's own `rsp` at the call) lies at or below a marker, the
 //! address of a local in `capture`'s frame, for `capture` and every frame it called; we
-//! skip those. So both walkers start at the return address into `capture`'s caller,
+//! skip those. So every walker starts at the return address into `capture`'s caller,
 //! whatever the unwinder's crate inlined.
 
-use super::StackBounds;
+use super::rules::{self, Base, Rule, RuleMemo, Step};
+use super::{cfi, StackBounds};
 use core::mem::MaybeUninit;
 
 /// The frames a walker wrote (`out[..len]`) and their hash ([`finish`]).
@@ -124,6 +139,173 @@ pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bo
     Walk { len: n, hash: finish(h, n) }
 }
 
+/// Walks by cached unwind rules (`rules`, filled by `cfi` on a miss) from the frame of
+/// this function, filling `out` with return addresses: the first is the return address
+/// into the caller of this function's caller (`capture`'s caller, when `capture` calls
+/// it). Empty when the bounds are unknown or the stack pointer lies outside them (a
+/// signal stack): `capture` then takes the DWARF walk.
+///
+/// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
+/// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`).
+#[inline(never)]
+pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, memo: &mut RuleMemo) -> Walk {
+    // Inlined into this function: the address and registers of this frame.
+    let (pc, sp, fp) = crate::platform::pc_sp_fp();
+    let empty = Walk { len: 0, hash: finish(SEED, 0) };
+    if bounds.hi <= bounds.lo || sp < bounds.lo || sp >= bounds.hi {
+        return empty;
+    }
+    let live = StackBounds { lo: sp, hi: bounds.hi };
+    let Some(table) = rules::table() else { return empty };
+    memo.sync();
+    let mut may_parse = true;
+    let rule = memo.lookup(table, pc, sp).unwrap_or_else(|| miss(pc, sp, &mut may_parse, memo));
+    // SAFETY: `step`'s and then `walk_rules_from`'s bullet: `live.lo = sp > 0`, and
+    // `[sp, hi)` is the live part of this thread's stack (the bounds are this thread's,
+    // callers; `sp` lies in them, checked just above): the frames of this call and its
+    // callers, mapped and readable for the whole call.
+    unsafe {
+        // This frame's own return address (into `capture`) is not recorded.
+        match step(rule, Frame { addr: pc, sp, fp }, live) {
+            Some((cfa, ret, fp)) if ret != 0 => {
+                walk_rules_from(table, memo, Frame { addr: ret - 1, sp: cfa, fp }, out, live)
+            }
+            _ => empty,
+        }
+    }
+}
+
+/// One frame of a rule walk: the address whose rule describes it (the frame's own pc for
+/// the first frame, a return address minus one for the others, so that a call at the very
+/// end of a function finds that function's rule), its stack pointer and `rbp`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Frame {
+    pub(super) addr: usize,
+    pub(super) sp: usize,
+    pub(super) fp: usize,
+}
+
+/// The validated rule walk from `frame`, recording the return address of every frame;
+/// `table` is the rule cache, `memo` the thread's copy of the rules it used last.
+///
+/// Each step computes the caller's stack pointer (the CFA) from the rule of the frame's
+/// address, then reads the return address at CFA - 8 and, if the rule says so, the
+/// caller's `rbp`; a frame whose rule is a frame-pointer record (the common case in code
+/// with frame pointers) reads `[rbp, rbp + 16)` directly, so that its loads do not wait
+/// for the rule's. Every read is of an 8-byte aligned word inside `bounds`, and every CFA
+/// is strictly above the frame's stack pointer (the walk moves toward the stack's top and
+/// ends); the walk stops at the first failed check, a zero return address, or an
+/// [`End`](rules::Step::End) rule.
+///
+/// # Safety
+/// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call, and
+///   `bounds.lo > 0`.
+#[inline(always)]
+pub(super) unsafe fn walk_rules_from(
+    table: rules::Table,
+    memo: &mut RuleMemo,
+    mut frame: Frame,
+    out: &mut [MaybeUninit<usize>],
+    bounds: StackBounds,
+) -> Walk {
+    let mut h = SEED;
+    let mut n = 0;
+    let mut may_parse = true;
+    while n < out.len() {
+        let rule = match memo.lookup(table, frame.addr, frame.sp) {
+            Some(rule) => rule,
+            None => miss(frame.addr, frame.sp, &mut may_parse, memo),
+        };
+        // SAFETY: this function's bullet, passed on.
+        let Some((cfa, ret, fp)) = (unsafe { step(rule, frame, bounds) }) else { break };
+        if ret == 0 {
+            break;
+        }
+        out[n].write(ret);
+        h = mix(h, ret);
+        n += 1;
+        frame = Frame { addr: ret - 1, sp: cfa, fp };
+    }
+    Walk { len: n, hash: finish(h, n) }
+}
+
+/// The rule of `addr` when the cache has none: from `cfi`, unless an earlier miss of this
+/// walk could not take the miss lock (then every later miss of the walk takes the
+/// frame-pointer record without waiting again).
+#[cold]
+#[inline(never)]
+fn miss(addr: usize, sp: usize, may_parse: &mut bool, memo: &mut RuleMemo) -> Rule {
+    if *may_parse {
+        if let Some(rule) = cfi::rule_for(addr) {
+            memo.remember(addr, sp, rule);
+            return rule;
+        }
+        *may_parse = false;
+    }
+    Rule::FRAME_POINTER
+}
+
+/// One step of the rule walk: the caller's stack pointer (the CFA), the return address
+/// and the caller's `rbp`; `None` at the end of the walk or on a failed check.
+///
+/// # Safety
+/// - As [`walk_rules_from`]: `[bounds.lo, bounds.hi)` is readable, `bounds.lo > 0`.
+#[inline(always)]
+pub(super) unsafe fn step(rule: Rule, frame: Frame, bounds: StackBounds) -> Option<(usize, usize, usize)> {
+    if rule == Rule::FRAME_RECORD || rule == Rule::FRAME_POINTER {
+        // SAFETY: `frame_record`'s bullet is this function's.
+        return unsafe { frame_record(frame, bounds) };
+    }
+    let (cfa, rbp_slot) = match rule.decode() {
+        Step::Cfa { base: Base::Rsp, offset, rbp_slot } => (frame.sp.checked_add(offset as usize)?, rbp_slot),
+        Step::Cfa { base: Base::Rbp, offset, rbp_slot } => (frame.fp.checked_add(offset as usize)?, rbp_slot),
+        Step::FramePointer | Step::End => return None,
+    };
+    if cfa <= frame.sp {
+        return None;
+    }
+    // SAFETY: `read`'s bullet is this function's.
+    let ret = unsafe { read(cfa - 8, bounds) }?;
+    let fp = match rbp_slot {
+        0 => frame.fp,
+        // SAFETY: as just above.
+        k => unsafe { read(cfa.checked_sub(8 * k as usize)?, bounds) }?,
+    };
+    Some((cfa, ret, fp))
+}
+
+/// The step through the frame record at `rbp`: CFA `rbp + 16`, the caller's `rbp` and the
+/// return address the two words at `rbp`. Checked as the frame-pointer walk checks.
+///
+/// # Safety
+/// - As [`walk_rules_from`]: `[bounds.lo, bounds.hi)` is readable.
+#[inline(always)]
+unsafe fn frame_record(frame: Frame, bounds: StackBounds) -> Option<(usize, usize, usize)> {
+    let fp = frame.fp;
+    if fp < bounds.lo || fp > bounds.hi.checked_sub(16)? || !fp.is_multiple_of(8) || fp + 16 <= frame.sp {
+        return None;
+    }
+    // SAFETY: `[fp, fp + 16)` lies in `[lo, hi)` (checked: `lo <= fp <= hi - 16`),
+    // readable (caller); `fp` is 8-byte aligned (checked). Plain loads of stack words.
+    let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+    Some((fp + 16, ret, next))
+}
+
+/// The word at `addr`, when it lies in `bounds` and is 8-byte aligned.
+///
+/// # Safety
+/// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
+#[inline(always)]
+unsafe fn read(addr: usize, bounds: StackBounds) -> Option<usize> {
+    if addr < bounds.lo || addr > bounds.hi.checked_sub(8)? || !addr.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: `[addr, addr + 8)` lies in `[lo, hi)` (checked: `lo <= addr <= hi - 8`),
+    // readable (caller); `addr` is 8-byte aligned (checked). A plain load of a stack
+    // word, on this thread.
+    Some(unsafe { *(addr as *const usize) })
+}
+
 /// Unwinds with DWARF tables, filling `out` with return addresses starting at the caller
 /// of the function whose frame holds address `marker` (see the module notes).
 #[inline(never)]
@@ -153,19 +335,18 @@ pub(super) fn walk_dwarf(out: &mut [MaybeUninit<usize>], marker: usize) -> Walk 
     Walk { len: n, hash: finish(h, n) }
 }
 
-/// Whether the frame-pointer walk finds the same first two frames as the DWARF walk from
-/// here: false when this crate was built without frame pointers (then `capture`'s walk
-/// would start from a stale `rbp`).
+/// Whether the cached unwinder finds the same first three frames as the DWARF walk from
+/// here (fewer when the stack is shorter).
 #[inline(never)]
-pub(super) fn frame_pointers_agree_with_dwarf(bounds: StackBounds) -> bool {
-    let mut fp = [MaybeUninit::uninit(); 2];
-    let mut dw = [MaybeUninit::uninit(); 2];
-    let a = walk_frame_pointers(&mut fp, bounds);
-    let b = walk_dwarf(&mut dw, fp.as_ptr() as usize);
-    if a.len < 2 || b.len < 2 {
+pub(super) fn rules_agree_with_dwarf(bounds: StackBounds) -> bool {
+    let mut ours = [MaybeUninit::uninit(); 3];
+    let mut dw = [MaybeUninit::uninit(); 3];
+    let a = walk_rules(&mut ours, bounds, &mut RuleMemo::new());
+    let b = walk_dwarf(&mut dw, ours.as_ptr() as usize);
+    if a.len != b.len || a.len == 0 {
         return false;
     }
-    // SAFETY: both `len`s are at least 2 (checked just above), and each walker wrote
-    // `out[n]` before counting it into `len`: `fp[0..2]` and `dw[0..2]` are initialized.
-    unsafe { fp[0].assume_init() == dw[0].assume_init() && fp[1].assume_init() == dw[1].assume_init() }
+    // SAFETY: each walker wrote `out[n]` before counting it into `len`: `ours[..a.len]`
+    // and `dw[..b.len]` are initialized.
+    (0..a.len).all(|i| unsafe { ours[i].assume_init() == dw[i].assume_init() })
 }

@@ -1,0 +1,286 @@
+//! Unwind rules read from `.eh_frame`: what the rule cache does not know yet.
+//!
+//! # What it owns
+//! [`rule_for`], the miss path of the cached unwinder: given a code address, it finds the
+//! loaded object that holds it, its `.eh_frame_hdr` (the `PT_GNU_EH_FRAME` segment: a
+//! binary-search table from function start to FDE), the FDE of the address, runs its
+//! call-frame instructions up to the address (with `gimli`, allocation-free: a context of
+//! fixed size, kept in a static), and turns the row into a compact [`Rule`], which it
+//! stores in the rule cache (`rules`). One miss costs a few microseconds; a process has a
+//! few thousand distinct return addresses at most, so misses stop early in its life.
+//!
+//! # Rules (what `capture` relies on)
+//! - Never allocates, never panics (bad or unusual CFI gives [`Rule::FRAME_POINTER`]: that
+//!   frame is walked by its frame-pointer record, validated as ever).
+//! - One miss at a time, under a lock of its own whose holder is known (its thread
+//!   pointer): a thread that finds the lock held by itself (a signal handler, or a nested
+//!   allocation, interrupting its own miss) does not wait, and a thread that waits gives
+//!   up after [`WAIT_NS`] (a holder stopped by a leak check). Giving up answers `None`:
+//!   that frame falls back to its frame-pointer record, and nothing is cached. So no
+//!   deadlock is possible through this lock. In the child of a `fork` that happened while
+//!   a thread of the parent held the lock, the first miss takes the lock over (that thread
+//!   does not exist in the child).
+//! - The object is read inside `dl_iterate_phdr`'s callback, under the loader's lock: no
+//!   object is unloaded while its tables are read. The miss takes that lock as libgcc's
+//!   unwinder does on every frame.
+//!
+//! # Loaded and unloaded objects
+//! Each miss reads the loader's counts of loads and unloads (`dlpi_adds`, `dlpi_subs`);
+//! when they changed since the last miss, the whole cache is cleared before the new rule
+//! goes in. So after a `dlopen` or `dlclose`, rules computed before it are used only until
+//! the next miss. An address cached from an object that was then unloaded can still
+//! answer in that window if a new object is mapped over the same address and a stack
+//! passes through that exact return address before any miss: its frame then unwinds by
+//! the old rule, which gives a wrong caller but never a read outside the thread's stack
+//! (every read of a walk is checked against the stack bounds). A frame in code that no
+//! object holds (generated code) has no rule: its frame-pointer record is followed.
+
+use super::rules::{self, Base, Rule};
+use crate::platform::{self, LoadedObject, ProgramHeader};
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, Pointer, Register, RegisterRule, UnwindContext,
+    UnwindContextStorage, UnwindSection, UnwindTableRow,
+};
+
+/// Longest a miss waits for another thread's miss to end before it gives up.
+const WAIT_NS: u64 = 50_000_000;
+
+/// `gimli`'s unwind context in fixed arrays: rules for 32 registers (x86-64 code names at
+/// most the 17 general registers and the return address), 4 remembered states.
+#[derive(Debug)]
+struct Fixed;
+
+impl UnwindContextStorage<usize> for Fixed {
+    type Rules = [(Register, RegisterRule<usize>); 32];
+    type Stack = [UnwindTableRow<usize, Self>; 4];
+}
+
+type Context = UnwindContext<usize, Fixed>;
+
+/// What the lock protects: the unwind context (made on first use), and the loader's
+/// counts at the last miss.
+struct Scratch {
+    context: MaybeUninit<Context>,
+    made: bool,
+    loads: u64,
+    unloads: u64,
+}
+
+/// The miss lock: the holder's thread pointer, 0 when free.
+static OWNER: AtomicUsize = AtomicUsize::new(0);
+/// The process id of the last thread that took [`OWNER`] (0 before the first): a child
+/// of `fork` finds its parent's id here if a thread of the parent held the lock at the
+/// fork (that thread does not exist in the child, so the child takes the lock over).
+static HOLDER_PID: AtomicI32 = AtomicI32::new(0);
+
+/// [`Scratch`] behind [`OWNER`].
+struct Locked(UnsafeCell<Scratch>);
+
+// SAFETY: the scratch is reached only through a `MissGuard`, which exists only while its
+// thread holds `OWNER` (taken with an Acquire CAS from 0, released with a Release store):
+// one thread at a time, each seeing the last one's writes.
+unsafe impl Sync for Locked {}
+
+static SCRATCH: Locked =
+    Locked(UnsafeCell::new(Scratch { context: MaybeUninit::uninit(), made: false, loads: 0, unloads: 0 }));
+
+/// Holding the miss lock. Invariant: `OWNER` holds this thread's thread pointer from
+/// [`MissGuard::acquire`] until the drop.
+struct MissGuard(usize);
+
+impl MissGuard {
+    /// Takes the lock; `None` if this thread holds it already, or another thread holds it
+    /// for longer than [`WAIT_NS`].
+    fn acquire() -> Option<MissGuard> {
+        let me = platform::thread_pointer();
+        let mut deadline = 0;
+        let mut spins = 0u32;
+        loop {
+            match OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(MissGuard::held(me)),
+                Err(holder) if holder == me => return None,
+                Err(holder) if spins == 64 && Self::held_before_fork(holder, me) => return Some(MissGuard::held(me)),
+                Err(_) => {}
+            }
+            spins += 1;
+            if spins < 64 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let now = platform::monotonic_ns();
+            if deadline == 0 {
+                deadline = now + WAIT_NS;
+            } else if now >= deadline {
+                return None;
+            }
+            platform::sched_yield();
+        }
+    }
+
+    /// This thread now holds the lock: records the process it belongs to.
+    fn held(me: usize) -> MissGuard {
+        HOLDER_PID.store(platform::getpid(), Ordering::Relaxed);
+        MissGuard(me)
+    }
+
+    /// Whether `holder` took the lock in the parent of this process (see [`HOLDER_PID`]):
+    /// then this thread takes it over from it (a CAS, so one thread does).
+    fn held_before_fork(holder: usize, me: usize) -> bool {
+        let pid = HOLDER_PID.load(Ordering::Relaxed);
+        pid != 0
+            && pid != platform::getpid()
+            && OWNER.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// The scratch, for as long as the lock is held.
+    fn scratch(&mut self) -> &mut Scratch {
+        // SAFETY: this guard holds the lock (type invariant), so no other reference to
+        // the scratch exists: the `&mut self` borrow makes this one exclusive too.
+        unsafe { &mut *SCRATCH.0.get() }
+    }
+}
+
+impl Drop for MissGuard {
+    fn drop(&mut self) {
+        debug_assert_eq!(OWNER.load(Ordering::Relaxed), self.0);
+        OWNER.store(0, Ordering::Release);
+    }
+}
+
+/// The rule for the code address `addr` (a frame's own pc, or a return address minus
+/// one), computed and cached. `None` when the miss lock could not be taken (see the
+/// module notes): then nothing is cached.
+#[cold]
+#[inline(never)]
+pub(super) fn rule_for(addr: usize) -> Option<Rule> {
+    let mut guard = MissGuard::acquire()?;
+    let scratch = guard.scratch();
+    let mut first = true;
+    let found = platform::find_loaded_object(|object| {
+        if first {
+            first = false;
+            if (object.loads, object.unloads) != (scratch.loads, scratch.unloads) {
+                rules::clear();
+                (scratch.loads, scratch.unloads) = (object.loads, object.unloads);
+            }
+        }
+        let segment = segment_of(object, addr)?;
+        Some(if segment.p_flags & platform::PF_R == 0 { Rule::FRAME_POINTER } else { rule_in(object, addr, scratch) })
+    });
+    let rule = found.unwrap_or(Rule::FRAME_POINTER);
+    rules::insert(addr, rule);
+    Some(rule)
+}
+
+/// The `PT_LOAD` segment of `object` that holds `addr`.
+fn segment_of<'a>(object: &LoadedObject<'a>, addr: usize) -> Option<&'a ProgramHeader> {
+    object.program_headers.iter().find(|p| {
+        let start = object.load_bias.wrapping_add(p.p_vaddr as usize);
+        p.p_type == platform::PT_LOAD && addr >= start && addr - start < p.p_memsz as usize
+    })
+}
+
+/// `len` bytes at `addr`, when they lie in one readable, read-only `PT_LOAD` segment of
+/// `object`.
+///
+/// A safe `fn` private to this module whose callers ensure that `object` is the loader's
+/// description of a loaded object, given to a `find_loaded_object` callback that is still
+/// running (so the object stays mapped, and its read-only segments unchanged, for the
+/// lifetime `'a` the callback's borrow allows).
+fn bytes_of<'a>(object: &LoadedObject<'a>, addr: usize, len: usize) -> Option<&'a [u8]> {
+    let segment = segment_of(object, addr)?;
+    let start = object.load_bias.wrapping_add(segment.p_vaddr as usize);
+    let readable = segment.p_flags & platform::PF_R != 0 && segment.p_flags & platform::PF_W == 0;
+    if !readable || addr - start + len > segment.p_memsz as usize {
+        return None;
+    }
+    // SAFETY: `[addr, addr + len)` lies in a `PT_LOAD` segment of `object` (checked
+    // above), which the loader mapped readable (`PF_R`, checked) and read-only (no `PF_W`,
+    // checked: nothing writes it), and which stays mapped while the callback runs
+    // (callers). Bytes need no alignment.
+    Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+}
+
+/// The rule at `addr` from `object`'s unwind tables; [`Rule::FRAME_POINTER`] when they
+/// have none, or one the compact form cannot hold. Same contract as [`bytes_of`].
+fn rule_in(object: &LoadedObject<'_>, addr: usize, scratch: &mut Scratch) -> Rule {
+    let Some(hdr) = object.program_headers.iter().find(|p| p.p_type == platform::PT_GNU_EH_FRAME) else {
+        return Rule::FRAME_POINTER;
+    };
+    let hdr_addr = object.load_bias.wrapping_add(hdr.p_vaddr as usize);
+    let Some(hdr_bytes) = bytes_of(object, hdr_addr, hdr.p_memsz as usize) else { return Rule::FRAME_POINTER };
+    let bases = BaseAddresses::default().set_eh_frame_hdr(hdr_addr as u64);
+    let Ok(parsed) = EhFrameHdr::new(hdr_bytes, LittleEndian).parse(&bases, 8) else { return Rule::FRAME_POINTER };
+    let Pointer::Direct(eh_frame_addr) = parsed.eh_frame_ptr() else { return Rule::FRAME_POINTER };
+    let eh_frame_addr = eh_frame_addr as usize;
+    let Some(segment) = segment_of(object, eh_frame_addr) else { return Rule::FRAME_POINTER };
+    let segment_end = object.load_bias.wrapping_add(segment.p_vaddr as usize) + segment.p_memsz as usize;
+    let Some(eh_bytes) = bytes_of(object, eh_frame_addr, segment_end - eh_frame_addr) else {
+        return Rule::FRAME_POINTER;
+    };
+    let eh_frame = EhFrame::new(eh_bytes, LittleEndian);
+    let bases = bases.set_eh_frame(eh_frame_addr as u64);
+    let Some(table) = parsed.table() else { return Rule::FRAME_POINTER };
+    let Ok(fde) = table.fde_for_address(&eh_frame, &bases, addr as u64, EhFrame::cie_from_offset) else {
+        return Rule::FRAME_POINTER;
+    };
+    if fde.is_signal_trampoline() {
+        return Rule::END;
+    }
+    if !scratch.made {
+        scratch.context.write(Context::new_in());
+        scratch.made = true;
+    }
+    // SAFETY: `made` is set only just after the context was written.
+    let context = unsafe { scratch.context.assume_init_mut() };
+    match fde.unwind_info_for_address(&eh_frame, &bases, context, addr as u64) {
+        Ok(row) => compact(row.cfa(), row.register(RETURN_ADDRESS), row.register(RBP)),
+        Err(_) => Rule::FRAME_POINTER,
+    }
+}
+
+const RSP: Register = Register(platform::DWARF_RSP);
+const RBP: Register = Register(platform::DWARF_RBP);
+const RETURN_ADDRESS: Register = Register(platform::DWARF_RETURN_ADDRESS);
+
+/// The compact rule for one row of an unwind table: its CFA, the rule of the return
+/// address and of `rbp` (`None`: not named, that is unchanged).
+pub(super) fn compact(cfa: &CfaRule<usize>, ra: Option<RegisterRule<usize>>, rbp: Option<RegisterRule<usize>>) -> Rule {
+    match ra {
+        Some(RegisterRule::Offset(-8)) => {}
+        Some(RegisterRule::Undefined) => return Rule::END,
+        _ => return Rule::FRAME_POINTER,
+    }
+    let &CfaRule::RegisterAndOffset { register, offset } = cfa else { return Rule::FRAME_POINTER };
+    let base = match register {
+        RSP => Base::Rsp,
+        RBP => Base::Rbp,
+        _ => return Rule::FRAME_POINTER,
+    };
+    let slot = match rbp {
+        None | Some(RegisterRule::SameValue) | Some(RegisterRule::Undefined) => Some(0),
+        Some(RegisterRule::Offset(o)) if o < 0 && o % 8 == 0 => u32::try_from(-o / 8).ok(),
+        Some(_) => None,
+    };
+    let offset = u32::try_from(offset).ok().filter(|&o| o >= 8);
+    match (offset, slot) {
+        (Some(offset), Some(slot)) => Rule::cfa(base, offset, slot).unwrap_or(Rule::FRAME_POINTER),
+        _ => Rule::FRAME_POINTER,
+    }
+}
+
+/// Empties the rule cache, under the miss lock (tests: the cache then fills again).
+#[cfg(test)]
+pub(super) fn clear_cache() {
+    with_lock(rules::clear);
+}
+
+/// Runs `f` under the miss lock (tests that write the cache).
+#[cfg(test)]
+pub(super) fn with_lock(f: impl FnOnce()) {
+    let _guard = MissGuard::acquire().expect("the miss lock");
+    f();
+}

@@ -1,0 +1,298 @@
+//! Tests of the cached unwinder: the compact rules, the cache, the validated step, and
+//! walks compared with the DWARF walk on many shapes of call chain.
+
+use super::cfi::{self, compact};
+use super::rules::{self, Base, Rule, Step};
+use super::unwind::{self, Frame};
+use super::*;
+use gimli::{CfaRule, Register, RegisterRule};
+use std::hint::black_box;
+
+/// The frames `walker` captures from here (the caller of this function first).
+#[inline(never)]
+fn stack_by(walker: Walker) -> Vec<usize> {
+    let id = capture(MAX_DEPTH, walker, current_thread_stack_bounds(), &mut StackCache::new());
+    black_box(3u8);
+    frames(id).to_vec()
+}
+
+/// The stack seen by the cached unwinder and by the DWARF walk from the same place.
+#[inline(never)]
+fn both() -> (Vec<usize>, Vec<usize>) {
+    let rules = stack_by(Walker::Rules);
+    let dwarf = stack_by(Walker::Dwarf);
+    black_box((rules, dwarf))
+}
+
+/// Asserts that the two walks agree on every frame but the second (the two call sites in
+/// `both`), and that the stacks are not trivially short.
+#[track_caller]
+fn assert_same((rules, dwarf): (Vec<usize>, Vec<usize>), what: &str) {
+    let message = || format!("{what}: rules {rules:x?}\ndwarf {dwarf:x?}");
+    assert!(dwarf.len() >= 4, "{}", message());
+    assert_eq!(rules.len(), dwarf.len(), "{}", message());
+    assert_eq!(rules[0], dwarf[0], "{}", message());
+    assert_ne!(rules[1], dwarf[1], "{}", message());
+    assert_eq!(rules[2..], dwarf[2..], "{}", message());
+}
+
+#[inline(never)]
+fn recurse(n: usize) -> (Vec<usize>, Vec<usize>) {
+    if n == 0 {
+        return both();
+    }
+    let r = recurse(n - 1);
+    black_box(n);
+    r
+}
+
+/// A frame of `N` bytes of locals around the capture.
+#[inline(never)]
+fn big_frame<const N: usize>() -> (Vec<usize>, Vec<usize>) {
+    let mut buf = [0u8; N];
+    black_box(&mut buf);
+    let r = both();
+    black_box(&mut buf);
+    r
+}
+
+/// Frames of different sizes depending on a runtime value, as code with `alloca` has.
+#[inline(never)]
+fn sized_by(k: usize) -> (Vec<usize>, Vec<usize>) {
+    match black_box(k) % 4 {
+        0 => big_frame::<64>(),
+        1 => big_frame::<4096>(),
+        2 => big_frame::<{ 100 << 10 }>(),
+        _ => recurse(k % 7),
+    }
+}
+
+#[test]
+fn rules_and_dwarf_agree_through_recursion_of_every_depth() {
+    for depth in 0..black_box(40) {
+        assert_same(recurse(depth), &format!("depth {depth}"));
+    }
+}
+
+#[test]
+fn rules_and_dwarf_agree_through_large_and_varying_frames() {
+    assert_same(big_frame::<{ 512 << 10 }>(), "a 512 KiB frame");
+    for k in 0..black_box(24) {
+        assert_same(sized_by(k), &format!("k {k}"));
+    }
+}
+
+#[test]
+fn rules_and_dwarf_agree_through_closures_iterators_and_dyn_calls() {
+    let mut seen = Vec::new();
+    let mut f = || seen.push(both());
+    let g: &mut dyn FnMut() = &mut f;
+    g();
+    (0..black_box(3)).map(|i| recurse(black_box(i))).for_each(|r| seen.push(r));
+    let boxed: Box<dyn Fn() -> (Vec<usize>, Vec<usize>)> = Box::new(|| sized_by(2));
+    seen.push(boxed());
+    for (i, r) in seen.into_iter().enumerate() {
+        assert_same(r, &format!("closure {i}"));
+    }
+}
+
+#[test]
+fn rules_and_dwarf_agree_inside_and_after_a_caught_panic() {
+    let mut inside = None;
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        inside = Some(recurse(3));
+        panic!("expected by the test");
+    }));
+    assert!(caught.is_err());
+    assert_same(inside.unwrap(), "inside catch_unwind");
+    assert_same(recurse(5), "after the panic");
+    // In a panic hook, running during the unwind's first phase.
+    let hooked = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let r = std::panic::catch_unwind(|| {
+                let _d = Defer(|| *hooked.lock().unwrap() = Some(recurse(2)));
+                panic!("expected by the test");
+            });
+            assert!(r.is_err());
+        });
+    });
+    assert_same(hooked.into_inner().unwrap().unwrap(), "in a destructor run by the unwind");
+}
+
+/// Runs its closure when dropped.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+#[test]
+fn threads_capturing_while_the_cache_fills_agree_with_dwarf() {
+    for round in 0..black_box(5) {
+        cfi::clear_cache();
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            for t in 0..6 {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    for k in 0..black_box(12) {
+                        assert_same(sized_by(k + t), &format!("round {round} thread {t} k {k}"));
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn a_cached_rule_answers_only_its_own_address() {
+    let _ = stack_by(Walker::Rules); // the table exists
+    let base = 0x3000_0000_0000usize;
+    let a = Rule::cfa(Base::Rsp, 40, 0).unwrap();
+    let b = Rule::cfa(Base::Rbp, 16, 2).unwrap();
+    cfi_insert(base, a);
+    cfi_insert(base + 1, b);
+    assert_eq!(rules::table().unwrap().lookup(base), Some(a));
+    assert_eq!(rules::table().unwrap().lookup(base + 1), Some(b));
+    assert_eq!(rules::table().unwrap().lookup(base + 2), None);
+    // An address in the same set: tag differs.
+    let same_set = base ^ (1 << 15) ^ 1;
+    assert_eq!(rules::table().unwrap().lookup(same_set), None);
+    assert_eq!(rules::table().unwrap().lookup(usize::MAX - 15), None, "not cacheable");
+}
+
+/// Inserts under the miss lock, as `cfi` does.
+fn cfi_insert(addr: usize, rule: Rule) {
+    cfi::with_lock(|| rules::insert(addr, rule));
+}
+
+#[test]
+fn a_full_set_keeps_its_newest_two_entries() {
+    let _ = stack_by(Walker::Rules);
+    let base = 0x3100_0000_0000usize;
+    // Three addresses of one set: equal `a ^ a >> 15` low bits, different tags.
+    let [x, y, z] = [0usize, 1, 2].map(|i| {
+        let hi = base + (i << 15);
+        hi ^ ((hi >> 15) & ((1 << 15) - 1)) ^ 0x123
+    });
+    let rule = |o| Rule::cfa(Base::Rsp, o, 0).unwrap();
+    cfi_insert(x, rule(8));
+    cfi_insert(y, rule(16));
+    cfi_insert(z, rule(24));
+    assert_eq!(rules::table().unwrap().lookup(z), Some(rule(24)));
+    assert_eq!(rules::table().unwrap().lookup(y), Some(rule(16)));
+    assert_eq!(rules::table().unwrap().lookup(x), None, "evicted");
+}
+
+#[test]
+fn rules_encode_and_decode() {
+    for (base, offset, slot) in [(Base::Rsp, 8, 0), (Base::Rbp, 16, 2), (Base::Rsp, Rule::MAX_OFFSET, Rule::MAX_SLOT)] {
+        let r = Rule::cfa(base, offset, slot).unwrap();
+        assert_eq!(r.decode(), Step::Cfa { base, offset, rbp_slot: slot });
+    }
+    assert_eq!(Rule::cfa(Base::Rsp, Rule::MAX_OFFSET + 1, 0), None);
+    assert_eq!(Rule::cfa(Base::Rsp, 8, Rule::MAX_SLOT + 1), None);
+    assert_eq!(Rule::cfa(Base::Rbp, 16, 2), Some(Rule::FRAME_RECORD));
+    assert_eq!(Rule::FRAME_POINTER.decode(), Step::FramePointer);
+    assert_eq!(Rule::END.decode(), Step::End);
+}
+
+#[test]
+fn rows_compact_to_rules() {
+    let (rsp, rbp, rax) = (Register(7), Register(6), Register(0));
+    let cfa = |register, offset| CfaRule::RegisterAndOffset { register, offset };
+    let ra = Some(RegisterRule::Offset(-8));
+    assert_eq!(compact(&cfa(rsp, 8), ra.clone(), None), Rule::cfa(Base::Rsp, 8, 0).unwrap(), "a function's entry");
+    assert_eq!(compact(&cfa(rbp, 16), ra.clone(), Some(RegisterRule::Offset(-16))), Rule::FRAME_RECORD);
+    assert_eq!(
+        compact(&cfa(rsp, 0x1_0040), ra.clone(), Some(RegisterRule::Offset(-24))),
+        Rule::cfa(Base::Rsp, 0x1_0040, 3).unwrap(),
+        "a large frame, rbp saved as the second push"
+    );
+    assert_eq!(compact(&cfa(rsp, 8), ra.clone(), Some(RegisterRule::SameValue)), Rule::cfa(Base::Rsp, 8, 0).unwrap());
+    assert_eq!(compact(&cfa(rsp, 8), Some(RegisterRule::Undefined), None), Rule::END, "the outermost frame");
+    assert_eq!(compact(&cfa(rax, 8), ra.clone(), None), Rule::FRAME_POINTER, "CFA from another register");
+    assert_eq!(compact(&cfa(rsp, 4 << 20), ra.clone(), None), Rule::FRAME_POINTER, "too large to hold");
+    assert_eq!(compact(&cfa(rsp, 8), ra.clone(), Some(RegisterRule::Offset(-12))), Rule::FRAME_POINTER);
+    assert_eq!(compact(&cfa(rsp, 8), ra.clone(), Some(RegisterRule::Register(rax))), Rule::FRAME_POINTER);
+    assert_eq!(compact(&cfa(rsp, 8), Some(RegisterRule::Offset(-16)), None), Rule::FRAME_POINTER);
+    assert_eq!(compact(&cfa(rsp, -8), ra, None), Rule::FRAME_POINTER, "a CFA below the stack pointer");
+}
+
+/// Two pages, the second inaccessible: reads past the first page would fault.
+struct FakeStack {
+    base: usize,
+}
+
+impl FakeStack {
+    const PAGE: usize = 4096;
+
+    fn new() -> Self {
+        let p = crate::platform::mmap_anonymous(2 * Self::PAGE, crate::platform::Reserve::Committed).unwrap().as_ptr();
+        // SAFETY: the second page of our fresh mapping is page aligned and never accessed.
+        unsafe { crate::platform::mprotect_none(p.add(Self::PAGE), Self::PAGE) }.unwrap();
+        FakeStack { base: p as usize }
+    }
+
+    fn at(&self, word: usize) -> usize {
+        self.base + word * 8
+    }
+
+    fn put(&self, word: usize, value: usize) {
+        assert!(word < Self::PAGE / 8);
+        // SAFETY: the word lies in the first, writable page.
+        unsafe { (self.at(word) as *mut usize).write(value) };
+    }
+
+    fn bounds(&self) -> StackBounds {
+        StackBounds { lo: self.base, hi: self.base + Self::PAGE }
+    }
+
+    /// One step of the rule walk from a frame with `sp` and `fp` at these words.
+    fn step(&self, rule: Rule, sp: usize, fp: usize) -> Option<(usize, usize, usize)> {
+        let frame = Frame { addr: 0, sp: self.at(sp), fp: self.at(fp) };
+        // SAFETY: the bounds are the first page, readable.
+        unsafe { unwind::step(rule, frame, self.bounds()) }
+    }
+}
+
+impl Drop for FakeStack {
+    fn drop(&mut self) {
+        // SAFETY: our mapping, unused from here on.
+        let _ = unsafe { crate::platform::munmap(self.base as *mut u8, 2 * Self::PAGE) };
+    }
+}
+
+#[test]
+fn every_step_of_the_rule_walk_is_validated() {
+    let s = FakeStack::new();
+    let last = FakeStack::PAGE / 8 - 1;
+    s.put(14, 0xAAAA); // return address at CFA - 8 for CFA = word 15
+    s.put(13, s.at(40)); // saved rbp at CFA - 16
+    let sp_rule = |off: u32, slot| Rule::cfa(Base::Rsp, off, slot).unwrap();
+    assert_eq!(s.step(sp_rule(40, 0), 10, 99), Some((s.at(15), 0xAAAA, s.at(99))), "rbp kept");
+    assert_eq!(s.step(sp_rule(40, 2), 10, 99), Some((s.at(15), 0xAAAA, s.at(40))), "rbp restored");
+    assert_eq!(s.step(Rule::FRAME_RECORD, 0, 13), Some((s.at(15), 0xAAAA, s.at(40))), "a frame record");
+    assert_eq!(s.step(Rule::FRAME_POINTER, 0, 13), Some((s.at(15), 0xAAAA, s.at(40))));
+    assert_eq!(s.step(Rule::END, 10, 13), None, "the end");
+    assert_eq!(s.step(sp_rule(8, 0), 20, 13), Some((s.at(21), 0, s.at(13))), "a zero return address is returned");
+    for (rule, sp, fp, why) in [
+        (sp_rule(16, 0), last, 0, "the return address would lie past the stack"),
+        (Rule::FRAME_RECORD, 0, last, "a frame record past the stack"),
+        (Rule::cfa(Base::Rbp, 16, 0).unwrap(), 20, 10, "a CFA at or below the stack pointer"),
+        (sp_rule(12, 0), 10, 0, "a misaligned CFA"),
+        (sp_rule(8, 200), 10, 0, "rbp saved below the stack"),
+    ] {
+        assert_eq!(s.step(rule, sp, fp), None, "{why}");
+    }
+    let below = Frame { addr: 0, sp: s.base - 64, fp: 0 };
+    // SAFETY: the bounds are the first page, readable.
+    assert_eq!(unsafe { unwind::step(sp_rule(16, 0), below, s.bounds()) }, None, "reads below the stack");
+    let huge = Frame { addr: 0, sp: usize::MAX - 8, fp: usize::MAX - 8 };
+    // SAFETY: as above.
+    assert_eq!(unsafe { unwind::step(Rule::FRAME_RECORD, huge, s.bounds()) }, None, "an overflowing CFA");
+}
