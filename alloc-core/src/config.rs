@@ -274,6 +274,10 @@ options! {
     stack_depth: u32 = 32, "32", range 0..=64;
     /// Path of a suppressions file: lines `leak:PATTERN`, `#` comments.
     suppressions: FixedPath = FixedPath::empty(), "none";
+    /// Path of an earlier leak report (JSON): its leak groups, matched by kind and
+    /// allocation site (function, file, line), are printed as known and do not set the
+    /// exit status.
+    baseline: FixedPath = FixedPath::empty(), "none";
     /// 1 captures stacks with the cached unwinder: unwind rules from `.eh_frame`, looked
     /// up once per return address and cached, frame-pointer records where no rule exists
     /// (complete with or without frame pointers, a few ns a frame); 0 unwinds every frame

@@ -50,6 +50,7 @@ pub fn leak_report(groups: usize, seed: u64) -> LeakReport {
                 rc,
                 stack_id: None,
                 reported_by_sweep: 0,
+                in_baseline: false,
             }
         })
         .collect();

@@ -62,6 +62,7 @@ fn raw_report(module: Module) -> LeakReport {
         rc: None,
         stack_id: None,
         reported_by_sweep: 0,
+        in_baseline: false,
     };
     let summary = Summary { leaked_blocks: 1, leaked_bytes: 32, direct_blocks: 1, ..Summary::default() };
     LeakReport {

@@ -38,7 +38,7 @@ scenarios! {
     leak_many_small leak_overaligned_huge leak_overaligned_page leak_rc_hundred_cycle
     leak_rc_self_cycle leak_rc_two_cycle leak_realloc_grown leak_several_sites leak_stale_self_address leak_string
     leak_then_process_exit leak_vec_capacity leak_vec_of_boxes
-    opt_check_at_exit_off opt_exitcode_zero opt_partly_suppressed opt_stack_depth_zero
+    opt_baseline_known opt_baseline_new opt_check_at_exit_off opt_exitcode_zero opt_partly_suppressed opt_stack_depth_zero
     opt_suppressed_leak
 }
 

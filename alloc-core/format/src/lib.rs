@@ -23,6 +23,7 @@
 //! to the reader, `leak-report`, so `serde_json` never enters this crate's graph, whatever
 //! features a build turns on.
 
+pub mod baseline;
 #[cfg(feature = "deserialize")]
 mod de;
 pub(crate) mod pretty_json;

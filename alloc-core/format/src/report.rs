@@ -346,6 +346,15 @@ pub struct LeakGroup {
     /// the program ran; written only when not 0 (an addition to version 1).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reported_by_sweep: u64,
+    /// The group is in the baseline report (`HEAPSWEEP=baseline=PATH`): a known leak,
+    /// which does not set the exit status; written only when true (an addition to
+    /// version 1).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_baseline: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -420,6 +429,12 @@ impl LeakReport {
     /// ([`check_failed`](Self::check_failed)) may list none and still hide leaks.
     pub fn is_clean(&self) -> bool {
         self.leaks.is_empty()
+    }
+
+    /// Whether a leak group is not in the baseline (all of them without one): what sets
+    /// the at-exit check's exit status.
+    pub fn has_new_leaks(&self) -> bool {
+        self.leaks.iter().any(|g| !g.in_baseline)
     }
 
     /// Whether the leak check could not run to the end (see [`CheckStatus`]).

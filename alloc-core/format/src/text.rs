@@ -61,6 +61,14 @@ pub fn render(r: &LeakReport, opts: &TextOptions) -> String {
         cycle(&mut out, r, c);
     }
     suppressions(&mut out, r);
+    let known: Vec<&LeakGroup> = r.leaks.iter().filter(|g| g.in_baseline).collect();
+    if !known.is_empty() {
+        let (bytes, blocks) = known.iter().fold((0u64, 0u64), |(b, n), g| (b + g.bytes, n + g.blocks));
+        let _ = writeln!(
+            out,
+            "Known leaks (in the baseline): {bytes} byte(s) in {blocks} allocation(s); they do not set the exit status."
+        );
+    }
     let s = &r.summary;
     let _ = writeln!(
         out,
@@ -97,7 +105,8 @@ fn group(out: &mut String, g: &LeakGroup, on_listed_cycle: bool, p: Painter) {
         LeakKind::Indirect => p.paint(MAGENTA, "Indirect leak"),
     };
     let cyc = if g.cyclic { " (cyclic: a reference cycle)" } else { "" };
-    let _ = writeln!(out, "{kind} of {} byte(s) in {} object(s){cyc} allocated from:", g.bytes, g.blocks);
+    let known = if g.in_baseline { " (known: in the baseline)" } else { "" };
+    let _ = writeln!(out, "{kind} of {} byte(s) in {} object(s){cyc}{known} allocated from:", g.bytes, g.blocks);
     if g.stack.is_empty() {
         let _ = writeln!(out, "    (no allocation stack recorded: see the stack_depth option)");
     }
@@ -242,6 +251,7 @@ mod tests {
             rc,
             stack_id: None,
             reported_by_sweep: 0,
+            in_baseline: false,
         };
         let unknown = Frame { module: Some("/lib/libplugin.so".into()), ..Frame::unresolved(0x30) };
         LeakReport {

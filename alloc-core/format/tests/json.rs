@@ -113,6 +113,7 @@ fn a_full_report_round_trips_and_keeps_contract_nulls() {
         rc: Some(RcCounts { kind: RcKind::Arc, strong: 1, weak: 1 }),
         stack_id: Some(9),
         reported_by_sweep: 1,
+        in_baseline: false,
     });
     r.suppressions.push(SuppressionUse { pattern: "x*y".into(), matched_blocks: 1, matched_bytes: 8 });
     r.summary = Summary {
@@ -213,6 +214,7 @@ fn group(kind: LeakKind, cyclic: bool, blocks: u64, bytes: u64) -> LeakGroup {
         rc: None,
         stack_id: None,
         reported_by_sweep: 0,
+        in_baseline: false,
     }
 }
 

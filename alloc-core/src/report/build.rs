@@ -82,12 +82,15 @@ pub(crate) struct BuildOptions {
     /// Add [`suppress::PRELOAD_DEFAULTS`] after the file's patterns: the process runs
     /// under the `LD_PRELOAD` library.
     pub(crate) preload_defaults: bool,
+    /// Path of a baseline report (`baseline=PATH`).
+    pub(crate) baseline: Option<String>,
 }
 
 impl BuildOptions {
     pub(crate) fn from_config(o: &crate::config::Options) -> Self {
         let suppressions = o.suppressions.as_option().map(|p| p.to_string_lossy());
-        Self { symbolize: o.symbolize, suppressions, preload_defaults: crate::config::preloaded() }
+        let baseline = o.baseline.as_option().map(|p| p.to_string_lossy());
+        Self { symbolize: o.symbolize, suppressions, preload_defaults: crate::config::preloaded(), baseline }
     }
 }
 
@@ -102,7 +105,23 @@ pub(crate) fn build_report(raw: &RawCheck, frames_of: &dyn Fn(u32) -> Vec<usize>
     if opts.preload_defaults {
         sups.extend(suppress::parse("<preload defaults>", suppress::PRELOAD_DEFAULTS).0);
     }
-    build_with(raw, frames_of, &mut *sym, sups)
+    let mut report = build_with(raw, frames_of, &mut *sym, sups);
+    if let Some(path) = &opts.baseline {
+        mark_known(&mut report, path);
+    }
+    report
+}
+
+/// Marks the groups the baseline report at `path` holds (a warning when it cannot be
+/// read: then every group counts as new).
+fn mark_known(report: &mut LeakReport, path: &str) {
+    let baseline = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| heapsweep_format::baseline::Baseline::from_report_json(&text));
+    match baseline {
+        Ok(b) => report.leaks.iter_mut().for_each(|g| g.in_baseline = b.knows(g)),
+        Err(e) => warning!("baseline {}: {}; every leak counts as new", path, e),
+    }
 }
 
 /// The blocks of one (kind, cyclic, stack) group.
@@ -168,6 +187,7 @@ pub(crate) fn build_with(
             rc,
             stack_id,
             reported_by_sweep: acc.reported,
+            in_baseline: false,
         });
     }
     sort_groups(&mut leaks);
@@ -390,7 +410,7 @@ mod tests {
 
     #[test]
     fn unsymbolized_reports_keep_raw_addresses() {
-        let opts = BuildOptions { symbolize: false, suppressions: None, preload_defaults: false };
+        let opts = BuildOptions { symbolize: false, suppressions: None, preload_defaults: false, baseline: None };
         let r = build_report(&raw(vec![leak(5, 1, RawKind::Direct, false)]), &frames_of, &opts);
         assert_eq!(r.leaks[0].stack, [Frame::unresolved(0x99), Frame::unresolved(5)]);
     }

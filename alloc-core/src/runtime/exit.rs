@@ -54,12 +54,13 @@ fn leak_check_at_exit() {
 }
 
 /// The exit status the at-exit check sets: `failure_exitcode` when the check could not
-/// run to the end (whatever it found meanwhile), else `exitcode` when it found leaks; 0
-/// keeps the program's own.
+/// run to the end (whatever it found meanwhile), else `exitcode` when it found leaks not
+/// in the baseline (`baseline=PATH`); 0 keeps the program's own.
 fn exit_status(report: &crate::LeakReport, opts: &crate::config::Options) -> u32 {
     if report.check_failed() {
         opts.failure_exitcode
-    } else if report.is_clean() {
+    } else if !report.has_new_leaks() {
+        // No leak, or only the baseline's known ones.
         0
     } else {
         opts.exitcode
