@@ -427,6 +427,20 @@ pub fn parse(input: &[u8], on_warning: &mut dyn FnMut(&str)) -> Options {
         on_warning(utf8_prefix(w.as_bytes()));
         opts.profile_signal = Signal::NONE;
     }
+    let sweep = opts.sweep_signal.number();
+    let taken_by = if sweep == Some(opts.stop_signal.number()) {
+        Some("the stop signal")
+    } else if sweep.is_some() && sweep == opts.profile_signal.number() {
+        Some("profile_signal")
+    } else {
+        None
+    };
+    if let Some(other) = taken_by {
+        let mut w = crate::fatal::StackWriter::<200>::new();
+        let _ = write!(w, "HEAPSWEEP: sweep_signal is {other} already; sweep_signal ignored");
+        on_warning(utf8_prefix(w.as_bytes()));
+        opts.sweep_signal = Signal::NONE;
+    }
     opts
 }
 

@@ -181,6 +181,18 @@ fn the_stop_signal_cannot_also_write_profiles() {
 }
 
 #[test]
+fn the_sweep_signal_cannot_be_another_signal_in_use() {
+    let (o, w) = parse_collect("sweep_signal=30"); // SIGPWR, the default stop signal
+    assert_eq!(w, ["HEAPSWEEP: sweep_signal is the stop signal already; sweep_signal ignored"]);
+    assert_eq!(o.sweep_signal, Signal::NONE);
+    let (o, w) = parse_collect("profile_signal=USR1,sweep_signal=USR1");
+    assert_eq!(w, ["HEAPSWEEP: sweep_signal is profile_signal already; sweep_signal ignored"]);
+    assert_eq!((o.profile_signal, o.sweep_signal), (Signal(crate::platform::SIGUSR1), Signal::NONE));
+    let o = parse_clean("profile_signal=USR2,sweep_signal=USR1");
+    assert_eq!((o.profile_signal, o.sweep_signal), (Signal(12), Signal(crate::platform::SIGUSR1)));
+}
+
+#[test]
 fn stop_signals_are_named_as_the_kernel_names_them() {
     let name = |v: &str| parse_clean(&format!("stop_signal={v}")).stop_signal.to_string();
     assert_eq!((name("30"), name("sigpwr"), name("12")), ("SIGPWR".into(), "SIGPWR".into(), "SIGUSR2".into()));
