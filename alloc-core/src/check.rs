@@ -90,26 +90,42 @@ fn build_options() -> build::BuildOptions {
     build::BuildOptions::from_config(crate::config::current())
 }
 
-/// Steps 1 to 4: the raw leaked blocks. Allocates only after the world resumed.
-fn collect(sp: usize, selected: &dyn Fn(&BlockDesc) -> bool) -> RawCheck {
-    let started = Instant::now();
+/// Steps 1, 2 and 4 around `analyze` (step 3): the loaded objects listed and the root
+/// options read (both allocate, so before the lock), the segment pool locked, every other
+/// thread stopped and the heap's snapshot taken; then `analyze` runs, which must not
+/// allocate; then the world resumes and the lock is released. The leak check, the leak
+/// sweeps and `retained_by` all stop the world this way. Returns what `analyze` returned,
+/// the stop's failure (threads not listed or not stopped), and how long the other threads
+/// were stopped.
+pub(crate) fn with_world_stopped<R>(
+    analyze: impl FnOnce(&HeapSnapshot<'_>, &leak::stop::StoppedWorld, &leak::RootPlan, &leak::RootOptions) -> R,
+) -> (R, Option<Failure>, Duration) {
     let opts = leak::RootOptions::from_config(crate::config::current());
-    // Allocated before the lock: nothing may allocate once threads are stopped.
     let plan = leak::RootPlan::prepare();
     let mut world = leak::stop::StoppedWorld::new();
     let pool = POOL.lock();
+    let stopped_at = Instant::now();
     world.stop(STOP_TIMEOUT);
     // SAFETY: we hold the pool lock, so no page or segment appears or goes, and every
     // other thread is stopped. A thread that could not be stopped keeps running its
     // allocator fast paths, which write its pages' free lists and metadata words while
-    // the snapshot reads them: the check then fails (its status says so), its reads may
-    // see torn or stale values (which can only make it report wrongly, never write), and
-    // the analysis does not promote (it writes flags only when every thread stopped).
+    // the snapshot reads them: the stop's failure is returned (the caller's result says
+    // so), reads may see torn or stale values (which can only make the analysis wrong,
+    // never write), and the analyses write block flags only when every thread stopped.
     let view = unsafe { HeapSnapshot::take(&pool) };
-    let analysis = leak::analyze(&view, &world, &plan, &opts, sp, selected);
+    let result = analyze(&view, &world, &plan, &opts);
     let stop_failure = world.failure();
     world.resume();
+    let pause = stopped_at.elapsed();
     drop(pool);
+    (result, stop_failure, pause)
+}
+
+/// Steps 1 to 4: the raw leaked blocks. Allocates only after the world resumed.
+fn collect(sp: usize, selected: &dyn Fn(&BlockDesc) -> bool) -> RawCheck {
+    let started = Instant::now();
+    let (analysis, stop_failure, _) =
+        with_world_stopped(|view, world, plan, opts| leak::analyze(view, world, plan, opts, sp, selected));
     // The first failure is the stop's: an analysis of a world not stopped still ran.
     let failure = stop_failure.or(analysis.as_ref().err().copied());
     let empty = leak::Analysis::default();

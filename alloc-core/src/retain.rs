@@ -19,15 +19,10 @@ use crate::leak::path::{self, Chain, ChainRoot};
 use crate::leak::view::HeapView;
 use crate::leak::{self, Failure, RootRange};
 use crate::os::MmapVec;
-use crate::report::model::{allocation_site, Frame};
+use crate::report::model::{allocation_site, site_label, Frame};
 use crate::report::symbolize::{self, InProcess};
-use crate::segment::POOL;
 use crate::thread_state::ReentrancyGuard;
 use std::fmt;
-use std::time::Duration;
-
-/// How long to wait for each thread to stop (as a leak check does).
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What kind of memory holds the first pointer of a chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,18 +179,9 @@ enum Found {
 
 /// Stops the world, lists the roots, searches; resumes. Allocates nothing meanwhile.
 fn search(addr: usize, sp: usize) -> Result<Found, Failure> {
-    let opts = leak::RootOptions::from_config(crate::config::current());
-    let plan = leak::RootPlan::prepare();
-    let mut world = leak::stop::StoppedWorld::new();
-    let pool = POOL.lock();
-    world.stop(STOP_TIMEOUT);
-    // SAFETY: the pool lock is held (no page or segment appears or goes) and every other
-    // thread is stopped, or the search fails below, having only read.
-    let view = unsafe { HeapSnapshot::take(&pool) };
-    let found = search_stopped(&view, &world, &plan, &opts, addr, sp);
-    let stop_failure = world.failure();
-    world.resume();
-    drop(pool);
+    // A search in a world not stopped only read: its answer is dropped for the failure.
+    let (found, stop_failure, _) =
+        crate::check::with_world_stopped(|view, world, plan, opts| search_stopped(view, world, plan, opts, addr, sp));
     match stop_failure {
         Some(f) => Err(f),
         None => found,
@@ -322,13 +308,13 @@ impl fmt::Display for Retention {
             write!(f, " (in {symbol})")?;
         }
         if let Some(site) = allocation_site(&r.stack) {
-            write!(f, ", allocated at {}", site_text(site))?;
+            write!(f, ", allocated at {}", site_label(site))?;
         }
         writeln!(f)?;
         for (i, s) in self.steps.iter().enumerate() {
             write!(f, "  #{i} {:#x} ({} bytes)", s.address, s.size)?;
             match s.site() {
-                Some(site) => write!(f, " allocated at {}", site_text(site))?,
+                Some(site) => write!(f, " allocated at {}", site_label(site))?,
                 None => write!(f, " (no allocation stack recorded)")?,
             }
             match s.next_offset {
@@ -338,14 +324,6 @@ impl fmt::Display for Retention {
         }
         Ok(())
     }
-}
-
-fn site_text(frame: &Frame) -> String {
-    let mut s = frame.function.clone().unwrap_or_else(|| frame.ip.clone());
-    if let (Some(file), Some(line)) = (&frame.file, frame.line) {
-        s.push_str(&format!(" {file}:{line}"));
-    }
-    s
 }
 
 #[cfg(test)]

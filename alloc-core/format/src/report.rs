@@ -109,6 +109,16 @@ pub fn allocation_site(stack: &[Frame]) -> Option<&Frame> {
     stack.iter().find(|f| !in_std(f)).or(stack.first())
 }
 
+/// `function file:line` of a frame (its address when the function is unknown): how the
+/// reports name an allocation site in one line.
+pub fn site_label(f: &Frame) -> String {
+    let mut s = f.function.clone().unwrap_or_else(|| f.ip.clone());
+    if let (Some(file), Some(line)) = (&f.file, f.line) {
+        s.push_str(&format!(" {file}:{line}"));
+    }
+    s
+}
+
 /// One block of a [`LeakCycle`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "deserialize", derive(Deserialize))]
@@ -422,6 +432,23 @@ impl LeakReport {
     pub const FORMAT: &'static str = "heapsweep-leaks";
     /// The schema version this build writes and reads.
     pub const VERSION: u32 = 1;
+
+    /// A report of `program` (process `pid`) that found nothing: status ok, no group.
+    /// Every report starts here, so a field added to the model is set in one place.
+    pub fn empty(program: impl Into<String>, pid: u32) -> LeakReport {
+        LeakReport {
+            format: Self::FORMAT.into(),
+            version: Self::VERSION,
+            program: program.into(),
+            pid,
+            status: CheckStatus::Ok,
+            summary: Summary::default(),
+            leaks: Vec::new(),
+            suppressions: Vec::new(),
+            modules: Vec::new(),
+            cycles: Vec::new(),
+        }
+    }
 
     /// Whether the report lists no leak group (suppressed leaks do not count).
     ///

@@ -10,7 +10,7 @@
 //! alloc-core turns them on when stderr is a terminal and `NO_COLOR` is unset.
 
 use crate::report::{
-    allocation_site, CheckFailure, Frame, LeakCycle, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind,
+    allocation_site, site_label, CheckFailure, Frame, LeakCycle, LeakGroup, LeakKind, LeakReport, RcCounts, RcKind,
 };
 use std::fmt::Write;
 
@@ -136,7 +136,7 @@ fn cycle(out: &mut String, r: &LeakReport, c: &LeakCycle) {
             .leaks
             .get(m.group)
             .and_then(|g| allocation_site(&g.stack))
-            .map_or_else(|| "<no stack>".to_string(), site_text);
+            .map_or_else(|| "<no stack>".to_string(), site_label);
         let next = if i + 1 == c.members.len() && c.more_members == 0 { " (the first)" } else { "" };
         let _ = writeln!(
             out,
@@ -148,15 +148,6 @@ fn cycle(out: &mut String, r: &LeakReport, c: &LeakCycle) {
         let _ = writeln!(out, "    ... and {} more blocks, the last pointing to the first", c.more_members);
     }
     out.push('\n');
-}
-
-/// `function file:line` of a site frame.
-fn site_text(f: &Frame) -> String {
-    let mut s = f.function.clone().unwrap_or_else(|| f.ip.clone());
-    if let (Some(file), Some(line)) = (&f.file, f.line) {
-        let _ = write!(s, " {file}:{line}");
-    }
-    s
 }
 
 /// `0x... in function file:line`, or `0x... in <unknown> (module)`.

@@ -21,18 +21,7 @@ fn read(text: &str) -> Result<LeakReport, String> {
 }
 
 fn empty() -> LeakReport {
-    LeakReport {
-        modules: Vec::new(),
-        cycles: Vec::new(),
-        format: LeakReport::FORMAT.into(),
-        version: 1,
-        program: "p".into(),
-        pid: 1,
-        status: CheckStatus::Ok,
-        summary: Summary::default(),
-        leaks: vec![],
-        suppressions: vec![],
-    }
+    LeakReport::empty("p", 1)
 }
 
 /// The example of CONTRACT.md, verbatim.

@@ -38,21 +38,9 @@ pub(crate) fn write_atomically(path: &Path, pid: u32, bytes: &[u8]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{CheckStatus, Summary};
 
     fn empty() -> LeakReport {
-        LeakReport {
-            modules: Vec::new(),
-            cycles: Vec::new(),
-            format: LeakReport::FORMAT.into(),
-            version: 1,
-            program: "p".into(),
-            pid: 1,
-            status: CheckStatus::Ok,
-            summary: Summary::default(),
-            leaks: vec![],
-            suppressions: vec![],
-        }
+        LeakReport::empty("p", 1)
     }
 
     #[test]

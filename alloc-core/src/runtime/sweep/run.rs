@@ -8,17 +8,12 @@
 //! A sweep whose world did not stop wholly reports nothing and promotes nothing: its
 //! marks could be wrong, and a leak it reported could never be taken back.
 
-use crate::heap::walk::HeapSnapshot;
 use crate::leak::sweep::{self, OldBlocks, SweepAnalysis};
 use crate::leak::{self, Failure, LeakKind};
 use crate::report::build::{self, RawCheck, RawKind, RawLeak};
-use crate::report::model::{CheckStatus, LeakReport, Summary};
-use crate::segment::POOL;
+use crate::report::model::{CheckStatus, LeakReport};
 use crate::thread_state::ReentrancyGuard;
-use std::time::{Duration, Instant};
-
-/// How long to wait for each thread to stop.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+use std::time::Duration;
 
 /// What one sweep did.
 #[derive(Clone, Debug)]
@@ -45,21 +40,10 @@ pub(crate) struct Swept {
 /// scanned from (the caller's spilled registers lie above it).
 pub(crate) fn run_sweep(g: u8, old: OldBlocks<'_>, sp: usize) -> Swept {
     let _guard = ReentrancyGuard::enter();
-    let opts = leak::RootOptions::from_config(crate::config::current());
-    let plan = leak::RootPlan::prepare();
-    let mut world = leak::stop::StoppedWorld::new();
-    let pool = POOL.lock();
-    let stopped_at = Instant::now();
-    world.stop(STOP_TIMEOUT);
-    // SAFETY: as in `check::collect`: we hold the pool lock, and every other thread is
-    // stopped or the stop failed, in which case the analysis writes no flag and its
-    // result is dropped below.
-    let view = unsafe { HeapSnapshot::take(&pool) };
-    let analysis = sweep::analyze_generation(&view, &world, &plan, &opts, sp, g, old);
-    let stop_failure = world.failure();
-    world.resume();
-    let pause = stopped_at.elapsed();
-    drop(pool);
+    // A failed stop makes the analysis write no flag, and its result is dropped below.
+    let (analysis, stop_failure, pause) = crate::check::with_world_stopped(|view, world, plan, opts| {
+        sweep::analyze_generation(view, world, plan, opts, sp, g, old)
+    });
     let failure = stop_failure.or(analysis.as_ref().err().copied());
     let mut swept = Swept {
         report: empty_report(),
@@ -147,18 +131,7 @@ fn describe(f: Failure) -> String {
 
 /// A report of no leak.
 pub(crate) fn empty_report() -> LeakReport {
-    LeakReport {
-        format: LeakReport::FORMAT.into(),
-        version: LeakReport::VERSION,
-        program: crate::report::program_name(),
-        pid: std::process::id(),
-        status: CheckStatus::Ok,
-        summary: Summary::default(),
-        leaks: Vec::new(),
-        suppressions: Vec::new(),
-        modules: Vec::new(),
-        cycles: Vec::new(),
-    }
+    LeakReport::empty(crate::report::program_name(), std::process::id())
 }
 
 /// Keeps the sweep's generation in range.
