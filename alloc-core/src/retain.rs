@@ -213,7 +213,10 @@ fn search_stopped(
     }
     // The calling thread's stack holds copies of `addr` itself (the argument on its way
     // here): those are not what keeps the block alive.
-    let skip = path::Skip { start: sp, end: sp.saturating_add(1 << 30), value: addr };
+    // Its scan starts `RED_ZONE` bytes below `sp` (as the roots' does): the frames of
+    // this search's own machinery may have left copies there too.
+    let start = sp.saturating_sub(crate::platform::RED_ZONE);
+    let skip = path::Skip { start, end: sp.saturating_add(1 << 30), value: addr };
     match path::shortest_chain_skipping(view, &roots, target, skip)? {
         Some(chain) => Ok(Found::Chain(chain)),
         None => Ok(Found::Unreachable { address: desc.start, size: desc.size }),

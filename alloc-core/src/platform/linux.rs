@@ -424,6 +424,22 @@ pub(crate) const SIGNAL_NAMES: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
+/// Zeroes the bytes of `action`'s signal mask beyond the kernel's 64 signals.
+///
+/// glibc's `sigaction` fills the old action's 128-byte `sigset_t` from a structure on its
+/// own stack of which the kernel writes only the first 8 bytes, so the other 120 bytes
+/// are whatever that stack held before: often the addresses of heap blocks. Kept in a
+/// static (the stop signal's saved action), they would be roots of every later leak
+/// check, keeping blocks that are leaked look reachable.
+pub(crate) fn clear_unused_mask(action: &mut libc::sigaction) {
+    const KERNEL_MASK_BYTES: usize = 8;
+    let mask = &mut action.sa_mask as *mut libc::sigset_t as *mut u8;
+    let len = core::mem::size_of::<libc::sigset_t>();
+    // SAFETY: `mask` points to `action.sa_mask`, `len` bytes long, borrowed mutably here;
+    // any bytes are a valid `sigset_t`.
+    unsafe { core::ptr::write_bytes(mask.add(KERNEL_MASK_BYTES), 0, len - KERNEL_MASK_BYTES) };
+}
+
 /// A signal handler, as `sigaction` takes it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum SignalHandler {
@@ -492,6 +508,7 @@ pub(crate) unsafe fn set_signal_handler(
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
     // SAFETY: both sigactions are valid; the handler's conduct is the caller's contract.
     ok_or_errno(unsafe { libc::sigaction(sig, &sa, &mut old) }.into())?;
+    clear_unused_mask(&mut old);
     Ok(SavedSignalAction { sig, action: old })
 }
 

@@ -242,6 +242,7 @@ pub(crate) fn current_action(sig: i32) -> Result<SavedSignalAction, Errno> {
     let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
     // SAFETY: a null new action only reads the current one.
     ok_or_errno(unsafe { libc::sigaction(sig, core::ptr::null(), &mut action) }.into())?;
+    super::clear_unused_mask(&mut action);
     Ok(SavedSignalAction { sig, action })
 }
 
@@ -276,6 +277,7 @@ pub(crate) unsafe fn set_one_shot_handler(sig: i32, handler: extern "C" fn(i32))
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
     // SAFETY: valid actions; the handler's conduct is the caller's contract.
     ok_or_errno(unsafe { libc::sigaction(sig, &sa, &mut old) }.into())?;
+    super::clear_unused_mask(&mut old);
     Ok(SavedSignalAction { sig, action: old })
 }
 
