@@ -3,7 +3,8 @@
 //! # What it owns
 //! [`capture`] (one `#[inline(never)]` call site, so the allocator's own frames at the top
 //! of every stack are always the same and can be trimmed at report time), the per-thread
-//! [`StackCache`], the stack bounds each thread's heap keeps ([`StackBounds`]), the three
+//! [`StackCache`] (with the cached unwinder's memo of rules and its set of exact
+//! frame-record prefixes), the stack bounds each thread's heap keeps ([`StackBounds`]), the three
 //! walkers ([`Walker`], in `unwind`), the cached unwinder's rules (`rules`: the lock-free
 //! table; `cfi`: reading them from `.eh_frame` on a miss) and the depot (`depot`) that
 //! interns return-address arrays into [`StackId`]s. The heap calls [`capture`] on every
@@ -21,7 +22,10 @@
 //! - The cached unwinder ([`Walker::Rules`], `fast_unwind=1`, the default): per frame, the
 //!   rule of its return address from the rule cache (on a miss, from the object's
 //!   `.eh_frame`), then the CFA, the return address and maybe `rbp`. Complete without frame
-//!   pointers: as complete as the DWARF walk, which the tests compare it with.
+//!   pointers: as complete as the DWARF walk, which the tests compare it with. A walk whose
+//!   frame-record prefix an earlier walk of the thread showed to be stepped by frame-record
+//!   rules throughout (`prefix`) walks the frame records alone, at the frame-pointer walk's
+//!   cost, and the rules from where the records stop (the C library's start code).
 //! - The frame-pointer walk ([`Walker::FramePointers`]): the chain of `rbp` records alone;
 //!   kept for comparisons and measurements (in code without frame pointers it skips
 //!   frames).
@@ -53,7 +57,9 @@
 
 mod cfi;
 mod depot;
+mod prefix;
 mod rules;
+mod tail;
 mod unwind;
 
 /// Bytes of stack below the caller that [`scrub_below`] zeroes when the stack has room:
@@ -197,18 +203,61 @@ static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 /// stacks in its life has a chance of about 10^-7 of one wrong hit, whose only effect is
 /// one allocation attributed to another stack. Invariant: `ids[i] == 0` or `ids[i]` is
 /// the id of a stack whose hash is `hashes[i]`.
+///
+/// In declaration order (`repr(C)`), so that what every capture touches shares cache lines
+/// and pages: the counters and the tail first, the tables after.
+#[repr(C)]
 pub(crate) struct StackCache {
+    hits: u32,
+    /// The cached unwinder's last walk past a frame-record prefix.
+    tail: tail::TailMemo,
     hashes: [u64; CACHE_SLOTS],
     ids: [u32; CACHE_SLOTS],
-    hits: u32,
+    /// The frame-record prefixes the cached unwinder may take as they are.
+    prefixes: prefix::ExactPrefixes,
     /// The cached unwinder's per-thread copy of the rules it used last.
     rules: rules::RuleMemo,
+    /// Captures answered by an alias (`CachedWalk`).
+    #[cfg(test)]
+    alias_hits: u64,
 }
 
 impl StackCache {
     /// An empty cache.
     pub(crate) const fn new() -> Self {
-        Self { hashes: [0; CACHE_SLOTS], ids: [0; CACHE_SLOTS], hits: 0, rules: rules::RuleMemo::new() }
+        Self {
+            hits: 0,
+            tail: tail::TailMemo::new(),
+            hashes: [0; CACHE_SLOTS],
+            ids: [0; CACHE_SLOTS],
+            prefixes: prefix::ExactPrefixes::new(),
+            rules: rules::RuleMemo::new(),
+            #[cfg(test)]
+            alias_hits: 0,
+        }
+    }
+
+    /// The id cached under `key` (a stack's hash, or an alias: see `CachedWalk`).
+    #[inline(always)]
+    fn get(&mut self, key: u64) -> Option<StackId> {
+        let slot = (key >> 58) as usize;
+        let cached = self.ids[slot];
+        if self.hashes[slot] != key || cached == 0 {
+            return None;
+        }
+        self.hits += 1;
+        if self.hits == CACHE_FLUSH {
+            self.flush_hits();
+        }
+        Some(StackId(cached))
+    }
+
+    /// Caches `id` under `key`.
+    #[inline(always)]
+    fn put(&mut self, key: u64, id: StackId) {
+        let slot = (key >> 58) as usize;
+        self.hashes[slot] = key;
+        self.ids[slot] = id.0;
     }
 
     /// Adds this cache's hits to the process-wide count.
@@ -266,11 +315,16 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
     let mut buf = [MaybeUninit::<usize>::uninit(); MAX_DEPTH];
     let out = &mut buf[..depth];
     let mut walk = Walk { len: 0, hash: 0 };
+    // Another key under which to cache this stack's id (see `CachedWalk`); 0: none.
+    let mut alias = 0;
     if walker == Walker::Rules {
         if SELF_CHECKED.load(Ordering::Relaxed) == 0 {
             warn_once_if_walks_disagree(bounds);
         }
-        walk = unwind::walk_rules(out, bounds, &mut cache.rules);
+        match walk_cached(out, bounds, cache) {
+            Ok(id) => return id,
+            Err(walked) => (walk, alias) = (walked.walk, walked.alias),
+        }
     } else if walker == Walker::FramePointers {
         walk = unwind::walk_frame_pointers(out, bounds);
     }
@@ -280,39 +334,109 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
         if walk.len == 0 {
             return StackId::NONE;
         }
+        alias = 0;
     }
-    let slot = (walk.hash >> 58) as usize;
-    let cached = cache.ids[slot];
-    if cache.hashes[slot] == walk.hash && cached != 0 {
-        cache.hits += 1;
-        if cache.hits == CACHE_FLUSH {
-            cache.flush_hits();
+    let id = match cache.get(walk.hash) {
+        Some(id) => id,
+        None => {
+            debug_assert!(walk.len <= out.len());
+            // SAFETY:
+            // - `walk.len <= out.len()`: both walkers stop at the end of `out`, so the slice
+            //   lies in `buf`, a live local.
+            // - `out[..walk.len]` is initialized: the walker that returned `walk` wrote
+            //   `out[n]` before counting it into `len` (a DWARF walk after a short
+            //   frame-pointer walk rewrites from index 0).
+            // - `MaybeUninit<usize>` has the layout of `usize`, so the cast pointer is
+            //   aligned.
+            // - `frames` is used only by the `cache_miss` call below, while `buf` lives and
+            //   nothing writes it.
+            let frames = unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<usize>(), walk.len) };
+            cache_miss(cache, frames, walk.hash)
         }
-        return StackId(cached);
+    };
+    if alias != 0 && id != StackId::NONE {
+        cache.put(alias, id);
     }
-    debug_assert!(walk.len <= out.len());
-    // SAFETY:
-    // - `walk.len <= out.len()`: both walkers stop at the end of `out`, so the slice lies
-    //   in `buf`, a live local.
-    // - `out[..walk.len]` is initialized: the walker that returned `walk` wrote `out[n]`
-    //   before counting it into `len` (a DWARF walk after a short frame-pointer walk
-    //   rewrites from index 0).
-    // - `MaybeUninit<usize>` has the layout of `usize`, so the cast pointer is aligned.
-    // - `frames` is used only by the `cache_miss` call below, while `buf` lives and
-    //   nothing writes it.
-    let frames = unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<usize>(), walk.len) };
-    cache_miss(cache, slot, frames, walk.hash)
+    id
+}
+
+/// What the cached unwinder found when the stack cache could not answer at once: the
+/// frames, and another key under which the stack's id may be cached (0: none), that the
+/// next capture of the same stack finds before it walks the rest: the hash of its
+/// frame-record prefix (checked exact) mixed with the walk on that the thread kept
+/// (`tail::TailMemo::key`).
+struct CachedWalk {
+    walk: Walk,
+    alias: u64,
+}
+
+/// The cached unwinder's walk from `capture`'s frame (into which it is inlined): the
+/// frame-record walk first; when its prefix ends in the walk on the thread kept, the
+/// stack cache may know the whole stack by their key (`Ok`). Else, when the prefix is
+/// known to be exact (`prefix`), the rule walk on from where it stopped (replayed when it
+/// can be); else the whole rule walk, which then tells whether that prefix was exact.
+#[inline(always)]
+fn walk_cached(
+    out: &mut [MaybeUninit<usize>],
+    bounds: StackBounds,
+    cache: &mut StackCache,
+) -> Result<StackId, CachedWalk> {
+    let (fp, sp) = crate::platform::frame_pointer_and_sp();
+    let mut tried = None;
+    if bounds.lo < bounds.hi && bounds.lo <= sp && sp < bounds.hi && cache.prefixes.worth_trying() {
+        let live = StackBounds { lo: sp, hi: bounds.hi };
+        // SAFETY: `walk_records`' bullet: `live.lo = sp > 0`, and `[sp, hi)` is the live
+        // part of this thread's stack (the bounds are this thread's, `capture`'s callers;
+        // `sp` lies in them, checked just above): the frames of `capture` and its
+        // callers, mapped and readable while `capture` runs.
+        let at = unsafe { unwind::walk_records(fp, out, live) };
+        let prefix = unwind::finish(at.hash, at.len);
+        let generation = rules::generation();
+        let alias = match unwind::tail_start(out, at, live) {
+            // SAFETY: `key`'s bullet is `tail_start`'s promise (`live` as above).
+            Some((frame, tail)) => unsafe { cache.tail.key(prefix, frame, tail, out.len() - at.len, generation) },
+            None if at.len > 0 => unwind::finish(prefix, generation as usize),
+            None => 0,
+        };
+        if alias != 0 {
+            if let Some(id) = cache.get(alias) {
+                #[cfg(test)]
+                {
+                    cache.alias_hits += 1;
+                }
+                return Ok(id);
+            }
+        }
+        if at.len > 0 && cache.prefixes.contains(prefix, generation) {
+            // `live` as above: `capture`'s frame outlives the call.
+            let walk = unwind::walk_rules_after(out, at, live, &mut cache.rules, &mut cache.tail, generation);
+            return Err(CachedWalk { walk, alias });
+        }
+        tried = Some((prefix, at.len));
+    }
+    let rule_walk = unwind::walk_rules(out, bounds, &mut cache.rules);
+    if let Some((hash, len)) = tried {
+        let exact = cache.prefixes.learn(hash, len, rule_walk.records);
+        debug_assert!(!exact || (rule_walk.walk.len >= len && prefix_hash(out, len) == hash));
+    }
+    Err(CachedWalk { walk: rule_walk.walk, alias: 0 })
+}
+
+/// The hash of `out[..len]`, written by a walk (debug checks).
+fn prefix_hash(out: &[MaybeUninit<usize>], len: usize) -> u64 {
+    // SAFETY: callers pass a `len` no greater than a walk's, which wrote `out[..len]`.
+    let frames = unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<usize>(), len) };
+    unwind::hash_frames(frames)
 }
 
 /// Interns a stack the cache did not know, and caches its id.
 #[inline(never)]
-fn cache_miss(cache: &mut StackCache, slot: usize, frames: &[usize], hash: u64) -> StackId {
+fn cache_miss(cache: &mut StackCache, frames: &[usize], hash: u64) -> StackId {
     debug_assert_eq!(hash, unwind::hash_frames(frames));
     cache.flush_hits();
     let id = depot::intern(frames, hash);
     if id != StackId::NONE {
-        cache.hashes[slot] = hash;
-        cache.ids[slot] = id.0;
+        cache.put(hash, id);
     }
     id
 }

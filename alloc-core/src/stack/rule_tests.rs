@@ -16,6 +16,41 @@ fn stack_by(walker: Walker) -> Vec<usize> {
     frames(id).to_vec()
 }
 
+/// The frames the cached unwinder captures from here with `cache` (the caller first).
+#[inline(never)]
+fn stack_with(cache: &mut StackCache) -> Vec<usize> {
+    let id = capture(MAX_DEPTH, Walker::Rules, current_thread_stack_bounds(), cache);
+    black_box(3u8);
+    frames(id).to_vec()
+}
+
+/// The cached unwinder's captures from one place with one cache (from the second on, the
+/// frame-record walk with the prefix the first checked out, and the rule walk on from
+/// where it stops), all asserted equal, and the DWARF walk's from the same place.
+#[inline(never)]
+fn again(cache: &mut StackCache) -> (Vec<usize>, Vec<usize>) {
+    let fast = |c: &StackCache| c.prefixes.hits + c.alias_hits;
+    let before = fast(cache);
+    let mut seen = Vec::new();
+    for _ in 0..black_box(4) {
+        seen.push(stack_with(cache));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "repeated captures differ: {seen:x?}");
+    assert!(fast(cache) >= before + 3, "the repeated captures did not take the checked prefix");
+    let dwarf = stack_by(Walker::Dwarf);
+    black_box((seen.pop().unwrap(), dwarf))
+}
+
+#[inline(never)]
+fn recurse_again(n: usize, cache: &mut StackCache) -> (Vec<usize>, Vec<usize>) {
+    if n == 0 {
+        return again(cache);
+    }
+    let r = recurse_again(n - 1, cache);
+    black_box(n);
+    r
+}
+
 /// The stack seen by the cached unwinder and by the DWARF walk from the same place.
 #[inline(never)]
 fn both() -> (Vec<usize>, Vec<usize>) {
@@ -72,6 +107,27 @@ fn rules_and_dwarf_agree_through_recursion_of_every_depth() {
     for depth in 0..black_box(40) {
         assert_same(recurse(depth), &format!("depth {depth}"));
     }
+}
+
+#[test]
+fn frame_record_prefixes_that_checked_out_give_the_rule_walks_frames() {
+    // One cache for every depth, as a thread's heap keeps one: stacks up to 64 frames
+    // (the prefix ends in the thread's start code, where the rule walk goes on) and
+    // deeper (the prefix is the whole capture).
+    let mut cache = StackCache::new();
+    for depth in 0..black_box(80) {
+        let (rules, dwarf) = recurse_again(depth, &mut cache);
+        // Frames 0 and 1 are the two capturing functions' calls (`stack_with` and
+        // `stack_by`, in two places in `again`); from `again`'s caller on they agree.
+        let message = format!("depth {depth}: rules {rules:x?}\ndwarf {dwarf:x?}");
+        assert!(dwarf.len() >= 4, "{message}");
+        assert_eq!(rules.len(), dwarf.len(), "{message}");
+        assert_eq!(rules[2..], dwarf[2..], "{message}");
+    }
+    // The shallower stacks went on past their prefix (into the thread's start code), and
+    // their repeated captures replayed that walk or found the stack by its alias.
+    assert!(cache.tail.replays >= 20, "{} replays", cache.tail.replays);
+    assert!(cache.alias_hits >= 2 * 40, "{} alias hits", cache.alias_hits);
 }
 
 #[test]
@@ -295,4 +351,77 @@ fn every_step_of_the_rule_walk_is_validated() {
     let huge = Frame { addr: 0, sp: usize::MAX - 8, fp: usize::MAX - 8 };
     // SAFETY: as above.
     assert_eq!(unsafe { unwind::step(Rule::FRAME_RECORD, huge, s.bounds()) }, None, "an overflowing CFA");
+}
+
+/// A walk on from a frame-record prefix over a fake stack: frame `A` (at word 20, its
+/// rule `CFA = rsp + 16`) returns into `B` (the same rule, its frame at word 22), which
+/// returns into `C`, whose rule ends the walk.
+struct FakeTail {
+    s: FakeStack,
+    a: usize,
+    b: usize,
+    c: usize,
+}
+
+impl FakeTail {
+    fn new() -> Self {
+        let _ = stack_by(Walker::Rules); // the table exists
+        let base = 0x3100_0000_0000usize;
+        let t = FakeTail { s: FakeStack::new(), a: base + 0x100, b: base + 0x200, c: base + 0x300 };
+        t.s.put(21, t.b + 1); // A's return address, at its CFA (word 22) - 8
+        t.s.put(23, t.c + 1); // B's, at its CFA (word 24) - 8
+        t
+    }
+
+    /// Walks on from `A` (after one frame-record frame returning into it) with room for
+    /// `room` more frames; the frames found after `A`'s return address.
+    fn walk_on(&self, memo: &mut rules::RuleMemo, tail: &mut super::tail::TailMemo, room: usize) -> Vec<usize> {
+        // Rules may leave the table's two-entry sets to other tests' inserts: put them back.
+        cfi_insert(self.a, Rule::cfa(Base::Rsp, 16, 0).unwrap());
+        cfi_insert(self.b, Rule::cfa(Base::Rsp, 16, 0).unwrap());
+        cfi_insert(self.c, Rule::END);
+        let mut out = [MaybeUninit::<usize>::uninit(); 8];
+        out[0].write(self.a + 1);
+        let at = unwind::Records {
+            len: 1,
+            hash: unwind::mix(unwind::SEED, self.a + 1),
+            sp: self.s.at(20),
+            fp: self.s.at(40),
+        };
+        let bounds = StackBounds { lo: self.s.at(0), hi: self.s.base + FakeStack::PAGE };
+        let walk = unwind::walk_rules_after(&mut out[..1 + room], at, bounds, memo, tail, rules::generation());
+        // SAFETY: the walk wrote `out[..walk.len]`.
+        let all: Vec<usize> = out[..walk.len].iter().map(|f| unsafe { f.assume_init() }).collect();
+        assert_eq!(walk.hash, unwind::hash_frames(&all));
+        all[1..].to_vec()
+    }
+}
+
+#[test]
+fn a_walk_on_is_replayed_only_while_the_words_it_read_hold() {
+    let t = FakeTail::new();
+    let (mut memo, mut tail) = (rules::RuleMemo::new(), super::tail::TailMemo::new());
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 4), [t.b + 1, t.c + 1]);
+    assert_eq!(tail.replays, 0);
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 4), [t.b + 1, t.c + 1]);
+    assert_eq!(tail.replays, 1, "the same start and words: replayed");
+    t.s.put(21, t.c + 1);
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 4), [t.c + 1], "a word changed: walked again");
+    assert_eq!(tail.replays, 1);
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 4), [t.c + 1]);
+    assert_eq!(tail.replays, 2);
+}
+
+#[test]
+fn a_walk_on_cut_short_by_its_room_is_replayed_only_with_no_more_room() {
+    let t = FakeTail::new();
+    let (mut memo, mut tail) = (rules::RuleMemo::new(), super::tail::TailMemo::new());
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 1), [t.b + 1], "room for one frame");
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 1), [t.b + 1]);
+    assert_eq!(tail.replays, 1, "as much room: replayed");
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 4), [t.b + 1, t.c + 1], "more room: walked on");
+    assert_eq!(tail.replays, 1);
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 1), [t.b + 1], "less room: the kept walk's first frame");
+    assert_eq!(t.walk_on(&mut memo, &mut tail, 7), [t.b + 1, t.c + 1], "more room: it ended at a rule");
+    assert_eq!(tail.replays, 3);
 }

@@ -117,6 +117,12 @@ static TABLE: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 /// Bumped by every [`clear`]: a [`RuleMemo`] filled under another generation is stale.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 
+/// The number of [`clear`]s so far: rules learned under another generation may be stale.
+#[inline(always)]
+pub(super) fn generation() -> u32 {
+    GENERATION.load(Ordering::Acquire)
+}
+
 /// The set of `addr` (index of its first slot) and the entry that holds `rule` for it.
 #[inline(always)]
 fn place(addr: usize, rule: u32) -> (usize, u64) {

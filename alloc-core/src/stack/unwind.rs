@@ -40,6 +40,7 @@
 //! whatever the unwinder's crate inlined.
 
 use super::rules::{self, Base, Rule, RuleMemo, Step};
+use super::tail::TailMemo;
 use super::{cfi, StackBounds};
 use core::mem::MaybeUninit;
 
@@ -50,7 +51,7 @@ pub(super) struct Walk {
     pub(super) hash: u64,
 }
 
-const SEED: u64 = 0x243F_6A88_85A3_08D3;
+pub(super) const SEED: u64 = 0x243F_6A88_85A3_08D3;
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Mixes one return address into a running hash: an xor and a multiply by an odd
@@ -109,17 +110,49 @@ pub(super) fn walk_frame_pointers(out: &mut [MaybeUninit<usize>], bounds: StackB
 /// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call, and
 ///   `bounds.lo > 0` or `bounds.hi >= 16` (so `hi - 16` does not saturate below `lo`).
 #[inline(always)]
-pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
+pub(super) unsafe fn walk_from(fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
+    // SAFETY: this function's bullet is `walk_records`'.
+    let records = unsafe { walk_records(fp, out, bounds) };
+    Walk { len: records.len, hash: finish(records.hash, records.len) }
+}
+
+/// Where a frame-record walk ([`walk_records`]) stopped: the frames it wrote (`out[..len]`),
+/// their running hash (not yet [`finish`]ed), and the registers of the last frame it
+/// reached, the one that returns to `out[len - 1]`: its stack pointer (its CFA, 16 above
+/// the record that gave its return address) and its `rbp` (the record's saved `rbp`).
+/// From there the rule walk can go on ([`walk_rules_after`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Records {
+    pub(super) len: usize,
+    pub(super) hash: u64,
+    pub(super) sp: usize,
+    pub(super) fp: usize,
+}
+
+/// The frame-record walk behind [`walk_from`], stopping where [`Records`] says.
+///
+/// # Safety
+/// - As [`walk_from`].
+#[inline(always)]
+pub(super) unsafe fn walk_records(mut fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Records {
     let last = bounds.hi.saturating_sub(16);
-    let mut h = SEED;
-    let mut n = 0;
+    let (mut n, mut h) = (0, SEED);
+    // The record that gave the last frame.
+    let mut record = 0;
+    // Later records lie above this one (`next > fp`, checked), so above `lo` too.
+    if fp < bounds.lo {
+        return Records { len: 0, hash: h, sp: 0, fp: 0 };
+    }
     while n < out.len() {
-        if fp < bounds.lo || fp > last || !fp.is_multiple_of(8) {
+        debug_assert!(fp >= bounds.lo);
+        if fp > last || !fp.is_multiple_of(8) {
             break;
         }
         // SAFETY:
-        // - `lo <= fp` and `fp <= hi - 16` (checked just above; `hi - 16` did not saturate,
-        //   caller's bullet), so `[fp, fp + 16)` lies in `[lo, hi)`, readable (caller).
+        // - `lo <= fp` (checked before the loop for the first record, and each next one
+        //   lies above the last) and `fp <= hi - 16` (checked just above; `hi - 16` did not
+        //   saturate, caller's bullet), so `[fp, fp + 16)` lies in `[lo, hi)`, readable
+        //   (caller).
         // - `fp` is 8-byte aligned (checked), so both `usize` reads are aligned.
         // - Stack memory is only read, on this thread: a plain load of whatever word is
         //   there (a frame record, or with frames lacking frame pointers another stack
@@ -131,12 +164,20 @@ pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bo
         out[n].write(ret);
         h = mix(h, ret);
         n += 1;
+        record = fp;
         if next <= fp {
             break;
         }
         fp = next;
     }
-    Walk { len: n, hash: finish(h, n) }
+    if n == 0 {
+        return Records { len: 0, hash: h, sp: 0, fp: 0 };
+    }
+    // SAFETY: `record` passed the checks above when it was read: `[record, record + 8)`
+    // lies in `[lo, hi)`, readable (caller), and is aligned. Read again rather than kept
+    // in the loop, which is the whole cost of a walk.
+    let saved_rbp = unsafe { *(record as *const usize) };
+    Records { len: n, hash: h, sp: record + 16, fp: saved_rbp }
 }
 
 /// Walks by cached unwind rules (`rules`, filled by `cfi` on a miss) from the frame of
@@ -145,13 +186,16 @@ pub(super) unsafe fn walk_from(mut fp: usize, out: &mut [MaybeUninit<usize>], bo
 /// it). Empty when the bounds are unknown or the stack pointer lies outside them (a
 /// signal stack): `capture` then takes the DWARF walk.
 ///
+/// Also returns which frames it stepped through their frame record by a known rule (see
+/// [`RuleWalk::records`]).
+///
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
 /// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`).
 #[inline(never)]
-pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, memo: &mut RuleMemo) -> Walk {
+pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, memo: &mut RuleMemo) -> RuleWalk {
     // Inlined into this function: the address and registers of this frame.
     let (pc, sp, fp) = crate::platform::pc_sp_fp();
-    let empty = Walk { len: 0, hash: finish(SEED, 0) };
+    let empty = RuleWalk { walk: Walk { len: 0, hash: finish(SEED, 0) }, records: 0, guessed: false };
     if bounds.hi <= bounds.lo || sp < bounds.lo || sp >= bounds.hi {
         return empty;
     }
@@ -160,6 +204,7 @@ pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, me
     memo.sync();
     let mut may_parse = true;
     let rule = memo.lookup(table, pc, sp).unwrap_or_else(|| miss(pc, sp, &mut may_parse, memo));
+    let start = Records { len: 0, hash: SEED, sp: 0, fp: 0 };
     // SAFETY: `step`'s and then `walk_rules_from`'s bullet: `live.lo = sp > 0`, and
     // `[sp, hi)` is the live part of this thread's stack (the bounds are this thread's,
     // callers; `sp` lies in them, checked just above): the frames of this call and its
@@ -168,7 +213,7 @@ pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, me
         // This frame's own return address (into `capture`) is not recorded.
         match step(rule, Frame { addr: pc, sp, fp }, live) {
             Some((cfa, ret, fp)) if ret != 0 => {
-                walk_rules_from(table, memo, Frame { addr: ret - 1, sp: cfa, fp }, out, live)
+                walk_rules_from(table, memo, Frame { addr: ret - 1, sp: cfa, fp }, start, out, live)
             }
             _ => empty,
         }
@@ -185,8 +230,103 @@ pub(super) struct Frame {
     pub(super) fp: usize,
 }
 
-/// The validated rule walk from `frame`, recording the return address of every frame;
-/// `table` is the rule cache, `memo` the thread's copy of the rules it used last.
+/// What [`walk_rules`] found: the frames, and which of them it reached through a frame
+/// record: bit `i` of `records` is set when `out[i]` was read from the frame record at
+/// `rbp` of the frame below it, by that frame's own known rule (`CFA = rbp + 16`, or no
+/// unwind information at all), exactly as the frame-record walk reads it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RuleWalk {
+    pub(super) walk: Walk,
+    pub(super) records: u64,
+    /// Some frame's rule was a guess (the frame record), its own not known yet: the miss
+    /// lock was busy (see [`miss`]).
+    pub(super) guessed: bool,
+}
+
+/// Goes on with the rule walk from where the frame-record walk stopped (`at`, with
+/// `out[..at.len]` written by it, `at.len >= 1`), up to the end of `out`, under the rules
+/// of `generation` (the current one). The frames and the hash are then those
+/// [`walk_rules`] would have found, when the records walk's frames were each stepped by
+/// a frame-record rule (what `super::prefix` checks). The walk on from the same frame as
+/// last time, through the same stack words, is replayed from `tail` instead.
+///
+/// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds,
+/// with `bounds.lo` at or below the stack pointer of a frame that is live for the whole
+/// call (the caller's), and that `at` comes from [`walk_records`] on this thread's stack
+/// within those bounds.
+#[inline(always)]
+pub(super) fn walk_rules_after(
+    out: &mut [MaybeUninit<usize>],
+    at: Records,
+    bounds: StackBounds,
+    memo: &mut RuleMemo,
+    tail: &mut TailMemo,
+    generation: u32,
+) -> Walk {
+    debug_assert!(at.len >= 1 && at.len <= out.len());
+    let Some((frame, bounds)) = tail_start(out, at, bounds) else {
+        return Walk { len: at.len, hash: finish(at.hash, at.len) };
+    };
+    // SAFETY: `replay`'s bullet is `tail_start`'s promise.
+    if let Some(walk) = unsafe { tail.replay(frame, at, out, bounds, generation) } {
+        return walk;
+    }
+    walk_on_and_keep(out, at, frame, bounds, memo, tail, generation)
+}
+
+/// Where the rule walk goes on after a frame-record walk (`at`, in `out`, within
+/// `bounds`): the frame that returns to `out[at.len - 1]`, and the bounds the walk on
+/// reads within. `None` when there is nothing to go on with (`out` is full) or `at` is
+/// not of a walk within `bounds`.
+///
+/// The walk on reads from 16 bytes below its first frame's stack pointer (the lowest a
+/// frame record of that frame can lie), not from the caller's: so that its bounds, and
+/// with them its result, depend on where it starts only (`tail`). `at.sp - 16` is the
+/// frame record that gave `out[at.len - 1]`, which `walk_records` read within `bounds`
+/// (checked again here). The rule walk from the bottom reads nothing lower in this part
+/// of the stack but for a rule that saves `rbp` below its frame's stack pointer, which
+/// no compiler emits.
+///
+/// Promise, when `bounds` are as [`walk_rules_after`] requires: `[lo, hi)` of the bounds
+/// returned lies in them (readable while the caller's frame lives), and `lo` is the
+/// frame's stack pointer minus 16, above 0.
+#[inline(always)]
+pub(super) fn tail_start(out: &[MaybeUninit<usize>], at: Records, bounds: StackBounds) -> Option<(Frame, StackBounds)> {
+    if at.len == 0 || at.len >= out.len() || at.sp < bounds.lo + 16 || bounds.hi <= at.sp || bounds.lo == 0 {
+        return None;
+    }
+    // SAFETY: `walk_records` wrote `out[at.len - 1]` before counting it into `len`.
+    let ret = unsafe { out[at.len - 1].assume_init() };
+    Some((Frame { addr: ret - 1, sp: at.sp, fp: at.fp }, StackBounds { lo: at.sp - 16, hi: bounds.hi }))
+}
+
+/// The rule walk on from `frame` (after `out[..at.len]`), traced and kept in `tail`.
+///
+/// A safe `fn` whose callers ensure that `bounds` lie in the live part of this thread's
+/// stack from a frame that outlives the call, with `bounds.lo == frame.sp - 16 > 0`.
+#[inline(never)]
+fn walk_on_and_keep(
+    out: &mut [MaybeUninit<usize>],
+    at: Records,
+    frame: Frame,
+    bounds: StackBounds,
+    memo: &mut RuleMemo,
+    tail: &mut TailMemo,
+    generation: u32,
+) -> Walk {
+    let Some(table) = rules::table() else { return Walk { len: at.len, hash: finish(at.hash, at.len) } };
+    memo.sync();
+    let mut trace = tail.start(frame, at, out.len(), bounds, generation);
+    // SAFETY: `walk_rules_traced`'s bullet: `bounds.lo > 0` and `[lo, hi)` is readable
+    // (callers).
+    let walked = unsafe { walk_rules_traced(table, memo, frame, at, out, bounds, &mut trace) };
+    tail.keep(trace, &walked, out);
+    walked.walk
+}
+
+/// The validated rule walk from `frame`, recording the return address of every frame
+/// into `out[start.len..]`, the hash going on from `start.hash`; `table` is the rule
+/// cache, `memo` the thread's copy of the rules it used last.
 ///
 /// Each step computes the caller's stack pointer (the CFA) from the rule of the frame's
 /// address, then reads the return address at CFA - 8 and, if the rule says so, the
@@ -204,29 +344,54 @@ pub(super) struct Frame {
 pub(super) unsafe fn walk_rules_from(
     table: rules::Table,
     memo: &mut RuleMemo,
-    mut frame: Frame,
+    frame: Frame,
+    start: Records,
     out: &mut [MaybeUninit<usize>],
     bounds: StackBounds,
-) -> Walk {
-    let mut h = SEED;
-    let mut n = 0;
+) -> RuleWalk {
+    // SAFETY: this function's bullet is `walk_rules_traced`'.
+    unsafe { walk_rules_traced(table, memo, frame, start, out, bounds, &mut Untraced) }
+}
+
+/// [`walk_rules_from`], reporting every stack word it reads to `trace`.
+///
+/// # Safety
+/// - As [`walk_rules_from`].
+#[inline(always)]
+pub(super) unsafe fn walk_rules_traced(
+    table: rules::Table,
+    memo: &mut RuleMemo,
+    mut frame: Frame,
+    start: Records,
+    out: &mut [MaybeUninit<usize>],
+    bounds: StackBounds,
+    trace: &mut impl Reads,
+) -> RuleWalk {
+    let mut h = start.hash;
+    let mut n = start.len;
+    let mut records = 0u64;
     let mut may_parse = true;
     while n < out.len() {
-        let rule = match memo.lookup(table, frame.addr, frame.sp) {
-            Some(rule) => rule,
-            None => miss(frame.addr, frame.sp, &mut may_parse, memo),
+        let (rule, known) = match memo.lookup(table, frame.addr, frame.sp) {
+            Some(rule) => (rule, true),
+            None => {
+                let rule = miss(frame.addr, frame.sp, &mut may_parse, memo);
+                (rule, may_parse)
+            }
         };
         // SAFETY: this function's bullet, passed on.
-        let Some((cfa, ret, fp)) = (unsafe { step(rule, frame, bounds) }) else { break };
+        let Some((cfa, ret, fp)) = (unsafe { step_traced(rule, frame, bounds, trace) }) else { break };
         if ret == 0 {
             break;
         }
+        let by_record = known && (rule == Rule::FRAME_RECORD || rule == Rule::FRAME_POINTER);
+        records |= (by_record as u64) << n;
         out[n].write(ret);
         h = mix(h, ret);
         n += 1;
         frame = Frame { addr: ret - 1, sp: cfa, fp };
     }
-    Walk { len: n, hash: finish(h, n) }
+    RuleWalk { walk: Walk { len: n, hash: finish(h, n) }, records, guessed: !may_parse }
 }
 
 /// The rule of `addr` when the cache has none: from `cfi`, unless an earlier miss of this
@@ -245,6 +410,20 @@ fn miss(addr: usize, sp: usize, may_parse: &mut bool, memo: &mut RuleMemo) -> Ru
     Rule::FRAME_POINTER
 }
 
+/// What a traced walk learns of the stack words it reads: [`step_traced`] reports each
+/// (address, value) it loaded. The hot walks pass [`Untraced`], which compiles to nothing.
+pub(super) trait Reads {
+    fn read(&mut self, addr: usize, value: usize);
+}
+
+/// No trace.
+pub(super) struct Untraced;
+
+impl Reads for Untraced {
+    #[inline(always)]
+    fn read(&mut self, _: usize, _: usize) {}
+}
+
 /// One step of the rule walk: the caller's stack pointer (the CFA), the return address
 /// and the caller's `rbp`; `None` at the end of the walk or on a failed check.
 ///
@@ -252,9 +431,24 @@ fn miss(addr: usize, sp: usize, may_parse: &mut bool, memo: &mut RuleMemo) -> Ru
 /// - As [`walk_rules_from`]: `[bounds.lo, bounds.hi)` is readable, `bounds.lo > 0`.
 #[inline(always)]
 pub(super) unsafe fn step(rule: Rule, frame: Frame, bounds: StackBounds) -> Option<(usize, usize, usize)> {
+    // SAFETY: this function's bullet is `step_traced`'s.
+    unsafe { step_traced(rule, frame, bounds, &mut Untraced) }
+}
+
+/// [`step`], reporting every stack word it reads to `trace`.
+///
+/// # Safety
+/// - As [`step`].
+#[inline(always)]
+pub(super) unsafe fn step_traced(
+    rule: Rule,
+    frame: Frame,
+    bounds: StackBounds,
+    trace: &mut impl Reads,
+) -> Option<(usize, usize, usize)> {
     if rule == Rule::FRAME_RECORD || rule == Rule::FRAME_POINTER {
         // SAFETY: `frame_record`'s bullet is this function's.
-        return unsafe { frame_record(frame, bounds) };
+        return unsafe { frame_record(frame, bounds, trace) };
     }
     let (cfa, rbp_slot) = match rule.decode() {
         Step::Cfa { base: Base::Rsp, offset, rbp_slot } => (frame.sp.checked_add(offset as usize)?, rbp_slot),
@@ -265,11 +459,11 @@ pub(super) unsafe fn step(rule: Rule, frame: Frame, bounds: StackBounds) -> Opti
         return None;
     }
     // SAFETY: `read`'s bullet is this function's.
-    let ret = unsafe { read(cfa - 8, bounds) }?;
+    let ret = unsafe { read(cfa - 8, bounds, trace) }?;
     let fp = match rbp_slot {
         0 => frame.fp,
         // SAFETY: as just above.
-        k => unsafe { read(cfa.checked_sub(8 * k as usize)?, bounds) }?,
+        k => unsafe { read(cfa.checked_sub(8 * k as usize)?, bounds, trace) }?,
     };
     Some((cfa, ret, fp))
 }
@@ -280,7 +474,7 @@ pub(super) unsafe fn step(rule: Rule, frame: Frame, bounds: StackBounds) -> Opti
 /// # Safety
 /// - As [`walk_rules_from`]: `[bounds.lo, bounds.hi)` is readable.
 #[inline(always)]
-unsafe fn frame_record(frame: Frame, bounds: StackBounds) -> Option<(usize, usize, usize)> {
+unsafe fn frame_record(frame: Frame, bounds: StackBounds, trace: &mut impl Reads) -> Option<(usize, usize, usize)> {
     let fp = frame.fp;
     if fp < bounds.lo || fp > bounds.hi.checked_sub(16)? || !fp.is_multiple_of(8) || fp + 16 <= frame.sp {
         return None;
@@ -288,6 +482,8 @@ unsafe fn frame_record(frame: Frame, bounds: StackBounds) -> Option<(usize, usiz
     // SAFETY: `[fp, fp + 16)` lies in `[lo, hi)` (checked: `lo <= fp <= hi - 16`),
     // readable (caller); `fp` is 8-byte aligned (checked). Plain loads of stack words.
     let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+    trace.read(fp, next);
+    trace.read(fp + 8, ret);
     Some((fp + 16, ret, next))
 }
 
@@ -296,14 +492,16 @@ unsafe fn frame_record(frame: Frame, bounds: StackBounds) -> Option<(usize, usiz
 /// # Safety
 /// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
 #[inline(always)]
-unsafe fn read(addr: usize, bounds: StackBounds) -> Option<usize> {
+unsafe fn read(addr: usize, bounds: StackBounds, trace: &mut impl Reads) -> Option<usize> {
     if addr < bounds.lo || addr > bounds.hi.checked_sub(8)? || !addr.is_multiple_of(8) {
         return None;
     }
     // SAFETY: `[addr, addr + 8)` lies in `[lo, hi)` (checked: `lo <= addr <= hi - 8`),
     // readable (caller); `addr` is 8-byte aligned (checked). A plain load of a stack
     // word, on this thread.
-    Some(unsafe { *(addr as *const usize) })
+    let value = unsafe { *(addr as *const usize) };
+    trace.read(addr, value);
+    Some(value)
 }
 
 /// Unwinds with DWARF tables, filling `out` with return addresses starting at the caller
@@ -341,7 +539,7 @@ pub(super) fn walk_dwarf(out: &mut [MaybeUninit<usize>], marker: usize) -> Walk 
 pub(super) fn rules_agree_with_dwarf(bounds: StackBounds) -> bool {
     let mut ours = [MaybeUninit::uninit(); 3];
     let mut dw = [MaybeUninit::uninit(); 3];
-    let a = walk_rules(&mut ours, bounds, &mut RuleMemo::new());
+    let a = walk_rules(&mut ours, bounds, &mut RuleMemo::new()).walk;
     let b = walk_dwarf(&mut dw, ours.as_ptr() as usize);
     if a.len != b.len || a.len == 0 {
         return false;
