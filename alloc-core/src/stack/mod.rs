@@ -41,19 +41,21 @@
 //! an id, so a stack seen before costs the walk, the hash and one cache probe, and only a
 //! new stack reaches the depot. Measured on this machine (`cargo test -p alloc-core
 //! --release --lib -- --ignored capture_cost --nocapture`, from a stack 40 frames deep,
-//! stack cache hit, thread CPU time; the library built with frame pointers, as the
-//! workspace is, and without, `RUSTFLAGS="-C force-frame-pointers=no"`; BENCHMARKS.md,
-//! "Stacks without frame pointers", has the whole table):
+//! stack cache hit, thread CPU time; BENCHMARKS.md, "Stacks without frame pointers", has
+//! the builds without frame pointers and the history):
 //!
-//! | depth | frame-pointer walk | cached unwinder | cached, no frame pointers | DWARF walk |
-//! | ---: | ---: | ---: | ---: | ---: |
-//! | 8 | 10 ns | 18 ns | 30 ns | 1.0 us |
-//! | 32 | 39 ns | 62 ns | 126 ns | 2.9 us |
+//! | depth | frame-pointer walk | cached unwinder | DWARF walk |
+//! | ---: | ---: | ---: | ---: |
+//! | 8 | 9.3 ns | 10.2 ns | 1.0 us |
+//! | 32 | 37.9 ns | 34.4 ns | 3.0 us |
 //!
 //! The frame-pointer walk costs about 1.05 ns a frame (the latency of one dependent load:
-//! each frame pointer is read from the previous frame) plus 4 ns. A depot lookup of a known
-//! stack (a cache miss) adds about 8 ns when the depot is hot in the CPU cache; interning a
-//! new 20-frame stack costs about 250 ns, most of it first touches of the depot's pages.
+//! each frame pointer is read from the previous frame) plus 4 ns; the cached unwinder
+//! costs the same where its prefix fills the capture, and about 105 instructions more
+//! where it replays the walk past the last frame record (shallow stacks). A depot lookup
+//! of a known stack (a cache miss) adds about 8 ns when the depot is hot in the CPU
+//! cache; interning a new 20-frame stack costs about 200 ns, most of it first touches of
+//! the depot's pages.
 
 mod cfi;
 mod depot;
