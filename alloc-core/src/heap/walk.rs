@@ -12,7 +12,7 @@
 //! other thread allocating): ids and descriptors must not change during the check.
 
 use crate::block::{self, BlockRef};
-use crate::leak::view::{BlockDesc, HeapView};
+use crate::leak::view::{BlockDesc, HeapView, Marks};
 use crate::os::MmapVec;
 use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
@@ -28,6 +28,12 @@ pub(crate) struct HeapSnapshot<'a> {
     slots: usize,
     /// Bit per block id: freed by another thread, not yet collected by the owner.
     freed: MmapVec<u64>,
+    /// `[lo, hi)` holds every segment: a word outside it points into no block, which
+    /// [`HeapView::block_containing`] answers without a look at the segment map (most
+    /// words a check scans are not heap pointers, and the map's entries for them lie
+    /// all over its 128 MiB, a page fault and a TLB miss each the first time).
+    lo: usize,
+    hi: usize,
 }
 
 impl<'a> HeapSnapshot<'a> {
@@ -44,7 +50,12 @@ impl<'a> HeapSnapshot<'a> {
     ///   snapshot reads and writes them.)
     pub(crate) unsafe fn take(pool: &'a Pool) -> Self {
         let mut next: usize = 0;
+        let (mut lo, mut hi) = (usize::MAX, 0);
         pool.for_each_segment(|seg| {
+            // SAFETY: `seg` is on `all`, so a live segment whose header is mapped (pool
+            // invariant); its `len` does not change while the pool lock is held.
+            let len = unsafe { (*seg).len };
+            (lo, hi) = (lo.min(seg as usize), hi.max(seg as usize + len));
             // SAFETY:
             // - `seg` is on `all`, so a live segment whose header is mapped (pool
             //   invariant); its `kind` is set before it is linked.
@@ -68,7 +79,7 @@ impl<'a> HeapSnapshot<'a> {
                 }
             }
         });
-        let mut snapshot = Self { pool, slots: next, freed: MmapVec::new() };
+        let mut snapshot = Self { pool, slots: next, freed: MmapVec::new(), lo, hi };
         // SAFETY: `note_thread_freed` needs the pool lock held and every other thread
         // stopped: this function's own two bullets (caller).
         unsafe { snapshot.note_thread_freed() };
@@ -146,6 +157,18 @@ impl<'a> HeapSnapshot<'a> {
         }
     }
 
+    /// [`HeapView::unmarked_block_containing`] for an address inside `[lo, hi)`.
+    fn unmarked_in_range(&self, addr: usize, marks: &Marks) -> Option<(u32, BlockDesc)> {
+        // `containing`'s callers' duty, and the `BlockRef`'s: the pool lock is held and
+        // every other thread stopped (snapshot invariant).
+        let b = block::containing(addr)?;
+        if marks.get(id_of(b)) || b.flags() & LIVE == 0 || addr - b.start() >= scan_len(b.size()) {
+            return None;
+        }
+        let (id, desc) = describe(b);
+        (!self.is_freed(id)).then_some((id, desc))
+    }
+
     #[inline]
     fn is_freed(&self, id: u32) -> bool {
         self.freed.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
@@ -158,8 +181,10 @@ pub(crate) fn scan_len(size: usize) -> usize {
     (size.max(1) + 7) & !7
 }
 
-fn describe(b: BlockRef) -> (u32, BlockDesc) {
-    let id = match b {
+/// The block's id in the snapshot.
+#[inline]
+fn id_of(b: BlockRef) -> u32 {
+    match b {
         // SAFETY: `p` is an in-use page descriptor of a live segment (`BlockRef`
         // invariant), readable; `block_id_base` was written by `take`, and nobody writes
         // it while the snapshot lives (snapshot invariant: the world is stopped).
@@ -167,7 +192,11 @@ fn describe(b: BlockRef) -> (u32, BlockDesc) {
         // SAFETY: `s` is a live large segment (`BlockRef` invariant), its header mapped;
         // `block_id_base` was written by `take` and is stable while the world is stopped.
         BlockRef::Large(s) => unsafe { (*s).large.block_id_base },
-    };
+    }
+}
+
+fn describe(b: BlockRef) -> (u32, BlockDesc) {
+    let id = id_of(b);
     let size = b.size();
     let desc = BlockDesc {
         start: b.start(),
@@ -189,6 +218,9 @@ impl HeapView for HeapSnapshot<'_> {
 
     #[inline]
     fn block_containing(&self, addr: usize) -> Option<(u32, BlockDesc)> {
+        if addr.wrapping_sub(self.lo) >= self.hi.wrapping_sub(self.lo) {
+            return None;
+        }
         // `containing`'s callers' duty, and the `BlockRef`'s: the pool lock is held and
         // every other thread stopped (snapshot invariant).
         let b = block::containing(addr)?;
@@ -197,6 +229,15 @@ impl HeapView for HeapSnapshot<'_> {
         }
         let (id, desc) = describe(b);
         (!self.is_freed(id)).then_some((id, desc))
+    }
+
+    #[inline(always)]
+    fn unmarked_block_containing(&self, addr: usize, marks: &Marks) -> Option<(u32, BlockDesc)> {
+        // Inlined into the scan: for most words this compare is the whole answer.
+        if addr.wrapping_sub(self.lo) >= self.hi.wrapping_sub(self.lo) {
+            return None;
+        }
+        self.unmarked_in_range(addr, marks)
     }
 
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {

@@ -90,7 +90,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
             // SAFETY: the range is readable memory (a root mapping or a live block) and
             // `p` is aligned; a volatile read because other code may see it as typed data.
             let word = unsafe { core::ptr::read_volatile(p as *const usize) };
-            if let Some((id, desc)) = self.view.block_containing(word) {
+            if let Some((id, desc)) = self.view.unmarked_block_containing(word, &self.marks) {
                 if self.marks.set(id) {
                     self.stats.reachable_blocks += 1;
                     self.stats.reachable_bytes += desc.size as u64;

@@ -8,6 +8,8 @@
 //! Blocks are numbered densely for the duration of one check: ids lie in
 //! `0..block_slots()`; not every id names a live block.
 
+pub(crate) use super::mark::Marks;
+
 /// One live block as the check sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BlockDesc {
@@ -53,6 +55,14 @@ pub(crate) trait HeapView {
     /// The live block whose `[start, start + usable)` contains `addr`, with its id.
     /// This is called for every word scanned: it must be O(1).
     fn block_containing(&self, addr: usize) -> Option<(u32, BlockDesc)>;
+
+    /// [`HeapView::block_containing`], for a block not set in `marks` only: the mark's
+    /// question for every word it scans, where most hits are blocks it marked already,
+    /// which an implementation may then leave undescribed.
+    #[inline]
+    fn unmarked_block_containing(&self, addr: usize, marks: &Marks) -> Option<(u32, BlockDesc)> {
+        self.block_containing(addr).filter(|&(id, _)| !marks.get(id))
+    }
 
     /// Calls `f(id, block)` for every live block, in increasing id order.
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc));
