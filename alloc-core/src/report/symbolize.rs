@@ -98,8 +98,21 @@ impl Symbolizer for RawOnly {
 }
 
 /// Symbolizes `ips` (innermost first) and trims allocator and runtime frames.
+///
+/// Addresses are resolved from the innermost outwards, and no further than the first
+/// runtime frame, where [`trim`] cuts: the C library's start frames past it would be
+/// resolved for nothing, and where its separate debug information is installed, reading
+/// that (compressed) costs more than all the program's own frames.
 pub(crate) fn stack_frames(ips: &[usize], sym: &mut dyn Symbolizer) -> Vec<Frame> {
-    let mut frames: Vec<Frame> = ips.iter().flat_map(|&ip| sym.resolve(ip)).collect();
+    let mut frames: Vec<Frame> = Vec::new();
+    for &ip in ips {
+        let resolved = sym.resolve(ip);
+        let at_runtime = resolved.iter().any(is_runtime);
+        frames.extend(resolved);
+        if at_runtime {
+            break;
+        }
+    }
     trim(&mut frames);
     frames
 }
@@ -235,6 +248,23 @@ mod tests {
 
     fn names(frames: &[Frame]) -> Vec<&str> {
         frames.iter().map(|f| f.function.as_deref().unwrap_or("?")).collect()
+    }
+
+    #[test]
+    fn addresses_past_the_first_runtime_frame_are_not_resolved() {
+        let mut asked = Vec::new();
+        let mut s = |ip: usize| {
+            asked.push(ip);
+            let name = match ip {
+                1 => "demo::main",
+                2 => "std::sys::backtrace::__rust_begin_short_backtrace",
+                _ => "__libc_start_main",
+            };
+            vec![named(ip, Some(name), None)]
+        };
+        let f = stack_frames(&[1, 2, 3, 4], &mut s);
+        assert_eq!(names(&f), ["demo::main"]);
+        assert_eq!(asked, [1, 2]);
     }
 
     #[test]
