@@ -1,4 +1,5 @@
-//! The six allocator workloads, in the spirit of mimalloc-bench.
+//! The allocator workloads: six in the spirit of mimalloc-bench, and two made of real
+//! programs' work (`programs`).
 //!
 //! # What it owns
 //! One function per workload: `fn(ops, set) -> Rep` runs one repetition of about `ops`
@@ -24,7 +25,7 @@ use std::ptr::NonNull;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::ring;
+use crate::{programs, ring};
 
 /// One workload: its name, what it counts, and how much a full run does.
 #[derive(Debug)]
@@ -60,6 +61,8 @@ pub const WORKLOADS: &[Workload] = &[
         run: producer_consumer,
     },
     Workload { name: "larson", counts: "replaced blocks", full_ops: 10_000_000, full_set: 10_000, run: larson },
+    Workload { name: "json", counts: "JSON values", full_ops: 3_800_000, full_set: 200_000, run: programs::json },
+    Workload { name: "regex", counts: "patterns compiled", full_ops: 5_000, full_set: 500, run: programs::regex_set },
 ];
 
 /// The workload called `name`.

@@ -27,6 +27,7 @@
 //! stopped, so page descriptors and segment lists are stable during the check.
 
 pub(crate) mod map;
+mod purge;
 
 use crate::os;
 use crate::page::{Page, HEADER_META_PER_SLICE, SLICE_SHIFT, SLICE_SIZE};
@@ -107,6 +108,12 @@ pub(crate) struct Segment {
     in_avail: bool,
     /// Bit `i` set: slice `i` is free (page segments).
     free_slices: u64,
+    /// Free slices whose memory is still committed, to be purged at `purge_at` (a
+    /// monotonic time in ns): see `purge`. A subset of `free_slices`.
+    purge_slices: u64,
+    purge_at: u64,
+    /// An empty page segment kept mapped for reuse (counted in the pool's `empty_kept`).
+    kept_empty: bool,
     /// For each slice in use, the first slice of its page.
     slice_first: [u8; SLICES],
     pub(crate) large: LargeBlock,
@@ -185,6 +192,10 @@ pub(crate) struct Pool {
     /// Freed large segments kept for reuse (contents dirty).
     large_cache: [*mut Segment; LARGE_CACHE_SLOTS],
     large_cached_bytes: usize,
+    /// The earliest `purge_at` of a page segment with slices to purge (`u64::MAX`: none).
+    next_purge: u64,
+    /// Empty page segments kept mapped (`kept_empty`), at most `purge::EMPTY_KEEP`.
+    empty_kept: usize,
     /// Statistics.
     pub(crate) segments: usize,
     pub(crate) mapped_bytes: usize,
@@ -201,6 +212,8 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     avail: core::ptr::null_mut(),
     large_cache: [core::ptr::null_mut(); LARGE_CACHE_SLOTS],
     large_cached_bytes: 0,
+    next_purge: u64::MAX,
+    empty_kept: 0,
     segments: 0,
     mapped_bytes: 0,
 });
@@ -371,7 +384,9 @@ fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
 /// stores itself as the owner before it hands out a block, and nobody reads the field of
 /// a page none of whose blocks is out.
 pub(crate) fn acquire_page(slices: usize, class: usize, internal: bool) -> *mut Page {
+    let now = crate::platform::monotonic_ns();
     let mut pool = POOL.lock();
+    pool.purge_due(now);
     let mut seg = pool.avail;
     let mut first = None;
     while !seg.is_null() {
@@ -447,6 +462,12 @@ unsafe fn claim(
     unsafe {
         debug_assert!((*seg).in_avail && (*seg).free_slices & mask == mask);
         (*seg).free_slices &= !mask;
+        // Taken again before its purge: nothing to give back.
+        (*seg).purge_slices &= !mask;
+        if (*seg).kept_empty {
+            (*seg).kept_empty = false;
+            pool.empty_kept -= 1;
+        }
         for i in first..first + slices {
             (*seg).slice_first[i] = first as u8;
         }
@@ -471,6 +492,7 @@ unsafe fn claim(
 ///   gives it up; no other thread holds one of its blocks, by the second bullet).
 pub(crate) unsafe fn release_page(page: *mut Page) {
     let seg = Segment::of_page(page);
+    let now = crate::platform::monotonic_ns();
     let mut pool = POOL.lock();
     // SAFETY:
     // - `page` is an in-use descriptor of the live page segment `seg` (caller, first
@@ -481,20 +503,29 @@ pub(crate) unsafe fn release_page(page: *mut Page) {
     // - `free_slices`, `in_avail` and the `avail` links are written only under the pool
     //   lock, which `pool` holds; `link_avail` needs `seg` off `avail`, which
     //   `!in_avail` says (segment invariant).
-    let empty = unsafe {
+    let (empty, mask) = unsafe {
         debug_assert!((*page).in_use() && (*page).used.load(core::sync::atomic::Ordering::Relaxed) == 0);
         let first = page.offset_from(core::ptr::addr_of!((*seg).pages[0])) as usize;
         let slices = (*page).slices as usize;
         (*page).flags = 0;
         (*page).slices = 0;
         (*page).capacity = 0;
-        (*seg).free_slices |= ((1u64 << slices) - 1) << first;
+        let mask = ((1u64 << slices) - 1) << first;
+        (*seg).free_slices |= mask;
         if !(*seg).in_avail {
             pool.link_avail(seg);
         }
-        (*seg).free_slices == ALL_FREE
+        ((*seg).free_slices == ALL_FREE, mask)
     };
-    if empty && pool.segments > 1 {
+    // `seg` is a live page segment whose slices of `mask` were just freed.
+    pool.schedule_purge(seg, mask, now);
+    if empty && pool.segments > 1 && pool.empty_kept < purge::EMPTY_KEEP {
+        // Kept for reuse; its spans are purged on schedule like any others.
+        // SAFETY: `seg` is a live page segment; `kept_empty` is written only under the
+        // pool lock, which `pool` holds.
+        unsafe { (*seg).kept_empty = true };
+        pool.empty_kept += 1;
+    } else if empty && pool.segments > 1 {
         // On `avail` (linked just above if it was not) and on `all`.
         pool.unlink_avail(seg);
         pool.unlink_all(seg);
@@ -509,7 +540,9 @@ pub(crate) unsafe fn release_page(page: *mut Page) {
         //   no page, block or owner refers to it, and it is off both lists and out of the
         //   segment map, so no later lookup finds it.
         unsafe { os::unmap(seg.cast(), SEGMENT_SIZE) };
+        return;
     }
+    pool.purge_due(now);
 }
 
 /// Offset of a large block from its segment's start, for an alignment (a power of two,

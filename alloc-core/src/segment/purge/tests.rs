@@ -1,0 +1,128 @@
+use super::super::{Pool, Segment, ALL_FREE, KIND_PAGES, SEGMENT_SIZE, SLICES};
+use super::*;
+
+/// A page segment of a pool of its own (not the process's: no other thread takes its
+/// slices), every usable slice free.
+struct Lone {
+    pool: Pool,
+    seg: *mut Segment,
+}
+
+impl Lone {
+    fn new() -> Lone {
+        let seg = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE).unwrap().as_ptr().cast::<Segment>();
+        // SAFETY: a fresh zeroed mapping of ours; an all-zero header is valid, and these
+        // are the fields a page segment must have set.
+        unsafe {
+            (*seg).kind = KIND_PAGES;
+            (*seg).len = SEGMENT_SIZE;
+            (*seg).free_slices = ALL_FREE;
+        }
+        let mut pool = Pool {
+            all: core::ptr::null_mut(),
+            avail: core::ptr::null_mut(),
+            large_cache: [core::ptr::null_mut(); super::super::LARGE_CACHE_SLOTS],
+            large_cached_bytes: 0,
+            next_purge: u64::MAX,
+            empty_kept: 0,
+            segments: 0,
+            mapped_bytes: 0,
+        };
+        pool.link_all(seg);
+        Lone { pool, seg }
+    }
+
+    fn slice(&self, i: usize) -> *mut u8 {
+        // SAFETY: slice `i < SLICES` lies inside the segment's mapping.
+        unsafe { (self.seg as *mut u8).add(i * SLICE_SIZE) }
+    }
+
+    /// Writes to every page of slices `[first, first + n)` (they become resident).
+    fn touch(&self, first: usize, n: usize) {
+        for i in first..first + n {
+            for page in (0..SLICE_SIZE).step_by(4096) {
+                // SAFETY: inside slice `i`, writable.
+                unsafe { self.slice(i).add(page).write(0xA5) };
+            }
+        }
+    }
+
+    fn resident(&self, first: usize, n: usize) -> usize {
+        crate::platform::resident_pages(self.slice(first), n * SLICE_SIZE).unwrap()
+    }
+
+    fn mask(first: usize, n: usize) -> u64 {
+        ((1u64 << n) - 1) << first
+    }
+}
+
+impl Drop for Lone {
+    fn drop(&mut self) {
+        // SAFETY: the whole mapping `new` made; nothing uses it any more.
+        unsafe { os::unmap(self.seg.cast(), SEGMENT_SIZE) };
+    }
+}
+
+const PAGES_PER_SLICE: usize = SLICE_SIZE / 4096;
+
+#[test]
+fn a_freed_span_stays_committed_until_its_delay_has_passed() {
+    let mut l = Lone::new();
+    l.touch(1, 4);
+    assert_eq!(l.resident(1, 4), 4 * PAGES_PER_SLICE);
+    let t = 1_000_000_000;
+    l.pool.schedule_purge(l.seg, Lone::mask(1, 4), t);
+    l.pool.purge_due(t + PURGE_DELAY_NS - 1);
+    assert_eq!(l.resident(1, 4), 4 * PAGES_PER_SLICE, "purged before its time");
+    // SAFETY: slice 1 is mapped and readable.
+    assert_eq!(unsafe { *l.slice(1) }, 0xA5, "contents kept until the purge");
+    l.pool.purge_due(t + PURGE_DELAY_NS);
+    assert_eq!(l.resident(1, 4), 0, "given back");
+    // SAFETY: as above; the purged memory reads as zero.
+    assert_eq!(unsafe { *l.slice(1) }, 0);
+    // SAFETY: the lone segment's header, ours.
+    assert_eq!(unsafe { (*l.seg).purge_slices }, 0);
+    assert_eq!(l.pool.next_purge, u64::MAX, "nothing left to purge");
+}
+
+#[test]
+fn slices_never_scheduled_are_left_alone() {
+    let mut l = Lone::new();
+    l.touch(1, 8);
+    let t = 5_000_000_000;
+    l.pool.schedule_purge(l.seg, Lone::mask(3, 2), t);
+    l.pool.purge_due(t + PURGE_DELAY_NS);
+    assert_eq!(l.resident(1, 2), 2 * PAGES_PER_SLICE);
+    assert_eq!(l.resident(3, 2), 0);
+    assert_eq!(l.resident(5, 4), 4 * PAGES_PER_SLICE);
+}
+
+#[test]
+fn a_purge_gives_back_at_most_a_batch_and_the_next_one_goes_on() {
+    let mut segs: Vec<Lone> = (0..6).map(|_| Lone::new()).collect();
+    // One pool over all six segments: move the other five into the first's lists.
+    let (first, rest) = segs.split_at_mut(1);
+    for l in rest.iter_mut() {
+        l.pool.unlink_all(l.seg);
+        first[0].pool.link_all(l.seg);
+    }
+    let t = 9_000_000_000;
+    for l in segs.iter() {
+        l.touch(1, SLICES - 1);
+    }
+    let ptrs: Vec<*mut Segment> = segs.iter().map(|l| l.seg).collect();
+    let pool = &mut segs[0].pool;
+    for seg in ptrs {
+        pool.schedule_purge(seg, ALL_FREE, t);
+    }
+    let due = t + PURGE_DELAY_NS;
+    pool.purge_due(due);
+    let resident: usize = segs.iter().map(|l| l.resident(1, SLICES - 1)).sum();
+    let total = 6 * (SLICES - 1) * PAGES_PER_SLICE;
+    assert_eq!(total - resident, PURGE_BATCH_SLICES as usize * PAGES_PER_SLICE, "one batch");
+    assert!(segs[0].pool.next_purge <= due, "the rest stays due");
+    segs[0].pool.purge_due(due);
+    let resident: usize = segs.iter().map(|l| l.resident(1, SLICES - 1)).sum();
+    assert_eq!(resident, 0, "the second call purged the rest");
+    assert_eq!(segs[0].pool.next_purge, u64::MAX);
+}
