@@ -284,18 +284,19 @@ fn mib(kib: u64) -> f64 {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<20} {:<28} {:>10} {:>10} {:>8} {:>10} {:>11}",
-        "workload", "allocator", "ns/op", "median", "ratio", "peak MiB", "ops"
+        "\n{:<20} {:<28} {:>10} {:>10} {:>8} {:>10} {:>10} {:>11}",
+        "workload", "allocator", "ns/op", "median", "ratio", "peak MiB", "after MiB", "ops"
     );
     for r in rows {
         let (w, a) = (r.workload.name, r.allocator.label);
         match &r.result {
             Ok(m) => println!(
-                "{w:<20} {a:<28} {:>10.2} {:>10.2} {:>8} {:>10.1} {:>11}",
+                "{w:<20} {a:<28} {:>10.2} {:>10.2} {:>8} {:>10.1} {:>10.1} {:>11}",
                 m.min_ns,
                 m.median_ns,
                 ratio(rows, r),
                 mib(m.peak_rss_kib),
+                mib(m.rss_after_kib),
                 m.ops
             ),
             Err(e) => println!("{w:<20} {a:<28} FAILED: {e}"),
@@ -309,16 +310,20 @@ fn markdown(o: &Options, rows: &[Row]) -> String {
     let _ = writeln!(md, "Run of {} (`cargo bench -p benches --bench alloc{cmd}`{}):\n", today(), commit());
     let _ = writeln!(md, "Machine: {}\n", machine());
     let (other_head, other_rule) = if o.against.is_some() { (" this/against |", " ---: |") } else { ("", "") };
-    let _ = writeln!(md, "| workload | allocator | ns/op | ratio to mimalloc | peak RSS (MiB) |{other_head}");
-    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: |{other_rule}");
+    let _ = writeln!(
+        md,
+        "| workload | allocator | ns/op | ratio to mimalloc | peak RSS (MiB) | RSS after (MiB) |{other_head}"
+    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: |{other_rule}");
     for r in rows {
         let (w, a) = (r.workload.name, r.allocator.label);
         let other = if o.against.is_some() { format!(" {} |", ratio_to_other_build(rows, r)) } else { String::new() };
         let _ = match &r.result {
             Ok(m) => {
-                writeln!(md, "| {w} | {a} | {:.2} | {} | {:.1} |{other}", m.min_ns, ratio(rows, r), mib(m.peak_rss_kib))
+                let (peak, after) = (mib(m.peak_rss_kib), mib(m.rss_after_kib));
+                writeln!(md, "| {w} | {a} | {:.2} | {} | {peak:.1} | {after:.1} |{other}", m.min_ns, ratio(rows, r))
             }
-            Err(e) => writeln!(md, "| {w} | {a} | failed: {} | - | - |{other}", e.replace('|', "/")),
+            Err(e) => writeln!(md, "| {w} | {a} | failed: {} | - | - | - |{other}", e.replace('|', "/")),
         };
     }
     if let Some(exe) = o.against {

@@ -6,12 +6,14 @@
 //! object that [`Measurement::parse`] reads back:
 //!
 //! ```text
-//! {"workload":"small-pairs","min_ns":5.812,"median_ns":6.020,"ops":20000000,"reps":5,"checksum":2640000000,"peak_rss_kib":2816}
+//! {"workload":"small-pairs","min_ns":5.812,"median_ns":6.020,"ops":20000000,"reps":5,"checksum":2640000000,"peak_rss_kib":2816,"rss_after_kib":2560}
 //! ```
 //!
 //! `peak_rss_kib` is the process's peak resident set size (`getrusage`'s `ru_maxrss`),
 //! read after the workload and before any at-exit work (dhat's profile writing), so it is
-//! the peak of this one workload under this one allocator.
+//! the peak of this one workload under this one allocator; `rss_after_kib` its resident
+//! set size at that moment (`/proc/self/statm`): what the allocator kept of the workload's
+//! memory once the workload freed it (the `burst` workload keeps 1% of its blocks).
 
 use crate::workloads::{workload, WORKLOADS};
 
@@ -32,14 +34,23 @@ pub struct Measurement {
     pub checksum: u64,
     /// Peak resident set size of the process, KiB.
     pub peak_rss_kib: u64,
+    /// Resident set size after the workload, KiB (0 when unknown).
+    pub rss_after_kib: u64,
 }
 
 impl Measurement {
     /// The one-line JSON form.
     pub fn to_json(&self) -> String {
         format!(
-            r#"{{"workload":"{}","min_ns":{:.3},"median_ns":{:.3},"ops":{},"reps":{},"checksum":{},"peak_rss_kib":{}}}"#,
-            self.workload, self.min_ns, self.median_ns, self.ops, self.reps, self.checksum, self.peak_rss_kib
+            r#"{{"workload":"{}","min_ns":{:.3},"median_ns":{:.3},"ops":{},"reps":{},"checksum":{},"peak_rss_kib":{},"rss_after_kib":{}}}"#,
+            self.workload,
+            self.min_ns,
+            self.median_ns,
+            self.ops,
+            self.reps,
+            self.checksum,
+            self.peak_rss_kib,
+            self.rss_after_kib
         )
     }
 
@@ -63,8 +74,19 @@ impl Measurement {
             reps: u32::try_from(int("reps")?).map_err(|e| e.to_string())?,
             checksum: int("checksum")?,
             peak_rss_kib: int("peak_rss_kib")?,
+            // Optional: children built before it was added do not print it.
+            rss_after_kib: if get("rss_after_kib").is_ok() { int("rss_after_kib")? } else { 0 },
         })
     }
+}
+
+/// Resident set size of this process now, in KiB (`/proc/self/statm`); 0 when unknown.
+pub fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    pages * page / 1024
 }
 
 /// Peak resident set size of this process so far, in KiB.
@@ -111,6 +133,7 @@ pub fn child_main() {
         reps: o.reps,
         checksum: o.checksum,
         peak_rss_kib: peak_rss_kib(),
+        rss_after_kib: rss_kib(),
     };
     println!("{}", m.to_json());
 }
@@ -129,6 +152,7 @@ mod tests {
             reps: 5,
             checksum: u64::MAX,
             peak_rss_kib: 17_408,
+            rss_after_kib: 9_000,
         };
         assert_eq!(Measurement::parse(&m.to_json()), Ok(m));
     }

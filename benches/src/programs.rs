@@ -1,18 +1,20 @@
 //! Workloads made of what real Rust programs do, rather than of allocation patterns:
-//! parsing a large JSON document into `serde_json::Value`s, and compiling and running a
-//! set of regular expressions.
+//! parsing a large JSON document into `serde_json::Value`s, compiling and running a set
+//! of regular expressions, and a burst of memory most of which is given back.
 //!
 //! # What it owns
-//! [`json`] and [`regex_set`], registered in [`crate::workloads::WORKLOADS`] like the
-//! micro-workloads, so every allocator runs them in the same harness. Their inputs (the
-//! document's text, the patterns and the haystack) are built before the clock starts.
+//! [`json`], [`regex_set`] and [`burst`], registered in [`crate::workloads::WORKLOADS`]
+//! like the micro-workloads, so every allocator runs them in the same harness. Their
+//! inputs (the document's text, the patterns and the haystack) are built before the
+//! clock starts.
 
-use crate::workloads::{Rep, Rng};
+use crate::workloads::{Block, Rep, Rng};
 use regex::RegexSet;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// JSON values in one record of [`document`]: the object, its 9 fields' values, the 3
 /// numbers of its `scores` array and the 2 objects of its `tags` array with their 2
@@ -116,6 +118,47 @@ pub(crate) fn regex_set(ops: u64, patterns: usize) -> Rep {
     Rep { elapsed: t.elapsed(), ops: sets * patterns as u64, checksum }
 }
 
+/// The blocks the last [`burst`] kept: alive until the next burst, so that the child
+/// reads its resident set size with them (and nothing else of the burst) alive.
+static KEPT: Mutex<Vec<Block>> = Mutex::new(Vec::new());
+
+/// One burst: `ops` blocks of 16..=500 bytes (about 1 GiB for 4M blocks) allocated and
+/// written, then all but the first 1% freed, in a random order; the kept 1% replaces the
+/// previous burst's. (Had it kept every 100th block instead, every page of every
+/// allocator would keep a few blocks, and no allocator could give any page back.) Then, outside the measured part, 20 ms of quiet and a thousand
+/// small allocations and frees, when an allocator that gives memory back after a delay
+/// (mimalloc's and HeapSweep's purge) does so. The child reads the resident set size
+/// after the last burst: what the allocator kept of the 99% freed. Checksum: bytes
+/// allocated.
+pub(crate) fn burst(ops: u64, _set: usize) -> Rep {
+    KEPT.lock().unwrap().clear();
+    let t = Instant::now();
+    let (kept, checksum) = allocate_and_keep_the_first_hundredth(ops);
+    let elapsed = t.elapsed();
+    *KEPT.lock().unwrap() = kept;
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..1000 {
+        black_box(Block::new(16 + i % 64));
+    }
+    Rep { elapsed, ops, checksum }
+}
+
+/// [`burst`]'s measured part: the blocks kept, and the bytes allocated.
+fn allocate_and_keep_the_first_hundredth(ops: u64) -> (Vec<Block>, u64) {
+    let mut rng = Rng::new(23);
+    let mut blocks: Vec<Option<Block>> = (0..ops).map(|i| Some(Block::tagged(rng.range(16, 500), i as u8))).collect();
+    let checksum = blocks.iter().flatten().map(|b| b.size() as u64).sum();
+    // The first 1% allocated stays (a program's long-lived state, built first).
+    let first = blocks.len() / 100;
+    let kept: Vec<Block> = blocks[..first].iter_mut().filter_map(Option::take).collect();
+    // Free the rest in a random order (a shuffle of the slots: Fisher-Yates).
+    for i in (1..blocks.len()).rev() {
+        blocks.swap(i, rng.below(i + 1));
+    }
+    drop(blocks);
+    (kept, checksum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +183,16 @@ mod tests {
         assert_eq!((r.ops, r.checksum), (50 * VALUES_PER_RECORD, 50 + 49));
         let r = json(3 * 50 * VALUES_PER_RECORD, 50);
         assert_eq!((r.ops, r.checksum), (3 * 50 * VALUES_PER_RECORD, 3 * (50 + 49)));
+    }
+
+    #[test]
+    fn a_burst_keeps_the_first_hundredth_of_its_blocks() {
+        let (kept, checksum) = allocate_and_keep_the_first_hundredth(1_000);
+        assert_eq!(kept.len(), 10);
+        assert!(kept.iter().all(|b| (16..=500).contains(&b.size())));
+        assert_eq!(kept[3].tag(), 3, "the first ten blocks");
+        assert!((16 * 1_000..=500 * 1_000).contains(&checksum));
+        assert_eq!(burst(1_000, 1).checksum, checksum);
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub const WORKLOADS: &[Workload] = &[
     Workload { name: "larson", counts: "replaced blocks", full_ops: 10_000_000, full_set: 10_000, run: larson },
     Workload { name: "json", counts: "JSON values", full_ops: 3_800_000, full_set: 200_000, run: programs::json },
     Workload { name: "regex", counts: "patterns compiled", full_ops: 5_000, full_set: 500, run: programs::regex_set },
+    Workload { name: "burst", counts: "blocks", full_ops: 4_000_000, full_set: 1, run: programs::burst },
 ];
 
 /// The workload called `name`.
