@@ -200,6 +200,54 @@ fn due_generation() -> Option<u8> {
         .map(|g| g as u8)
 }
 
+/// The older generations' threshold for timed sweeps where the configured one is 0.
+const TIMED_ESCALATION: u64 = 10;
+
+/// The generation a timed sweep (`sweep_interval_ms`) sweeps: 0, or the oldest older one
+/// whose count (sweeps of the generation below since its own last sweep) is past its
+/// threshold, [`TIMED_ESCALATION`] where that is 0 (`sweep=0` turns off the sweeps the
+/// allocation count calls for, not this), with the full sweep's long-lived guard. Without
+/// it, a block still reachable at one timed sweep (so promoted) and leaked after it would
+/// be found only at exit.
+fn timed_generation() -> u8 {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    escalate(
+        [load(&COUNTS[1]), load(&COUNTS[2])],
+        [THRESHOLDS[1].load(Ordering::Relaxed), THRESHOLDS[2].load(Ordering::Relaxed)],
+        load(&LONG_LIVED_PENDING) < load(&LONG_LIVED_TOTAL) / 4,
+    )
+}
+
+/// [`timed_generation`] from the counts and thresholds of generations 1 and 2, and
+/// whether the full sweep's long-lived guard holds.
+fn escalate(counts: [u64; 2], thresholds: [u32; 2], guarded: bool) -> u8 {
+    let threshold = |i: usize| match thresholds[i] {
+        0 => TIMED_ESCALATION,
+        t => u64::from(t),
+    };
+    if counts[1] > threshold(1) && !guarded {
+        2
+    } else if counts[0] > threshold(0) {
+        1
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn timed_sweeps_escalate_as_the_counts_say() {
+    // `sweep=0`: every 11th timed sweep is of generation 1, every 11th of those of 2.
+    assert_eq!(escalate([10, 0], [0, 0], false), 0);
+    assert_eq!(escalate([11, 0], [0, 0], false), 1);
+    assert_eq!(escalate([11, 11], [0, 0], false), 2);
+    assert_eq!(escalate([11, 11], [0, 0], true), 1, "the long-lived guard holds the full sweep back");
+    // Configured thresholds are the counts' own.
+    assert_eq!(escalate([3, 0], [2, 5], false), 1);
+    assert_eq!(escalate([0, 6], [2, 5], false), 2);
+    assert_eq!(escalate([2, 5], [2, 5], false), 0);
+}
+
 /// Runs a sweep of `g` under [`SWEEP_LOCK`], updates the schedule, then sends the
 /// outputs. `from_signal`: write the JSON line even when nothing new was found.
 fn sweep_now(g: u8, sp: usize, from_signal: bool) -> SweepResult {

@@ -85,7 +85,7 @@ fn step(interval: Duration, last: Instant) -> bool {
         super::sweep_now(g, sp, false);
         true
     } else if !interval.is_zero() && last.elapsed() >= interval && sweep_count::take_allocated() {
-        super::sweep_now(0, sp, false);
+        super::sweep_now(super::timed_generation(), sp, false);
         true
     } else {
         false
