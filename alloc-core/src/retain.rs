@@ -16,7 +16,7 @@
 
 use crate::heap::walk::HeapSnapshot;
 use crate::leak::path::{self, Chain, ChainRoot};
-use crate::leak::view::HeapView;
+use crate::leak::view::{BlockDesc, HeapView};
 use crate::leak::{self, Failure, RootRange};
 use crate::os::MmapVec;
 use crate::report::model::{allocation_site, site_label, Frame};
@@ -168,6 +168,84 @@ pub fn retained_by(ptr: *const u8) -> Result<Retention, RetainError> {
     };
     crate::stack::scrub_below(crate::check::this_thread_stack());
     result
+}
+
+/// Most sites [`chains_to_sites`] answers for at once.
+pub(crate) const MAX_SITES: usize = 8;
+
+/// What [`chains_to_sites`] found for one site.
+#[derive(Clone)]
+pub(crate) enum SiteChain {
+    /// The site has no live block.
+    NoLiveBlock,
+    /// The search could not run (the failures a leak check reports).
+    Failed(String),
+    /// Its largest live block (address, size) and why it is alive.
+    Block { address: usize, size: usize, why: Result<Retention, RetainError> },
+}
+
+/// For each site (the stack ids of its allocations; at most [`MAX_SITES`] are answered),
+/// a shortest chain from a root to its largest live block, as [`retained_by`] finds one,
+/// with the world stopped once for all of them. The calling thread's stack is scanned
+/// from `sp` up (the caller's frame: no block address is in hand there). Used by heap
+/// profiles with `verbosity=2`.
+pub(crate) fn chains_to_sites(sites: &[&[u32]], sp: usize) -> Vec<SiteChain> {
+    let sites = &sites[..sites.len().min(MAX_SITES)];
+    let _guard = ReentrancyGuard::enter();
+    let (found, stop_failure, _) =
+        crate::check::with_world_stopped(|view, world, plan, opts| sites_stopped(view, world, plan, opts, sites, sp));
+    // A search in a world not stopped only read: its chains are dropped for the failure.
+    let out = match (found, stop_failure) {
+        (Err(f), _) | (Ok(_), Some(f)) => vec![SiteChain::Failed(failure_message(f)); sites.len()],
+        (Ok(targets), None) => targets[..sites.len()].iter().map(site_chain).collect(),
+    };
+    crate::stack::scrub_below(crate::check::this_thread_stack());
+    out
+}
+
+/// One site's answer, symbolized (the world runs again).
+fn site_chain(target: &Option<SiteTarget>) -> SiteChain {
+    let Some((_, d, chain)) = target else { return SiteChain::NoLiveBlock };
+    let why = match chain {
+        Ok(Some(c)) => Ok(describe(c)),
+        Ok(None) => Err(RetainError::Unreachable { address: d.start, size: d.size }),
+        Err(f) => Err(RetainError::Failed { message: failure_message(*f) }),
+    };
+    SiteChain::Block { address: d.start, size: d.size, why }
+}
+
+/// A site's largest live block (id, description) and the search's answer.
+type SiteTarget = (u32, BlockDesc, Result<Option<Chain>, Failure>);
+/// Per site, its [`SiteTarget`] (`None`: no live block).
+type SiteTargets = [Option<SiteTarget>; MAX_SITES];
+
+/// Finds each site's largest live block, lists the roots once, searches for each.
+/// Allocates nothing (`MmapVec`s only): the world is stopped.
+fn sites_stopped(
+    view: &HeapSnapshot<'_>,
+    world: &leak::stop::StoppedWorld,
+    plan: &leak::RootPlan,
+    opts: &leak::RootOptions,
+    sites: &[&[u32]],
+    sp: usize,
+) -> Result<SiteTargets, Failure> {
+    let mut largest: [Option<(u32, BlockDesc)>; MAX_SITES] = [None; MAX_SITES];
+    view.for_each_block(&mut |id, d| {
+        if d.ignored {
+            return;
+        }
+        if let Some(i) = sites.iter().position(|ids| ids.contains(&d.stack)) {
+            if largest[i].is_none_or(|(_, best)| d.size > best.size) {
+                largest[i] = Some((id, d));
+            }
+        }
+    });
+    let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
+    if !maps.reserve(1 << 16) {
+        return Err(Failure::OutOfMemory { what: "the mapping list" });
+    }
+    leak::roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots)?;
+    Ok(largest.map(|target| target.map(|(id, d)| (id, d, path::shortest_chain(view, &roots, id)))))
 }
 
 /// What the stopped-world part found.

@@ -41,8 +41,29 @@ fn site_threads(n: usize) -> Vec<Box<[u8; 64]>> {
     (0..n).map(|_| black_box(Box::new([0u8; 64]))).collect()
 }
 
+/// The growing structure of the `retention` case: blocks kept by a static.
+#[allow(clippy::vec_box)] // one block per element is the point
+static CACHE: std::sync::Mutex<Vec<Box<[u8; CACHED_SIZE]>>> = std::sync::Mutex::new(Vec::new());
+const CACHED: usize = 200;
+const CACHED_SIZE: usize = 4000;
+
+#[inline(never)]
+fn site_cached() {
+    let mut cache = CACHE.lock().unwrap();
+    for _ in 0..CACHED {
+        cache.push(black_box(Box::new([3u8; CACHED_SIZE])));
+    }
+}
+
 fn run_case(case: &str, dir: &Path) {
     match case {
+        "retention" => {
+            site_cached();
+            // Held by this frame: a root on the stack.
+            let held = site_kept();
+            alloc_core::profile::dump(dir.join("api.json")).unwrap();
+            black_box(&held);
+        }
         "basic" => {
             let kept = site_kept();
             let big: Vec<Vec<u8>> = (0..BIG).map(|_| site_big()).collect();
@@ -233,4 +254,44 @@ fn bad_profile_signal_values_are_warned_about() {
         warnings.len() == 1 && warnings[0].contains("profile_signal") && warnings[0].contains("USR2"),
         "{warnings:?}"
     );
+}
+
+/// The retention entry of the largest site's chosen block of `size` bytes.
+fn retention_of(p: &HeapProfile, size: u64) -> &alloc_core::profile::model::SiteRetention {
+    let found = p.retention.iter().find(|r| r.size == size);
+    found.unwrap_or_else(|| panic!("no chain to a block of {size} bytes: {:#?}", p.retention))
+}
+
+fn names(frames: &[alloc_core::report::model::Frame]) -> Vec<&str> {
+    frames.iter().filter_map(|f| f.function.as_deref()).collect()
+}
+
+#[test]
+fn with_verbosity_2_a_profile_says_what_keeps_its_largest_sites_alive() {
+    let dir = child("retention", ",verbosity=2");
+    for file in ["api.json", "exit.json"] {
+        let p = read(&dir.join(file));
+        assert!(p.retention.len() <= 5, "{file}: at most five sites");
+        // The largest site: the boxes kept by the static CACHE, through its Vec's buffer.
+        let cached = retention_of(&p, CACHED_SIZE as u64);
+        assert_eq!(cached.stack_id, p.retention[0].stack_id, "{file}: the most live bytes come first");
+        let chain = cached.chain.as_ref().unwrap_or_else(|| panic!("{file}: {cached:#?}"));
+        assert_eq!(chain.root.kind, "globals", "{file}: {chain:#?}");
+        assert!(chain.root.symbol.as_deref().is_some_and(|s| s.contains("CACHE")), "{file}: {chain:#?}");
+        assert_eq!(chain.steps.len(), 2, "{file}: the Vec's buffer, then the box: {chain:#?}");
+        let (buffer, boxed) = (&chain.steps[0], &chain.steps[1]);
+        assert!(buffer.next_offset.is_some_and(|o| o % 8 == 0 && o < buffer.size), "{file}: {buffer:#?}");
+        assert_eq!((boxed.address.as_str(), boxed.size, boxed.next_offset), (cached.address.as_str(), 4000, None));
+        assert!(names(&boxed.stack).iter().any(|n| n.contains("site_cached")), "{file}: {boxed:#?}");
+        assert!(names(&buffer.stack).iter().any(|n| n.contains("site_cached")), "{file}: {buffer:#?}");
+    }
+    // While `dump` ran, the second largest site's boxes were held by the child's frame.
+    let p = read(&dir.join("api.json"));
+    let held = retention_of(&p, KEPT_SIZE as u64);
+    let chain = held.chain.as_ref().unwrap_or_else(|| panic!("{held:#?}"));
+    assert_eq!((chain.root.kind.as_str(), chain.steps.len()), ("stack", 2), "{chain:#?}");
+    assert!(names(&chain.steps[1].stack).iter().any(|n| n.contains("site_kept")), "{chain:#?}");
+    // Without verbosity=2, no chains.
+    let plain = read(&child("retention", "").join("api.json"));
+    assert!(plain.retention.is_empty());
 }

@@ -4,13 +4,14 @@
 //! [`render_text`]: for a leak report, the text the program printed at exit
 //! (`heapsweep_format::text`: LeakSanitizer-style paragraphs, one per group, its stack
 //! innermost first, `Rc`/`Arc` counts, cycles flagged, and a `SUMMARY:` line); for a
-//! profile, its totals and the top sites by live, allocated and at-peak bytes. Colours are
+//! profile, its totals, the top sites by live, allocated and at-peak bytes, and (profiles
+//! written with `verbosity=2`) why the largest sites are alive. Colours are
 //! ANSI escapes, used only when [`TextOptions::color`] says so (the binary asks whether
 //! stdout is a terminal and honours `NO_COLOR`).
 
 use crate::input::Input;
 use crate::stacks::{frame_label, frame_location};
-use heapsweep_format::profile::{HeapProfile, Site};
+use heapsweep_format::profile::{HeapProfile, Site, SiteRetention};
 use heapsweep_format::report::{Frame, LeakReport};
 use heapsweep_format::text::Painter;
 use std::fmt::Write;
@@ -91,7 +92,56 @@ fn profile(prof: &HeapProfile, opts: &TextOptions) -> String {
     for (title, get, total) in tables {
         sites_table(&mut out, prof, title, get, total, top, p);
     }
+    retention(&mut out, prof, p);
     out
+}
+
+/// With `verbosity=2` profiles: for each of the largest sites, the chain of pointers from
+/// a root that keeps one of its blocks alive, root first.
+fn retention(out: &mut String, prof: &HeapProfile, p: Painter) {
+    if prof.retention.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", p.paint(BOLD, "Why the largest sites are alive:"));
+    for r in &prof.retention {
+        let (title, lines) = retention_lines(prof, r, p);
+        let _ = writeln!(out, "  {title}");
+        for line in lines {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    out.push('\n');
+}
+
+/// One site's retention in words: a title (the site, the block), then the root and each
+/// block of the chain (or why there is none). Shared with the HTML page.
+pub(crate) fn retention_lines(prof: &HeapProfile, r: &SiteRetention, p: Painter) -> (String, Vec<String>) {
+    let site = prof.sites.iter().find(|s| s.stack_id == Some(r.stack_id));
+    let name = site.map_or_else(|| crate::stacks::NO_STACK.to_string(), |s| site_name(&s.stack, p));
+    let title = format!("{name}: the block at {} ({} bytes)", r.address, r.size);
+    let Some(chain) = &r.chain else {
+        return (title, vec![r.note.clone().unwrap_or_else(|| "no chain".into())]);
+    };
+    let root = &chain.root;
+    let mut first = format!("root: {} {}..{}", root.kind, root.start, root.end);
+    if let Some(word) = &root.word {
+        let _ = write!(first, ", the word at {word}");
+    }
+    if let Some(symbol) = &root.symbol {
+        let _ = write!(first, " (in {symbol})");
+    }
+    if !root.stack.is_empty() {
+        let _ = write!(first, ", allocated at {}", site_name(&root.stack, p));
+    }
+    let mut lines = vec![first];
+    for (i, step) in chain.steps.iter().enumerate() {
+        let pointer = match step.next_offset {
+            Some(o) => format!("the pointer to #{} is at +{o:#x}", i + 1),
+            None => "the block asked about".into(),
+        };
+        lines.push(format!("#{i} {} ({} bytes) {}; {pointer}", step.address, step.size, site_name(&step.stack, p)));
+    }
+    (title, lines)
 }
 
 /// A site's (bytes, blocks) for one table.

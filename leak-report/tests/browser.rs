@@ -130,6 +130,20 @@ fn profile_page_renders_the_timeline() {
     assert_eq!(count(&dom, "class=\"group\""), 4);
     assert!(count(&dom, "class=\"fg-box\"") >= 4);
     assert!(dom.contains("<option value=\"1\">allocated bytes</option>"), "metric choice");
+    assert!(dom.contains("id=\"retention-section\" hidden"), "no chains in a profile without them");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_profile_with_retention_chains_shows_them() {
+    let dir = common::scratch("browser-retention");
+    let input = common::input("profile-retention.json");
+    let Some(dom) = rendered_dom(&page(&dir, "profile-retention", &input), "") else { return };
+    rendered_cleanly(&dom);
+    assert!(!dom.contains("id=\"retention-section\" hidden"));
+    assert!(dom.contains("(in app::cache::CACHE+0x8)"), "the root's symbol");
+    assert!(dom.contains("#0 0x7f3a5c010400 (48 bytes) app::cache::Cache::new"), "the chain's first block");
+    assert!(dom.contains("it is leaked"), "a block without a chain says why");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -17,6 +17,9 @@ fn text() {
         let out = leak_report::render_text(&input(&format!("{name}.json")), &TextOptions { color: false, top: 10 });
         golden(&format!("{name}.txt"), &out);
     }
+    // A profile written with verbosity=2: why its largest sites are alive.
+    let out = leak_report::render_text(&input("profile-retention.json"), &TextOptions { color: false, top: 10 });
+    golden("profile-retention.txt", &out);
     let colored = leak_report::render_text(&input("leaks.json"), &TextOptions { color: true, top: 2 });
     golden("leaks-color-top2.txt", &colored);
     // A leak check that failed: with no group found, and with the groups found before.
@@ -70,7 +73,7 @@ fn pprof() {
 
 #[test]
 fn html_data() {
-    for name in ["leaks", "empty", "profile"] {
+    for name in ["leaks", "empty", "profile", "profile-retention"] {
         golden(&format!("{name}.html-data.json"), &leak_report::html::data::page_data(&input(&format!("{name}.json"))));
     }
 }

@@ -54,6 +54,74 @@ pub struct HeapProfile {
     /// The loaded object files, for symbolizing later.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<Module>,
+    /// With `verbosity=2`: why the sites with the most live bytes are alive, one live
+    /// block of each (the largest sites first). Absent otherwise, and in older profiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<SiteRetention>,
+}
+
+/// Why one live block of a site is alive: a shortest chain of pointers from a root to
+/// it, as `alloc_core::retained_by` finds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
+pub struct SiteRetention {
+    /// The site's `stack_id`.
+    pub stack_id: u32,
+    /// The block asked about, as `"0x..."`, and its requested size.
+    pub address: String,
+    pub size: u64,
+    /// The chain; absent when there is none (see `note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<RetentionChain>,
+    /// Why there is no chain (nothing reaches the block: it is leaked; or the search
+    /// could not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A chain of pointers: the root's word points into the first step's block, each step's
+/// block holds a pointer into the next, the last step is the block asked about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
+pub struct RetentionChain {
+    pub root: RetentionRoot,
+    pub steps: Vec<RetentionStep>,
+}
+
+/// Where a chain starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
+pub struct RetentionRoot {
+    /// `stack`, `registers`, `globals`, `tls`, `other_mapping`, `registered` or
+    /// `ignored_block`.
+    pub kind: String,
+    /// The root range (for an ignored block, the block), as `"0x..."`.
+    pub start: String,
+    pub end: String,
+    /// The address of the word that points into the first block, as `"0x..."`; absent
+    /// for an ignored block (a root as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word: Option<String>,
+    /// For static data: the symbol the word lies in, as `name+offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// For an ignored block: its allocation stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<Frame>,
+}
+
+/// One block of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "deserialize", derive(Deserialize))]
+pub struct RetentionStep {
+    /// The block, as `"0x..."`, and its requested size.
+    pub address: String,
+    pub size: u64,
+    /// The offset in this block of the pointer to the next step; absent for the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u64>,
+    /// Its allocation stack, innermost first, trimmed as in leak reports.
+    pub stack: Vec<Frame>,
 }
 
 /// Totals of a profile.
@@ -169,6 +237,14 @@ impl HeapProfile {
         }
         if s.live_bytes > s.peak_bytes {
             return Err("summary: live bytes above the peak".into());
+        }
+        for (i, r) in self.retention.iter().enumerate() {
+            if !self.sites.iter().any(|site| site.stack_id == Some(r.stack_id)) {
+                return Err(format!("retention {i}: no site has stack_id {}", r.stack_id));
+            }
+            if r.chain.as_ref().is_some_and(|c| c.steps.is_empty()) {
+                return Err(format!("retention {i}: a chain without blocks"));
+            }
         }
         Ok(())
     }

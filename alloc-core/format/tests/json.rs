@@ -271,6 +271,7 @@ fn a_profile_is_checked_for_format_and_version_too() {
         sites: vec![],
         timeline: vec![],
         modules: vec![],
+        retention: vec![],
     };
     assert_eq!(p.validate(), Ok(()));
     let back: HeapProfile = serde_json::from_str(&p.to_json()).unwrap();
@@ -280,4 +281,65 @@ fn a_profile_is_checked_for_format_and_version_too() {
     p.version = 1;
     p.format = LeakReport::FORMAT.into();
     assert!(p.validate().unwrap_err().contains("expected \"heapsweep-profile\""));
+}
+
+#[test]
+fn a_profiles_retention_chains_are_optional_read_back_and_checked() {
+    use heapsweep_format::profile::{RetentionChain, RetentionRoot, RetentionStep, Site, SiteRetention};
+    let site = Site {
+        stack_id: Some(7),
+        stack: vec![],
+        total_blocks: 1,
+        total_bytes: 64,
+        live_blocks: 1,
+        live_bytes: 64,
+        peak_blocks: 1,
+        peak_bytes: 64,
+        max_live_bytes: 64,
+        max_live_blocks: 1,
+        lifetime_us: 0,
+    };
+    let mut p = HeapProfile {
+        format: HeapProfile::FORMAT.into(),
+        version: 1,
+        program: "p".into(),
+        pid: 1,
+        time_us: 0,
+        summary: heapsweep_format::profile::ProfileSummary::of_sites(std::slice::from_ref(&site), 0),
+        sites: vec![site],
+        timeline: vec![],
+        modules: vec![],
+        retention: vec![],
+    };
+    let without = p.to_json();
+    assert!(!without.contains("retention"), "absent when empty: {without}");
+    let root = RetentionRoot {
+        kind: "globals".into(),
+        start: "0x1000".into(),
+        end: "0x2000".into(),
+        word: Some("0x1010".into()),
+        symbol: Some("app::CACHE+0x10".into()),
+        stack: vec![],
+    };
+    let step = |address: &str, next_offset| RetentionStep {
+        address: address.into(),
+        size: 64,
+        next_offset,
+        stack: vec![Frame { function: Some("app::grow".into()), ..Frame::unresolved(0x55) }],
+    };
+    p.retention.push(SiteRetention {
+        stack_id: 7,
+        address: "0x7f00".into(),
+        size: 64,
+        chain: Some(RetentionChain { root, steps: vec![step("0x7e00", Some(8)), step("0x7f00", None)] }),
+        note: None,
+    });
+    assert_eq!(p.validate(), Ok(()));
+    let back: HeapProfile = serde_json::from_str(&p.to_json()).unwrap();
+    assert_eq!(back, p);
+    // A profile without the field (an older writer's) reads as before.
+    let old: HeapProfile = serde_json::from_str(&without).unwrap();
+    assert!(old.retention.is_empty());
+    p.retention[0].stack_id = 8;
+    assert!(p.validate().unwrap_err().contains("no site has stack_id 8"));
 }

@@ -15,6 +15,10 @@
 //!   likewise from its own sp. A mapping holding a thread's TLS but not its stack
 //!   pointer (the thread runs on another stack: a coroutine's, an alternate signal
 //!   stack) is scanned whole;
+//! - the process's first stack (`[stack]`) in the child of a `fork` made by another
+//!   thread: the main thread does not exist in that child, and what its stack holds is
+//!   the parent's, whose stale words point at addresses the child reuses for its own
+//!   blocks (the fork handlers call [`after_fork_in_child`]);
 //! - stacks of threads that have exited: glibc keeps them mapped for reuse, full of stale
 //!   pointers. A thread stack is an anonymous mapping right above a `PROT_NONE` guard
 //!   page; such a mapping that holds no live thread's stack pointer or TLS is skipped
@@ -37,6 +41,20 @@ use super::view::HeapView;
 use crate::os::{self, MmapVec};
 use crate::platform::{self, LoadedObject, PF_W, PT_LOAD, PT_TLS};
 use crate::segment::SEGMENT_SIZE;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The process's first stack belongs to no thread: this is the child of a `fork` made by
+/// a thread other than the main one (or a descendant of such a child).
+static MAIN_STACK_GONE: AtomicBool = AtomicBool::new(false);
+
+/// In the child of a `fork`: `forker_was_main` says whether the thread that forked ran on
+/// the process's first stack (the parent's main thread). If not, that stack is no root
+/// any more, here and in every later child. Async-signal-safe (one store).
+pub(crate) fn after_fork_in_child(forker_was_main: bool) {
+    if !forker_was_main {
+        MAIN_STACK_GONE.store(true, Ordering::Relaxed);
+    }
+}
 
 /// What a root range is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,7 +267,9 @@ fn scan_start(m: &Mapping, world: &StoppedWorld, my_sp: usize, after_guard: bool
         return from_sp(t.sp);
     }
     if m.kind == MapKind::Stack {
-        return Some((m.start, RootKind::Stack));
+        // No thread runs on it unless the main thread still exists (then it may be on
+        // another stack, a signal's or a coroutine's, its frames here still live).
+        return (!MAIN_STACK_GONE.load(Ordering::Relaxed)).then_some((m.start, RootKind::Stack));
     }
     if after_guard && m.kind == MapKind::Anon {
         // A live thread running on another stack (a coroutine's, an alternate signal

@@ -20,6 +20,7 @@
 //!   design and the cost); `events`: the per-thread buffers that feed it in batches.
 //! - `timeline`: the bounded timeline of live bytes.
 //! - `signal`: the `profile_signal` handler and the dump it asks for.
+//! - `retention`: with `verbosity=2`, why the largest sites are alive.
 //! - Here: turning it on, snapshots, writing files.
 //!
 //! # Who calls it
@@ -31,6 +32,7 @@ pub(crate) mod events;
 /// The heap profile model, from the `heapsweep-format` crate.
 pub use heapsweep_format::profile as model;
 pub(crate) mod recorder;
+mod retention;
 pub(crate) mod signal;
 pub(crate) mod timeline;
 
@@ -67,8 +69,23 @@ pub fn is_enabled() -> bool {
 }
 
 /// The profile as of now, symbolized as the `symbolize` option says; `None` when
-/// profiling is off.
+/// profiling is off. With `verbosity=2` it holds why the sites with the most live bytes
+/// are alive ([`HeapProfile::retention`]: this stops the world once, as a leak check does).
+#[inline(never)]
 pub fn snapshot() -> Option<HeapProfile> {
+    // The caller's callee-saved registers, kept in this frame, which the stack scan covers.
+    let mut spill = [0usize; crate::platform::CALLEE_SAVED_REGISTERS];
+    let sp = crate::leak::spill_registers(&mut spill);
+    let profile = take(Some(sp));
+    std::hint::black_box(&spill);
+    profile
+}
+
+/// The profile; with `chains_from` (where the calling thread's stack is scanned from)
+/// and `verbosity=2`, with the retention chains of its largest sites. A profile a signal
+/// asked for is written from inside some allocation, where the heap cannot be walked with
+/// the world stopped: it has none.
+fn take(chains_from: Option<usize>) -> Option<HeapProfile> {
     if !recorder::active() {
         return None;
     }
@@ -76,14 +93,28 @@ pub fn snapshot() -> Option<HeapProfile> {
     let raw = RawSnapshot::take();
     let mut sym: Box<dyn Symbolizer> =
         if crate::config::current().symbolize { Box::<InProcess>::default() } else { Box::new(RawOnly) };
-    Some(raw.build(&|id| crate::stack::frames(crate::stack::StackId::from_u32(id)).to_vec(), &mut *sym))
+    let frames_of = |id| crate::stack::frames(crate::stack::StackId::from_u32(id)).to_vec();
+    let (mut profile, raw_ids) = raw.build_with_ids(&frames_of, &mut *sym);
+    if let (Some(sp), true) = (chains_from, crate::config::current().verbosity >= 2) {
+        profile.retention = retention::of_largest_sites(&profile, &raw_ids, sp);
+    }
+    Some(profile)
 }
 
 /// Writes the profile as of now to `path` (through a temporary file renamed over it).
 /// The error names the path and the cause, or says that profiling is off.
+#[inline(never)]
 pub fn dump(path: impl AsRef<Path>) -> Result<(), String> {
-    let path = path.as_ref();
-    let Some(profile) = snapshot() else {
+    let mut spill = [0usize; crate::platform::CALLEE_SAVED_REGISTERS];
+    let sp = crate::leak::spill_registers(&mut spill);
+    let written = write(path.as_ref(), Some(sp));
+    std::hint::black_box(&spill);
+    written
+}
+
+/// [`dump`], with the retention chains as [`take`] says.
+fn write(path: &Path, chains_from: Option<usize>) -> Result<(), String> {
+    let Some(profile) = take(chains_from) else {
         return Err(format!(
             "cannot write a heap profile to {}: profiling is off (run with HEAPSWEEP=profile=PATH)",
             path.display()
@@ -93,8 +124,9 @@ pub fn dump(path: impl AsRef<Path>) -> Result<(), String> {
     crate::report::json::write_atomically(path, std::process::id(), (profile.to_json() + "\n").as_bytes())
 }
 
-/// Writes the profile to the `profile` path (`%p` expanded, `suffix` appended).
-/// Problems are printed as one warning line.
+/// Writes the profile to the `profile` path (`%p` expanded, `suffix` appended: a
+/// signal's, without retention chains). Problems are printed as one warning line.
+#[inline(never)]
 pub(crate) fn dump_to_configured(suffix: Option<u64>) {
     let opts = crate::config::current();
     let Some(template) = opts.profile.as_option() else { return };
@@ -103,9 +135,14 @@ pub(crate) fn dump_to_configured(suffix: Option<u64>) {
     if let Some(n) = suffix {
         path.push(format!(".{n}"));
     }
-    if let Err(e) = dump(&path) {
+    // At exit the chains are found from here (the exit path's frames above are roots);
+    // on a signal there are none (see `take`).
+    let mut spill = [0usize; crate::platform::CALLEE_SAVED_REGISTERS];
+    let sp = crate::leak::spill_registers(&mut spill);
+    if let Err(e) = write(Path::new(&path), suffix.is_none().then_some(sp)) {
         warning!("{}", e);
     }
+    std::hint::black_box(&spill);
 }
 
 /// At exit (before the leak check): the final profile.
@@ -148,7 +185,18 @@ impl RawSnapshot {
 
     /// The profile: sites symbolized and sorted, the peak and the present added to the
     /// timeline.
+    #[cfg(test)]
     fn build(self, frames_of: &dyn Fn(u32) -> Vec<usize>, sym: &mut dyn Symbolizer) -> HeapProfile {
+        self.build_with_ids(frames_of, sym).0
+    }
+
+    /// [`RawSnapshot::build`], and for each site (by its `stack_id`) the raw stack ids
+    /// merged into it.
+    fn build_with_ids(
+        self,
+        frames_of: &dyn Fn(u32) -> Vec<usize>,
+        sym: &mut dyn Symbolizer,
+    ) -> (HeapProfile, retention::RawIds) {
         let sites: Vec<Site> = self
             .sites
             .iter()
@@ -172,7 +220,7 @@ impl RawSnapshot {
                 }
             })
             .collect();
-        let mut sites = merge_equal_stacks(sites);
+        let (mut sites, raw_ids) = merge_equal_stacks(sites);
         sites.sort_by(|a, b| b.total_bytes.cmp(&a.total_bytes).then(a.stack_id.cmp(&b.stack_id)));
         let summary = add_up(&mut sites, self.summary.peak_time_us);
         let s = &summary;
@@ -193,7 +241,7 @@ impl RawSnapshot {
         }
         points.push((now, s.live_bytes, s.live_blocks));
         points.sort_by_key(|p| p.0);
-        HeapProfile {
+        let profile = HeapProfile {
             format: HeapProfile::FORMAT.into(),
             version: HeapProfile::VERSION,
             program: crate::report::program_name(),
@@ -206,7 +254,9 @@ impl RawSnapshot {
                 .map(|(t_us, live_bytes, live_blocks)| TimelinePoint { t_us, live_bytes, live_blocks })
                 .collect(),
             modules: crate::report::modules::loaded_modules(),
-        }
+            retention: Vec::new(),
+        };
+        (profile, raw_ids)
     }
 }
 
@@ -230,13 +280,16 @@ fn add_up(sites: &mut [Site], peak_time_us: u64) -> ProfileSummary {
 
 /// Merges sites whose stacks are equal once trimmed: raw stacks differ in the
 /// allocator's plumbing (a `Vec` first allocated by `push` and later moved by `realloc`),
-/// which the trimmed stack no longer shows. The merged site keeps the smallest id.
-fn merge_equal_stacks(sites: Vec<Site>) -> Vec<Site> {
+/// which the trimmed stack no longer shows. The merged site keeps the smallest id; the
+/// raw ids of each merged site are returned by that id.
+fn merge_equal_stacks(sites: Vec<Site>) -> (Vec<Site>, retention::RawIds) {
     let mut index: std::collections::HashMap<Vec<model::Frame>, usize> = std::collections::HashMap::new();
     let mut out: Vec<Site> = Vec::with_capacity(sites.len());
+    let mut ids: Vec<Vec<u32>> = Vec::with_capacity(sites.len());
     for site in sites {
         match index.get(&site.stack) {
             Some(&i) => {
+                ids[i].extend(site.stack_id);
                 let m = &mut out[i];
                 m.stack_id = match (m.stack_id, site.stack_id) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -246,11 +299,13 @@ fn merge_equal_stacks(sites: Vec<Site>) -> Vec<Site> {
             }
             None => {
                 index.insert(site.stack.clone(), out.len());
+                ids.push(site.stack_id.into_iter().collect());
                 out.push(site);
             }
         }
     }
-    out
+    let raw_ids = out.iter().zip(ids).filter_map(|(site, ids)| Some((site.stack_id?, ids))).collect();
+    (out, raw_ids)
 }
 
 #[cfg(test)]

@@ -14,12 +14,23 @@
 //! The parent releases them after `fork`; so does the child, which then retires the heaps
 //! of the threads it did not inherit (their pages go to the abandoned lists, so their free
 //! blocks are reused).
+//!
+//! # The main thread's stack
+//! A child forked by a thread other than the main one has no thread on the process's first
+//! stack (`[stack]`): `prepare` notes whether the forking thread is the main one (its
+//! thread id is the process id), and the child tells the root set (`leak::roots`), which
+//! stops scanning that stack. Its words are the parent's, stale in the child: a leak by
+//! any of the child's threads whose block reused an address they name looked reachable.
 
 use super::scope::map::SHARDS;
 use crate::heap::{current_heap, locked, registry};
 use crate::platform;
 use crate::profile::recorder::RECORDER;
 use crate::segment::POOL;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The thread in `prepare` is the process's main thread (read by `child`).
+static FORKER_IS_MAIN: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handlers. Called once, by the process's initialization.
 pub(crate) fn install() {
@@ -32,6 +43,7 @@ pub(crate) fn install() {
 }
 
 extern "C" fn prepare() {
+    FORKER_IS_MAIN.store(platform::gettid() == platform::getpid(), Ordering::Relaxed);
     super::sweep::SWEEP_LOCK.lock_raw();
     registry::REGISTRY.lock_raw();
     locked::INTERNAL_HEAP.lock_raw();
@@ -67,6 +79,7 @@ extern "C" fn child() {
         // SAFETY: its thread does not exist in this process: nobody uses that heap.
         unsafe { registry::retire(other) };
     }
+    crate::leak::roots::after_fork_in_child(FORKER_IS_MAIN.load(Ordering::Relaxed));
     // No sweeper thread here: automatic sweeps stop until enabled again.
     super::sweep::after_fork_in_child();
 }

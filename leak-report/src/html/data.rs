@@ -11,7 +11,8 @@
 //!   names: [flame graph frame name, ...],
 //!   flame: { n: name index (-1 for the root), v: [value per metric], c: [child, ...] },
 //!   timeline: [[t_us, live_bytes, live_blocks], ...],
-//!   cycles: [{ n: component blocks, more, m: [[address, bytes, site, "file:line"|null, "+0x.."], ...] }] }
+//!   cycles: [{ n: component blocks, more, m: [[address, bytes, site, "file:line"|null, "+0x.."], ...] }],
+//!   retention?: [{ t: site and block, l: [root, then each block of the chain, ...] }] }
 //! ```
 
 use crate::fxhash::FxBuild;
@@ -41,6 +42,11 @@ pub fn page_data(input: &Input) -> String {
     let stacks: Vec<Vec<usize>> = rows.iter().map(|r| frames.stack(r.stack)).collect();
     let mut out = String::with_capacity(rows.len() * 160);
     let head = json!({"kind": kind, "program": input.program(), "pid": input.pid(), "summary": summary, "metrics": metrics, "timeline": timeline, "cycles": cycles(input)});
+    let mut head = head;
+    let retention = retention(input);
+    if retention.as_array().is_some_and(|r| !r.is_empty()) {
+        head["retention"] = retention;
+    }
     let head = head.to_string();
     out.push_str(&head[..head.len() - 1]);
     write_groups(&mut out, &rows, &stacks);
@@ -53,6 +59,22 @@ pub fn page_data(input: &Input) -> String {
     tree.write(0, &mut out);
     out.push('}');
     out
+}
+
+/// Why a profile's largest sites are alive (`verbosity=2`): `[{ t: title, l: [line, ...]
+/// }]`, in the words of the text report.
+fn retention(input: &Input) -> Value {
+    let Input::Profile(p) = input else { return json!([]) };
+    let painter = heapsweep_format::text::Painter(false);
+    let entries: Vec<Value> = p
+        .retention
+        .iter()
+        .map(|r| {
+            let (title, lines) = crate::text::retention_lines(p, r, painter);
+            json!({"t": title, "l": lines})
+        })
+        .collect();
+    Value::from(entries)
 }
 
 /// The leaked cycles: `[{ n: component blocks, more: members not listed, m: [[address,

@@ -176,6 +176,15 @@
     return walk(D.flame) ? path : null;
   }
 
+  function retention() {
+    if (!D.retention || !D.retention.length) return;
+    $("retention-section").hidden = false;
+    for (const r of D.retention) {
+      $("retention").appendChild(el("h3", {}, r.t));
+      $("retention").appendChild(el("pre", {}, r.l.join("\n")));
+    }
+  }
+
   function timeline() {
     const pts = D.timeline;
     if (!pts.length) return;
@@ -248,6 +257,7 @@
     if (wanted) { page = Math.min(Math.max(0, +wanted[1] - 1), Math.ceil(shown.length / PAGE) - 1); groups(); }
     flame();
     timeline();
+    retention();
     cycles();
     document.body.setAttribute("data-rendered", "1");
     // Milliseconds from navigation to a rendered page: the figure for large reports.
