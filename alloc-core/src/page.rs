@@ -36,7 +36,7 @@
 //! lock), the leak check's heap walk (reads, with the world stopped).
 
 use crate::size_class;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// log2 of the slice size.
 pub(crate) const SLICE_SHIFT: usize = 16;
@@ -114,7 +114,12 @@ pub(crate) struct Page {
     pub(crate) bump: u32,
     /// First block id of this page in the current leak check's dense numbering.
     pub(crate) block_id_base: u32,
-    _pad1: [u8; 44],
+    /// The page may hold blocks of generation 0: set by the owner each time the page
+    /// becomes its heap's current page (the only page blocks are taken from), cleared by
+    /// a leak sweep that found none left in a page that is not current (`heap::walk`).
+    /// A young sweep visits the blocks of these pages only.
+    pub(crate) young: AtomicBool,
+    _pad1: [u8; 43],
     // -- line 2: other threads'
     /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
     /// takes the whole list with a swap).
@@ -147,7 +152,8 @@ impl Page {
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             block_id_base: 0,
-            _pad1: [0; 44],
+            young: AtomicBool::new(false),
+            _pad1: [0; 43],
             _pad2: [0; 56],
         }
     }
@@ -211,6 +217,7 @@ impl Page {
         self.thread_free.store(core::ptr::null_mut(), Ordering::Relaxed);
         self.next = core::ptr::null_mut();
         self.prev = core::ptr::null_mut();
+        self.young.store(false, Ordering::Relaxed);
     }
 
     #[inline]

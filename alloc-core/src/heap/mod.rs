@@ -37,7 +37,7 @@ use crate::size_class::{self, CLASS_COUNT, MEDIUM_MAX};
 use crate::stack::{self, StackBounds, StackCache};
 use crate::thread_state::{self, ReentrancyGuard};
 use crate::track;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{compiler_fence, Ordering};
 
 pub(crate) use free::{free, realloc_in_place};
 
@@ -293,9 +293,36 @@ impl Heap {
             return core::ptr::null_mut();
         }
         self.current[class] = page;
+        // The page is current from here on, and may hand out blocks of generation 0: flag
+        // it for young sweeps. In this order (the fence keeps the compiler from swapping
+        // the stores): a sweep that stops this thread between the two sees the page as
+        // current, and keeps it young (see `walk`).
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `find_page` returns a valid page this heap owns.
+        unsafe { (*page).young.store(true, Ordering::Relaxed) };
         // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
         // free list; `size` fits its blocks (caller); exclusive use.
         unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
+    }
+
+    /// Whether `page` is its owner's current page for its class: the page blocks of
+    /// generation 0 come from (see [`Page::young`]).
+    ///
+    /// # Safety
+    /// - `page` is an in-use page of a live segment, and every thread that may allocate
+    ///   from it is stopped (or is the caller): its `heap` field, and that heap's
+    ///   `current` array, do not change meanwhile.
+    pub(crate) unsafe fn is_current(page: *const Page) -> bool {
+        // SAFETY:
+        // - `page` is an in-use page, readable (caller).
+        // - A non-zero `heap` is the heap that owns the page (page invariant), a thread
+        //   heap in the registry's never-unmapped mappings or one of the static locked
+        //   heaps: valid to read for the life of the process. Nobody writes its `current`
+        //   meanwhile (caller); `class` is below `CLASS_COUNT` for an in-use page.
+        unsafe {
+            let heap = (*page).heap.load(Ordering::Relaxed) as *const Heap;
+            !heap.is_null() && core::ptr::eq((*heap).current[(*page).class as usize], page)
+        }
     }
 
     /// Makes a page's free list non-empty if it can: collect other threads' frees, then

@@ -7,15 +7,31 @@
 //! `block_id_base + i`: `block_containing` is then the O(1) lookup of [`crate::block`] plus an
 //! addition. Internal pages and blocks are skipped: they are the allocator's own.
 //!
+//! # Young places
+//! A sweep of generation 0 should cost what is young, not the whole heap, so the same
+//! walk lists the places that may hold blocks of generation 0: the pages flagged
+//! [`Page::young`] or current in their heap, and the large blocks of generation 0 (ids
+//! ascending). [`HeapView::for_each_young_block`] visits those alone. The invariant that
+//! makes it enough: *every live block of generation 0 lies in a page flagged young or
+//! current*. Blocks are taken only from a heap's current page; a page is flagged each
+//! time it becomes current, after the store that makes it current (so a thread stopped
+//! between the two has it current); and a sweep that promoted every reachable block of
+//! generation 0 clears the flag only of pages that hold no block of generation 0 any
+//! more (the leaked ones stay young) and are not current
+//! ([`HeapView::young_blocks_promoted`]). The flag costs the allocation fast path
+//! nothing: it is written on the slow path, when the current page changes.
+//!
 //! # When
 //! Only with the segment pool's lock held and the other threads stopped (or, in tests, no
 //! other thread allocating): ids and descriptors must not change during the check.
 
+use super::Heap;
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView, Marks};
 use crate::os::MmapVec;
-use crate::page::{GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
+use crate::page::{Page, GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
+use core::sync::atomic::Ordering;
 
 /// The heap, numbered for one check.
 ///
@@ -34,6 +50,17 @@ pub(crate) struct HeapSnapshot<'a> {
     /// all over its 128 MiB, a page fault and a TLB miss each the first time).
     lo: usize,
     hi: usize,
+    /// The places that may hold blocks of generation 0, in id order: pages flagged
+    /// [`Page::young`] or current, large blocks of generation 0. `None` when the list
+    /// could not get memory (every block is then visited).
+    young: Option<MmapVec<YoungPlace>>,
+}
+
+/// A place that may hold blocks of generation 0.
+#[derive(Clone, Copy)]
+enum YoungPlace {
+    Page(*mut Page),
+    Large(*mut Segment),
 }
 
 impl<'a> HeapSnapshot<'a> {
@@ -51,6 +78,12 @@ impl<'a> HeapSnapshot<'a> {
     pub(crate) unsafe fn take(pool: &'a Pool) -> Self {
         let mut next: usize = 0;
         let (mut lo, mut hi) = (usize::MAX, 0);
+        let mut young = Some(MmapVec::new());
+        let mut note_young = |place| {
+            if young.as_mut().is_some_and(|y| !y.push(place)) {
+                young = None;
+            }
+        };
         pool.for_each_segment(|seg| {
             // SAFETY: `seg` is on `all`, so a live segment whose header is mapped (pool
             // invariant); its `len` does not change while the pool lock is held.
@@ -63,23 +96,31 @@ impl<'a> HeapSnapshot<'a> {
             //   lock is held (first bullet); each `p` it gives is an in-use descriptor.
             // - Writing `block_id_base` of a page or a large block races with nobody:
             //   every other thread is stopped (second bullet), and owners never write it.
+            // - `is_current`: `p` is in use, every thread that may allocate from it is
+            //   stopped (second bullet).
             unsafe {
                 match (*seg).kind {
                     KIND_PAGES => segment::for_each_page(seg, |p| {
                         if !(*p).is_internal() {
                             (*p).block_id_base = next as u32;
                             next += (*p).capacity as usize;
+                            if (*p).young.load(Ordering::Relaxed) || Heap::is_current(p) {
+                                note_young(YoungPlace::Page(p));
+                            }
                         }
                     }),
                     KIND_LARGE if (*seg).large.flags & INTERNAL == 0 => {
                         (*seg).large.block_id_base = next as u32;
                         next += 1;
+                        if (*seg).large.flags & (LIVE | GEN_MASK) == LIVE {
+                            note_young(YoungPlace::Large(seg));
+                        }
                     }
                     _ => {}
                 }
             }
         });
-        let mut snapshot = Self { pool, slots: next, freed: MmapVec::new(), lo, hi };
+        let mut snapshot = Self { pool, slots: next, freed: MmapVec::new(), lo, hi, young };
         // SAFETY: `note_thread_freed` needs the pool lock held and every other thread
         // stopped: this function's own two bullets (caller).
         unsafe { snapshot.note_thread_freed() };
@@ -94,9 +135,8 @@ impl<'a> HeapSnapshot<'a> {
     /// - Every other thread that may run allocator code is stopped (as
     ///   [`HeapSnapshot::take`] requires): nobody pushes onto or takes a thread-free list.
     unsafe fn note_thread_freed(&mut self) {
-        if !self.freed.resize(self.slots.div_ceil(64), 0) {
-            return;
-        }
+        let Some(freed) = MmapVec::zeroed(self.slots.div_ceil(64)) else { return };
+        self.freed = freed;
         let freed = &mut self.freed;
         self.pool.for_each_segment(|seg| {
             // SAFETY:
@@ -127,27 +167,13 @@ impl<'a> HeapSnapshot<'a> {
         // SAFETY:
         // - `seg` is a live segment whose header is mapped (caller).
         // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
-        //   lock is held (snapshot invariant); each `p` it gives is in use.
-        // - `flags_of(i)`: `p` is in use and `i < capacity`; nobody writes the metadata
-        //   meanwhile (snapshot invariant: the world is stopped).
-        // - `BlockRef::Small(p, i)` and `BlockRef::Large(seg)` meet the type's
-        //   invariants (an in-use page and `i < capacity`; a live large segment) and
-        //   stay good while the world is stopped.
+        //   lock is held (snapshot invariant); each `p` it gives is in use, as
+        //   `blocks_of_page` needs.
+        // - `BlockRef::Large(seg)` meets the type's invariant (a live large segment) and
+        //   stays good while the world is stopped.
         unsafe {
             match (*seg).kind {
-                KIND_PAGES => segment::for_each_page(seg, |p| {
-                    if (*p).is_internal() {
-                        return;
-                    }
-                    for i in 0..(*p).capacity as usize {
-                        if (*p).flags_of(i) & LIVE != 0 {
-                            let (id, d) = describe(BlockRef::Small(p, i));
-                            if !self.is_freed(id) {
-                                f(id, d);
-                            }
-                        }
-                    }
-                }),
+                KIND_PAGES => segment::for_each_page(seg, |p| self.blocks_of_page(p, f)),
                 KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
                     let (id, d) = describe(BlockRef::Large(seg));
                     f(id, d);
@@ -167,6 +193,33 @@ impl<'a> HeapSnapshot<'a> {
         }
         let (id, desc) = describe(b);
         (!self.is_freed(id)).then_some((id, desc))
+    }
+
+    /// Calls `f(id, block)` for every live block of page `p`, in increasing id order
+    /// (none for an internal page).
+    ///
+    /// # Safety
+    /// - `p` is an in-use page of a live segment.
+    unsafe fn blocks_of_page(&self, p: *mut Page, f: &mut dyn FnMut(u32, BlockDesc)) {
+        // SAFETY:
+        // - `p` is in use (caller), its descriptor readable.
+        // - `flags_of(i)`: `p` is in use and `i < capacity`; nobody writes the metadata
+        //   meanwhile (snapshot invariant: the world is stopped).
+        // - `BlockRef::Small(p, i)` meets the type's invariants (an in-use page and
+        //   `i < capacity`) and stays good while the world is stopped.
+        unsafe {
+            if (*p).is_internal() {
+                return;
+            }
+            for i in 0..(*p).capacity as usize {
+                if (*p).flags_of(i) & LIVE != 0 {
+                    let (id, d) = describe(BlockRef::Small(p, i));
+                    if !self.is_freed(id) {
+                        f(id, d);
+                    }
+                }
+            }
+        }
     }
 
     #[inline]
@@ -243,6 +296,37 @@ impl HeapView for HeapSnapshot<'_> {
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
         // The segments on the pool's list are live: `blocks_of`'s condition.
         self.pool.for_each_segment(|seg| self.blocks_of(seg, f));
+    }
+
+    fn for_each_young_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
+        let Some(young) = &self.young else { return self.for_each_block(f) };
+        for &place in young.iter() {
+            match place {
+                // SAFETY: `take` listed `p`, an in-use page of a live segment, and with the
+                // pool lock held and the world stopped (snapshot invariant) it still is.
+                YoungPlace::Page(p) => unsafe { self.blocks_of_page(p, f) },
+                // A large segment `take` listed as live: it still is (snapshot invariant).
+                YoungPlace::Large(seg) => self.blocks_of(seg, f),
+            }
+        }
+    }
+
+    fn young_blocks_promoted(&self) {
+        let Some(young) = &self.young else { return };
+        for &place in young.iter() {
+            let YoungPlace::Page(p) = place else { continue };
+            let mut young_left = false;
+            // SAFETY: `take` listed `p`, an in-use page of a live segment; the world is
+            // stopped (snapshot invariant), as `blocks_of_page` and `is_current` need.
+            // Only a stopped owner writes `young`, so clearing it races with nobody; a
+            // page made current after the world resumes is flagged again then.
+            unsafe {
+                self.blocks_of_page(p, &mut |_, d| young_left |= d.generation == 0);
+                if !young_left && !Heap::is_current(p) {
+                    (*p).young.store(false, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc)) {

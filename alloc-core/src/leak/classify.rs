@@ -16,7 +16,7 @@
 //! `leak::analyze`, with the world stopped, once marking is done.
 
 use super::failure::Failure;
-use super::view::{BlockDesc, HeapView};
+use super::view::{BlockDesc, HeapView, Walk};
 use crate::os::MmapVec;
 
 /// Direct or indirect (see the module note).
@@ -65,17 +65,20 @@ pub(super) struct Graph {
     pub(super) self_loop: MmapVec<bool>,
 }
 
-/// The leaked blocks, and for each block id its node index (`NONE` if not leaked).
-/// `None` when out of memory.
+/// The leaked blocks among those of `walk`, and for each block id its node index plus
+/// one (0 if not leaked: the table is [`MmapVec::zeroed`], so a young sweep touches only
+/// the parts of it its leaked blocks fall in). `None` when out of memory.
 fn number_leaked(
     view: &impl HeapView,
+    walk: Walk,
     is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
 ) -> Option<(MmapVec<LeakedBlock>, MmapVec<u32>)> {
-    let (mut nodes, mut index) = (MmapVec::new(), MmapVec::new());
-    let mut ok = index.resize(view.block_slots(), NONE);
-    view.for_each_block(&mut |id, desc| {
+    let mut nodes = MmapVec::new();
+    let mut index = MmapVec::zeroed(view.block_slots())?;
+    let mut ok = true;
+    view.walk(walk, &mut |id, desc| {
         if ok && is_leaked(id, &desc) {
-            index[id as usize] = nodes.len() as u32;
+            index[id as usize] = nodes.len() as u32 + 1;
             ok &= nodes.push(LeakedBlock::new(id, desc));
         }
     });
@@ -99,8 +102,7 @@ fn build_graph(
             // SAFETY: inside a live block's requested bytes (`scan_end`), aligned.
             let word = unsafe { core::ptr::read_volatile(p as *const usize) };
             if let Some((tid, _)) = view.block_containing(word) {
-                let t = index[tid as usize];
-                if t != NONE {
+                if let Some(t) = index[tid as usize].checked_sub(1) {
                     looped |= t == i as u32;
                     ok &= targets.push(t);
                 }
@@ -217,16 +219,17 @@ fn tarjan(g: &Graph) -> Option<MmapVec<u32>> {
     Some(t.comp)
 }
 
-/// Classifies every block `is_leaked` selects. Returns them with their kind and cycle
-/// flag, in increasing id order. Out of memory for the graph, every leaked block is
-/// returned as direct and not cyclic (with a warning: the leaks are all there, their
-/// kinds are not); with no memory even to list them, the check fails.
+/// Classifies every block of `walk` that `is_leaked` selects. Returns them with their
+/// kind and cycle flag, in increasing id order. Out of memory for the graph, every leaked
+/// block is returned as direct and not cyclic (with a warning: the leaks are all there,
+/// their kinds are not); with no memory even to list them, the check fails.
 pub(crate) fn classify(
     view: &impl HeapView,
+    walk: Walk,
     is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
 ) -> Result<MmapVec<LeakedBlock>, Failure> {
     let (nodes, index) =
-        number_leaked(view, is_leaked).ok_or(Failure::OutOfMemory { what: "the list of leaked blocks" })?;
+        number_leaked(view, walk, is_leaked).ok_or(Failure::OutOfMemory { what: "the list of leaked blocks" })?;
     let mut g = match build_graph(view, nodes, &index) {
         Ok(g) => g,
         Err(nodes) => {

@@ -17,7 +17,7 @@
 //! If the frontier cannot grow (out of memory), `lost` is set: a reachable block would go
 //! unscanned and its children look leaked, so the caller then reports nothing.
 
-use super::view::{BlockDesc, HeapView};
+use super::view::{BlockDesc, HeapView, Walk};
 use crate::os::MmapVec;
 
 /// A bitmap over block ids.
@@ -26,10 +26,10 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
-    /// A bitmap of `n` clear bits; `None` when out of memory.
+    /// A bitmap of `n` clear bits (untouched until set: a young sweep sets few); `None`
+    /// when out of memory.
     pub(crate) fn new(n: usize) -> Option<Self> {
-        let mut bits = MmapVec::new();
-        bits.resize(n.div_ceil(64), 0).then_some(Marks { bits })
+        Some(Marks { bits: MmapVec::zeroed(n.div_ceil(64))? })
     }
 
     /// Sets bit `i`; returns whether it was clear.
@@ -109,16 +109,21 @@ impl<'v, V: HeapView> Marker<'v, V> {
 
     /// Marks the ignored blocks: they are roots.
     pub(crate) fn mark_ignored(&mut self) {
-        self.mark_roots(&|d| d.ignored, &|_| true);
+        self.mark_roots(Walk::All, &|d| d.ignored, &|_| true);
     }
 
-    /// Marks every block `is_root` chooses, as live without proof; queues those of them
-    /// `scan` chooses, whose contents are then roots. (A young sweep takes the older
-    /// generations as live; on its fallback path it also scans them all.) Not counted in
-    /// the reachable totals.
-    pub(crate) fn mark_roots(&mut self, is_root: &dyn Fn(&BlockDesc) -> bool, scan: &dyn Fn(&BlockDesc) -> bool) {
+    /// Marks every block of `walk` that `is_root` chooses, as live without proof; queues
+    /// those of them `scan` chooses, whose contents are then roots. (A young sweep takes
+    /// the older generations as live; on its fallback path it also scans them all.) Not
+    /// counted in the reachable totals.
+    pub(crate) fn mark_roots(
+        &mut self,
+        walk: Walk,
+        is_root: &dyn Fn(&BlockDesc) -> bool,
+        scan: &dyn Fn(&BlockDesc) -> bool,
+    ) {
         let view = self.view;
-        view.for_each_block(&mut |id, desc| {
+        view.walk(walk, &mut |id, desc| {
             if is_root(&desc) && self.marks.set(id) && scan(&desc) {
                 self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
             }

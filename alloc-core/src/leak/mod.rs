@@ -35,7 +35,7 @@ pub(crate) use roots::{RootOptions, RootPlan, RootRange};
 
 use crate::os::MmapVec;
 use stop::StoppedWorld;
-use view::{BlockDesc, HeapView};
+use view::{BlockDesc, HeapView, Walk};
 
 /// What a check found.
 #[derive(Default)]
@@ -94,7 +94,7 @@ pub(crate) fn analyze<V: HeapView>(
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
     let marks = &marker.marks;
-    let leaked = classify::classify(view, &|id, d| !d.ignored && !marks.get(id) && selected(d))?;
+    let leaked = classify::classify(view, Walk::All, &|id, d| !d.ignored && !marks.get(id) && selected(d))?;
     // Promotion writes every marked block's flags: only with every other thread stopped,
     // or it would race with their owners' writes to the same metadata words.
     let counts = promote_reachable(view, marks, selected, world.all_stopped());

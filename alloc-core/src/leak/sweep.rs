@@ -14,6 +14,10 @@
 //!   a block allocated after the last sweep can only be referenced from memory written
 //!   after it.
 //! - Survivors of generations `0..=g` move to generation `g + 1` (at most 2).
+//! - A sweep of generation 0 walks the young blocks only ([`Walk::Young`]: the heap
+//!   knows where they are, see `heap::walk`): looking for the ignored ones, classifying,
+//!   promoting. With the kernel's record it then costs the roots, what was written and
+//!   what is young, not the number of blocks in the heap.
 //! - Only blocks not reported before are new leaks; they get the `REPORTED` flag. All the
 //!   unreachable blocks of the swept generations are classified together, so a new block
 //!   hanging off an old leak is indirect, as in the check.
@@ -26,7 +30,7 @@ use super::failure::Failure;
 use super::mark::Marker;
 use super::roots::{self, RootOptions, RootPlan, RootRange};
 use super::stop::StoppedWorld;
-use super::view::HeapView;
+use super::view::{HeapView, Walk};
 use super::written::WrittenPages;
 use crate::os::MmapVec;
 
@@ -59,7 +63,8 @@ pub(crate) struct SweepAnalysis {
     /// Reachable bytes of the swept generations.
     pub(crate) survivor_bytes: u64,
     /// Blocks in the oldest generation after the sweep (CPython's `long_lived_total`
-    /// after a full sweep).
+    /// after a full sweep). Counted by sweeps of generations 1 and 2 only: a sweep of
+    /// generation 0 visits the young blocks alone.
     pub(crate) oldest_blocks: u64,
     pub(crate) words_scanned: u64,
     /// Bytes of root ranges scanned (not counting old blocks scanned whole).
@@ -132,12 +137,15 @@ fn mark_and_classify<V: HeapView>(
     let mut marker = Marker::new(view).ok_or(Failure::OutOfMemory { what: "the mark bits" })?;
     // On the fallback path old blocks are marked as live and scanned whole first. On the
     // other they are never queued, not even when a root points to one: only their written
-    // parts (in `extra`) are roots. Ignored blocks are roots either way.
+    // parts (in `extra`) are roots. Ignored blocks are roots either way; an old one's
+    // written parts are in `extra` too, so a sweep of generation 0 looks for the young
+    // ones only.
+    let walk = if g == 0 { Walk::Young } else { Walk::All };
     if scan_old {
-        marker.mark_roots(&|d| d.ignored || d.generation > g, &|_| true);
+        marker.mark_roots(Walk::All, &|d| d.ignored || d.generation > g, &|_| true);
     } else {
         marker.scan_up_to_generation = g;
-        marker.mark_roots(&|d| d.ignored, &|d| d.generation <= g);
+        marker.mark_roots(walk, &|d| d.ignored && d.generation <= g, &|_| true);
     }
     for r in roots.iter().chain(extra) {
         a.root_bytes += (r.end - r.start) as u64;
@@ -148,7 +156,7 @@ fn mark_and_classify<V: HeapView>(
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
     let marks = &marker.marks;
-    let leaked = classify::classify(view, &|id, d| d.generation <= g && !d.ignored && !marks.get(id))?;
+    let leaked = classify::classify(view, walk, &|id, d| d.generation <= g && !d.ignored && !marks.get(id))?;
     a.words_scanned = marker.stats.words_scanned;
     for l in leaked.iter() {
         if l.desc.reported {
@@ -162,15 +170,20 @@ fn mark_and_classify<V: HeapView>(
             }
         }
     }
-    promote(view, marks, g, write, a);
+    promote(view, walk, marks, g, write, a);
+    if write {
+        view.young_blocks_promoted();
+    }
     Ok(())
 }
 
 /// Moves the reachable blocks of generations `0..=g` to `g + 1` (when `write`); counts
-/// the swept blocks, the survivors and the oldest generation.
-fn promote(view: &impl HeapView, marks: &super::mark::Marks, g: u8, write: bool, a: &mut SweepAnalysis) {
+/// the swept blocks, the survivors and (when `walk` visits every block) the oldest
+/// generation.
+fn promote(view: &impl HeapView, walk: Walk, marks: &super::mark::Marks, g: u8, write: bool, a: &mut SweepAnalysis) {
+    debug_assert!(walk == Walk::All || g == 0, "only generation 0 has a walk of its own");
     let next = (g + 1).min(OLDEST);
-    view.for_each_block(&mut |id, d| {
+    view.walk(walk, &mut |id, d| {
         if d.generation > g {
             a.oldest_blocks += u64::from(d.generation == OLDEST);
             return;

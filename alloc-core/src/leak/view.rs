@@ -46,6 +46,16 @@ impl BlockDesc {
     }
 }
 
+/// Which blocks a walk over the heap visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Every live block ([`HeapView::for_each_block`]).
+    All,
+    /// The live blocks of generation 0, and perhaps some others
+    /// ([`HeapView::for_each_young_block`]).
+    Young,
+}
+
 /// What the leak check needs from a heap. Implementations must not allocate through the
 /// global allocator: they are called while other threads are stopped.
 pub(crate) trait HeapView {
@@ -66,6 +76,27 @@ pub(crate) trait HeapView {
 
     /// Calls `f(id, block)` for every live block, in increasing id order.
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc));
+
+    /// Calls `f(id, block)` for every live block of generation 0, in increasing id order,
+    /// and perhaps for some older blocks too (callers test the generation): a young
+    /// sweep's walks, which should cost what is young, not the whole heap.
+    fn for_each_young_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.for_each_block(f);
+    }
+
+    /// The blocks a walk visits: every live block, or those of [`Walk::Young`].
+    fn walk(&self, walk: Walk, f: &mut dyn FnMut(u32, BlockDesc)) {
+        match walk {
+            Walk::All => self.for_each_block(f),
+            Walk::Young => self.for_each_young_block(f),
+        }
+    }
+
+    /// Told after a sweep moved every reachable block of generation 0 up a generation,
+    /// with every other thread stopped: the heap may stop visiting, in
+    /// [`HeapView::for_each_young_block`], the places that now hold no block of
+    /// generation 0.
+    fn young_blocks_promoted(&self) {}
 
     /// If `addr` lies in memory the heap owns (segments holding blocks and metadata), the
     /// end of that owned region, so that root scanning can skip it whole.

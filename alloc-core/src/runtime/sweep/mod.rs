@@ -37,7 +37,9 @@
 //! A sweep of generation 0 takes the blocks of older generations as live, and scans only
 //! the registers, the stacks and the memory written since the last young sweep, as the
 //! kernel recorded it (`leak::written`: userfaultfd write protection read back with
-//! `PAGEMAP_SCAN`), plus the young blocks it reaches: it does not cost the whole heap.
+//! `PAGEMAP_SCAN`), plus the young blocks it reaches; its walks over the blocks (the
+//! ignored ones, classification, promotion) visit only the pages that may hold young
+//! blocks (`heap::walk`): it does not cost the whole heap.
 //! Where the kernel keeps no such record (or with `sweep_young=fallback`) it scans every
 //! old block instead (said once in a warning, and in `stats()`): the same answers, at the
 //! cost of a full scan. Sweeps of generation 1 scan generation 2 whole.
