@@ -5,6 +5,7 @@
 //! `HEAPSWEEP=sweep_young=fallback` (the last test).
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use alloc_core::report::model::LeakGroup;
@@ -118,6 +119,157 @@ fn a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept(
     on_thread(move || unsafe { (*(old as *mut [usize; 8]))[3] = 0 });
     assert_eq!(leaked_of(&sweep::collect(0), 1117), 0);
     assert_eq!(leaked_of(&sweep::collect(1), 1117), 1);
+}
+
+/// What a pointer is stored as where it must not count as one: XORed with this, it
+/// points nowhere (no user address has these high bits).
+const MASK: usize = 0x5a5a_0000_0000_0000;
+
+/// Holds `masked ^ MASK` in r12, and nowhere else, until `release` is set; sets `ready`
+/// once it does. The spin stays inside the `asm!` block: no compiled code runs that could
+/// spill the register to the stack.
+fn hold_in_register(masked: usize, ready: &AtomicBool, release: &AtomicBool) {
+    // SAFETY: r12 is declared clobbered and zeroed before the block ends; the two
+    // pointers are to live atomics (a byte each), the one written with a byte store as a
+    // relaxed atomic store would; no stack is used.
+    unsafe {
+        std::arch::asm!(
+            "mov r12, {masked}",
+            "xor r12, {mask}",
+            "mov byte ptr [{ready}], 1",
+            "2:",
+            "pause",
+            "cmp byte ptr [{release}], 0",
+            "je 2b",
+            "xor r12, r12",
+            masked = in(reg) masked,
+            mask = in(reg) MASK,
+            ready = in(reg) ready.as_ptr(),
+            release = in(reg) release.as_ptr(),
+            out("r12") _,
+            options(nostack),
+        );
+    }
+}
+
+#[test]
+fn a_young_sweep_finds_a_young_block_referenced_only_from_a_register() {
+    let _s = serial();
+    static READY: AtomicBool = AtomicBool::new(false);
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    READY.store(false, SeqCst);
+    RELEASE.store(false, SeqCst);
+    // Made on a thread that ends: the pointer survives only masked.
+    let masked = on_thread(|| Box::into_raw(Box::new([5u8; 1121])) as usize ^ MASK);
+    let holder = std::thread::spawn(move || hold_in_register(masked, &READY, &RELEASE));
+    while !READY.load(SeqCst) {
+        std::thread::yield_now();
+    }
+    let r = sweep::collect(0);
+    RELEASE.store(true, SeqCst);
+    holder.join().unwrap();
+    assert_eq!(r.failure, None);
+    assert_eq!(leaked_of(&r, 1121), 0, "the stopped thread's r12 holds it: {:?}", r.new_leaks.leaks);
+    // The register was its only reference: it survived into generation 1, where a sweep
+    // of generation 1 now finds it leaked.
+    assert_eq!(leaked_of(&sweep::collect(0), 1121), 0, "generation 1 now");
+    assert_eq!(leaked_of(&sweep::collect(1), 1121), 1, "referenced from nowhere now");
+}
+
+/// Blocks of this size are made by the test below only (its size class too).
+const REUSED: usize = 2900;
+/// Addresses of the test's old blocks (0 once freed), and of the freed ones (masked:
+/// they must not keep the blocks later made there reachable).
+static OLD_BLOCKS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static FREED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static KEPT_YOUNG: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Makes 100 blocks of [`REUSED`] bytes; leaks the even ones and keeps the odd ones
+/// (reachable through `KEPT_YOUNG`'s buffer, itself young). Returns how many of the
+/// leaked ones took the place of a freed block.
+fn leak_half_in_freed_places() -> usize {
+    let freed = FREED.lock().unwrap();
+    let mut kept = KEPT_YOUNG.lock().unwrap();
+    kept.reserve(100);
+    let mut reused = 0;
+    // The last block made is a kept one: a stale copy of a thread's last allocation can
+    // outlive it.
+    for i in 0..100 {
+        let p = Box::into_raw(Box::new([7u8; REUSED])) as usize;
+        if i % 2 == 0 {
+            reused += usize::from(freed.contains(&(p ^ MASK)));
+        } else {
+            kept.push(p);
+        }
+    }
+    reused
+}
+
+#[test]
+fn young_blocks_in_pages_that_held_only_old_ones_are_swept() {
+    let _s = serial();
+    // 200 blocks, on pages of their own size class, moved to generation 1: the pages
+    // hold no young block, and their thread ended (they are abandoned, current nowhere).
+    on_thread(|| {
+        let mut old = OLD_BLOCKS.lock().unwrap();
+        old.extend((0..200).map(|_| Box::into_raw(Box::new([6u8; REUSED])) as usize));
+    });
+    assert_eq!(sweep::collect(0).failure, None);
+    // Every other one freed: their places are free in those pages.
+    on_thread(|| {
+        let (mut old, mut freed) = (OLD_BLOCKS.lock().unwrap(), FREED.lock().unwrap());
+        for p in old.iter_mut().step_by(2) {
+            // SAFETY: a block made above with `Box::into_raw`, freed once (then 0).
+            drop(unsafe { Box::from_raw(*p as *mut [u8; REUSED]) });
+            freed.push(std::mem::take(p) ^ MASK);
+        }
+    });
+    // A new thread adopts those pages and makes young blocks in the freed places.
+    let reused = on_thread(leak_half_in_freed_places);
+    assert!(reused > 0, "no young block took the place of an old one: the test tests nothing");
+    let r = sweep::collect(0);
+    assert_eq!(r.failure, None);
+    assert_eq!(leaked_of(&r, REUSED as u64), 50, "the leaked young blocks, and only those: {:?}", r.new_leaks.leaks);
+    on_thread(|| {
+        let mut all = KEPT_YOUNG.lock().unwrap();
+        all.extend(OLD_BLOCKS.lock().unwrap().drain(..).filter(|&p| p != 0));
+        for p in all.drain(..) {
+            // SAFETY: blocks made with `Box::into_raw` above, still live, freed once.
+            drop(unsafe { Box::from_raw(p as *mut [u8; REUSED]) });
+        }
+        FREED.lock().unwrap().clear();
+    });
+}
+
+#[test]
+fn a_young_block_made_after_a_sweep_in_the_page_blocks_were_taken_from_is_swept() {
+    let _s = serial();
+    static STEP: AtomicUsize = AtomicUsize::new(0);
+    static KEPT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+    STEP.store(0, SeqCst);
+    let wait_for = |step| {
+        while STEP.load(SeqCst) != step {
+            std::thread::yield_now();
+        }
+    };
+    let maker = std::thread::spawn(move || {
+        // Its heap's current page for this size: the next block of the size comes from
+        // the same page, without the allocation slow path.
+        KEPT.store(Box::into_raw(Box::new([8u8; 1700])).cast(), SeqCst);
+        STEP.store(1, SeqCst);
+        wait_for(2);
+        std::mem::forget(std::hint::black_box(Box::new([9u8; 1700])));
+    });
+    wait_for(1);
+    // The page now holds no young block, but it is still the one blocks are taken from.
+    let first = sweep::collect(0);
+    assert_eq!((first.failure.as_deref(), leaked_of(&first, 1700)), (None, 0));
+    STEP.store(2, SeqCst);
+    maker.join().unwrap();
+    let r = sweep::collect(0);
+    assert_eq!(leaked_of(&r, 1700), 1, "the block made after the sweep: {:?}", r.new_leaks.leaks);
+    // SAFETY: the block made above with `Box::into_raw`, freed once.
+    drop(unsafe { Box::from_raw(KEPT.swap(std::ptr::null_mut(), SeqCst).cast::<[u8; 1700]>()) });
 }
 
 #[test]
@@ -237,6 +389,9 @@ fn the_fallback_path_gives_the_same_answers() {
         "a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept",
         "sweeps_during_heavy_allocation_lose_no_block_and_report_none_twice",
         "a_forked_child_sweeps_with_a_record_of_its_own",
+        "a_young_sweep_finds_a_young_block_referenced_only_from_a_register",
+        "young_blocks_in_pages_that_held_only_old_ones_are_swept",
+        "a_young_block_made_after_a_sweep_in_the_page_blocks_were_taken_from_is_swept",
     ] {
         let out = common::run_child(entry, &[("HEAPSWEEP", "sweep_young=fallback")]);
         let stdout = String::from_utf8_lossy(&out.stdout);
