@@ -80,6 +80,13 @@ const ALLOCATORS: &[Allocator] = &[
         ops_factor: 1.0,
     },
     Allocator {
+        name: "heapsweep-sweeps",
+        label: "heapsweep + sweep /100 ms",
+        exe: env!("CARGO_BIN_EXE_alloc-heapsweep"),
+        heapsweep: Some(SWEEP_OPTIONS),
+        ops_factor: 1.0,
+    },
+    Allocator {
         name: "heapsweep-profile",
         label: "heapsweep + heap profile",
         exe: env!("CARGO_BIN_EXE_alloc-heapsweep"),
@@ -91,6 +98,11 @@ const ALLOCATORS: &[Allocator] = &[
 /// The profiled column writes its profile at exit (untimed) to this path; the driver
 /// removes it when the child ends.
 const PROFILE_OPTIONS: &str = "check_at_exit=0,profile=/tmp/heapsweep-bench-profile-%p.json";
+
+/// The sweeping column: the 32-frame column's options and a generation-0 leak sweep by
+/// the sweeper thread every 100 ms (when anything was allocated meanwhile). The child
+/// says how many sweeps ran; the driver requires at least one.
+const SWEEP_OPTIONS: &str = "check_at_exit=0,sweep_interval_ms=100";
 
 /// The profile a profiled child with this pid wrote.
 fn profile_file(pid: u32) -> String {
@@ -209,8 +221,12 @@ fn ops_for(o: &Options, w: &Workload, a: &Allocator) -> u64 {
     ((w.full_ops as f64 * o.scale * a.ops_factor) as u64).max(1)
 }
 
+/// What one child run gave: its measurement, and for a HeapSweep child the leak sweeps
+/// that ran per generation.
+type ChildResult = Result<(Measurement, Option<[u64; 3]>), String>;
+
 /// Runs one (allocator, workload) pair in a child process.
-fn run_child(o: &Options, a: &Allocator, w: &Workload) -> Result<Measurement, String> {
+fn run_child(o: &Options, a: &Allocator, w: &Workload) -> ChildResult {
     let mut cmd = Command::new(a.exe);
     cmd.arg(w.name).arg(ops_for(o, w, a).to_string()).arg(o.reps.to_string());
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -242,8 +258,15 @@ fn run_child(o: &Options, a: &Allocator, w: &Workload) -> Result<Measurement, St
         let file = profile_file(child.id());
         std::fs::remove_file(&file).map_err(|e| format!("no heap profile at {file}: {e}"))?;
     }
+    let sweeps = benches::parse_sweeps(&err);
+    // (An `--against` build may be older than the line.)
+    let own_build = a.exe == env!("CARGO_BIN_EXE_alloc-heapsweep");
+    if own_build && a.heapsweep == Some(SWEEP_OPTIONS) && !sweeps.is_some_and(|s| s[0] > 0) {
+        return Err(format!("no leak sweep ran: {}", last_lines(&err, 3)));
+    }
     let line = out.lines().last().unwrap_or("");
-    Measurement::parse(line).map_err(|e| format!("bad output {line:?}: {e}"))
+    let m = Measurement::parse(line).map_err(|e| format!("bad output {line:?}: {e}"))?;
+    Ok((m, sweeps))
 }
 
 /// Reads a child's pipe to the end on a thread of its own (so a full pipe never blocks
@@ -439,16 +462,20 @@ fn main() {
         for &a in &o.allocators {
             let result = run_child(&o, a, w);
             match &result {
-                Ok(m) => eprintln!(
-                    "{:<20} {:<28} {:>9.2} ns/op  {:>7.1} MiB",
+                Ok((m, sweeps)) => eprintln!(
+                    "{:<20} {:<28} {:>9.2} ns/op  {:>7.1} MiB{}",
                     w.name,
                     a.label,
                     m.min_ns,
-                    mib(m.peak_rss_kib)
+                    mib(m.peak_rss_kib),
+                    match sweeps {
+                        Some(s) if a.heapsweep == Some(SWEEP_OPTIONS) => format!("  {} sweeps", s[0]),
+                        _ => String::new(),
+                    }
                 ),
                 Err(e) => eprintln!("{:<20} {:<28} FAILED: {e}", w.name, a.label),
             }
-            rows.push(Row { workload: w, allocator: a, result });
+            rows.push(Row { workload: w, allocator: a, result: result.map(|(m, _)| m) });
         }
     }
     print_table(&rows);

@@ -89,6 +89,19 @@ pub fn rss_kib() -> u64 {
     pages * page / 1024
 }
 
+/// The start of the line the HeapSweep child writes last on stderr: the leak sweeps that
+/// ran, per generation, as `[g0, g1, g2]`.
+pub const SWEEPS_LINE: &str = "heapsweep leak sweeps per generation: ";
+
+/// The sweeps per generation from a HeapSweep child's stderr (the [`SWEEPS_LINE`]).
+pub fn parse_sweeps(stderr: &str) -> Option<[u64; 3]> {
+    let line = stderr.lines().rev().find_map(|l| l.strip_prefix(SWEEPS_LINE))?;
+    let inner = line.trim().strip_prefix('[')?.strip_suffix(']')?;
+    let mut counts = inner.split(',').map(|n| n.trim().parse::<u64>().ok());
+    let out = [counts.next()??, counts.next()??, counts.next()??];
+    counts.next().is_none().then_some(out)
+}
+
 /// Peak resident set size of this process so far, in KiB.
 pub fn peak_rss_kib() -> u64 {
     // SAFETY: `rusage` is plain old data; all-zero bytes are a valid value.
@@ -163,6 +176,15 @@ mod tests {
         assert!(Measurement::parse(r#"{"workload":"x","min_ns":1}"#).unwrap_err().contains("median_ns"));
         let bad = r#"{"workload":"x","min_ns":1,"median_ns":1,"ops":-1,"reps":1,"checksum":1,"peak_rss_kib":1}"#;
         assert!(Measurement::parse(bad).unwrap_err().starts_with("ops"));
+    }
+
+    #[test]
+    fn the_sweeps_line_reads_back() {
+        let err = format!("a warning\n{SWEEPS_LINE}{:?}\n", [12u64, 0, 3]);
+        assert_eq!(parse_sweeps(&err), Some([12, 0, 3]));
+        assert_eq!(parse_sweeps("nothing"), None);
+        assert_eq!(parse_sweeps(&format!("{SWEEPS_LINE}[1, 2]")), None);
+        assert_eq!(parse_sweeps(&format!("{SWEEPS_LINE}[1, 2, x]")), None);
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The workloads under HeapSweep. The driver runs this binary twice per workload, with
-//! `HEAPSWEEP=stack_depth=0,check_at_exit=0` and with `HEAPSWEEP=check_at_exit=0`
-//! (32-frame stacks, the default).
+//! The workloads under HeapSweep. The driver runs this binary once per HeapSweep column
+//! and workload, with the column's `HEAPSWEEP` options (`stack_depth=0`, the default
+//! 32-frame stacks, the heap profile, young sweeps every 100 ms); each run ends with a line
+//! on stderr saying how many leak sweeps ran.
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
 fn main() {
     benches::child_main();
+    let s = alloc_core::stats();
+    eprintln!("{}{:?}", benches::SWEEPS_LINE, s.sweeps);
 }
