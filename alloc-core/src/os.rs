@@ -171,16 +171,6 @@ pub(crate) fn for_each_own_mapping(mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// Types for which all zero bytes are a valid value ([`MmapVec::zeroed`]).
-///
-/// # Safety
-/// An implementation promises that a value whose bytes are all zero is a valid `Self`.
-pub(crate) unsafe trait ZeroIsValid: Copy {}
-// SAFETY: every bit pattern is a valid integer.
-unsafe impl ZeroIsValid for u32 {}
-// SAFETY: every bit pattern is a valid integer.
-unsafe impl ZeroIsValid for u64 {}
-
 /// A growable array in its own anonymous mapping: never touches the global allocator.
 ///
 /// Capacity grows by remapping to twice the size (`mremap`, which moves pages without
@@ -290,28 +280,6 @@ impl<T: Copy> MmapVec<T> {
 
     pub(crate) fn clear(&mut self) {
         self.len = 0;
-    }
-
-    /// `len` zeros, in a fresh mapping whose pages the kernel fills only when touched: a
-    /// large table of which only a few entries get written costs what those touch (a
-    /// young sweep's tables over every block id). `None` when out of memory.
-    pub(crate) fn zeroed(len: usize) -> Option<Self>
-    where
-        T: ZeroIsValid,
-    {
-        let mut v = Self::new();
-        if len == 0 {
-            return Some(v);
-        }
-        if !v.reserve(len) {
-            return None;
-        }
-        debug_assert!(len <= v.cap);
-        // `reserve` from no capacity made a fresh anonymous mapping (`map`), all zero
-        // bytes, which are a valid `T` (`ZeroIsValid`): elements `[0, len)` are
-        // initialized.
-        v.len = len;
-        Some(v)
     }
 
     /// Grows to `len` elements, filling new ones with `value`. Returns false when out of

@@ -121,6 +121,14 @@ fn a_young_block_held_only_by_an_old_block_written_after_the_last_sweep_is_kept(
     assert_eq!(leaked_of(&sweep::collect(1), 1117), 1);
 }
 
+/// Runs `f` on a thread with a stack of its own size (32 MiB), which glibc keeps for
+/// reuse when the thread ends but never hands to the test harness's 2 MiB threads (it
+/// reuses a cached stack only up to 4 times the size asked for): a thread that starts
+/// while a test waits for its sweep cannot find this one's stale pointers in its frames.
+fn on_own_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(32 << 20).spawn(f).unwrap().join().unwrap()
+}
+
 /// What a pointer is stored as where it must not count as one: XORed with this, it
 /// points nowhere (no user address has these high bits).
 const MASK: usize = 0x5a5a_0000_0000_0000;
@@ -160,7 +168,7 @@ fn a_young_sweep_finds_a_young_block_referenced_only_from_a_register() {
     READY.store(false, SeqCst);
     RELEASE.store(false, SeqCst);
     // Made on a thread that ends: the pointer survives only masked.
-    let masked = on_thread(|| Box::into_raw(Box::new([5u8; 1121])) as usize ^ MASK);
+    let masked = on_own_stack(|| Box::into_raw(Box::new([5u8; 1121])) as usize ^ MASK);
     let holder = std::thread::spawn(move || hold_in_register(masked, &READY, &RELEASE));
     while !READY.load(SeqCst) {
         std::thread::yield_now();
@@ -183,14 +191,23 @@ const REUSED: usize = 2900;
 static OLD_BLOCKS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static FREED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static KEPT_YOUNG: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// The leaked ones, masked: for the failure message.
+static LEAKED_YOUNG: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// The generations of the blocks whose masked addresses `LEAKED_YOUNG` holds: 0 for a
+/// leak the sweep saw (reported now or before), 1 for one it found reachable.
+fn leaked_generations() -> Vec<u8> {
+    LEAKED_YOUNG.lock().unwrap().iter().map(|&m| generation_of((m ^ MASK) as *const u8)).collect()
+}
 
 /// Makes 100 blocks of [`REUSED`] bytes; leaks the even ones and keeps the odd ones
 /// (reachable through `KEPT_YOUNG`'s buffer, itself young). Returns how many of the
 /// leaked ones took the place of a freed block.
 fn leak_half_in_freed_places() -> usize {
     let freed = FREED.lock().unwrap();
-    let mut kept = KEPT_YOUNG.lock().unwrap();
-    kept.reserve(100);
+    let (mut kept, mut leaked) = (KEPT_YOUNG.lock().unwrap(), LEAKED_YOUNG.lock().unwrap());
+    kept.reserve(50);
+    leaked.reserve(50);
     let mut reused = 0;
     // The last block made is a kept one: a stale copy of a thread's last allocation can
     // outlive it.
@@ -198,6 +215,7 @@ fn leak_half_in_freed_places() -> usize {
         let p = Box::into_raw(Box::new([7u8; REUSED])) as usize;
         if i % 2 == 0 {
             reused += usize::from(freed.contains(&(p ^ MASK)));
+            leaked.push(p ^ MASK);
         } else {
             kept.push(p);
         }
@@ -210,13 +228,15 @@ fn young_blocks_in_pages_that_held_only_old_ones_are_swept() {
     let _s = serial();
     // 200 blocks, on pages of their own size class, moved to generation 1: the pages
     // hold no young block, and their thread ended (they are abandoned, current nowhere).
-    on_thread(|| {
+    // Every thread that sees these addresses runs on a stack of its own size: a freed
+    // address is a leaked block's a moment later.
+    on_own_stack(|| {
         let mut old = OLD_BLOCKS.lock().unwrap();
         old.extend((0..200).map(|_| Box::into_raw(Box::new([6u8; REUSED])) as usize));
     });
     assert_eq!(sweep::collect(0).failure, None);
     // Every other one freed: their places are free in those pages.
-    on_thread(|| {
+    on_own_stack(|| {
         let (mut old, mut freed) = (OLD_BLOCKS.lock().unwrap(), FREED.lock().unwrap());
         for p in old.iter_mut().step_by(2) {
             // SAFETY: a block made above with `Box::into_raw`, freed once (then 0).
@@ -225,11 +245,19 @@ fn young_blocks_in_pages_that_held_only_old_ones_are_swept() {
         }
     });
     // A new thread adopts those pages and makes young blocks in the freed places.
-    let reused = on_thread(leak_half_in_freed_places);
+    let reused = on_own_stack(leak_half_in_freed_places);
     assert!(reused > 0, "no young block took the place of an old one: the test tests nothing");
+    let sweeps_before = alloc_core::stats().sweeps;
     let r = sweep::collect(0);
     assert_eq!(r.failure, None);
-    assert_eq!(leaked_of(&r, REUSED as u64), 50, "the leaked young blocks, and only those: {:?}", r.new_leaks.leaks);
+    let sweeps = alloc_core::stats().sweeps;
+    assert_eq!(
+        leaked_of(&r, REUSED as u64),
+        50,
+        "the leaked young blocks, and only those: {:?}; their generations {:?}; sweeps {sweeps_before:?} -> {sweeps:?}",
+        r.new_leaks.leaks,
+        leaked_generations()
+    );
     on_thread(|| {
         let mut all = KEPT_YOUNG.lock().unwrap();
         all.extend(OLD_BLOCKS.lock().unwrap().drain(..).filter(|&p| p != 0));
@@ -238,6 +266,7 @@ fn young_blocks_in_pages_that_held_only_old_ones_are_swept() {
             drop(unsafe { Box::from_raw(p as *mut [u8; REUSED]) });
         }
         FREED.lock().unwrap().clear();
+        LEAKED_YOUNG.lock().unwrap().clear();
     });
 }
 
@@ -252,7 +281,8 @@ fn a_young_block_made_after_a_sweep_in_the_page_blocks_were_taken_from_is_swept(
             std::thread::yield_now();
         }
     };
-    let maker = std::thread::spawn(move || {
+    // A stack of its own size, as `on_own_stack`'s.
+    let maker = std::thread::Builder::new().stack_size(32 << 20).spawn(move || {
         // Its heap's current page for this size: the next block of the size comes from
         // the same page, without the allocation slow path.
         KEPT.store(Box::into_raw(Box::new([8u8; 1700])).cast(), SeqCst);
@@ -260,6 +290,7 @@ fn a_young_block_made_after_a_sweep_in_the_page_blocks_were_taken_from_is_swept(
         wait_for(2);
         std::mem::forget(std::hint::black_box(Box::new([9u8; 1700])));
     });
+    let maker = maker.unwrap();
     wait_for(1);
     // The page now holds no young block, but it is still the one blocks are taken from.
     let first = sweep::collect(0);
@@ -364,14 +395,17 @@ fn sweeps_during_heavy_allocation_lose_no_block_and_report_none_twice() {
     static LEAKED: AtomicUsize = AtomicUsize::new(0);
     STOP.store(false, SeqCst);
     sweep::on_leak(Some(race_callback));
-    let threads: Vec<_> = (0..3).map(|_| std::thread::spawn(|| churn(&STOP, &LEAKED))).collect();
+    let threads: Vec<_> = (0..3)
+        .map(|_| std::thread::Builder::new().stack_size(32 << 20).spawn(|| churn(&STOP, &LEAKED)).unwrap())
+        .collect();
     for i in 0..24 {
         let r = sweep::collect(i % 3);
         assert_eq!(r.failure, None);
     }
     STOP.store(true, SeqCst);
     threads.into_iter().for_each(|t| t.join().unwrap());
-    // The threads ended: their last leaks have no stale copies left.
+    // The threads ended: their last leaks have no stale copies left (their stacks, of a
+    // size of their own as `on_own_stack`'s, go to no other thread).
     sweep::collect(2);
     sweep::on_leak(None);
     assert_eq!(RACE_WRONG.load(SeqCst), 0, "a live or freed block was reported");

@@ -93,6 +93,15 @@ pub fn rss_kib() -> u64 {
 /// ran, per generation, as `[g0, g1, g2]`.
 pub const SWEEPS_LINE: &str = "heapsweep leak sweeps per generation: ";
 
+/// The start of the HeapSweep child's stderr line that counts the blocks its leak sweeps
+/// reported (the workloads leak nothing: it must say 0).
+pub const REPORTED_LINE: &str = "heapsweep blocks reported by leak sweeps: ";
+
+/// The count after [`REPORTED_LINE`] in a HeapSweep child's stderr.
+pub fn parse_reported(stderr: &str) -> Option<u64> {
+    stderr.lines().rev().find_map(|l| l.strip_prefix(REPORTED_LINE)).and_then(|n| n.trim().parse().ok())
+}
+
 /// The sweeps per generation from a HeapSweep child's stderr (the [`SWEEPS_LINE`]).
 pub fn parse_sweeps(stderr: &str) -> Option<[u64; 3]> {
     let line = stderr.lines().rev().find_map(|l| l.strip_prefix(SWEEPS_LINE))?;
@@ -185,6 +194,8 @@ mod tests {
         assert_eq!(parse_sweeps("nothing"), None);
         assert_eq!(parse_sweeps(&format!("{SWEEPS_LINE}[1, 2]")), None);
         assert_eq!(parse_sweeps(&format!("{SWEEPS_LINE}[1, 2, x]")), None);
+        assert_eq!(parse_reported(&format!("{REPORTED_LINE}7\n")), Some(7));
+        assert_eq!(parse_reported("nothing"), None);
     }
 
     #[test]

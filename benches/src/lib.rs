@@ -20,7 +20,7 @@ mod programs;
 pub mod ring;
 pub mod workloads;
 
-pub use child::{child_main, parse_sweeps, Measurement, SWEEPS_LINE};
+pub use child::{child_main, parse_reported, parse_sweeps, Measurement, REPORTED_LINE, SWEEPS_LINE};
 pub use workloads::{workload, Block, Outcome, Rep, Rng, Workload, WORKLOADS};
 
 // The tests of this crate run under HeapSweep like every test binary of the workspace

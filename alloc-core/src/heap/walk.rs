@@ -135,8 +135,9 @@ impl<'a> HeapSnapshot<'a> {
     /// - Every other thread that may run allocator code is stopped (as
     ///   [`HeapSnapshot::take`] requires): nobody pushes onto or takes a thread-free list.
     unsafe fn note_thread_freed(&mut self) {
-        let Some(freed) = MmapVec::zeroed(self.slots.div_ceil(64)) else { return };
-        self.freed = freed;
+        if !self.freed.resize(self.slots.div_ceil(64), 0) {
+            return;
+        }
         let freed = &mut self.freed;
         self.pool.for_each_segment(|seg| {
             // SAFETY:

@@ -65,20 +65,47 @@ pub(super) struct Graph {
     pub(super) self_loop: MmapVec<bool>,
 }
 
-/// The leaked blocks among those of `walk`, and for each block id its node index plus
-/// one (0 if not leaked: the table is [`MmapVec::zeroed`], so a young sweep touches only
-/// the parts of it its leaked blocks fall in). `None` when out of memory.
+/// Where a leaked block's node is, by block id: a table over every id when the walk
+/// visits every block (`NONE` if not leaked), else a binary search of the nodes, which
+/// are in id order: a young sweep's few leaked blocks need no table the size of the heap.
+enum NodeIndex {
+    Table(MmapVec<u32>),
+    Search,
+}
+
+impl NodeIndex {
+    /// The node of block `id`, if it is leaked.
+    #[inline]
+    fn node(&self, nodes: &[LeakedBlock], id: u32) -> Option<u32> {
+        match self {
+            NodeIndex::Table(t) => Some(t[id as usize]).filter(|&n| n != NONE),
+            NodeIndex::Search => nodes.binary_search_by_key(&id, |n| n.id).ok().map(|n| n as u32),
+        }
+    }
+}
+
+/// The leaked blocks among those of `walk`, and where each one's node is. `None` when
+/// out of memory.
 fn number_leaked(
     view: &impl HeapView,
     walk: Walk,
     is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
-) -> Option<(MmapVec<LeakedBlock>, MmapVec<u32>)> {
+) -> Option<(MmapVec<LeakedBlock>, NodeIndex)> {
     let mut nodes = MmapVec::new();
-    let mut index = MmapVec::zeroed(view.block_slots())?;
-    let mut ok = true;
+    let mut index = match walk {
+        Walk::All => NodeIndex::Table(MmapVec::new()),
+        Walk::Young => NodeIndex::Search,
+    };
+    let mut ok = match &mut index {
+        NodeIndex::Table(t) => t.resize(view.block_slots(), NONE),
+        NodeIndex::Search => true,
+    };
     view.walk(walk, &mut |id, desc| {
         if ok && is_leaked(id, &desc) {
-            index[id as usize] = nodes.len() as u32 + 1;
+            if let NodeIndex::Table(t) = &mut index {
+                t[id as usize] = nodes.len() as u32;
+            }
+            debug_assert!(nodes.as_slice().last().is_none_or(|n: &LeakedBlock| n.id < id), "ids ascend");
             ok &= nodes.push(LeakedBlock::new(id, desc));
         }
     });
@@ -90,7 +117,7 @@ fn number_leaked(
 fn build_graph(
     view: &impl HeapView,
     nodes: MmapVec<LeakedBlock>,
-    index: &[u32],
+    index: &NodeIndex,
 ) -> Result<Graph, MmapVec<LeakedBlock>> {
     let (mut offsets, mut targets, mut self_loop) = (MmapVec::new(), MmapVec::new(), MmapVec::new());
     let mut ok = offsets.reserve(nodes.len() + 1) && self_loop.reserve(nodes.len());
@@ -102,7 +129,7 @@ fn build_graph(
             // SAFETY: inside a live block's requested bytes (`scan_end`), aligned.
             let word = unsafe { core::ptr::read_volatile(p as *const usize) };
             if let Some((tid, _)) = view.block_containing(word) {
-                if let Some(t) = index[tid as usize].checked_sub(1) {
+                if let Some(t) = index.node(&nodes, tid) {
                     looped |= t == i as u32;
                     ok &= targets.push(t);
                 }

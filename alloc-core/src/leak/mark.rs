@@ -26,10 +26,10 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
-    /// A bitmap of `n` clear bits (untouched until set: a young sweep sets few); `None`
-    /// when out of memory.
+    /// A bitmap of `n` clear bits; `None` when out of memory.
     pub(crate) fn new(n: usize) -> Option<Self> {
-        Some(Marks { bits: MmapVec::zeroed(n.div_ceil(64))? })
+        let mut bits = MmapVec::new();
+        bits.resize(n.div_ceil(64), 0).then_some(Marks { bits })
     }
 
     /// Sets bit `i`; returns whether it was clear.

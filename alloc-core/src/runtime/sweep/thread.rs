@@ -73,7 +73,8 @@ extern "C" fn main(_: usize) {
     }
 }
 
-/// One wake-up: the sweep it calls for, if any. True when a sweep ran.
+/// One wake-up: the sweep it calls for, if any. True when a sweep ran, or the interval
+/// of the timed sweeps was up (the next wait is a whole interval).
 #[inline(never)]
 fn step(interval: Duration, last: Instant) -> bool {
     let mut spill = [0usize; platform::CALLEE_SAVED_REGISTERS];
@@ -84,8 +85,13 @@ fn step(interval: Duration, last: Instant) -> bool {
     } else if let Some(g) = super::due_generation() {
         super::sweep_now(g, sp, false);
         true
-    } else if !interval.is_zero() && last.elapsed() >= interval && sweep_count::take_allocated() {
-        super::sweep_now(super::timed_generation(), sp, false);
+    } else if !interval.is_zero() && last.elapsed() >= interval {
+        // The timed sweep runs if anything was allocated meanwhile; either way the next
+        // one is an interval away (returning false here made the thread spin, waiting
+        // for no time, as long as the program allocated nothing).
+        if sweep_count::take_allocated() {
+            super::sweep_now(super::timed_generation(), sp, false);
+        }
         true
     } else {
         false
