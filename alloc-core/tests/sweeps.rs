@@ -247,17 +247,16 @@ fn young_blocks_in_pages_that_held_only_old_ones_are_swept() {
     // A new thread adopts those pages and makes young blocks in the freed places.
     let reused = on_own_stack(leak_half_in_freed_places);
     assert!(reused > 0, "no young block took the place of an old one: the test tests nothing");
-    let sweeps_before = alloc_core::stats().sweeps;
     let r = sweep::collect(0);
     assert_eq!(r.failure, None);
-    let sweeps = alloc_core::stats().sweeps;
-    assert_eq!(
-        leaked_of(&r, REUSED as u64),
-        50,
-        "the leaked young blocks, and only those: {:?}; their generations {:?}; sweeps {sweeps_before:?} -> {sweeps:?}",
-        r.new_leaks.leaks,
-        leaked_generations()
-    );
+    // A leaked block the sweep visited is reported and stays in generation 0, or, kept
+    // reachable by a stale copy of its address somewhere (the scan is conservative: one
+    // run in twenty or so, one block), moves to generation 1. One it never visited
+    // would stay in generation 0 unreported.
+    let (reported, gens) = (leaked_of(&r, REUSED as u64), leaked_generations());
+    let young = gens.iter().filter(|&&g| g == 0).count() as u64;
+    assert_eq!(reported, young, "every leak left young was reported, nothing else: {:?}; {gens:?}", r.new_leaks.leaks);
+    assert!(reported >= 45, "{reported} of the 50 leaks reported: {gens:?}");
     on_thread(|| {
         let mut all = KEPT_YOUNG.lock().unwrap();
         all.extend(OLD_BLOCKS.lock().unwrap().drain(..).filter(|&p| p != 0));
