@@ -83,6 +83,17 @@ pub struct ClassStats {
 /// println!("{s}");
 /// # drop(v);
 /// ```
+/// Tracked allocations made so far by every heap (what [`stats`] calls `total_blocks`),
+/// without the rest of the statistics: the timed sweeps look at it every interval.
+pub(crate) fn total_allocations() -> u64 {
+    let mut allocs = 0u64;
+    let mut add = |c: &counters::Counters| allocs += c.allocs.get();
+    add(&counters::RETIRED);
+    locked::with_shared_counters(&mut add);
+    registry::for_each_heap(|h| add(&h.counters));
+    allocs
+}
+
 pub fn stats() -> Stats {
     let mut s = Stats::default();
     let (mut allocs, mut alloc_bytes, mut frees, mut free_bytes) = (0u64, 0u64, 0u64, 0u64);

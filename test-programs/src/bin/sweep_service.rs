@@ -5,8 +5,10 @@
 //! the program runs; `tests/sweep_service.rs` runs it and checks the JSON lines, the
 //! callback's count and the at-exit report.
 //!
-//! Arguments: the number of requests (default 10). Prints `leaks reported by the
-//! callback: N` and `sweeps: G0/G1/G2` before it exits.
+//! Arguments: the number of requests (default 10), then `churn` to leak one more block
+//! on the main thread after the requests and wait for the last reports allocating and
+//! freeing as much (the heap stops growing) instead of growing the cache. Prints `leaks reported by the callback: N` and `sweeps: G0/G1/G2` before it
+//! exits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -58,11 +60,25 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Wait (at most 20 s) for the sweeper to report the last leaks.
+    let churn = std::env::args().nth(2).as_deref() == Some("churn");
+    let mut leaks = requests;
+    if churn {
+        // One more leak, on this thread, whose count then never grows by a step.
+        leak_one();
+        leaks += 1;
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
-    while CALLBACK_LEAKS.load(Ordering::Relaxed) < requests && Instant::now() < deadline {
+    while CALLBACK_LEAKS.load(Ordering::Relaxed) < leaks && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
-        // A growing heap keeps the schedule's count moving.
-        keep(0, 20);
+        if churn {
+            // As much freed as allocated: the heap does not grow.
+            for k in 0..20u8 {
+                drop(std::hint::black_box(Box::new([k; 2222])));
+            }
+        } else {
+            // A growing heap keeps the schedule's count moving.
+            keep(0, 20);
+        }
     }
     let s = alloc_core::stats();
     println!("leaks reported by the callback: {}", CALLBACK_LEAKS.load(Ordering::Relaxed));

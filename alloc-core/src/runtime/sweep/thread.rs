@@ -59,6 +59,8 @@ extern "C" fn on_signal(_sig: i32) {
 extern "C" fn main(_: usize) {
     let interval = Duration::from_millis(u64::from(crate::config::current().sweep_interval_ms));
     let mut last = Instant::now();
+    // Tracked allocations at the last timed sweep's look.
+    let mut allocations = crate::introspect::total_allocations();
     loop {
         let timeout =
             if interval.is_zero() { Duration::from_secs(3600) } else { interval.saturating_sub(last.elapsed()) };
@@ -67,7 +69,9 @@ extern "C" fn main(_: usize) {
         }
         WAKE.store(0, Ordering::Relaxed);
         // A panic (in the program's callback, say) must not end the thread silently.
-        if std::panic::catch_unwind(|| step(interval, last)).unwrap_or(true) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(interval, last, &mut allocations)))
+            .unwrap_or(true)
+        {
             last = Instant::now();
         }
     }
@@ -76,7 +80,7 @@ extern "C" fn main(_: usize) {
 /// One wake-up: the sweep it calls for, if any. True when a sweep ran, or the interval
 /// of the timed sweeps was up (the next wait is a whole interval).
 #[inline(never)]
-fn step(interval: Duration, last: Instant) -> bool {
+fn step(interval: Duration, last: Instant, allocations: &mut u64) -> bool {
     let mut spill = [0usize; platform::CALLEE_SAVED_REGISTERS];
     let sp = crate::leak::spill_registers(&mut spill);
     let ran = if SIGNALLED.swap(false, Ordering::Relaxed) {
@@ -86,12 +90,17 @@ fn step(interval: Duration, last: Instant) -> bool {
         super::sweep_now(g, sp, false);
         true
     } else if !interval.is_zero() && last.elapsed() >= interval {
-        // The timed sweep runs if anything was allocated meanwhile; either way the next
-        // one is an interval away (returning false here made the thread spin, waiting
-        // for no time, as long as the program allocated nothing).
-        if sweep_count::take_allocated() {
+        // The timed sweep runs if anything was allocated meanwhile (counted on every
+        // heap: the schedule's own flag is set only when a heap's net count folds in,
+        // which a program that frees as much as it allocates, leaking a little, seldom
+        // does); either way the next one is an interval away (returning false here made
+        // the thread spin, waiting for no time, as long as the program allocated nothing).
+        let now = crate::introspect::total_allocations();
+        let grew = sweep_count::take_allocated();
+        if grew || now != *allocations {
             super::sweep_now(super::timed_generation(), sp, false);
         }
+        *allocations = now;
         true
     } else {
         false
