@@ -298,8 +298,15 @@ impl Heap {
         // the stores): a sweep that stops this thread between the two sees the page as
         // current, and keeps it young (see `walk`).
         compiler_fence(Ordering::SeqCst);
-        // SAFETY: `find_page` returns a valid page this heap owns.
-        unsafe { (*page).young.store(true, Ordering::Relaxed) };
+        // SAFETY: `find_page` returns a valid page this heap owns. Written only when not
+        // set yet: the store dirtied the descriptor's line every time a page became
+        // current again, which other threads read (larson with the heap profile ran 1.8x
+        // slower with the unconditional store).
+        unsafe {
+            if !(*page).young.load(Ordering::Relaxed) {
+                (*page).young.store(true, Ordering::Relaxed);
+            }
+        }
         // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
         // free list; `size` fits its blocks (caller); exclusive use.
         unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
