@@ -160,7 +160,8 @@ fn collect(sp: usize, selected: &dyn Fn(&BlockDesc) -> bool) -> RawCheck {
     }
 }
 
-fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
+/// A leaked block as the report builder takes it (the leak sweeps' too).
+pub(crate) fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
     RawLeak {
         stack: b.desc.stack,
         start: b.desc.start,

@@ -384,9 +384,11 @@ fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
 /// stores itself as the owner before it hands out a block, and nobody reads the field of
 /// a page none of whose blocks is out.
 pub(crate) fn acquire_page(slices: usize, class: usize, internal: bool) -> *mut Page {
-    let now = crate::platform::monotonic_ns();
     let mut pool = POOL.lock();
-    pool.purge_due(now);
+    if pool.next_purge != u64::MAX {
+        // Something waits to be purged: the clock is read only then.
+        pool.purge_due(crate::platform::monotonic_ns());
+    }
     let mut seg = pool.avail;
     let mut first = None;
     while !seg.is_null() {

@@ -3,6 +3,7 @@
 
 use super::cfi::{self, compact};
 use super::rules::{self, Base, Rule, Step};
+use super::tests::FakeStack;
 use super::unwind::{self, Frame};
 use super::*;
 use gimli::{CfaRule, Register, RegisterRule};
@@ -279,47 +280,12 @@ fn rows_compact_to_rules() {
     assert_eq!(compact(&cfa(rsp, -8), ra, None), Rule::FRAME_POINTER, "a CFA below the stack pointer");
 }
 
-/// Two pages, the second inaccessible: reads past the first page would fault.
-struct FakeStack {
-    base: usize,
-}
-
 impl FakeStack {
-    const PAGE: usize = 4096;
-
-    fn new() -> Self {
-        let p = crate::platform::mmap_anonymous(2 * Self::PAGE, crate::platform::Reserve::Committed).unwrap().as_ptr();
-        // SAFETY: the second page of our fresh mapping is page aligned and never accessed.
-        unsafe { crate::platform::mprotect_none(p.add(Self::PAGE), Self::PAGE) }.unwrap();
-        FakeStack { base: p as usize }
-    }
-
-    fn at(&self, word: usize) -> usize {
-        self.base + word * 8
-    }
-
-    fn put(&self, word: usize, value: usize) {
-        assert!(word < Self::PAGE / 8);
-        // SAFETY: the word lies in the first, writable page.
-        unsafe { (self.at(word) as *mut usize).write(value) };
-    }
-
-    fn bounds(&self) -> StackBounds {
-        StackBounds { lo: self.base, hi: self.base + Self::PAGE }
-    }
-
     /// One step of the rule walk from a frame with `sp` and `fp` at these words.
     fn step(&self, rule: Rule, sp: usize, fp: usize) -> Option<(usize, usize, usize)> {
         let frame = Frame { addr: 0, sp: self.at(sp), fp: self.at(fp) };
         // SAFETY: the bounds are the first page, readable.
         unsafe { unwind::step(rule, frame, self.bounds()) }
-    }
-}
-
-impl Drop for FakeStack {
-    fn drop(&mut self) {
-        // SAFETY: our mapping, unused from here on.
-        let _ = unsafe { crate::platform::munmap(self.base as *mut u8, 2 * Self::PAGE) };
     }
 }
 

@@ -196,15 +196,16 @@ fn walking_deep_on_a_small_thread_stack_is_safe() {
 }
 
 /// Two pages, the second inaccessible: a fake stack whose every read past its first page
-/// would fault.
-struct FakeStack {
-    base: usize,
+/// would fault. Used by the frame-record walk's tests here and the rule walk's
+/// (`rule_tests`).
+pub(super) struct FakeStack {
+    pub(super) base: usize,
 }
 
 impl FakeStack {
-    const PAGE: usize = 4096;
+    pub(super) const PAGE: usize = 4096;
 
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let p = crate::platform::mmap_anonymous(2 * Self::PAGE, crate::platform::Reserve::Committed).unwrap().as_ptr();
         // SAFETY: the second page of our fresh mapping is page aligned, and never accessed:
         // it lies past the fake stack's bounds, where the walk must never read.
@@ -212,22 +213,33 @@ impl FakeStack {
         FakeStack { base: p as usize }
     }
 
-    fn at(&self, word: usize) -> usize {
+    /// The address of word `word`.
+    pub(super) fn at(&self, word: usize) -> usize {
         self.base + word * 8
+    }
+
+    /// Writes `value` at word `word` of the first page.
+    pub(super) fn put(&self, word: usize, value: usize) {
+        assert!(word < Self::PAGE / 8);
+        // SAFETY: the word lies in the first, writable page.
+        unsafe { (self.at(word) as *mut usize).write(value) };
+    }
+
+    /// The first page, as stack bounds.
+    pub(super) fn bounds(&self) -> StackBounds {
+        StackBounds { lo: self.base, hi: self.base + Self::PAGE }
     }
 
     /// A frame record at word `word`: next frame pointer, then return address.
     fn frame(&self, word: usize, next: usize, ret: usize) {
-        assert!(word * 8 + 16 <= Self::PAGE);
-        // SAFETY: both words lie in the first, writable page.
-        unsafe { ((self.at(word)) as *mut [usize; 2]).write([next, ret]) };
+        self.put(word, next);
+        self.put(word + 1, ret);
     }
 
     fn walk(&self, fp: usize, max: usize) -> Vec<usize> {
         let mut out = [MaybeUninit::uninit(); MAX_DEPTH];
-        let bounds = StackBounds { lo: self.base, hi: self.base + Self::PAGE };
         // SAFETY: `[lo, hi)` is the first page, readable.
-        let w = unsafe { walk_from(fp, &mut out[..max], bounds) };
+        let w = unsafe { walk_from(fp, &mut out[..max], self.bounds()) };
         // SAFETY: the walk initialized `out[..w.len]`.
         let frames: Vec<usize> = out[..w.len].iter().map(|f| unsafe { f.assume_init() }).collect();
         assert_eq!(w.hash, hash_frames(&frames));

@@ -9,8 +9,8 @@
 //! marks could be wrong, and a leak it reported could never be taken back.
 
 use crate::leak::sweep::{self, OldBlocks, SweepAnalysis};
-use crate::leak::{self, Failure, LeakKind};
-use crate::report::build::{self, RawCheck, RawKind, RawLeak};
+use crate::leak::{self, Failure};
+use crate::report::build::{self, RawCheck, RawLeak};
 use crate::report::model::{CheckStatus, LeakReport};
 use crate::thread_state::ReentrancyGuard;
 use std::time::Duration;
@@ -100,19 +100,12 @@ fn fill(swept: &mut Swept, a: &SweepAnalysis) {
 
 fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
     RawLeak {
-        stack: b.desc.stack,
-        start: b.desc.start,
-        size: b.desc.size,
-        kind: match b.kind {
-            LeakKind::Direct => RawKind::Direct,
-            LeakKind::Indirect => RawKind::Indirect,
-        },
-        cyclic: b.cyclic,
         // The sweep reports a subset of the leaked blocks (the new ones), so the indices
         // of the shown cycles do not carry over; the component's size does (for the
         // cyclic label).
         cycle: build::CycleLink { component_blocks: b.component_blocks, ..build::CycleLink::NONE },
         reported: false,
+        ..crate::check::raw_leak(b)
     }
 }
 
