@@ -35,6 +35,7 @@
 mod path;
 mod stop_signal;
 mod sweep;
+mod zeroing;
 
 use crate::platform;
 use core::cell::UnsafeCell;
@@ -45,6 +46,7 @@ use path::Lossy;
 pub use stop_signal::StopSignal;
 pub(crate) use stop_signal::SCOPE_SIGNALS;
 pub use sweep::{Thresholds, YoungSweep};
+pub use zeroing::ZeroNew;
 
 /// What [`OPTIONS`] lists for each option.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +87,8 @@ pub enum Expected {
     Thresholds,
     /// `auto` or `fallback`.
     YoungSweep,
+    /// `0`, `1` or `scopes`.
+    ZeroNew,
 }
 
 impl fmt::Display for Expected {
@@ -104,6 +108,7 @@ impl fmt::Display for Expected {
             }
             Expected::Thresholds => f.write_str("expected 0 (off), 1 (700/10/10) or three integers T0/T1/T2"),
             Expected::YoungSweep => f.write_str("expected auto or fallback"),
+            Expected::ZeroNew => f.write_str("expected 0, 1 or scopes"),
         }
     }
 }
@@ -327,6 +332,11 @@ options! {
     /// kernel's record of written pages when it has one) or `fallback` (scan every old
     /// block).
     sweep_young: YoungSweep = YoungSweep::Auto, "auto";
+    /// When new blocks start zeroed, so that bytes a program leaves unwritten never hold
+    /// an earlier occupant's pointer (which would hide a leak now at that address): `0`
+    /// only `alloc_zeroed` and a leak-check scope's blocks, `1` every block, `scopes` every
+    /// block once a leak-check scope has been opened (exact scope answers in tests).
+    zero_new: ZeroNew = ZeroNew::Scopes, "scopes";
 }
 
 impl Default for Options {

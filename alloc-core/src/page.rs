@@ -24,7 +24,8 @@
 //!
 //! # Invariants
 //! - `used` = blocks handed out and not yet freed locally or collected from `thread_free`.
-//! - `free` ∪ `thread_free` ∪ `[bump, capacity)` ∪ {blocks with LIVE set} ∪ {blocks
+//! - `free` ∪ `thread_free` ∪ {the blocks carved `bump`-th and after (`carved_index`)} ∪
+//!   {blocks with LIVE set} ∪ {blocks
 //!   freed by another thread and not yet collected} = all blocks, disjointly;
 //!   LIVE is set exactly for blocks handed out and not freed by the owner nor collected
 //!   from `thread_free` (a block another thread freed keeps LIVE until collection).
@@ -44,6 +45,25 @@ pub(crate) const SLICE_SHIFT: usize = 16;
 pub(crate) const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
 /// Metadata bytes per block: one word of flags, size and stack id.
 pub(crate) const META_PER_BLOCK: usize = 8;
+/// Where a new page starts carving: round the page, by a step that changes with every
+/// initialization.
+///
+/// Why: a conservative scan counts any stale word that points into a live block as a
+/// pointer to it. If every page handed out its block 0 first, the first bytes of each
+/// span would be the most reused addresses of the heap, and a stale pointer to an earlier
+/// page's first block would most likely fall in the new page's first block: a leak there
+/// would be hidden. Starting elsewhere each time spreads both the stale words and the new
+/// blocks over the page. Costs one add and compare per block carved.
+fn first_block(capacity: u32) -> u32 {
+    static INITS: AtomicU32 = AtomicU32::new(0);
+    if capacity == 0 {
+        return 0;
+    }
+    let n = INITS.fetch_add(1, Ordering::Relaxed);
+    // Fibonacci hashing: consecutive initializations land far apart.
+    ((n.wrapping_mul(0x9E37_79B9) as u64 * capacity as u64) >> 32) as u32
+}
+
 /// Bytes of the segment header's metadata area reserved for each slice.
 pub(crate) const HEADER_META_PER_SLICE: usize = 768;
 /// Shift of the reciprocal used to turn an offset into a block index.
@@ -93,6 +113,9 @@ pub(crate) struct Page {
     pub(crate) slices: u8,
     /// `PAGE_IN_USE`, `PAGE_INTERNAL`.
     pub(crate) flags: u8,
+    /// The index of the block handed out first: blocks are carved from there round the
+    /// page (see [`Page::carve`]). Varies from one initialization to the next.
+    pub(crate) first: u32,
     /// `ceil(2^40 / block_size)`: `index = (offset * recip) >> 40` is exact for every
     /// offset below 2^19 (512 KiB) and block size up to 2^16 (tested exhaustively).
     pub(crate) recip: u64,
@@ -110,7 +133,8 @@ pub(crate) struct Page {
     /// Blocks handed out and not yet known to be freed. Written by the owner only; atomic
     /// so that statistics may read it from any thread.
     pub(crate) used: AtomicU32,
-    /// Blocks `[bump, capacity)` have never been handed out (owner only).
+    /// Blocks carved so far: those `carved_index(k)` for `k < bump` (owner only); the rest
+    /// have never been handed out.
     pub(crate) bump: u32,
     /// First block id of this page in the current leak check's dense numbering.
     pub(crate) block_id_base: u32,
@@ -144,6 +168,7 @@ impl Page {
             class: 0,
             slices: 0,
             flags: 0,
+            first: 0,
             recip: 0,
             start: core::ptr::null_mut(),
             meta: core::ptr::null_mut(),
@@ -204,6 +229,7 @@ impl Page {
         self.used.store(0, Ordering::Relaxed);
         self.capacity = geo.capacity as u32;
         self.bump = 0;
+        self.first = first_block(geo.capacity as u32);
         self.block_size = block_size as u32;
         self.class = class as u8;
         self.slices = slices as u8;
@@ -324,14 +350,15 @@ impl Page {
     ///   the holder of the owning locked heap's lock): nobody else touches `free`, `bump`
     ///   or the never-used blocks.
     pub(crate) unsafe fn carve(&mut self, max: u32) -> u32 {
+        debug_assert!(self.first < self.capacity.max(1));
         let n = (self.capacity - self.bump).min(max);
-        let size = self.block_size as usize;
-        let first = self.block_start(self.bump as usize);
         let mut next = self.free;
-        for i in (0..n as usize).rev() {
-            let b = (first + i * size) as *mut Block;
-            // SAFETY: `bump + i < capacity`, so the block lies inside the page's span; it was
-            // never handed out, so its first word is ours to use as the link (caller).
+        for i in (self.bump..self.bump + n).rev() {
+            let b = self.block_start(self.carved_index(i) as usize) as *mut Block;
+            // SAFETY: `carved_index` maps `bump + i < capacity` to an index below
+            // `capacity`, so the block lies inside the page's span; it was never handed
+            // out (each index is carved once), so its first word is ours to use as the
+            // link (caller).
             unsafe { (*b).next = next };
             next = b;
         }
@@ -420,6 +447,17 @@ impl Page {
         }
     }
 
+    /// The index of the `k`-th block carved (`k < capacity`): `first + k`, round the page.
+    #[inline]
+    pub(crate) fn carved_index(&self, k: u32) -> u32 {
+        let i = self.first + k;
+        if i >= self.capacity {
+            i - self.capacity
+        } else {
+            i
+        }
+    }
+
     /// Checks the page's invariants; walks the free lists. For tests and `paranoid` builds.
     ///
     /// # Safety
@@ -431,7 +469,8 @@ impl Page {
         let mut b = self.free;
         while !b.is_null() {
             let i = self.index_of(b as usize);
-            assert!(i < self.bump as usize && self.block_start(i) == b as usize);
+            let k = (i + self.capacity as usize - self.first as usize) % self.capacity as usize;
+            assert!(k < self.bump as usize && self.block_start(i) == b as usize);
             // SAFETY: i < capacity.
             assert_eq!(unsafe { self.flags_of(i) } & LIVE, 0, "free block marked live");
             free += 1;
@@ -463,6 +502,56 @@ mod tests {
                     "size {size} offset {offset}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn carving_starts_round_the_page_and_hands_out_every_block_once() {
+        use std::alloc::{alloc_zeroed, dealloc, Layout};
+        let span = Layout::from_size_align(SLICE_SIZE, SLICE_SIZE).unwrap();
+        let header = Layout::from_size_align(HEADER_META_PER_SLICE, 64).unwrap();
+        // SAFETY: non-zero sizes; both freed at the end with the same layouts.
+        let (start, meta) = unsafe { (alloc_zeroed(span), alloc_zeroed(header)) };
+        assert!(!start.is_null() && !meta.is_null());
+        let mut firsts = Vec::new();
+        for size in [16, 312, 1024, 8192] {
+            let class = size_class::class_of(size);
+            for _ in 0..4 {
+                let mut page = Page::empty();
+                // SAFETY: a free descriptor over a mapped, unused 64 KiB span and a header
+                // area of the size reserved for one slice; nobody else sees them.
+                unsafe { page.init(start, 1, class, meta, false) };
+                let capacity = page.capacity;
+                assert!(page.first < capacity, "size {size}");
+                firsts.push(page.first);
+                // As the heap does: carve a batch when the free list is empty, take it all.
+                let mut seen = vec![false; capacity as usize];
+                let mut order = Vec::new();
+                // SAFETY: this test is the page's only user.
+                while unsafe { page.carve(7) } > 0 {
+                    let mut b = page.free;
+                    while !b.is_null() {
+                        let i = page.index_of(b as usize);
+                        assert!(i < capacity as usize && !seen[i], "size {size}: block {i} twice or out of the page");
+                        seen[i] = true;
+                        order.push(i as u32);
+                        // SAFETY: a free-list block of this page holds its next link.
+                        b = unsafe { (*b).next };
+                    }
+                    page.free = core::ptr::null_mut();
+                }
+                assert!(seen.iter().all(|&s| s), "size {size}: a block was never carved");
+                assert_eq!(order[0], page.first, "size {size}: the first block handed out");
+                assert_eq!(order[(capacity - page.first) as usize % capacity as usize], 0, "round the page");
+                let expected: Vec<u32> = (0..capacity).map(|k| (page.first + k) % capacity).collect();
+                assert_eq!(order, expected, "size {size}: in address order from the first, round the page");
+            }
+        }
+        assert!(firsts.iter().filter(|&&f| f == 0).count() < firsts.len() / 2, "{firsts:?}");
+        // SAFETY: allocated above with these layouts.
+        unsafe {
+            dealloc(start, span);
+            dealloc(meta, header);
         }
     }
 

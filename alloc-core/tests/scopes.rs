@@ -78,8 +78,9 @@ mod made {
         for i in 0..SLOTS {
             if TAGS[i].load(SeqCst) == tag {
                 let p = (ADDRS[i].load(SeqCst) ^ HIDE) as *const u8;
-                if let Ok(chain) = alloc_core::retained_by(p) {
-                    out.push_str(&format!("a leak looked reachable: {chain}"));
+                match alloc_core::retained_by(p) {
+                    Ok(chain) => out.push_str(&format!("a leak looked reachable: {chain}\n")),
+                    Err(e) => out.push_str(&format!("leak {p:?}: {e}\n")),
                 }
             }
         }
@@ -231,12 +232,16 @@ fn a_block_freed_outside_the_scope_is_not_a_leak_and_one_kept_is_not_reported() 
 #[test]
 fn nested_scopes_report_inner_leaks_in_both() {
     alloc_core::config::set_check_at_exit(false);
+    let tag = 312 << 8;
+    made::ROUND.with(|r| r.set(tag));
     let (inner, outer) = check_scope(|| {
         leak_blocks(1, 312);
         check_scope(|| leak_blocks(2, 328)).1
     });
-    assert_eq!((inner.summary.leaked_blocks, inner.summary.leaked_bytes), (2, 2 * 328));
-    assert_eq!((outer.summary.leaked_blocks, outer.summary.leaked_bytes), (3, 312 + 2 * 328));
+    made::ROUND.with(|r| r.set(0));
+    let why = || made::explain(tag);
+    assert_eq!((inner.summary.leaked_blocks, inner.summary.leaked_bytes), (2, 2 * 328), "{}", why());
+    assert_eq!((outer.summary.leaked_blocks, outer.summary.leaked_bytes), (3, 312 + 2 * 328), "{}", why());
 }
 
 #[test]
@@ -250,14 +255,17 @@ fn a_thread_started_before_the_scope_is_not_in_it() {
             done_tx.send(()).unwrap();
         }
     });
+    let tag = 360 << 8;
+    made::ROUND.with(|r| r.set(tag));
     let ((), r) = check_scope(|| {
         tx.send(2).unwrap();
         done_rx.recv().unwrap();
         leak_blocks(1, 360);
     });
+    made::ROUND.with(|r| r.set(0));
     drop(tx);
     pool.join().unwrap();
-    assert_eq!((r.summary.leaked_blocks, r.summary.leaked_bytes), (1, 360), "{:#?}", r.leaks);
+    assert_eq!((r.summary.leaked_blocks, r.summary.leaked_bytes), (1, 360), "{}{:#?}", made::explain(tag), r.leaks);
 }
 
 #[test]

@@ -77,6 +77,9 @@ fn every_key_takes_a_good_value() {
         ("sweep_signal=USR1", |o| o.sweep_signal == Signal(crate::platform::SIGUSR1)),
         ("sweep_young=fallback", |o| o.sweep_young == YoungSweep::Fallback),
         ("sweep_young=auto", |o| o.sweep_young == YoungSweep::Auto),
+        ("zero_new=0", |o| o.zero_new == ZeroNew::Never),
+        ("zero_new=1", |o| o.zero_new == ZeroNew::Always),
+        ("zero_new=scopes", |o| o.zero_new == ZeroNew::Scopes),
     ];
     for (input, check) in cases {
         assert!(check(&parse_clean(input)), "{input}");
@@ -155,6 +158,7 @@ fn every_key_warns_once_on_a_bad_value_and_keeps_its_default() {
         ),
         ("sweep_signal=USR9".into(), "for sweep_signal: expected a signal name"),
         ("sweep_young=never".into(), "bad value 'never' for sweep_young: expected auto or fallback; using auto"),
+        ("zero_new=yes".into(), "bad value 'yes' for zero_new: expected 0, 1 or scopes; using scopes"),
     ];
     for (input, expected) in &cases {
         let (o, w) = parse_collect(input);

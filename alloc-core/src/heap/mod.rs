@@ -28,6 +28,7 @@ pub(crate) mod free;
 pub(crate) mod locked;
 pub(crate) mod registry;
 pub(crate) mod walk;
+pub(crate) mod zeroing;
 
 use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
@@ -223,6 +224,7 @@ impl Heap {
     #[inline]
     pub(crate) unsafe fn alloc(&mut self, size: usize, align: usize, flags: u8, zeroed: bool) -> *mut u8 {
         debug_assert!(align.is_power_of_two());
+        let zeroed = zeroed || zeroing::on();
         let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
         if rounded > MEDIUM_MAX || rounded < size {
             return self.alloc_large(size, align, flags, zeroed);

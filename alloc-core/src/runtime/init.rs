@@ -55,6 +55,9 @@ fn init_slow() -> bool {
         let _guard = ReentrancyGuard::enter();
         let opts = crate::config::current();
         register_own_statics(opts);
+        if opts.zero_new == crate::config::ZeroNew::Always {
+            crate::heap::zeroing::enable();
+        }
         crate::profile::init(opts);
         crate::misuse::set_site_describer(crate::report::symbolize::describe_site);
         super::thread::create_exit_key();

@@ -78,6 +78,9 @@ struct Scope {
 impl Scope {
     fn open() -> Scope {
         USED.store(true, Ordering::Relaxed);
+        if crate::config::current().zero_new == crate::config::ZeroNew::Scopes {
+            crate::heap::zeroing::enable();
+        }
         let outer = thread_state::with(|s| s.scope());
         let Some(id) = take_slot() else {
             warning!("more than {} leak-check scopes open at once: this one checks nothing of its own", OPEN.len());

@@ -1,0 +1,27 @@
+//! Whether every new block starts zeroed (the `zero_new` option): one process-wide flag,
+//! read by the heap's allocation paths and by in-place growth, set at initialization
+//! (`zero_new=1`) or when the first leak-check scope opens (`zero_new=scopes`).
+//!
+//! A conservative scan follows every word that looks like a pointer, including words a
+//! program never wrote: padding, an enum's unused payload, a `Vec`'s spare capacity. Those
+//! hold whatever the memory's earlier occupant left, and a stale pointer there names an
+//! address that may now hold a leaked block, which the scan then counts as reachable.
+//! Zeroing new blocks removes that source of missed leaks for blocks allocated from then on.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once, never cleared: blocks allocated before it was set keep what they hold.
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether new blocks start zeroed.
+#[inline(always)]
+pub(crate) fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// From now on, every new block (and every in-place growth) starts zeroed.
+pub(crate) fn enable() {
+    if !ON.load(Ordering::Relaxed) {
+        ON.store(true, Ordering::Relaxed);
+    }
+}

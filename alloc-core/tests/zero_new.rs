@@ -1,0 +1,108 @@
+//! `zero_new`: a stale pointer in bytes a program never wrote must not hide a leak.
+//!
+//! The child makes the stale word on purpose: a block `H` holding the address of a block
+//! `L`, both freed; then `H'` (same size, so the same address: the free list is last in,
+//! first out) written only in its first word and kept, and `L'` (the same address as `L`)
+//! leaked inside a scope. `H'`'s unwritten bytes still hold `L`'s address unless new blocks
+//! start zeroed.
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
+
+#[global_allocator]
+static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+
+mod common;
+
+const HIDE: usize = 0x5a5a_5a5a_5a5a_5a5a;
+/// `H'`, kept reachable.
+static KEPT: AtomicPtr<usize> = AtomicPtr::new(std::ptr::null_mut());
+/// `L`'s address, hidden from the scan.
+static LEAK_AT: AtomicUsize = AtomicUsize::new(0);
+
+fn holder() -> Layout {
+    Layout::from_size_align(96, 8).unwrap()
+}
+
+fn leaked() -> Layout {
+    Layout::from_size_align(200, 8).unwrap()
+}
+
+/// Leaves `L`'s address at word 6 of a freed block of `H`'s size, and keeps `H'`.
+#[inline(never)]
+fn plant_stale_word() {
+    // SAFETY: non-zero layouts; each block freed once with its layout; `h` has 12 words.
+    unsafe {
+        let l = alloc(leaked());
+        let h = alloc(holder()).cast::<usize>();
+        assert!(!l.is_null() && !h.is_null());
+        h.add(6).write(l as usize);
+        LEAK_AT.store(l as usize ^ HIDE, SeqCst);
+        dealloc(h.cast(), holder());
+        dealloc(l, leaked());
+        let h2 = alloc(holder()).cast::<usize>();
+        assert_eq!(h2, h, "the free list hands the last freed block back first");
+        h2.write(1);
+        KEPT.store(h2, SeqCst);
+    }
+}
+
+/// Leaks `L'` (at `L`'s address) inside a scope; prints what the scope found.
+#[test]
+fn zero_new_child() {
+    if std::env::var_os("ZERO_NEW_CHILD").is_none() {
+        return;
+    }
+    alloc_core::config::set_check_at_exit(false);
+    if std::env::var_os("SCOPE_FIRST").is_some() {
+        let ((), r) = alloc_core::check_scope(|| ());
+        assert!(r.is_clean());
+    }
+    plant_stale_word();
+    let ((), r) = alloc_core::check_scope(|| {
+        // SAFETY: a non-zero layout; the block is leaked on purpose.
+        let l2 = unsafe { alloc(leaked()) };
+        assert_eq!(l2 as usize ^ HIDE, LEAK_AT.load(SeqCst), "the leak reuses L's address");
+    });
+    let kept = KEPT.load(SeqCst);
+    // SAFETY: `H'` is live (kept above) and 12 words long.
+    let stale = unsafe { kept.add(6).read() } ^ HIDE == LEAK_AT.load(SeqCst);
+    println!("leaked_blocks={} stale_word_kept={stale}", r.summary.leaked_blocks);
+}
+
+fn run(zero_new: &str, scope_first: bool) -> String {
+    let mut env = vec![("ZERO_NEW_CHILD", "1"), ("HEAPSWEEP", zero_new)];
+    if scope_first {
+        env.push(("SCOPE_FIRST", "1"));
+    }
+    let out = common::run_child("zero_new_child", &env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{zero_new}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn with_new_blocks_zeroed_a_stale_word_does_not_hide_a_leak() {
+    let stdout = run("zero_new=1", false);
+    assert!(stdout.contains("leaked_blocks=1 stale_word_kept=false"), "{stdout}");
+}
+
+#[test]
+fn by_default_blocks_are_zeroed_once_a_scope_has_opened() {
+    let stdout = run("", true);
+    assert!(stdout.contains("leaked_blocks=1 stale_word_kept=false"), "{stdout}");
+}
+
+#[test]
+fn by_default_a_stale_word_left_before_the_first_scope_still_hides_a_leak() {
+    // The limit of `scopes`, shown happening: blocks allocated before it took effect keep
+    // what the memory held.
+    let stdout = run("", false);
+    assert!(stdout.contains("leaked_blocks=0 stale_word_kept=true"), "{stdout}");
+}
+
+#[test]
+fn without_zeroing_the_stale_word_hides_the_leak() {
+    let stdout = run("zero_new=0", true);
+    assert!(stdout.contains("leaked_blocks=0 stale_word_kept=true"), "{stdout}");
+}
