@@ -241,7 +241,7 @@ unsafe fn resize_small(page: *mut Page, index: usize, old_size: usize, new_size:
         (*page).set_size_and_stack(index, new_size as u32, stack);
         (stack, (*page).flags_of(index))
     };
-    if (flags & SCOPED != 0 || super::zeroing::on()) && new_size > old_size {
+    if (flags & SCOPED != 0 || segment::zeroing::on()) && new_size > old_size {
         // A scope's blocks read as zero past what the program wrote (see the runtime's
         // entry points), and so do all new blocks with `zero_new`: the grown tail too.
         // SAFETY: `[old_size, new_size)` lies inside the block (`new_size` fits it), which
@@ -284,7 +284,7 @@ unsafe fn realloc_large(
         if new_size < large.size / 2 {
             decommit_tail(large.start, large.size, new_size);
         }
-        if new_size > old_size && (large.flags & SCOPED != 0 || super::zeroing::on()) {
+        if new_size > old_size && (large.flags & SCOPED != 0 || segment::zeroing::on()) {
             // The grown tail reads as zero, as a new block's bytes do (see `zeroing`): it
             // may hold what the block or the segment's earlier occupant wrote there.
             // SAFETY: `[old_size, new_size)` lies inside the block's capacity, held by

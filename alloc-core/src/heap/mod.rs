@@ -28,7 +28,6 @@ pub(crate) mod free;
 pub(crate) mod locked;
 pub(crate) mod registry;
 pub(crate) mod walk;
-pub(crate) mod zeroing;
 
 use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
@@ -224,10 +223,9 @@ impl Heap {
     #[inline]
     pub(crate) unsafe fn alloc(&mut self, size: usize, align: usize, flags: u8, zeroed: bool) -> *mut u8 {
         debug_assert!(align.is_power_of_two());
-        let zeroed = zeroed || zeroing::on();
         let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
         if rounded > MEDIUM_MAX || rounded < size {
-            return self.alloc_large(size, align, flags, zeroed);
+            return self.alloc_large(size, align, flags, zeroed || crate::segment::zeroing::on());
         }
         let class = size_class::class_of(rounded);
         let stack = self.capture_stack();
@@ -272,7 +270,7 @@ impl Heap {
             p.used.store(p.used.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             let index = p.index_of(block as usize);
             p.set_meta(index, size as u32, stack, flags | LIVE);
-            if zeroed {
+            if zeroed || crate::segment::zeroing::on() {
                 core::ptr::write_bytes(block.cast::<u8>(), 0, size);
             }
         }

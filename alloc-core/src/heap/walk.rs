@@ -286,6 +286,11 @@ impl HeapView for HeapSnapshot<'_> {
     }
 
     #[inline(always)]
+    fn candidate_range(&self) -> (usize, usize) {
+        (self.lo, self.hi)
+    }
+
+    #[inline(always)]
     fn unmarked_block_containing(&self, addr: usize, marks: &Marks) -> Option<(u32, BlockDesc)> {
         // Inlined into the scan: for most words this compare is the whole answer.
         if addr.wrapping_sub(self.lo) >= self.hi.wrapping_sub(self.lo) {

@@ -74,6 +74,13 @@ pub(crate) trait HeapView {
         self.block_containing(addr).filter(|&(id, _)| !marks.get(id))
     }
 
+    /// `[lo, hi)`: every block lies inside it, so a word outside it points into none. The
+    /// scan tests several words against it at once before asking about any of them.
+    #[inline]
+    fn candidate_range(&self) -> (usize, usize) {
+        (0, usize::MAX)
+    }
+
     /// Calls `f(id, block)` for every live block, in increasing id order.
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc));
 

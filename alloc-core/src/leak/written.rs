@@ -116,26 +116,45 @@ impl WrittenPages {
     ) -> Result<YoungRoots, ()> {
         let mut found = YoungRoots::default();
         let mut ok = true;
+        // Ranges read through the record, by start. Several may share a page (the
+        // writable data of one object, split round the allocator's own statics): they are
+        // read as one group, since reading a page's record protects it again, and a second
+        // read of the same page would find it clean.
+        let mut paged = MmapVec::new();
         for r in roots {
             let whole = matches!(r.kind, RootKind::Stack | RootKind::Registers | RootKind::Tls | RootKind::Registered);
-            let (s, e) = (r.start & !(OS_PAGE - 1), (r.end + OS_PAGE - 1) & !(OS_PAGE - 1));
-            if whole || s >= e {
+            // Whole as well when there is no room to hold it for the record.
+            if whole || page_span(r).0 >= page_span(r).1 || !paged.push(*r) {
                 ok &= out.push(*r);
-                continue;
             }
-            let registered = self.is_registered(s, e);
-            let read = registered
-                && self.for_each_written(s, e, &mut |a, b| {
+        }
+        paged.as_mut_slice().sort_unstable_by_key(|r: &RootRange| r.start);
+        let mut i = 0;
+        while i < paged.len() {
+            let (gs, mut ge) = page_span(&paged[i]);
+            let mut j = i + 1;
+            while j < paged.len() && page_span(&paged[j]).0 < ge {
+                ge = ge.max(page_span(&paged[j]).1);
+                j += 1;
+            }
+            let group = &paged[i..j];
+            let read = self.is_registered(gs, ge)
+                && self.for_each_written(gs, ge, &mut |a, b| {
                     found.written_pages += ((b - a) / OS_PAGE) as u64;
-                    let (a, b) = (a.max(r.start), b.min(r.end));
-                    if a < b {
-                        ok &= out.push(RootRange { start: a, end: b, kind: r.kind });
+                    for r in group {
+                        let (a, b) = (a.max(r.start), b.min(r.end));
+                        if a < b {
+                            ok &= out.push(RootRange { start: a, end: b, kind: r.kind });
+                        }
                     }
                 });
             if !read {
-                ok &= out.push(*r);
-                self.track(s, e);
+                for r in group {
+                    ok &= out.push(*r);
+                }
+                self.track(gs, ge);
             }
+            i = j;
         }
         let mut segments = MmapVec::new();
         view.for_each_owned_region(&mut |s, e| ok &= segments.push((s, e)));
@@ -162,6 +181,11 @@ impl WrittenPages {
             Err(())
         }
     }
+}
+
+/// The pages `r` touches: its start rounded down and its end rounded up to a page.
+fn page_span(r: &RootRange) -> (usize, usize) {
+    (r.start & !(OS_PAGE - 1), (r.end + OS_PAGE - 1) & !(OS_PAGE - 1))
 }
 
 /// Pushes the parts of `[a, b)` inside live blocks of generations above `g` (their

@@ -28,6 +28,7 @@
 
 pub(crate) mod map;
 mod purge;
+pub(crate) mod zeroing;
 
 use crate::os;
 use crate::page::{Page, HEADER_META_PER_SLICE, SLICE_SHIFT, SLICE_SIZE};
@@ -555,6 +556,44 @@ fn large_offset(align: usize) -> usize {
     (header + align - 1) & !(align - 1)
 }
 
+/// Where a large block goes in a reused segment whose last block started at `previous`:
+/// one step of `align` further than it, or back at `base` when the block would not fit
+/// (`base` is [`large_offset`]`(align)`, `len` the segment's length).
+///
+/// Why: a conservative scan counts a stale copy of a freed block's address as a pointer
+/// into whatever block covers that address now. A segment reused with its block at the
+/// same offset puts the new block right where the old pointers aim (a test harness's
+/// queue kept such a copy of a freed large block's address and hid a leak allocated
+/// there next). Moving on a page keeps the old start out of the new block and reuses all
+/// but one page of what the old block had faulted in.
+fn moved_on_offset(previous: usize, base: usize, align: usize, size: usize, len: usize) -> usize {
+    let next = (previous.max(base) + align).next_multiple_of(align);
+    if next.checked_add(size).is_some_and(|end| end <= len) {
+        next
+    } else {
+        base
+    }
+}
+
+/// Where a large block goes in a fresh mapping of `len` bytes: `base` plus a number of
+/// `align` steps that grows by one with each fresh mapping, round the room the segment
+/// has past the block.
+///
+/// Why: the kernel hands out addresses it took back, so a fresh mapping may sit where a
+/// freed large block was, and stale copies of that block's address may survive (see
+/// [`moved_on_offset`]). Blocks placed ever further in make the old starts fall before
+/// the new block, not in it, until the count comes round. Pages before the block are
+/// never touched: they cost address space, not memory.
+fn fresh_offset(base: usize, align: usize, size: usize, len: usize) -> usize {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static FRESH: AtomicUsize = AtomicUsize::new(0);
+    let room = len.saturating_sub(base + size) / align;
+    if room == 0 {
+        return base;
+    }
+    base + FRESH.fetch_add(1, Ordering::Relaxed) % (room + 1) * align
+}
+
 /// Allocates a large block of `size` bytes aligned to `align`, recording `stack` and
 /// `flags`. Zeroes it if `zeroed` and the memory may be dirty. Null when out of memory.
 ///
@@ -584,6 +623,28 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
         };
         pool = POOL.lock();
     }
+    // Where the block goes in its segment: at the start unless new blocks are zeroed
+    // (`zero_new`, exact leak-check scopes), which also keeps large blocks off the
+    // addresses freed ones had. Moving them costs in-place growth room and, on reuse, a
+    // page's decommit (vec-push 11% slower), so only for programs that asked.
+    let offset = if !zeroing::on() {
+        offset
+    } else if dirty {
+        // SAFETY: a cached segment, out of the cache and ours alone, its header intact
+        // (`take_cached_large`): `large.start` is where its last block started.
+        let previous = unsafe { (*seg).large.start } - seg as usize;
+        let offset = moved_on_offset(previous, offset, align, size, len);
+        if offset > previous {
+            // The pages the last block began with are not the new block's: give them back.
+            // SAFETY: `[seg + previous, seg + offset)` lies inside the segment's mapping,
+            // page aligned (both offsets are multiples of a page), past its header and
+            // before the new block: nobody uses it.
+            unsafe { os::decommit((seg as usize + previous) as *mut u8, offset - previous) };
+        }
+        offset
+    } else {
+        fresh_offset(offset, align, size, len)
+    };
     let start = seg as usize + offset;
     if zeroed && dirty {
         // SAFETY: `seg` is a cached segment of `len` bytes, at least the requested
@@ -796,5 +857,39 @@ mod tests {
         let only_group_3 = 0xFFu64 << 24;
         assert_eq!(find_run(only_group_3, 8), Some(24));
         assert_eq!(find_run(only_group_3 & !(1 << 27), 8), None);
+    }
+
+    #[test]
+    fn a_reused_large_segment_puts_its_block_a_step_further_until_it_no_longer_fits() {
+        let page = os::OS_PAGE;
+        let base = large_offset(page);
+        let (size, len) = (100_000, SEGMENT_SIZE);
+        let mut at = base;
+        let mut offsets = Vec::new();
+        for _ in 0..2000 {
+            let next = moved_on_offset(at, base, page, size, len);
+            assert!(next >= base && next + size <= len && next.is_multiple_of(page));
+            // The old start is never inside the new block, except on the way back to `base`.
+            assert!(next > at || next == base, "{at} -> {next}");
+            offsets.push(next);
+            at = next;
+        }
+        assert_eq!(offsets[0], base + page);
+        assert!(offsets.contains(&base), "it wraps round");
+        // Aligned blocks move by their alignment.
+        let big = 1 << 20;
+        let b = large_offset(big);
+        assert_eq!(moved_on_offset(b, b, big, size, len), b + big);
+        assert_eq!(moved_on_offset(b, b, big, 3 << 20, len), b, "no room: back at the start");
+    }
+
+    #[test]
+    fn a_fresh_large_segment_puts_its_block_anywhere_it_fits() {
+        let page = os::OS_PAGE;
+        let base = large_offset(page);
+        let offsets: Vec<usize> = (0..64).map(|_| fresh_offset(base, page, 100_000, SEGMENT_SIZE)).collect();
+        assert!(offsets.iter().all(|&o| o >= base && o + 100_000 <= SEGMENT_SIZE && o.is_multiple_of(page)));
+        assert!(offsets.iter().filter(|&&o| o == offsets[0]).count() < 4, "{offsets:?}");
+        assert_eq!(fresh_offset(base, page, SEGMENT_SIZE - base, SEGMENT_SIZE), base, "no room");
     }
 }

@@ -36,3 +36,32 @@ fn the_kernel_record_opens_here_or_says_why_not() {
         Err(e) => assert_ne!(e.0, 0),
     }
 }
+
+#[test]
+fn ranges_that_share_a_page_are_all_read_from_its_record() {
+    let Ok(mut pages) = WrittenPages::open() else { return };
+    let h = FakeHeap::new();
+    let region = crate::os::map_aligned(2 * OS_PAGE, OS_PAGE).expect("two pages").as_ptr() as usize;
+    // Two pieces of one object's data in one page (split round a static of the allocator's
+    // own, say), and one in the next page.
+    let piece = |s: usize, e: usize| RootRange { start: region + s, end: region + e, kind: RootKind::Globals };
+    let roots = [piece(0x200, 0x300), piece(0, 0x100), piece(OS_PAGE + 0x40, OS_PAGE + 0x80)];
+    let ranges = |out: &MmapVec<RootRange>| {
+        let mut v: Vec<(usize, usize)> = out.iter().map(|r| (r.start - region, r.end - region)).collect();
+        v.sort_unstable();
+        v
+    };
+    let mut out = MmapVec::new();
+    pages.young_roots(&h, &roots, 0, &mut out).unwrap();
+    assert_eq!(ranges(&out), [(0, 0x100), (0x200, 0x300), (OS_PAGE + 0x40, OS_PAGE + 0x80)], "new: all whole");
+    out.clear();
+    pages.young_roots(&h, &roots, 0, &mut out).unwrap();
+    assert_eq!(ranges(&out), [], "nothing written since");
+    // SAFETY: inside the first page of the mapping made above, which nothing else uses.
+    unsafe { ((region + 0x10) as *mut usize).write_volatile(1) };
+    out.clear();
+    pages.young_roots(&h, &roots, 0, &mut out).unwrap();
+    assert_eq!(ranges(&out), [(0, 0x100), (0x200, 0x300)], "both pieces of the written page, not the clean one");
+    // SAFETY: the whole mapping made above, unused from here on.
+    unsafe { crate::os::unmap(region as *mut u8, 2 * OS_PAGE) };
+}

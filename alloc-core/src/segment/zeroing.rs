@@ -7,6 +7,8 @@
 //! hold whatever the memory's earlier occupant left, and a stale pointer there names an
 //! address that may now hold a leaked block, which the scan then counts as reachable.
 //! Zeroing new blocks removes that source of missed leaks for blocks allocated from then on.
+//! With the flag on, a large block is also placed off the address a freed one had in its
+//! segment (`alloc_large`), since stale copies of that address are common.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,7 +21,8 @@ pub(crate) fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// From now on, every new block (and every in-place growth) starts zeroed.
+/// From now on, every new block (and every in-place growth) starts zeroed, and large
+/// blocks move on in their segments.
 pub(crate) fn enable() {
     if !ON.load(Ordering::Relaxed) {
         ON.store(true, Ordering::Relaxed);
