@@ -116,6 +116,16 @@ pub(crate) unsafe fn signal_context_registers(ctx: *mut c_void) -> [usize; REGIS
     gregs.map(|r| r as usize)
 }
 
+/// Asks the CPU to start loading the cache line at `addr` (any address: a prefetch never
+/// faults). The mark prefetches the blocks it is about to scan, which sit scattered over
+/// the heap: without it each block's first line costs a full trip to memory.
+#[inline(always)]
+pub(crate) fn prefetch(addr: usize) {
+    // SAFETY: `prefetcht0` reads nothing architecturally and cannot fault, whatever the
+    // address; SSE is part of the x86-64 baseline.
+    unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
