@@ -3,7 +3,9 @@
 //! The first sixteen tests run in parallel (the harness's threads), half of them leaking
 //! on purpose, some from threads they spawn; each checks its own scope twenty times in a
 //! row and must get exactly its own leaks every time, whatever the others allocate, leak
-//! and check meanwhile. The tests after them pin the scope's rules down one by one.
+//! and check meanwhile. A seventeenth, which leaks a large block, is a stress test run
+//! with `--ignored` (see its reason). The tests after them pin the scope's rules down one
+//! by one.
 
 use alloc_core::report::model::LeakKind;
 use alloc_core::{check_scope, LeakReport};
@@ -180,10 +182,10 @@ fn stress(plan: Plan) {
 }
 
 macro_rules! parallel_tests {
-    ($($name:ident: $size:expr, $own:expr, $spawned:expr, $cycle:expr;)*) => {
+    ($($(#[$attr:meta])* $name:ident: $size:expr, $own:expr, $spawned:expr, $cycle:expr;)*) => {
         $(
             #[test]
-            #[ignore = "stress: run with --ignored; a stale word in the test harness's own data hides a leak in about 1 run in 100 (README.md)"]
+            $(#[$attr])*
             fn $name() {
                 alloc_core::config::set_check_at_exit(false);
                 stress(Plan { size: $size, own: $own, spawned: $spawned, cycle: $cycle });
@@ -202,13 +204,15 @@ parallel_tests! {
     parallel_07_clean: 120, 0, 0, false;
     parallel_08_leaks_all: 136, 2, 2, true;
     parallel_09_clean: 152, 0, 0, false;
-    parallel_10_leaks_own_large: 100_000, 1, 0, false;
+    parallel_10_leaks_own_medium: 40_000, 1, 0, false;
     parallel_11_clean: 168, 0, 0, false;
     parallel_12_leaks_spawned_many: 184, 0, 7, false;
     parallel_13_clean: 200, 0, 0, false;
     parallel_14_leaks_own_many: 216, 9, 0, false;
     parallel_15_clean: 232, 0, 0, false;
     parallel_16_leaks_mixed: 248, 1, 1, false;
+    #[ignore = "stress: run with --ignored; a stale copy of a freed large block's address in the test harness's queue of timeouts hides this leak in about 1 run in 150 on a loaded machine (README.md)"]
+    parallel_17_leaks_own_large: 100_000, 1, 0, false;
 }
 
 #[test]
