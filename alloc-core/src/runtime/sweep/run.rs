@@ -109,17 +109,10 @@ fn raw_leak(b: &leak::LeakedBlock) -> RawLeak {
     }
 }
 
-/// A failure in one sentence.
+/// A failure in one sentence: the leak check's own wording (`check::describe`), so that
+/// a sweep and a check that fail the same way say the same thing.
 fn describe(f: Failure) -> String {
-    match f {
-        Failure::ThreadsNotListed { errno } => format!("the threads could not be listed (errno {errno})"),
-        Failure::ThreadsNotStopped { first_tid, count, timeout_ms } => {
-            format!("{count} thread(s) (thread {first_tid} first) did not stop within {timeout_ms} ms")
-        }
-        Failure::TooManyThreads { max } => format!("more than {max} threads"),
-        Failure::RootsUnreadable { errno } => format!("/proc/self/maps could not be read (errno {errno})"),
-        Failure::OutOfMemory { what } => format!("out of memory for {what}"),
-    }
+    crate::check::describe(f).message
 }
 
 /// A report of no leak.
