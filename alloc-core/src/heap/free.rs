@@ -14,7 +14,7 @@
 
 use super::{current_heap, Heap, HeapKind};
 use crate::misuse::{self, Misuse};
-use crate::page::{Block, Page, INTERNAL, LIVE, SCOPED};
+use crate::page::{Block, Page, INTERNAL, LIVE};
 use crate::segment::{self, Segment, KIND_LARGE, KIND_PAGES, SEGMENT_SIZE};
 use crate::size_class::MEDIUM_MAX;
 use crate::track;
@@ -241,9 +241,9 @@ unsafe fn resize_small(page: *mut Page, index: usize, old_size: usize, new_size:
         (*page).set_size_and_stack(index, new_size as u32, stack);
         (stack, (*page).flags_of(index))
     };
-    if (flags & SCOPED != 0 || segment::zeroing::on()) && new_size > old_size {
-        // A scope's blocks read as zero past what the program wrote (see the runtime's
-        // entry points), and so do all new blocks with `zero_new`: the grown tail too.
+    if new_size > old_size && segment::zeroing::zeroes(flags) {
+        // A block that started zeroed reads as zero past what the program wrote: the
+        // grown tail too.
         // SAFETY: `[old_size, new_size)` lies inside the block (`new_size` fits it), which
         // the caller holds.
         unsafe { core::ptr::write_bytes(((*page).block_start(index) + old_size) as *mut u8, 0, new_size - old_size) };
@@ -284,7 +284,7 @@ unsafe fn realloc_large(
         if new_size < large.size / 2 {
             decommit_tail(large.start, large.size, new_size);
         }
-        if new_size > old_size && (large.flags & SCOPED != 0 || segment::zeroing::on()) {
+        if new_size > old_size && segment::zeroing::zeroes(large.flags) {
             // The grown tail reads as zero, as a new block's bytes do (see `zeroing`): it
             // may hold what the block or the segment's earlier occupant wrote there.
             // SAFETY: `[old_size, new_size)` lies inside the block's capacity, held by

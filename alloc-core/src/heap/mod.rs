@@ -225,7 +225,7 @@ impl Heap {
         debug_assert!(align.is_power_of_two());
         let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
         if rounded > MEDIUM_MAX || rounded < size {
-            return self.alloc_large(size, align, flags, zeroed || crate::segment::zeroing::on());
+            return self.alloc_large(size, align, flags, zeroed || crate::segment::zeroing::zeroes(flags));
         }
         let class = size_class::class_of(rounded);
         let stack = self.capture_stack();
@@ -270,7 +270,7 @@ impl Heap {
             p.used.store(p.used.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             let index = p.index_of(block as usize);
             p.set_meta(index, size as u32, stack, flags | LIVE);
-            if zeroed || crate::segment::zeroing::on() {
+            if zeroed || crate::segment::zeroing::zeroes(flags) {
                 core::ptr::write_bytes(block.cast::<u8>(), 0, size);
             }
         }

@@ -123,8 +123,8 @@ impl WrittenPages {
         let mut paged = MmapVec::new();
         for r in roots {
             let whole = matches!(r.kind, RootKind::Stack | RootKind::Registers | RootKind::Tls | RootKind::Registered);
-            // Whole as well when there is no room to hold it for the record.
-            if whole || page_span(r).0 >= page_span(r).1 || !paged.push(*r) {
+            // Whole as well when empty, or when there is no room to hold it for the record.
+            if whole || r.start >= r.end || !paged.push(*r) {
                 ok &= out.push(*r);
             }
         }
@@ -133,8 +133,8 @@ impl WrittenPages {
         while i < paged.len() {
             let (gs, mut ge) = page_span(&paged[i]);
             let mut j = i + 1;
-            while j < paged.len() && page_span(&paged[j]).0 < ge {
-                ge = ge.max(page_span(&paged[j]).1);
+            while let Some((_, e)) = paged.get(j).map(page_span).filter(|&(s, _)| s < ge) {
+                ge = ge.max(e);
                 j += 1;
             }
             let group = &paged[i..j];

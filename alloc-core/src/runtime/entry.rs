@@ -37,10 +37,7 @@ unsafe fn alloc_marked(s: &ThreadState, heap: *mut Heap, size: usize, align: usi
     if scope != 0 {
         flags |= scope::flags_for(s, scope);
     }
-    // A scope's blocks start zeroed: bytes the program leaves unwritten (a `Vec`'s spare
-    // capacity) then never hold an earlier occupant's pointers, which the conservative
-    // scan would follow and which could hide another scope's leaks.
-    let zeroed = zeroed || flags & SCOPED != 0;
+    // A scope's blocks start zeroed (`segment::zeroing::zeroes`, asked by the heap).
     // SAFETY: the caller's contract is `Heap::alloc`'s.
     let p = unsafe { (*heap).alloc(size, align, flags, zeroed) };
     if flags & SCOPED != 0 && !p.is_null() {

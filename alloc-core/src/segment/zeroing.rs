@@ -21,6 +21,15 @@ pub(crate) fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
+/// Whether a block with page flags `flags` starts zeroed (and its in-place growth too):
+/// always a leak-check scope's block (`SCOPED`: its unwritten bytes would otherwise hold
+/// an earlier occupant's pointers, which could hide another scope's leaks), and every
+/// block while the flag is on. The one rule every allocation and growth path asks.
+#[inline(always)]
+pub(crate) fn zeroes(flags: u8) -> bool {
+    flags & crate::page::SCOPED != 0 || on()
+}
+
 /// From now on, every new block (and every in-place growth) starts zeroed, and large
 /// blocks move on in their segments.
 pub(crate) fn enable() {
