@@ -288,6 +288,7 @@ fn describe(b: BlockRef) -> BlockInfo {
 pub fn ignore(ptr: *const u8) -> bool {
     match block::live_containing(ptr as usize) {
         Some(b) => {
+            crate::page::note_ignored();
             b.set_flags(b.flags() | IGNORED);
             true
         }
@@ -317,6 +318,7 @@ pub struct DisableGuard {
 /// assert!(alloc_core::block_info((leaked as *const u64).cast()).unwrap().ignored);
 /// ```
 pub fn disable() -> DisableGuard {
+    crate::page::note_ignored();
     thread_state::disable_enter();
     DisableGuard { _not_send: core::marker::PhantomData }
 }

@@ -300,6 +300,24 @@ impl<T: Copy> MmapVec<T> {
         true
     }
 
+    /// A vector of `len` elements whose bytes are all zero, without writing them: a fresh
+    /// mapping reads as zeros, and its pages cost nothing until touched (a table over
+    /// every block id that a check writes sparsely). `None` when out of memory.
+    pub(crate) fn zeroed(len: usize) -> Option<Self>
+    where
+        T: ZeroIsValid,
+    {
+        let mut v = Self::new();
+        if !v.reserve(len) {
+            return None;
+        }
+        // A first `reserve` maps fresh anonymous memory (`cap` was 0), which the kernel
+        // hands out zero-filled; `T: ZeroIsValid` makes all-zero bytes an initialized `T`.
+        debug_assert!(len == 0 || v.cap >= len);
+        v.len = len;
+        Some(v)
+    }
+
     pub(crate) fn as_slice(&self) -> &[T] {
         // SAFETY:
         // - `ptr` is aligned for `T` and non-null: the mapping's start, or dangling when
@@ -322,6 +340,16 @@ impl<T: Copy> MmapVec<T> {
         unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
+
+/// Types for which all-zero bytes are a valid value.
+///
+/// # Safety
+/// Implement only for types every bit pattern of zeros is an initialized value of.
+pub(crate) unsafe trait ZeroIsValid: Copy {}
+// SAFETY: all-zero bytes are the integer 0.
+unsafe impl ZeroIsValid for u32 {}
+// SAFETY: all-zero bytes are the integer 0.
+unsafe impl ZeroIsValid for u64 {}
 
 impl<T: Copy> Default for MmapVec<T> {
     fn default() -> Self {
@@ -379,6 +407,18 @@ mod tests {
             assert_eq!(*p, 7);
             unmap(p, align);
         }
+    }
+
+    #[test]
+    fn a_zeroed_mmap_vec_reads_as_zeros_and_grows() {
+        let mut v = MmapVec::<u32>::zeroed(3_000_000).unwrap();
+        assert_eq!(v.len(), 3_000_000);
+        assert!(v[0] == 0 && v[1_234_567] == 0 && v[2_999_999] == 0);
+        v[2_999_999] = 7;
+        assert!(v.push(9));
+        assert_eq!((v[2_999_999], v[3_000_000], v.len()), (7, 9, 3_000_001));
+        assert!(v.iter().filter(|&&x| x != 0).count() == 2);
+        assert_eq!(MmapVec::<u64>::zeroed(0).unwrap().len(), 0);
     }
 
     #[test]

@@ -73,6 +73,27 @@ const RECIP_SHIFT: u32 = 40;
 pub(crate) const LIVE: u8 = 1;
 /// Block flag: never reported as a leak; its contents are roots.
 pub(crate) const IGNORED: u8 = 2;
+/// Set before the first block is given [`IGNORED`] (by `ignore`, or by a `disable()`
+/// scope opening): until then no block carries the flag, and a check skips the walk that
+/// looks for ignored blocks to mark as roots. Never cleared.
+static IGNORED_EVER: AtomicBool = AtomicBool::new(false);
+
+/// Records that blocks may be flagged [`IGNORED`] from now on: called before the flag is
+/// written (a release store, which a check's acquire load pairs with; a stopped thread's
+/// earlier writes are visible to the check anyway).
+#[inline]
+pub(crate) fn note_ignored() {
+    if !IGNORED_EVER.load(Ordering::Relaxed) {
+        IGNORED_EVER.store(true, Ordering::Release);
+    }
+}
+
+/// Whether any block may carry [`IGNORED`] (see [`note_ignored`]).
+#[inline]
+pub(crate) fn ignored_ever() -> bool {
+    IGNORED_EVER.load(Ordering::Acquire)
+}
+
 /// Block flags: the block's generation (0, 1 or 2), in bits 2..4.
 pub(crate) const GEN_SHIFT: u8 = 2;
 pub(crate) const GEN_MASK: u8 = 0b1100;

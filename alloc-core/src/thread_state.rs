@@ -173,7 +173,8 @@ impl Drop for ReentrancyGuard {
     }
 }
 
-/// Enters a `disable()` scope on this thread.
+/// Enters a `disable()` scope on this thread. The caller has called
+/// `page::note_ignored` first: blocks allocated inside are flagged ignored.
 pub(crate) fn disable_enter() {
     with(|s| s.add_disabled(1));
 }

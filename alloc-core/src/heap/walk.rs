@@ -135,9 +135,8 @@ impl<'a> HeapSnapshot<'a> {
     /// - Every other thread that may run allocator code is stopped (as
     ///   [`HeapSnapshot::take`] requires): nobody pushes onto or takes a thread-free list.
     unsafe fn note_thread_freed(&mut self) {
-        if !self.freed.resize(self.slots.div_ceil(64), 0) {
-            return;
-        }
+        let Some(zeroed) = MmapVec::zeroed(self.slots.div_ceil(64)) else { return };
+        self.freed = zeroed;
         let freed = &mut self.freed;
         self.pool.for_each_segment(|seg| {
             // SAFETY:
@@ -165,6 +164,12 @@ impl<'a> HeapSnapshot<'a> {
     /// Calls `f(id, block)` for every live block of `seg`, a live segment (on the pool's
     /// list, or named by the segment map), in increasing id order.
     fn blocks_of(&self, seg: *mut Segment, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.blocks_of_promoting(seg, None, f);
+    }
+
+    /// [`HeapSnapshot::blocks_of`]; with `promote`, each block set in it is first raised a
+    /// generation ([`raised`]).
+    fn blocks_of_promoting(&self, seg: *mut Segment, promote: Option<&Marks>, f: &mut dyn FnMut(u32, BlockDesc)) {
         // SAFETY:
         // - `seg` is a live segment whose header is mapped (caller).
         // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
@@ -174,9 +179,14 @@ impl<'a> HeapSnapshot<'a> {
         //   stays good while the world is stopped.
         unsafe {
             match (*seg).kind {
-                KIND_PAGES => segment::for_each_page(seg, |p| self.blocks_of_page(p, f)),
+                KIND_PAGES => segment::for_each_page(seg, |p| self.blocks_of_page_promoting(p, promote, f)),
                 KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
-                    let (id, d) = describe(BlockRef::Large(seg));
+                    let b = BlockRef::Large(seg);
+                    let (id, d) = describe(b);
+                    if promote.is_some_and(|m| m.get(id)) {
+                        // The world is stopped (snapshot invariant): `set_flags`' condition.
+                        b.set_flags(raised(b.flags()));
+                    }
                     f(id, d);
                 }
                 _ => {}
@@ -202,23 +212,43 @@ impl<'a> HeapSnapshot<'a> {
     /// # Safety
     /// - `p` is an in-use page of a live segment.
     unsafe fn blocks_of_page(&self, p: *mut Page, f: &mut dyn FnMut(u32, BlockDesc)) {
+        // SAFETY: the caller's condition is the same.
+        unsafe { self.blocks_of_page_promoting(p, None, f) }
+    }
+
+    /// [`HeapSnapshot::blocks_of_page`]; with `promote`, each block set in it is first
+    /// raised a generation ([`raised`]).
+    ///
+    /// # Safety
+    /// - `p` is an in-use page of a live segment.
+    unsafe fn blocks_of_page_promoting(
+        &self,
+        p: *mut Page,
+        promote: Option<&Marks>,
+        f: &mut dyn FnMut(u32, BlockDesc),
+    ) {
         // SAFETY:
         // - `p` is in use (caller), its descriptor readable.
-        // - `flags_of(i)`: `p` is in use and `i < capacity`; nobody writes the metadata
-        //   meanwhile (snapshot invariant: the world is stopped).
+        // - `flags_of(i)` and `set_flags(i, _)`: `p` is in use and `i < capacity`;
+        //   nobody else reads or writes the metadata meanwhile (snapshot invariant: the
+        //   world is stopped).
         // - `BlockRef::Small(p, i)` meets the type's invariants (an in-use page and
         //   `i < capacity`) and stays good while the world is stopped.
         unsafe {
             if (*p).is_internal() {
                 return;
             }
+            let base = (*p).block_id_base;
             for i in 0..(*p).capacity as usize {
-                if (*p).flags_of(i) & LIVE != 0 {
-                    let (id, d) = describe(BlockRef::Small(p, i));
-                    if !self.is_freed(id) {
-                        f(id, d);
-                    }
+                let flags = (*p).flags_of(i);
+                if flags & LIVE == 0 || self.is_freed(base + i as u32) {
+                    continue;
                 }
+                let (id, d) = describe(BlockRef::Small(p, i));
+                if promote.is_some_and(|m| m.get(id)) {
+                    (*p).set_flags(i, raised(flags));
+                }
+                f(id, d);
             }
         }
     }
@@ -227,6 +257,13 @@ impl<'a> HeapSnapshot<'a> {
     fn is_freed(&self, id: u32) -> bool {
         self.freed.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
+}
+
+/// Flags with the generation one higher, at most 2: a block that survived a check.
+#[inline]
+fn raised(flags: u8) -> u8 {
+    let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
+    (flags & !GEN_MASK) | (generation << GEN_SHIFT)
 }
 
 /// Bytes of a block that are scanned and that interior pointers may point into.
@@ -347,10 +384,18 @@ impl HeapView for HeapSnapshot<'_> {
         // `containing` and `set_flags` need the pool lock held and every other thread
         // stopped: the snapshot invariant.
         if let Some(b) = block::containing(start) {
-            let flags = b.flags();
-            let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
-            b.set_flags((flags & !GEN_MASK) | (generation << GEN_SHIFT));
+            b.set_flags(raised(b.flags()));
         }
+    }
+
+    fn for_each_block_promoting(&self, marks: &Marks, f: &mut dyn FnMut(u32, BlockDesc)) {
+        // The segments on the pool's list are live: `blocks_of_promoting`'s condition;
+        // the world is stopped (snapshot invariant), as promotion needs.
+        self.pool.for_each_segment(|seg| self.blocks_of_promoting(seg, Some(marks), f));
+    }
+
+    fn may_hold_ignored(&self) -> bool {
+        crate::page::ignored_ever()
     }
 
     fn promote_to(&self, start: usize, generation: u8) {

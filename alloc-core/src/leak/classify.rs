@@ -52,7 +52,7 @@ impl LeakedBlock {
     }
 }
 
-/// No node: not leaked, or no next member.
+/// No node: no next member, or not visited yet.
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// The leaked subgraph in compressed sparse rows: the edges of node `v` (an index into
@@ -66,8 +66,10 @@ pub(super) struct Graph {
 }
 
 /// Where a leaked block's node is, by block id: a table over every id when the walk
-/// visits every block (`NONE` if not leaked), else a binary search of the nodes, which
-/// are in id order: a young sweep's few leaked blocks need no table the size of the heap.
+/// visits every block (`0` if not leaked, else the node's index plus one: a fresh zeroed
+/// mapping, whose pages cost nothing until a leaked block's id lands in them), else a
+/// binary search of the nodes, which are in id order: a young sweep's few leaked blocks
+/// need no table the size of the heap.
 enum NodeIndex {
     Table(MmapVec<u32>),
     Search,
@@ -78,38 +80,58 @@ impl NodeIndex {
     #[inline]
     fn node(&self, nodes: &[LeakedBlock], id: u32) -> Option<u32> {
         match self {
-            NodeIndex::Table(t) => Some(t[id as usize]).filter(|&n| n != NONE),
+            NodeIndex::Table(t) => t[id as usize].checked_sub(1),
             NodeIndex::Search => nodes.binary_search_by_key(&id, |n| n.id).ok().map(|n| n as u32),
         }
     }
 }
 
-/// The leaked blocks among those of `walk`, and where each one's node is. `None` when
-/// out of memory.
-fn number_leaked(
-    view: &impl HeapView,
-    walk: Walk,
-    is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
-) -> Option<(MmapVec<LeakedBlock>, NodeIndex)> {
-    let mut nodes = MmapVec::new();
-    let mut index = match walk {
-        Walk::All => NodeIndex::Table(MmapVec::new()),
-        Walk::Young => NodeIndex::Search,
-    };
-    let mut ok = match &mut index {
-        NodeIndex::Table(t) => t.resize(view.block_slots(), NONE),
-        NodeIndex::Search => true,
-    };
+/// The leaked blocks, listed as a walk over the heap finds them (in increasing id
+/// order): the first half of a classification, which a caller walking the heap for
+/// reasons of its own feeds in the same walk (the check also promotes and counts).
+pub(crate) struct LeakedList {
+    nodes: MmapVec<LeakedBlock>,
+    index: NodeIndex,
+    /// False once out of memory.
+    ok: bool,
+}
+
+impl LeakedList {
+    /// An empty list for the blocks of `walk`.
+    pub(crate) fn new(view: &impl HeapView, walk: Walk) -> Self {
+        let (index, ok) = match walk {
+            Walk::All => match MmapVec::zeroed(view.block_slots()) {
+                Some(t) => (NodeIndex::Table(t), true),
+                None => (NodeIndex::Search, false),
+            },
+            Walk::Young => (NodeIndex::Search, true),
+        };
+        LeakedList { nodes: MmapVec::new(), index, ok }
+    }
+
+    /// Adds block `id`, which must come after every block added before.
+    #[inline]
+    pub(crate) fn add(&mut self, id: u32, desc: BlockDesc) {
+        if !self.ok {
+            return;
+        }
+        debug_assert!(self.nodes.as_slice().last().is_none_or(|n: &LeakedBlock| n.id < id), "ids ascend");
+        if let NodeIndex::Table(t) = &mut self.index {
+            t[id as usize] = self.nodes.len() as u32 + 1;
+        }
+        self.ok &= self.nodes.push(LeakedBlock::new(id, desc));
+    }
+}
+
+/// The leaked blocks among those of `walk`.
+fn number_leaked(view: &impl HeapView, walk: Walk, is_leaked: &dyn Fn(u32, &BlockDesc) -> bool) -> LeakedList {
+    let mut list = LeakedList::new(view, walk);
     view.walk(walk, &mut |id, desc| {
-        if ok && is_leaked(id, &desc) {
-            if let NodeIndex::Table(t) = &mut index {
-                t[id as usize] = nodes.len() as u32;
-            }
-            debug_assert!(nodes.as_slice().last().is_none_or(|n: &LeakedBlock| n.id < id), "ids ascend");
-            ok &= nodes.push(LeakedBlock::new(id, desc));
+        if is_leaked(id, &desc) {
+            list.add(id, desc);
         }
     });
-    ok.then_some((nodes, index))
+    list
 }
 
 /// Scans each leaked block for pointers into other leaked blocks. On out of memory,
@@ -255,8 +277,15 @@ pub(crate) fn classify(
     walk: Walk,
     is_leaked: &dyn Fn(u32, &BlockDesc) -> bool,
 ) -> Result<MmapVec<LeakedBlock>, Failure> {
-    let (nodes, index) =
-        number_leaked(view, walk, is_leaked).ok_or(Failure::OutOfMemory { what: "the list of leaked blocks" })?;
+    classify_listed(view, number_leaked(view, walk, is_leaked))
+}
+
+/// [`classify`], for blocks the caller listed.
+pub(crate) fn classify_listed(view: &impl HeapView, list: LeakedList) -> Result<MmapVec<LeakedBlock>, Failure> {
+    let LeakedList { nodes, index, ok } = list;
+    if !ok {
+        return Err(Failure::OutOfMemory { what: "the list of leaked blocks" });
+    }
     let mut g = match build_graph(view, nodes, &index) {
         Ok(g) => g,
         Err(nodes) => {

@@ -31,8 +31,7 @@ pub(crate) struct Marks {
 impl Marks {
     /// A bitmap of `n` clear bits; `None` when out of memory.
     pub(crate) fn new(n: usize) -> Option<Self> {
-        let mut bits = MmapVec::new();
-        bits.resize(n.div_ceil(64), 0).then_some(Marks { bits })
+        Some(Marks { bits: MmapVec::zeroed(n.div_ceil(64))? })
     }
 
     /// Sets bit `i`; returns whether it was clear.
@@ -137,6 +136,9 @@ impl<'v, V: HeapView> Marker<'v, V> {
 
     /// Marks the ignored blocks: they are roots.
     pub(crate) fn mark_ignored(&mut self) {
+        if !self.view.may_hold_ignored() {
+            return;
+        }
         self.mark_roots(Walk::All, &|d| d.ignored, &|_| true);
     }
 

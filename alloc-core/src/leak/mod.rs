@@ -93,11 +93,12 @@ pub(crate) fn analyze<V: HeapView>(
     if marker.lost {
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
-    let marks = &marker.marks;
-    let leaked = classify::classify(view, Walk::All, &|id, d| !d.ignored && !marks.get(id) && selected(d))?;
+    // One walk lists the leaked blocks, counts, and promotes the reachable ones.
     // Promotion writes every marked block's flags: only with every other thread stopped,
     // or it would race with their owners' writes to the same metadata words.
-    let counts = promote_reachable(view, marks, selected, world.all_stopped());
+    let mut list = classify::LeakedList::new(view, Walk::All);
+    let counts = promote_reachable(view, &marker.marks, selected, world.all_stopped(), &mut list);
+    let leaked = classify::classify_listed(view, list)?;
     Ok(Analysis {
         leaked,
         live_blocks: counts.live_blocks,
@@ -136,30 +137,34 @@ fn scan_roots<V: HeapView>(marker: &mut mark::Marker<'_, V>, roots: &[RootRange]
 }
 
 /// Raises the generation of every marked block (when `promote`); counts the live and the
-/// reachable (marked, not ignored) blocks among the selected ones.
+/// reachable (marked, not ignored) blocks among the selected ones; lists the leaked ones
+/// (selected, neither marked nor ignored) in `leaked`.
 fn promote_reachable(
     view: &impl HeapView,
     marks: &mark::Marks,
     selected: &dyn Fn(&BlockDesc) -> bool,
     promote: bool,
+    leaked: &mut classify::LeakedList,
 ) -> Counts {
     let mut c = Counts::default();
-    view.for_each_block(&mut |id, d| {
-        if !marks.get(id) {
-            c.live_blocks += u64::from(selected(&d));
+    let mut count = |id: u32, d: BlockDesc| {
+        let chosen = selected(&d);
+        c.live_blocks += u64::from(chosen);
+        if !chosen || d.ignored {
             return;
         }
-        if promote {
-            view.survived(d.start);
+        if marks.get(id) {
+            c.reachable_blocks += 1;
+            c.reachable_bytes += d.size as u64;
+        } else {
+            leaked.add(id, d);
         }
-        if selected(&d) {
-            c.live_blocks += 1;
-            if !d.ignored {
-                c.reachable_blocks += 1;
-                c.reachable_bytes += d.size as u64;
-            }
-        }
-    });
+    };
+    if promote {
+        view.for_each_block_promoting(marks, &mut count);
+    } else {
+        view.for_each_block(&mut count);
+    }
     c
 }
 

@@ -116,6 +116,24 @@ pub(crate) trait HeapView {
     /// `region_start` (as [`HeapView::for_each_owned_region`] gave it).
     fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc));
 
+    /// [`HeapView::for_each_block`], raising first the generation of each block set in
+    /// `marks` by one, up to 2, as [`HeapView::survived`] does: a check's one walk after
+    /// its mark. Only with every other thread stopped, as [`HeapView::survived`].
+    fn for_each_block_promoting(&self, marks: &Marks, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.for_each_block(&mut |id, d| {
+            if marks.get(id) {
+                self.survived(d.start);
+            }
+            f(id, d);
+        });
+    }
+
+    /// Whether any live block may carry the ignored flag: when none can, the check skips
+    /// the walk that marks them as roots.
+    fn may_hold_ignored(&self) -> bool {
+        true
+    }
+
     /// Records that the block starting at `start` survived a check (it was reachable):
     /// its generation rises by one, up to 2.
     fn survived(&self, start: usize);
