@@ -43,8 +43,16 @@ pub(crate) use free::{free, realloc_in_place};
 
 /// Pages of the queue tried on the slow path before taking a fresh page.
 const SCAN_LIMIT: usize = 16;
-/// Never-used blocks moved onto the free list at a time.
-const CARVE_BATCH: u32 = 64;
+/// Never-used blocks moved onto the free list at a time: about [`CARVE_BYTES`] of them,
+/// at least 4 and at most 64 (mimalloc's page extension). Carving writes each block's
+/// link, so it touches their memory: a program that takes two blocks of a class should
+/// not fault in 64 of them (a test binary's start paid hundreds of page faults so).
+#[inline]
+fn carve_batch(block_size: u32) -> u32 {
+    (CARVE_BYTES / block_size.max(1)).clamp(4, 64)
+}
+/// Bytes of never-used blocks carved at a time, about (see [`carve_batch`]).
+const CARVE_BYTES: u32 = 4096;
 
 /// The "no page" page: empty, so the fast path falls through to the slow path.
 struct EmptyPage(Page);
@@ -348,7 +356,7 @@ impl Heap {
                 }
             }
             if p.free.is_null() && p.bump < p.capacity {
-                p.carve(CARVE_BATCH);
+                p.carve(carve_batch(p.block_size));
             }
             !p.free.is_null()
         }
@@ -510,5 +518,22 @@ impl Heap {
             }
         }
         self.counters.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_carve_touches_about_4_kib_and_at_least_four_blocks() {
+        for class in 1..crate::size_class::CLASS_COUNT {
+            let size = crate::size_class::class_size(class) as u32;
+            let n = carve_batch(size);
+            assert!((4..=64).contains(&n), "class {class} ({size} bytes): {n} blocks");
+            assert!(n * size <= CARVE_BYTES.max(4 * size), "class {class} ({size} bytes): {n} blocks");
+            assert!(n == 64 || n == 4 || (n + 1) * size > CARVE_BYTES, "class {class}: as many as fit");
+        }
+        assert_eq!((carve_batch(16), carve_batch(128), carve_batch(1024), carve_batch(0)), (64, 32, 4, 64));
     }
 }

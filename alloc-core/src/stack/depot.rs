@@ -10,20 +10,31 @@
 //! # Layout (one `MAP_NORESERVE` mapping, touched lazily, never scanned as a root)
 //! ```text
 //! header:  Depot (counters, each on its own cache line)
-//! table:   [AtomicU32; 2^22]   open addressing (linear probing) by hash; 0 = empty
+//! table:   [AtomicU32; 2^12 + 2^15 + 2^18 + 2^22]   slots holding ids, by hash; 0 = empty
 //! records: [Record; 3 * 2^20]  id -> (hash, offset of its frames, frame count)
 //! frames:  [usize; 2^25]       the return addresses, appended
 //! ```
-//! 320 MiB of address space; a process with 10,000 distinct stacks of 20 frames touches
-//! about 2 MiB of it.
+//! 340 MiB of address space; a process with 10,000 distinct stacks of 20 frames touches
+//! about 2.5 MiB of it.
+//!
+//! # The table: small levels first
+//! A stack's slot is the first empty one, or its own, along a probe sequence fixed by its
+//! hash: one bucket of [`BUCKET`] slots (a cache line) in each of three front levels of
+//! 2^12, 2^15 and 2^18 slots, then linear probing in the main level of 2^22 slots. The
+//! first few thousand stacks all fit in the first level's 16 KiB: a program's start
+//! touches a few pages of the table, not one page per stack (one 16 MiB table, probed
+//! from a random place per stack, cost a test binary hundreds of page faults at start).
+//! Each level takes its bucket from other bits of the hash.
 //!
 //! # Insertion
-//! Probe from the hash's high bits. An occupied slot whose record matches (hash, then
-//! frames) is the answer. At an empty slot: claim a record id and frame space with
-//! `fetch_add`, write them, publish the record by storing its length (Release), then CAS
-//! the id into the slot (Release; readers load slots with Acquire). A lost CAS re-reads
-//! the slot: the same stack published by another thread wins (our record stays, unused:
-//! two threads meeting one new stack at the same instant), anything else probes on.
+//! Walk the probe sequence. An occupied slot whose record matches (hash, then frames) is
+//! the answer. At an empty slot: claim a record id and frame space with `fetch_add`,
+//! write them, publish the record by storing its length (Release), then CAS the id into
+//! the slot (Release; readers load slots with Acquire). A lost CAS re-reads the slot: the
+//! same stack published by another thread wins (our record stays, unused: two threads
+//! meeting one new stack at the same instant), anything else probes on. Slots only go
+//! from empty to an id, so two threads interning one stack walk the same sequence and
+//! meet at the same first empty slot: one id per stack.
 //!
 //! # Invariants
 //! - A slot, once non-zero, never changes; a record, once its length is non-zero, never
@@ -54,9 +65,13 @@ struct Line<T>(T);
 ///
 /// Invariants (set by [`Depot::create`], plain fields never written again):
 /// - `self` is at the start of a mapping of `mapped` bytes that holds, after the header
-///   page, `table` (`slots = 2^(64 - slot_shift)` `AtomicU32`s), `records`
-///   (`max_stacks = slots / 4 * 3` `Record`s) and `frames` (`max_frames` `usize`s), each
-///   aligned for its type, zero-filled when fresh;
+///   page, `table` (`table_slots` `AtomicU32`s: the front levels of `fronts`, then the
+///   main level of `2^(64 - slot_shift)` slots from `main_start`), `records`
+///   (`max_stacks = main slots / 4 * 3` `Record`s) and `frames` (`max_frames` `usize`s),
+///   each aligned for its type, zero-filled when fresh;
+/// - each front level `(start, bucket_shift)` of `fronts[..front_levels]` is
+///   `2^(64 - bucket_shift)` buckets of [`BUCKET`] slots from slot `start`, inside
+///   `[0, main_start)`;
 /// - a record is written only by the one `append` that claimed its id, and read only
 ///   after an Acquire load of its `len` saw it non-zero; a frame range likewise;
 /// - the process-wide depot, once published in `DEPOT`, is never unmapped.
@@ -65,6 +80,10 @@ pub(super) struct Depot {
     records: *mut Record,
     frames: *mut usize,
     slot_shift: u32,
+    fronts: [(usize, u32); FRONT_SHIFTS.len()],
+    front_levels: usize,
+    main_start: usize,
+    table_slots: usize,
     max_stacks: usize,
     max_frames: usize,
     mapped: usize,
@@ -84,20 +103,36 @@ const _: () = assert!(core::mem::size_of::<Depot>() <= os::OS_PAGE);
 
 static DEPOT: AtomicPtr<Depot> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Slots of the process-wide table.
+/// Slots of the process-wide table's main level.
 const TABLE_SLOTS: usize = 1 << 22;
+/// Slots of a front level's bucket: one cache line of ids.
+const BUCKET: usize = 16;
+/// The front levels' sizes: the main level's slots shifted right by each (a level is
+/// left out when it would hold fewer than two buckets).
+const FRONT_SHIFTS: [u32; 3] = [10, 7, 4];
 /// Return addresses of the process-wide frame arena (1M stacks of 32 frames).
 const MAX_FRAMES: usize = 1 << 25;
 
 impl Depot {
-    /// Maps and initializes a depot of `slots` table slots (a power of two, at least 4)
-    /// and `max_frames` frames; registered as allocator memory. `None` if the kernel
-    /// refuses the mapping.
+    /// Maps and initializes a depot of `slots` main-level slots (a power of two, at
+    /// least 4; front levels are added) and `max_frames` frames; registered as allocator
+    /// memory. `None` if the kernel refuses the mapping.
     pub(super) fn create(slots: usize, max_frames: usize) -> Option<&'static Depot> {
         debug_assert!(slots.is_power_of_two() && slots >= 4 && max_frames <= u32::MAX as usize);
         let max_stacks = slots / 4 * 3;
+        let (mut fronts, mut front_levels, mut main_start) = ([(0, 0); FRONT_SHIFTS.len()], 0, 0);
+        for shift in FRONT_SHIFTS {
+            let level_slots = slots >> shift;
+            if level_slots >= 2 * BUCKET {
+                let buckets = level_slots / BUCKET;
+                fronts[front_levels] = (main_start, 64 - buckets.trailing_zeros());
+                front_levels += 1;
+                main_start += level_slots;
+            }
+        }
+        let table_slots = main_start + slots;
         let header = os::OS_PAGE;
-        let table_bytes = (slots * 4).next_multiple_of(8);
+        let table_bytes = (table_slots * 4).next_multiple_of(8);
         let record_bytes = max_stacks * core::mem::size_of::<Record>();
         let mapped = (header + table_bytes + record_bytes + max_frames * 8).next_multiple_of(os::OS_PAGE);
         let base = os::map(mapped)?.as_ptr();
@@ -119,6 +154,10 @@ impl Depot {
                 records: base.add(header + table_bytes).cast(),
                 frames: base.add(header + table_bytes + record_bytes).cast(),
                 slot_shift: 64 - slots.trailing_zeros(),
+                fronts,
+                front_levels,
+                main_start,
+                table_slots,
                 max_stacks,
                 max_frames,
                 mapped,
@@ -150,15 +189,14 @@ impl Depot {
         unsafe { os::unmap(base, len) };
     }
 
-    /// Slot `i` of the table. A safe `fn` private to the depot whose callers ensure
-    /// `i < slots` (checked in debug builds): they take `hash >> slot_shift` or mask with
-    /// `slots - 1`.
+    /// Slot `i` of the table (front levels and main level together). A safe `fn`
+    /// private to the depot whose callers ensure `i < table_slots` (checked in debug
+    /// builds): they index a level inside its bounds.
     fn slot(&self, i: usize) -> &AtomicU32 {
-        debug_assert!(i < 1 << (64 - self.slot_shift));
-        // SAFETY: `table` holds `slots = 2^(64 - slot_shift)` `AtomicU32`s (type
-        // invariant) and `i < slots` (callers), so the slot is in bounds and aligned; slots
-        // are only accessed atomically, so a shared reference is sound, for as long as
-        // `&self`.
+        debug_assert!(i < self.table_slots);
+        // SAFETY: `table` holds `table_slots` `AtomicU32`s (type invariant) and
+        // `i < table_slots` (callers), so the slot is in bounds and aligned; slots are only
+        // accessed atomically, so a shared reference is sound, for as long as `&self`.
         unsafe { &*self.table.add(i) }
     }
 
@@ -235,27 +273,49 @@ impl Depot {
     pub(super) fn intern(&self, frames: &[usize], hash: u64) -> StackId {
         debug_assert!(!frames.is_empty() && frames.len() <= u32::MAX as usize);
         self.lookups.0.fetch_add(1, Ordering::Relaxed);
+        let mut mine: Option<u32> = None;
+        for (level, &(start, bucket_shift)) in self.fronts[..self.front_levels].iter().enumerate() {
+            // Each level's bucket from other bits of the hash.
+            let bucket = (hash.rotate_left(21 * (level as u32 + 1)) >> bucket_shift) as usize;
+            for k in 0..BUCKET {
+                // `start + bucket * BUCKET + k` lies in the level (type invariant).
+                if let Some(found) = self.try_slot(start + bucket * BUCKET + k, frames, hash, &mut mine) {
+                    return found;
+                }
+            }
+        }
         let mask = (1usize << (64 - self.slot_shift)) - 1;
         let mut i = (hash >> self.slot_shift) as usize;
-        let mut mine: Option<u32> = None;
         loop {
-            let cur = self.slot(i).load(Ordering::Acquire);
-            if cur == 0 {
-                let Some(id) = mine.or_else(|| self.append(frames, hash)) else {
-                    self.dropped.0.fetch_add(1, Ordering::Relaxed);
-                    return StackId::NONE;
-                };
-                mine = Some(id);
-                match self.slot(i).compare_exchange(0, id, Ordering::Release, Ordering::Acquire) {
-                    Ok(_) => return StackId::from_u32(id),
-                    Err(other) if self.matches(other, frames, hash) => return StackId::from_u32(other),
-                    Err(_) => {}
-                }
-            } else if self.matches(cur, frames, hash) {
-                return StackId::from_u32(cur);
+            // `main_start + i` lies in the main level: `i <= mask`.
+            if let Some(found) = self.try_slot(self.main_start + i, frames, hash, &mut mine) {
+                return found;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// One step of the probe sequence, at slot `i` (`< table_slots`): the stack's id if
+    /// the slot holds it or this call puts it there, [`StackId::NONE`] if it is empty
+    /// and the depot is full, `None` if it holds another stack. `mine` is the record this
+    /// intern appended at an earlier step, if any (appended at most once).
+    fn try_slot(&self, i: usize, frames: &[usize], hash: u64, mine: &mut Option<u32>) -> Option<StackId> {
+        let cur = self.slot(i).load(Ordering::Acquire);
+        if cur == 0 {
+            let Some(id) = mine.or_else(|| self.append(frames, hash)) else {
+                self.dropped.0.fetch_add(1, Ordering::Relaxed);
+                return Some(StackId::NONE);
+            };
+            *mine = Some(id);
+            match self.slot(i).compare_exchange(0, id, Ordering::Release, Ordering::Acquire) {
+                Ok(_) => return Some(StackId::from_u32(id)),
+                Err(other) if self.matches(other, frames, hash) => return Some(StackId::from_u32(other)),
+                Err(_) => {}
+            }
+        } else if self.matches(cur, frames, hash) {
+            return Some(StackId::from_u32(cur));
+        }
+        None
     }
 
     fn stats(&self) -> DepotStats {
@@ -398,6 +458,24 @@ mod tests {
         assert_eq!(small.stats().dropped, 2);
         // SAFETY: neither depot was shared, and neither is used again.
         unsafe { (d.destroy(), small.destroy()) };
+    }
+
+    #[test]
+    fn the_first_stacks_fill_the_small_levels_first() {
+        let d = Depot::create(1 << 16, 1 << 16).unwrap(); // front levels of 64, 512, 4096
+        assert_eq!((d.front_levels, d.main_start), (3, 64 + 512 + 4096));
+        let occupied = |from: usize, to: usize| (from..to).filter(|&i| d.slot(i).load(Ordering::Relaxed) != 0).count();
+        let ids: Vec<StackId> = (0..400usize).map(|i| put(d, &[0x7000_0000 + 64 * i, i])).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(put(d, &[0x7000_0000 + 64 * i, i]), *id, "found again");
+            assert_eq!(d.frames(*id), &[0x7000_0000 + 64 * i, i]);
+        }
+        let levels = [occupied(0, 64), occupied(64, 576), occupied(576, 4672), occupied(4672, d.table_slots)];
+        assert_eq!(levels.iter().sum::<usize>(), 400, "one slot per stack: {levels:?}");
+        assert!(levels[0] >= 48, "the first level fills up before stacks move on: {levels:?}");
+        assert!(levels[3] == 0, "400 stacks stay out of the main level: {levels:?}");
+        // SAFETY: `d` was never shared and is not used again.
+        unsafe { d.destroy() };
     }
 
     #[test]
