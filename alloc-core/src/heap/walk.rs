@@ -27,7 +27,7 @@
 
 use super::Heap;
 use crate::block::{self, BlockRef};
-use crate::leak::view::{BlockDesc, HeapView, Marks};
+use crate::leak::view::{BlockDesc, HeapView, Marks, Promotion, Walk};
 use crate::os::MmapVec;
 use crate::page::{Page, GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
@@ -167,9 +167,14 @@ impl<'a> HeapSnapshot<'a> {
         self.blocks_of_promoting(seg, None, f);
     }
 
-    /// [`HeapSnapshot::blocks_of`]; with `promote`, each block set in it is first raised a
-    /// generation ([`raised`]).
-    fn blocks_of_promoting(&self, seg: *mut Segment, promote: Option<&Marks>, f: &mut dyn FnMut(u32, BlockDesc)) {
+    /// [`HeapSnapshot::blocks_of`]; with `promote`, each block set in its marks is first
+    /// promoted as it says.
+    fn blocks_of_promoting(
+        &self,
+        seg: *mut Segment,
+        promote: Option<(&Marks, Promotion)>,
+        f: &mut dyn FnMut(u32, BlockDesc),
+    ) {
         // SAFETY:
         // - `seg` is a live segment whose header is mapped (caller).
         // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
@@ -183,9 +188,9 @@ impl<'a> HeapSnapshot<'a> {
                 KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
                     let b = BlockRef::Large(seg);
                     let (id, d) = describe(b);
-                    if promote.is_some_and(|m| m.get(id)) {
+                    if let Some((_, promotion)) = promote.filter(|(m, _)| m.get(id)) {
                         // The world is stopped (snapshot invariant): `set_flags`' condition.
-                        b.set_flags(raised(b.flags()));
+                        b.set_flags(promoted(b.flags(), promotion));
                     }
                     f(id, d);
                 }
@@ -216,15 +221,15 @@ impl<'a> HeapSnapshot<'a> {
         unsafe { self.blocks_of_page_promoting(p, None, f) }
     }
 
-    /// [`HeapSnapshot::blocks_of_page`]; with `promote`, each block set in it is first
-    /// raised a generation ([`raised`]).
+    /// [`HeapSnapshot::blocks_of_page`]; with `promote`, each block set in its marks is
+    /// first promoted as it says.
     ///
     /// # Safety
     /// - `p` is an in-use page of a live segment.
     unsafe fn blocks_of_page_promoting(
         &self,
         p: *mut Page,
-        promote: Option<&Marks>,
+        promote: Option<(&Marks, Promotion)>,
         f: &mut dyn FnMut(u32, BlockDesc),
     ) {
         // SAFETY:
@@ -245,11 +250,39 @@ impl<'a> HeapSnapshot<'a> {
                     continue;
                 }
                 let (id, d) = describe(BlockRef::Small(p, i));
-                if promote.is_some_and(|m| m.get(id)) {
-                    (*p).set_flags(i, raised(flags));
+                if let Some((_, promotion)) = promote.filter(|(m, _)| m.get(id)) {
+                    let to = promoted(flags, promotion);
+                    if to != flags {
+                        (*p).set_flags(i, to);
+                    }
                 }
                 f(id, d);
             }
+        }
+    }
+
+    /// The blocks of `walk` (every live block, or those of the young places: all of them
+    /// when the list of young places could not get memory), in increasing id order; with
+    /// `promote`, each block set in its marks promoted as it says first.
+    fn walk_with(&self, walk: Walk, promote: Option<(&Marks, Promotion)>, f: &mut dyn FnMut(u32, BlockDesc)) {
+        match (walk, &self.young) {
+            (Walk::Young, Some(young)) => {
+                for &place in young.iter() {
+                    match place {
+                        // SAFETY: `take` listed `p`, an in-use page of a live segment, and
+                        // with the pool lock held and the world stopped (snapshot
+                        // invariant) it still is; the stopped world is also what
+                        // promotion needs.
+                        YoungPlace::Page(p) => unsafe { self.blocks_of_page_promoting(p, promote, f) },
+                        // A large segment `take` listed as live: it still is (snapshot
+                        // invariant).
+                        YoungPlace::Large(seg) => self.blocks_of_promoting(seg, promote, f),
+                    }
+                }
+            }
+            // The segments on the pool's list are live: `blocks_of_promoting`'s condition;
+            // the world is stopped (snapshot invariant), as promotion needs.
+            _ => self.pool.for_each_segment(|seg| self.blocks_of_promoting(seg, promote, f)),
         }
     }
 
@@ -259,10 +292,10 @@ impl<'a> HeapSnapshot<'a> {
     }
 }
 
-/// Flags with the generation one higher, at most 2: a block that survived a check.
+/// Flags with the generation `promotion` gives a marked block.
 #[inline]
-fn raised(flags: u8) -> u8 {
-    let generation = ((flags & GEN_MASK) >> GEN_SHIFT).saturating_add(1).min(2);
+fn promoted(flags: u8, promotion: Promotion) -> u8 {
+    let generation = promotion.generation_after((flags & GEN_MASK) >> GEN_SHIFT);
     (flags & !GEN_MASK) | (generation << GEN_SHIFT)
 }
 
@@ -337,21 +370,11 @@ impl HeapView for HeapSnapshot<'_> {
     }
 
     fn for_each_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
-        // The segments on the pool's list are live: `blocks_of`'s condition.
-        self.pool.for_each_segment(|seg| self.blocks_of(seg, f));
+        self.walk_with(Walk::All, None, f);
     }
 
     fn for_each_young_block(&self, f: &mut dyn FnMut(u32, BlockDesc)) {
-        let Some(young) = &self.young else { return self.for_each_block(f) };
-        for &place in young.iter() {
-            match place {
-                // SAFETY: `take` listed `p`, an in-use page of a live segment, and with the
-                // pool lock held and the world stopped (snapshot invariant) it still is.
-                YoungPlace::Page(p) => unsafe { self.blocks_of_page(p, f) },
-                // A large segment `take` listed as live: it still is (snapshot invariant).
-                YoungPlace::Large(seg) => self.blocks_of(seg, f),
-            }
-        }
+        self.walk_with(Walk::Young, None, f);
     }
 
     fn young_blocks_promoted(&self) {
@@ -384,14 +407,12 @@ impl HeapView for HeapSnapshot<'_> {
         // `containing` and `set_flags` need the pool lock held and every other thread
         // stopped: the snapshot invariant.
         if let Some(b) = block::containing(start) {
-            b.set_flags(raised(b.flags()));
+            b.set_flags(promoted(b.flags(), Promotion::OneUp));
         }
     }
 
-    fn for_each_block_promoting(&self, marks: &Marks, f: &mut dyn FnMut(u32, BlockDesc)) {
-        // The segments on the pool's list are live: `blocks_of_promoting`'s condition;
-        // the world is stopped (snapshot invariant), as promotion needs.
-        self.pool.for_each_segment(|seg| self.blocks_of_promoting(seg, Some(marks), f));
+    fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.walk_with(walk, Some((marks, promotion)), f);
     }
 
     fn may_hold_ignored(&self) -> bool {

@@ -124,6 +124,7 @@ impl LeakedList {
 }
 
 /// The leaked blocks among those of `walk`.
+#[cfg(test)]
 fn number_leaked(view: &impl HeapView, walk: Walk, is_leaked: &dyn Fn(u32, &BlockDesc) -> bool) -> LeakedList {
     let mut list = LeakedList::new(view, walk);
     view.walk(walk, &mut |id, desc| {
@@ -268,10 +269,9 @@ fn tarjan(g: &Graph) -> Option<MmapVec<u32>> {
     Some(t.comp)
 }
 
-/// Classifies every block of `walk` that `is_leaked` selects. Returns them with their
-/// kind and cycle flag, in increasing id order. Out of memory for the graph, every leaked
-/// block is returned as direct and not cyclic (with a warning: the leaks are all there,
-/// their kinds are not); with no memory even to list them, the check fails.
+/// [`classify_listed`] for every block of `walk` that `is_leaked` selects (for tests:
+/// the check and the sweeps list the blocks in a walk that does more).
+#[cfg(test)]
 pub(crate) fn classify(
     view: &impl HeapView,
     walk: Walk,
@@ -280,7 +280,10 @@ pub(crate) fn classify(
     classify_listed(view, number_leaked(view, walk, is_leaked))
 }
 
-/// [`classify`], for blocks the caller listed.
+/// Classifies the blocks the caller listed. Returns them with their kind and cycle flag,
+/// in increasing id order. Out of memory for the graph, every leaked block is returned as
+/// direct and not cyclic (with a warning: the leaks are all there, their kinds are not);
+/// with no memory even to list them, the check fails.
 pub(crate) fn classify_listed(view: &impl HeapView, list: LeakedList) -> Result<MmapVec<LeakedBlock>, Failure> {
     let LeakedList { nodes, index, ok } = list;
     if !ok {

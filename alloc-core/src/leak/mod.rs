@@ -161,7 +161,7 @@ fn promote_reachable(
         }
     };
     if promote {
-        view.for_each_block_promoting(marks, &mut count);
+        view.walk_promoting(Walk::All, marks, view::Promotion::OneUp, &mut count);
     } else {
         view.for_each_block(&mut count);
     }

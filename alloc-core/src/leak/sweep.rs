@@ -30,7 +30,7 @@ use super::failure::Failure;
 use super::mark::Marker;
 use super::roots::{self, RootOptions, RootPlan, RootRange};
 use super::stop::StoppedWorld;
-use super::view::{HeapView, Walk};
+use super::view::{BlockDesc, HeapView, Promotion, Walk};
 use super::written::WrittenPages;
 use crate::os::MmapVec;
 
@@ -145,7 +145,9 @@ fn mark_and_classify<V: HeapView>(
         marker.mark_roots(Walk::All, &|d| d.ignored || d.generation > g, &|_| true);
     } else {
         marker.scan_up_to_generation = g;
-        marker.mark_roots(walk, &|d| d.ignored && d.generation <= g, &|_| true);
+        if view.may_hold_ignored() {
+            marker.mark_roots(walk, &|d| d.ignored && d.generation <= g, &|_| true);
+        }
     }
     for r in roots.iter().chain(extra) {
         a.root_bytes += (r.end - r.start) as u64;
@@ -155,8 +157,10 @@ fn mark_and_classify<V: HeapView>(
     if marker.lost {
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
-    let marks = &marker.marks;
-    let leaked = classify::classify(view, walk, &|id, d| d.generation <= g && !d.ignored && !marks.get(id))?;
+    // One walk lists the unreachable blocks, counts, and promotes the survivors.
+    let mut list = classify::LeakedList::new(view, walk);
+    promote(view, walk, &marker.marks, g, write, a, &mut list);
+    let leaked = classify::classify_listed(view, list)?;
     a.words_scanned = marker.stats.words_scanned;
     for l in leaked.iter() {
         if l.desc.reported {
@@ -170,7 +174,6 @@ fn mark_and_classify<V: HeapView>(
             }
         }
     }
-    promote(view, walk, marks, g, write, a);
     if write {
         view.young_blocks_promoted();
     }
@@ -179,28 +182,42 @@ fn mark_and_classify<V: HeapView>(
 
 /// Moves the reachable blocks of generations `0..=g` to `g + 1` (when `write`); counts
 /// the swept blocks, the survivors and (when `walk` visits every block) the oldest
-/// generation.
-fn promote(view: &impl HeapView, walk: Walk, marks: &super::mark::Marks, g: u8, write: bool, a: &mut SweepAnalysis) {
+/// generation; lists the unreachable blocks of generations `0..=g` (not ignored) in
+/// `leaked`.
+fn promote(
+    view: &impl HeapView,
+    walk: Walk,
+    marks: &super::mark::Marks,
+    g: u8,
+    write: bool,
+    a: &mut SweepAnalysis,
+    leaked: &mut classify::LeakedList,
+) {
     debug_assert!(walk == Walk::All || g == 0, "only generation 0 has a walk of its own");
     let next = (g + 1).min(OLDEST);
-    view.walk(walk, &mut |id, d| {
+    let mut count = |id: u32, d: BlockDesc| {
         if d.generation > g {
             a.oldest_blocks += u64::from(d.generation == OLDEST);
             return;
         }
         a.swept_blocks += 1;
         if !marks.get(id) {
+            if !d.ignored {
+                leaked.add(id, d);
+            }
             return;
-        }
-        if write && d.generation != next {
-            view.promote_to(d.start, next);
         }
         a.oldest_blocks += u64::from(next == OLDEST);
         if !d.ignored {
             a.survivors += 1;
             a.survivor_bytes += d.size as u64;
         }
-    });
+    };
+    if write {
+        view.walk_promoting(walk, marks, Promotion::PastSwept(g), &mut count);
+    } else {
+        view.walk(walk, &mut count);
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,28 @@ impl BlockDesc {
     }
 }
 
+/// How [`HeapView::walk_promoting`] raises the generation of the marked blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Promotion {
+    /// One generation up, at most 2: a check's survivors ([`HeapView::survived`]).
+    OneUp,
+    /// Blocks of generations `0..=g` to `g + 1`, at most 2; older ones stay: the
+    /// survivors of a sweep of generation `g`.
+    PastSwept(u8),
+}
+
+impl Promotion {
+    /// The generation a marked block of `generation` moves to.
+    #[inline]
+    pub(crate) fn generation_after(self, generation: u8) -> u8 {
+        match self {
+            Promotion::OneUp => generation.saturating_add(1).min(2),
+            Promotion::PastSwept(g) if generation <= g => g.saturating_add(1).min(2),
+            Promotion::PastSwept(_) => generation,
+        }
+    }
+}
+
 /// Which blocks a walk over the heap visits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Walk {
@@ -116,13 +138,22 @@ pub(crate) trait HeapView {
     /// `region_start` (as [`HeapView::for_each_owned_region`] gave it).
     fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc));
 
-    /// [`HeapView::for_each_block`], raising first the generation of each block set in
-    /// `marks` by one, up to 2, as [`HeapView::survived`] does: a check's one walk after
-    /// its mark. Only with every other thread stopped, as [`HeapView::survived`].
-    fn for_each_block_promoting(&self, marks: &Marks, f: &mut dyn FnMut(u32, BlockDesc)) {
-        self.for_each_block(&mut |id, d| {
+    /// [`HeapView::walk`], raising first the generation of each block set in `marks` as
+    /// `promotion` says: a check's or a sweep's one walk after its mark. Only with every
+    /// other thread stopped, as [`HeapView::survived`]. `f` sees each block as it was
+    /// before.
+    fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.walk(walk, &mut |id, d| {
             if marks.get(id) {
-                self.survived(d.start);
+                match promotion {
+                    Promotion::OneUp => self.survived(d.start),
+                    Promotion::PastSwept(_) => {
+                        let to = promotion.generation_after(d.generation);
+                        if to != d.generation {
+                            self.promote_to(d.start, to);
+                        }
+                    }
+                }
             }
             f(id, d);
         });
