@@ -51,19 +51,20 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 #[inline(never)]
 pub fn check() -> LeakReport {
-    check_selected(&|_| true)
+    check_selected(&|_| true, true)
 }
 
 /// A leak check that reports on the blocks `selected` chooses only (a scope's), and
 /// counts only them as reachable. Every block is still marked: any may lead to a selected
-/// one. The calling thread's stack is scanned from this function's frame up.
+/// one. The calling thread's stack is scanned from this function's frame up. `promote`:
+/// the reachable blocks move up a generation (see `leak::analyze`).
 #[inline(never)]
-pub(crate) fn check_selected(selected: &dyn Fn(&BlockDesc) -> bool) -> LeakReport {
+pub(crate) fn check_selected(selected: &dyn Fn(&BlockDesc) -> bool, promote: bool) -> LeakReport {
     // The caller's callee-saved registers, kept in this frame, which the stack scan covers.
     let mut spill = [0usize; 6];
     let sp = leak::spill_registers(&mut spill);
     let _guard = ReentrancyGuard::enter();
-    let raw = collect(sp, selected);
+    let raw = collect(sp, selected, promote);
     std::hint::black_box(&spill);
     let report = build::build_report(
         &raw,
@@ -122,10 +123,10 @@ pub(crate) fn with_world_stopped<R>(
 }
 
 /// Steps 1 to 4: the raw leaked blocks. Allocates only after the world resumed.
-fn collect(sp: usize, selected: &dyn Fn(&BlockDesc) -> bool) -> RawCheck {
+fn collect(sp: usize, selected: &dyn Fn(&BlockDesc) -> bool, promote: bool) -> RawCheck {
     let started = Instant::now();
     let (analysis, stop_failure, _) =
-        with_world_stopped(|view, world, plan, opts| leak::analyze(view, world, plan, opts, sp, selected));
+        with_world_stopped(|view, world, plan, opts| leak::analyze(view, world, plan, opts, sp, selected, promote));
     // The first failure is the stop's: an analysis of a world not stopped still ran.
     let failure = stop_failure.or(analysis.as_ref().err().copied());
     let empty = leak::Analysis::default();

@@ -3,8 +3,10 @@
 //! The child makes the stale word on purpose: a block `H` holding the address of a block
 //! `L`, both freed; then `H'` (same size, so the same address: the free list is last in,
 //! first out) written only in its first word and kept, and `L'` (the same address as `L`)
-//! leaked inside a scope. `H'`'s unwritten bytes still hold `L`'s address unless new blocks
-//! start zeroed.
+//! leaked; then a whole-process check. `H'`'s unwritten bytes still hold `L`'s address
+//! unless new blocks start zeroed. (A scope's own blocks never take a freed block's
+//! address, so the leak is made outside any scope: inside one it would not meet the stale
+//! word at all.)
 
 use std::alloc::{alloc, dealloc, Layout};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
@@ -47,7 +49,16 @@ fn plant_stale_word() {
     }
 }
 
-/// Leaks `L'` (at `L`'s address) inside a scope; prints what the scope found.
+/// Leaks `L'`, at `L`'s address (in a frame of its own, gone before the check).
+#[inline(never)]
+fn leak_at_the_stale_address() {
+    // SAFETY: a non-zero layout; the block is leaked on purpose.
+    let l2 = unsafe { alloc(leaked()) };
+    assert_eq!(l2 as usize ^ HIDE, LEAK_AT.load(SeqCst), "the leak reuses L's address");
+}
+
+/// Leaks `L'` after planting the stale word; prints what a whole-process check found
+/// of it.
 #[test]
 fn zero_new_child() {
     if std::env::var_os("ZERO_NEW_CHILD").is_none() {
@@ -59,10 +70,28 @@ fn zero_new_child() {
         assert!(r.is_clean());
     }
     plant_stale_word();
+    leak_at_the_stale_address();
+    let r = alloc_core::check();
+    let found: u64 = r.leaks.iter().filter(|g| g.bytes == 200 * g.blocks).map(|g| g.blocks).sum();
+    let kept = KEPT.load(SeqCst);
+    // SAFETY: `H'` is live (kept above) and 12 words long.
+    let stale = unsafe { kept.add(6).read() } ^ HIDE == LEAK_AT.load(SeqCst);
+    println!("leaked_blocks={found} stale_word_kept={stale}");
+}
+
+/// A scope's blocks never take a freed block's address: the leak made inside a scope
+/// right after the stale word was planted lies elsewhere, and is found.
+#[test]
+fn a_scope_leak_does_not_reuse_the_stale_address_child() {
+    if std::env::var_os("ZERO_NEW_CHILD").is_none() {
+        return;
+    }
+    alloc_core::config::set_check_at_exit(false);
+    plant_stale_word();
     let ((), r) = alloc_core::check_scope(|| {
         // SAFETY: a non-zero layout; the block is leaked on purpose.
         let l2 = unsafe { alloc(leaked()) };
-        assert_eq!(l2 as usize ^ HIDE, LEAK_AT.load(SeqCst), "the leak reuses L's address");
+        assert_ne!(l2 as usize ^ HIDE, LEAK_AT.load(SeqCst), "a scope's block at a freed block's address");
     });
     let kept = KEPT.load(SeqCst);
     // SAFETY: `H'` is live (kept above) and 12 words long.
@@ -71,11 +100,15 @@ fn zero_new_child() {
 }
 
 fn run(zero_new: &str, scope_first: bool) -> String {
+    run_entry("zero_new_child", zero_new, scope_first)
+}
+
+fn run_entry(entry: &str, zero_new: &str, scope_first: bool) -> String {
     let mut env = vec![("ZERO_NEW_CHILD", "1"), ("HEAPSWEEP", zero_new)];
     if scope_first {
         env.push(("SCOPE_FIRST", "1"));
     }
-    let out = common::run_child("zero_new_child", &env);
+    let out = common::run_child(entry, &env);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{zero_new}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     stdout
@@ -105,4 +138,10 @@ fn by_default_a_stale_word_left_before_the_first_scope_still_hides_a_leak() {
 fn without_zeroing_the_stale_word_hides_the_leak() {
     let stdout = run("zero_new=0", true);
     assert!(stdout.contains("leaked_blocks=0 stale_word_kept=true"), "{stdout}");
+}
+
+#[test]
+fn a_scope_finds_its_leak_even_without_zeroing() {
+    let stdout = run_entry("a_scope_leak_does_not_reuse_the_stale_address_child", "zero_new=0", false);
+    assert!(stdout.contains("leaked_blocks=1 stale_word_kept=true"), "{stdout}");
 }

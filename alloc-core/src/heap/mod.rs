@@ -31,7 +31,7 @@ pub(crate) mod walk;
 
 use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
-use crate::page::{Block, Page, INTERNAL, LIVE};
+use crate::page::{Block, Page, INTERNAL, LIVE, SCOPED};
 use crate::segment;
 use crate::size_class::{self, CLASS_COUNT, MEDIUM_MAX};
 use crate::stack::{self, StackBounds, StackCache};
@@ -237,6 +237,10 @@ impl Heap {
         }
         let class = size_class::class_of(rounded);
         let stack = self.capture_stack();
+        if flags & SCOPED != 0 {
+            // SAFETY: as for this function (caller); `class` is `size`'s.
+            return unsafe { self.alloc_fresh(class, size, stack, flags, zeroed) };
+        }
         let page = self.current[class];
         // SAFETY: `current[class]` is the empty page (no blocks, `free` null, never
         // written) or a valid page this heap owns (heap invariant), read by its only user.
@@ -318,6 +322,73 @@ impl Heap {
         // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
         // free list; `size` fits its blocks (caller); exclusive use.
         unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
+    }
+
+    /// A block never handed out before, for a leak-check scope: carved from the current
+    /// page's never-used blocks, or another queued page's, or a fresh page's.
+    ///
+    /// A scope's check must not depend on what other threads do, but the check is
+    /// conservative: a stale copy of an address (an unwritten slot in another thread's
+    /// live frame, a word a structure never overwrote) keeps whatever block lies there
+    /// reachable. A freed block's address is such a copy's likeliest target; a block
+    /// never handed out was never pointed to by anyone. (Scoped checks in parallel tests
+    /// missed a leak in up to one run in two when a scope's first blocks reused freed
+    /// ones.) Pages are still recycled, so this makes such misses rare, not impossible.
+    ///
+    /// # Safety
+    /// - As [`Heap::alloc`]; `class` is the class of `size` rounded to its alignment.
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_fresh(&mut self, class: usize, size: usize, stack: u32, flags: u8, zeroed: bool) -> *mut u8 {
+        // SAFETY: queued pages are valid pages this heap owns (heap invariant), read by
+        // their only user; the empty page has `bump == capacity == 0`.
+        let has_room = |p: *mut Page| unsafe { (*p).bump < (*p).capacity };
+        let mut page = self.current[class];
+        // A page just taken from the pool: every block on its free list was carved by
+        // `own` and never handed out.
+        let mut fresh = false;
+        if !has_room(page) {
+            page = self.queues[class].head;
+            for _ in 0..SCAN_LIMIT {
+                if page.is_null() || has_room(page) {
+                    break;
+                }
+                // SAFETY: a queued page, as above.
+                page = unsafe { (*page).next };
+            }
+            if page.is_null() || !has_room(page) {
+                let slices = if size_class::is_small_class(class) { 1 } else { 8 };
+                page = segment::acquire_page(slices, class, false);
+                if page.is_null() {
+                    return core::ptr::null_mut();
+                }
+                // SAFETY: a fresh page from the pool, initialized for `class`, owned by
+                // nobody and on no queue: ours from the store on; exclusive use (caller).
+                unsafe { self.own(class, page) };
+                fresh = true;
+            }
+            // Current from here on, and flagged young after (see `alloc_slow`).
+            self.current[class] = page;
+            compiler_fence(Ordering::SeqCst);
+            // SAFETY: a valid page this heap owns.
+            unsafe {
+                if !(*page).young.load(Ordering::Relaxed) {
+                    (*page).young.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        // SAFETY: this heap owns `page`, whose only user we are (caller). A fresh page's
+        // free list holds never-used blocks (`own` carved them); any other page has a
+        // never-used block (`has_room`), which `carve(1)` puts at the head of the list.
+        // `take_block` pops the head; `size` fits the class (caller).
+        unsafe {
+            if !fresh {
+                debug_assert!(has_room(page));
+                (*page).carve(1);
+            }
+            debug_assert!(!(*page).free.is_null());
+            self.take_block(page, (*page).free, size, stack, flags, zeroed)
+        }
     }
 
     /// Whether `page` is its owner's current page for its class: the page blocks of

@@ -71,6 +71,10 @@ pub(crate) fn spill_registers(spill: &mut [usize; crate::platform::CALLEE_SAVED_
 /// `selected` chooses the blocks the check reports on (a scoped check's blocks; `|_|
 /// true` for all): every block is marked, as every block may lead to a selected one, but
 /// only selected blocks can be leaked, and the reachable totals count only them.
+/// `promote`: the reachable blocks move up a generation (a whole-process check); a
+/// scoped check leaves every generation alone, as it must not change what other code
+/// running meanwhile (a parallel test's check) finds.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn analyze<V: HeapView>(
     view: &V,
     world: &StoppedWorld,
@@ -78,6 +82,7 @@ pub(crate) fn analyze<V: HeapView>(
     opts: &RootOptions,
     sp: usize,
     selected: &dyn Fn(&BlockDesc) -> bool,
+    promote: bool,
 ) -> Result<Analysis, Failure> {
     let (mut maps, mut roots) = (MmapVec::new(), MmapVec::new());
     // Room for the whole mapping list before reading it: growing while reading would move
@@ -97,7 +102,7 @@ pub(crate) fn analyze<V: HeapView>(
     // Promotion writes every marked block's flags: only with every other thread stopped,
     // or it would race with their owners' writes to the same metadata words.
     let mut list = classify::LeakedList::new(view, Walk::All);
-    let counts = promote_reachable(view, &marker.marks, selected, world.all_stopped(), &mut list);
+    let counts = promote_reachable(view, &marker.marks, selected, promote && world.all_stopped(), &mut list);
     let leaked = classify::classify_listed(view, list)?;
     Ok(Analysis {
         leaked,

@@ -41,7 +41,7 @@ fn try_analyze_stopped(h: &FakeHeap, opts: &RootOptions, sp: usize) -> Result<An
     let _serial = test_serial();
     let plan = RootPlan::prepare();
     let mut world = stop_the_world(Duration::from_secs(10));
-    let a = analyze(h, &world, &plan, opts, sp, &|_| true);
+    let a = analyze(h, &world, &plan, opts, sp, &|_| true, true);
     let stop = world.failure();
     world.resume();
     assert_eq!(stop, None, "the world stopped");

@@ -262,6 +262,16 @@ pub(crate) fn sched_yield() {
     unsafe { libc::sched_yield() };
 }
 
+/// Which of the `out.len()` pages from `start` (page aligned) are resident in memory:
+/// `mincore`'s answer, one byte per page, bit 0 set for a resident page. False (and
+/// `out` unspecified) when the kernel refuses (the range not wholly mapped, say).
+pub(crate) fn resident(start: usize, out: &mut [u8]) -> bool {
+    debug_assert!(start.is_multiple_of(4096));
+    // SAFETY: mincore writes one byte per page of the range, `out.len()` bytes, into
+    // `out`; it reads no memory of the range, which it checks is mapped.
+    (unsafe { libc::mincore(start as *mut c_void, out.len() * 4096, out.as_mut_ptr()) }) == 0
+}
+
 /// How many of the pages of `[ptr, ptr + len)` are resident in memory (`mincore`);
 /// `None` when the kernel refuses (the range not mapped, say). `ptr` page aligned.
 #[cfg(test)]

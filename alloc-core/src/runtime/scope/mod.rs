@@ -114,7 +114,9 @@ impl Scope {
     fn finish(mut self) -> LeakReport {
         let id = self.close();
         let mut locked = map::lock_all();
-        let report = crate::check::check_selected(&|d| d.scoped && id != 0 && locked.get(d.start) == id);
+        // No promotion: generations are the whole process's, and a scope must not change
+        // what a parallel test's check or sweep finds.
+        let report = crate::check::check_selected(&|d| d.scoped && id != 0 && locked.get(d.start) == id, false);
         map::forget(&mut locked, id, self.heir());
         drop(locked);
         self.restore_outer();
