@@ -155,6 +155,7 @@ impl std::error::Error for RetainError {}
 /// ```
 #[inline(never)]
 pub fn retained_by(ptr: *const u8) -> Result<Retention, RetainError> {
+    let _one_at_a_time = crate::check::CHECKS.lock();
     let mut spill = [0usize; crate::platform::CALLEE_SAVED_REGISTERS];
     let sp = leak::spill_registers(&mut spill);
     let _guard = ReentrancyGuard::enter();

@@ -146,3 +146,62 @@ fn stress_eight_threads_passing_blocks_for_a_bounded_time() {
     }
     assert!(total > 1_000, "only {total} operations");
 }
+
+/// Words of the marker a thread leaves in its top frame.
+const MARKS: usize = 64;
+const MARK: usize = 0x6d61_726b_6d61_726b;
+
+/// Runs, on a thread of `stack` bytes, a closure whose own frame holds `MARKS` marker
+/// words; returns where they were (the thread has ended).
+fn leave_marks(stack: usize) -> usize {
+    std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(|| {
+            let mut marks = [MARK; MARKS];
+            std::hint::black_box(&mut marks);
+            // Something that allocates, so the thread has a heap (and an exit hook).
+            std::hint::black_box(vec![1u8; 100]);
+            marks.as_ptr() as usize
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// How many marker words remain at `at`, read by a thread on the same stack size (glibc
+/// hands it the stack the last thread left when nothing else took it); `None` when the
+/// new thread got another stack.
+fn marks_left(stack: usize, at: usize) -> Option<usize> {
+    std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || {
+            let here = 0u8;
+            let sp = &here as *const u8 as usize;
+            // The marks lie on this thread's stack, below this frame, if the stack is
+            // the ended thread's (glibc rounds stacks to whole pages, same size).
+            if at >= sp || sp - at > stack {
+                return None;
+            }
+            // SAFETY: `[at, at + MARKS words)` lies on this thread's own stack, below its
+            // live frames and above its guard page: mapped memory nothing uses now.
+            Some((0..MARKS).filter(|&i| unsafe { ((at + 8 * i) as *const usize).read_volatile() } == MARK).count())
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn an_ended_thread_leaves_nothing_of_its_frames_on_its_stack() {
+    // An unusual size: no other test's threads take these stacks.
+    const STACK: usize = (3 << 20) + (52 << 10);
+    let mut checked = 0;
+    for _ in 0..20 {
+        let at = leave_marks(STACK);
+        if let Some(left) = marks_left(STACK, at) {
+            assert_eq!(left, 0, "{left} of the ended thread's marker words are still on its stack");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "glibc never handed an ended thread's stack to the next thread");
+}

@@ -2,8 +2,9 @@
 //!
 //! # What it owns
 //! The crate's only `asm!`: spilling the callee-saved registers and reading the stack
-//! pointer, the thread pointer, the frame pointer; and the layout of a signal's
-//! interrupted context (`ucontext_t`'s general registers). Each register read is one or
+//! pointer, the thread pointer, the frame pointer; running a function on another part of
+//! the stack ([`call_on_stack`]); and the layout of a signal's interrupted context
+//! (`ucontext_t`'s general registers). Each register read is one or
 //! two `mov` instructions in an `#[inline(always)]` function, so it reads the registers of
 //! the function it is inlined into, exactly as the `asm!` written there did.
 //!
@@ -159,4 +160,55 @@ mod tests {
         // SAFETY: the TCB's first word is a pointer to itself (see `thread_pointer`).
         assert_eq!(unsafe { *(here as *const usize) }, here);
     }
+}
+
+// `heapsweep_call_on_stack(arg, new_top, f)`: saves `rbp`, sets the stack pointer to
+// `new_top`, calls `f(arg, sp)` with `sp` the stack pointer it left (the lowest address of
+// the caller's live frames, where the saved `rbp` is), and returns on the old stack. The
+// frame is described to unwinders through `rbp`, so a backtrace taken in `f` walks back
+// into the caller.
+core::arch::global_asm!(
+    ".pushsection .text.heapsweep_call_on_stack,\"ax\",@progbits",
+    ".globl heapsweep_call_on_stack",
+    ".hidden heapsweep_call_on_stack",
+    ".type heapsweep_call_on_stack,@function",
+    "heapsweep_call_on_stack:",
+    ".cfi_startproc",
+    "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
+    "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
+    "mov rax, rsi",
+    "mov rsi, rsp",
+    "mov rsp, rax",
+    "call rdx",
+    "mov rsp, rbp",
+    "pop rbp",
+    ".cfi_def_cfa rsp, 8",
+    "ret",
+    ".cfi_endproc",
+    ".size heapsweep_call_on_stack, .-heapsweep_call_on_stack",
+    ".popsection",
+);
+
+extern "C" {
+    fn heapsweep_call_on_stack(arg: usize, new_top: usize, f: extern "C" fn(usize, usize));
+}
+
+/// Runs `f(arg, sp)` with the stack pointer at `new_top`, then returns here; `sp` is the
+/// lowest address of the caller's live frames (everything below it on the caller's stack
+/// is dead while `f` runs).
+///
+/// # Safety
+/// - `new_top` is 16-byte aligned, and the memory below it is writable stack space that
+///   nothing else uses while `f` runs, enough for `f` and everything it calls (signal
+///   handlers included).
+/// - `f` does not unwind (a panic must be caught inside it).
+pub(crate) unsafe fn call_on_stack(arg: usize, new_top: usize, f: extern "C" fn(usize, usize)) {
+    debug_assert!(new_top.is_multiple_of(16));
+    // SAFETY: the caller's two bullets are the trampoline's whole contract: it saves and
+    // restores `rbp` and `rsp` (callee-saved), keeps `new_top`'s 16-byte alignment at the
+    // call, and follows the C calling convention otherwise.
+    unsafe { heapsweep_call_on_stack(arg, new_top, f) }
 }

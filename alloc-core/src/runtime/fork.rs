@@ -80,6 +80,11 @@ extern "C" fn child() {
         unsafe { registry::retire(other) };
     }
     crate::leak::roots::after_fork_in_child(FORKER_IS_MAIN.load(Ordering::Relaxed));
+    // SAFETY: a holder of the check lock is another thread of the parent (the forking
+    // thread holds it only inside a check, which never forks): it does not exist here, and
+    // no guard of it exists in this process's only thread; the lock guards no data, only
+    // the order of checks.
+    unsafe { crate::check::CHECKS.force_unlock() };
     // No sweeper thread here: automatic sweeps stop until enabled again.
     super::sweep::after_fork_in_child();
 }

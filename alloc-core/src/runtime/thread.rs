@@ -84,18 +84,36 @@ fn stack_bounds_from_maps() -> stack::StackBounds {
 
 /// The thread-exit key's destructor: `value` is the exiting thread's heap.
 ///
-/// Its own frame stays small and the work happens in a callee, so that when the stack
-/// is scrubbed the live frames above the scrub are few: only the C library's exit path,
-/// this function and the scrub itself. (With the retirement inlined here, this frame
-/// covered several KiB where the thread's own frames had been, and the words they left
-/// in its unused slots survived the scrub.)
+/// The work runs at the bottom of the thread's stack ([`stack::exit_stack_top`]), far
+/// below the exit path's frames, so that the scrub that ends it can clear everything the
+/// thread's own frames left, up to the exit path (see [`stack::scrub_at_exit`]).
 extern "C" fn on_thread_exit(value: *mut core::ffi::c_void) {
     let heap = value.cast::<Heap>();
     if heap.is_null() {
         return;
     }
-    let bounds = retire_exiting(heap);
-    stack::scrub_at_exit(bounds);
+    // SAFETY: the heap was registered for this exiting thread; its bounds were written at
+    // its creation and never change.
+    let bounds = unsafe { (*heap).bounds };
+    match stack::exit_stack_top(bounds) {
+        // SAFETY: `top` is 16-byte aligned, with 64 KiB of this thread's own stack below
+        // it (above the guard page) that nothing uses: the thread is ending, and its live
+        // frames (the exit path's) are all above, at least 64 KiB higher. `exit_on_stack`
+        // is `extern "C"`: a panic in it aborts instead of unwinding.
+        Some(top) => unsafe { platform::call_on_stack(heap as usize, top, exit_on_stack) },
+        None => {
+            let bounds = retire_exiting(heap);
+            stack::scrub_at_exit(bounds, None);
+        }
+    }
+}
+
+/// [`on_thread_exit`]'s work, on the bottom of the stack: `heap` is the exiting thread's,
+/// `caller_sp` the lowest address of the exit path's frames.
+extern "C" fn exit_on_stack(heap: usize, caller_sp: usize) {
+    let bounds = retire_exiting(heap as *mut Heap);
+    // Between this region's top and the exit path's frames, all is dead.
+    stack::scrub_at_exit(bounds, Some((stack::exit_region_top(bounds), caller_sp)));
 }
 
 /// The exiting thread gives up `heap`, its own; returns the thread's stack bounds.

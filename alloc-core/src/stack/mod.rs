@@ -92,45 +92,77 @@ pub(crate) fn scrub_below(bounds: StackBounds) {
     }
 }
 
-/// At thread exit: zeroes the stack below the caller, down to its guard page: every page
-/// the kernel says is resident (`mincore`: the pages the thread ever touched), and
-/// nothing else (zeroing untouched pages would commit them). Where the kernel does not
-/// answer, page by page down to the first page that is already all zero.
+/// Where a thread's exit runs (see [`scrub_at_exit`]): the top of a region at the bottom
+/// of its own stack, which its exit path never reaches; `None` when the stack is unknown
+/// or too small to spare it.
+pub(crate) fn exit_stack_top(bounds: StackBounds) -> Option<usize> {
+    let here = crate::platform::frame_pointer_and_sp().1;
+    let valid = bounds.hi > bounds.lo && here > bounds.lo && here <= bounds.hi;
+    (valid && here - bounds.lo >= 2 * EXIT_STACK).then(|| exit_region_top(bounds))
+}
+
+/// The top of the region [`exit_stack_top`] gives, for the stack `bounds`.
+pub(crate) fn exit_region_top(bounds: StackBounds) -> usize {
+    (bounds.lo + EXIT_STACK) & !15
+}
+
+/// Bytes at the bottom of an ending thread's stack that its exit runs on.
+const EXIT_STACK: usize = 64 << 10;
+
+/// At thread exit: zeroes the dead parts of the thread's stack, down to its guard page,
+/// every page the kernel says is resident (`mincore`: the pages the thread ever touched)
+/// and nothing else (zeroing untouched pages would commit them). `dead_above`, when the
+/// exit runs on the bottom of the stack ([`exit_stack_top`]), is the part between that
+/// region and the exit path's frames, dead as a whole. Where the kernel does not answer,
+/// page by page down to the first page that is already all zero.
 ///
 /// glibc keeps the stacks of ended threads and gives them to new threads, whose frames,
 /// where they leave slots unwritten, would show the old thread's pointers to every other
 /// thread's checks: a block that thread leaked would look reachable from the new one.
-/// (Stopping at the first zero region, as this did before asking the kernel, left the
-/// pages under a zeroed one dirty: a scoped check in a parallel test then missed a leak
-/// about one run in ten.)
+/// Run on the thread's usual stack, the exit path's own frames (the C library's, the
+/// thread-exit hook's) covered a few KiB where the thread's frames had been, and kept
+/// what those had left in the slots they never wrote; so the exit runs far below them.
 #[inline(never)]
-pub(crate) fn scrub_at_exit(bounds: StackBounds) {
+pub(crate) fn scrub_at_exit(bounds: StackBounds, dead_above: Option<(usize, usize)>) {
     const PAGE: usize = 4096;
-    /// Pages asked about per `mincore` call.
-    const CHUNK: usize = 256;
     let here = crate::platform::frame_pointer_and_sp().1;
     if bounds.hi <= bounds.lo || here <= bounds.lo + 2 * PAGE || here > bounds.hi {
         return;
     }
-    // Residency, in this function's own frame (above the zeroed range).
-    let mut resident = [0u8; CHUNK];
-    // Below this function's own frame (and the red zone and the frames of the calls it
-    // makes, all under 1 KiB).
-    let mut hi = (here - 1024) & !7;
     let floor = (bounds.lo + PAGE).next_multiple_of(PAGE);
-    while hi > floor {
-        let last_page = (hi - 1) & !(PAGE - 1);
-        let first_page = last_page.saturating_sub((CHUNK - 1) * PAGE).max(floor);
+    if let Some((lo, hi)) = dead_above {
+        if floor <= lo && lo <= hi && hi <= bounds.hi {
+            zero_resident(lo, hi);
+        }
+    }
+    // Below this function's frame and its red zone (the calls it makes while zeroing
+    // write their frames below, after zeroing is done there).
+    zero_resident(floor, (here - 2 * crate::platform::RED_ZONE) & !7);
+}
+
+/// Zeroes the resident pages of `[lo, hi)`, a dead range of this thread's stack, from the
+/// top down; without the kernel's answer, down to the first region already all zero.
+#[inline(never)]
+fn zero_resident(lo: usize, hi: usize) {
+    const PAGE: usize = 4096;
+    /// Pages asked about per `mincore` call.
+    const CHUNK: usize = 32;
+    let mut resident = [0u8; CHUNK];
+    let mut top = hi & !7;
+    while top > lo {
+        let last_page = (top - 1) & !(PAGE - 1);
+        let first_page = last_page.saturating_sub((CHUNK - 1) * PAGE).max(lo & !(PAGE - 1));
         let pages = (last_page - first_page) / PAGE + 1;
         let known = crate::platform::resident(first_page, &mut resident[..pages]);
         for k in (0..pages).rev() {
-            let (lo, top) = (first_page + k * PAGE, (first_page + (k + 1) * PAGE).min(hi));
-            if known && resident[k] & 1 == 0 {
+            let from = (first_page + k * PAGE).max(lo.next_multiple_of(8));
+            let to = (first_page + (k + 1) * PAGE).min(top);
+            if (known && resident[k] & 1 == 0) || from >= to {
                 continue;
             }
-            // SAFETY: `[lo, top)` lies in this thread's own stack (above its guard page,
-            // below this function's frame and the calls it makes): no live frame is there.
-            let region = unsafe { core::slice::from_raw_parts_mut(lo as *mut usize, (top - lo) / 8) };
+            // SAFETY: `[from, to)` lies in `[lo, hi)`, a dead range of this thread's own
+            // stack (caller): no live frame is there.
+            let region = unsafe { core::slice::from_raw_parts_mut(from as *mut usize, (to - from) / 8) };
             if !known && region.iter().all(|&w| w == 0) {
                 return;
             }
@@ -140,7 +172,7 @@ pub(crate) fn scrub_at_exit(bounds: StackBounds) {
                 unsafe { core::ptr::write_volatile(w, 0) };
             }
         }
-        hi = first_page;
+        top = first_page;
     }
 }
 
