@@ -207,7 +207,8 @@ pub struct BlockInfo {
     /// The block size of its size class, or `None` for a large block (> 64 KiB), which has
     /// a segment of its own.
     pub size_class: Option<usize>,
-    /// Generation: 0 for a new block; leak checks promote survivors up to 2.
+    /// Generation: 0 for a new block; whole-process leak checks and sweeps promote
+    /// survivors up to 2 (a scoped check, `check_scope`, promotes nothing).
     pub generation: u8,
     /// The allocation stack; see [`stack_frames`](crate::stack_frames).
     pub stack: StackId,
