@@ -95,10 +95,21 @@ pub(crate) fn scrub_below(bounds: StackBounds) {
 /// Where a thread's exit runs (see [`scrub_at_exit`]): the top of a region at the bottom
 /// of its own stack, which its exit path never reaches; `None` when the stack is unknown
 /// or too small to spare it.
+///
+/// Never for the main thread (its stack grows on demand: the bottom of its bounds may not
+/// be mapped yet), and only when the kernel says the whole region is mapped.
 pub(crate) fn exit_stack_top(bounds: StackBounds) -> Option<usize> {
+    const PAGE: usize = 4096;
     let here = crate::platform::frame_pointer_and_sp().1;
     let valid = bounds.hi > bounds.lo && here > bounds.lo && here <= bounds.hi;
-    (valid && here - bounds.lo >= 2 * EXIT_STACK).then(|| exit_region_top(bounds))
+    if !valid || here - bounds.lo < 2 * EXIT_STACK || crate::platform::gettid() == crate::platform::getpid() {
+        return None;
+    }
+    let top = exit_region_top(bounds);
+    let bottom = (bounds.lo + PAGE).next_multiple_of(PAGE);
+    let mut pages = [0u8; EXIT_STACK / PAGE];
+    let count = (top.next_multiple_of(PAGE) - bottom) / PAGE;
+    crate::platform::resident(bottom, &mut pages[..count.min(EXIT_STACK / PAGE)]).then_some(top)
 }
 
 /// The top of the region [`exit_stack_top`] gives, for the stack `bounds`.

@@ -329,3 +329,28 @@ fn capture_cost() {
         black_box(depot::intern(&f, hash_frames(&f)));
     });
 }
+
+#[test]
+fn a_thread_exits_on_the_bottom_of_its_stack_only_when_it_is_there() {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            let bounds = current_thread_stack_bounds();
+            let here = crate::platform::frame_pointer_and_sp().1;
+            let top = exit_stack_top(bounds).expect("a 1 MiB thread stack has room");
+            assert_eq!(top, exit_region_top(bounds));
+            assert!(
+                top.is_multiple_of(16) && top > bounds.lo + (32 << 10) && top + (64 << 10) < here,
+                "{top:#x} in {bounds:?}"
+            );
+            // Too small, unknown, or not this thread's stack: no switch.
+            let small = StackBounds { lo: here - (100 << 10), hi: bounds.hi };
+            assert_eq!(exit_stack_top(small), None);
+            assert_eq!(exit_stack_top(StackBounds { lo: 0, hi: 0 }), None);
+            let elsewhere = StackBounds { lo: 0x1000, hi: 0x10_0000 };
+            assert_eq!(exit_stack_top(elsewhere), None);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
