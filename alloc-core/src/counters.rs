@@ -46,9 +46,9 @@ pub(crate) struct Counters {
     pub(crate) free_bytes: Counter,
     folded_bytes: i64,
     folded_blocks: i64,
-    /// Allocations minus frees not yet folded into the leak sweeps' count
-    /// (`sweep_count`).
-    pub(crate) sweep_tick: i64,
+    /// The `allocs` and `frees` already folded into the leak sweeps' count
+    /// (`sweep_count`): the heap's share of that count not yet folded is the difference.
+    pub(crate) sweep_folded: [u64; 2],
 }
 
 /// Live totals folded in from every heap, and their peaks.
@@ -69,7 +69,7 @@ impl Counters {
             free_bytes: Counter::new(),
             folded_bytes: 0,
             folded_blocks: 0,
-            sweep_tick: 0,
+            sweep_folded: [0; 2],
         }
     }
 

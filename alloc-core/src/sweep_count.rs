@@ -7,13 +7,17 @@
 //! sweeper (`runtime::sweep`) sets the trigger, waits on the word and runs the sweeps.
 //!
 //! # Cost on the tracked path
-//! Each heap keeps a private tick ([`crate::counters::Counters::sweep_tick`]): an
-//! allocation adds one and compares it with [`STEP`], a free subtracts one and compares
-//! it with `-STEP`. Only when the tick reaches a step is it folded into the shared count
-//! (one atomic addition) and the count compared with the trigger; past it, the sweeper
-//! is woken (an exchange, and a futex wake only when it was asleep). With sweeps off,
-//! the step is `i64::MAX`: the tick never folds. The count is therefore low by at most
-//! `STEP - 1` per thread; the step is a small fraction of threshold 0.
+//! Nothing on a free, and one subtraction and compare on an allocation: each heap's
+//! counters already count its allocations and frees (`counters`), and remember how many
+//! of each were folded into the shared count ([`crate::counters::Counters::sweep_folded`]).
+//! When a heap has made [`STEP`] allocations since its last fold, its allocations minus
+//! frees since then are folded into the shared count (one atomic addition) and the count
+//! compared with the trigger; past it, the sweeper is woken (an exchange, and a futex wake
+//! only when it was asleep). With sweeps off, the step is `i64::MAX`: a heap never folds.
+//! The count is therefore off by what each heap did since its last fold: low by fewer
+//! than `STEP` allocations, high by the frees made since (a heap that only frees folds at
+//! its next allocation). The trigger can only be crossed by allocations, and it is
+//! compared when they are folded, with the frees up to then counted.
 
 use crate::platform;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -40,29 +44,23 @@ static YOUNG_FALLBACK: AtomicBool = AtomicBool::new(false);
 /// Largest step: a thread's unfolded ticks are at most this.
 const MAX_STEP: i64 = 64;
 
-/// Counts a tracked allocation on a heap whose tick is `tick`.
+/// Counts a tracked allocation on a heap that has made `allocs` of them (this one
+/// included) and `frees` frees (read only when folding); `folded` is the heap's
+/// [`crate::counters::Counters::sweep_folded`].
 #[inline(always)]
-pub(crate) fn on_alloc(tick: &mut i64) {
-    *tick += 1;
-    if *tick >= STEP.load(Ordering::Relaxed) {
-        fold(tick);
+pub(crate) fn on_alloc(allocs: u64, frees: &dyn Fn() -> u64, folded: &mut [u64; 2]) {
+    if allocs.wrapping_sub(folded[0]) >= STEP.load(Ordering::Relaxed) as u64 {
+        fold(allocs, frees(), folded);
     }
 }
 
-/// Counts a tracked free on a heap whose tick is `tick`.
-#[inline(always)]
-pub(crate) fn on_free(tick: &mut i64) {
-    *tick -= 1;
-    if *tick <= -STEP.load(Ordering::Relaxed) {
-        fold(tick);
-    }
-}
-
-/// Folds a heap's tick into the count; wakes the sweeper past the trigger.
+/// Folds a heap's allocations minus frees since its last fold into the count; wakes the
+/// sweeper past the trigger.
 #[cold]
 #[inline(never)]
-fn fold(tick: &mut i64) {
-    let t = core::mem::take(tick);
+fn fold(allocs: u64, frees: u64, folded: &mut [u64; 2]) {
+    let t = allocs.wrapping_sub(folded[0]) as i64 - frees.wrapping_sub(folded[1]) as i64;
+    *folded = [allocs, frees];
     if t > 0 && !ALLOCATED.load(Ordering::Relaxed) {
         ALLOCATED.store(true, Ordering::Relaxed);
     }
@@ -131,18 +129,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_step_folds_the_tick_and_frees_count_down() {
+    fn a_fold_counts_allocations_minus_frees_since_the_last_one() {
         let before = count0() as i64;
-        let mut tick = 0;
+        let mut folded = [0u64; 2];
         // Sweeps are off in this test binary: the step is huge, nothing folds.
-        for _ in 0..100 {
-            on_alloc(&mut tick);
+        for allocs in 1..=100 {
+            on_alloc(allocs, &|| unreachable!("frees are read only when folding"), &mut folded);
         }
-        assert_eq!(tick, 100);
-        on_free(&mut tick);
-        assert_eq!(tick, 99);
-        fold(&mut tick);
-        assert_eq!(tick, 0);
-        assert!(count0() as i64 >= before + 99, "the count took the tick");
+        assert_eq!(folded, [0, 0]);
+        fold(100, 1, &mut folded);
+        assert_eq!(folded, [100, 1]);
+        assert!(count0() as i64 >= before + 99, "the count took allocations minus frees");
+        // Frees alone since: the next fold counts down.
+        fold(100, 31, &mut folded);
+        assert_eq!(folded, [100, 31]);
     }
 }

@@ -9,7 +9,8 @@
 //! - `counters`: per-heap totals and the global peak, always;
 //! - the heap profile's recorder (`profile::recorder`), while `profile=PATH` is on: one
 //!   relaxed load and a branch when it is off;
-//! - the leak sweeps' schedule (`sweep_count`): a tick and a compare, always;
+//! - the leak sweeps' schedule (`sweep_count`): a subtraction and a compare on each
+//!   allocation, from the counters' own totals; nothing on a free;
 //! - a new listener is one more line in each function here.
 //!
 //! The allocator's own blocks (the internal heap) never reach the hook.
@@ -28,7 +29,9 @@ use crate::sweep_count;
 #[inline(always)]
 pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
     counters.on_alloc(size);
-    sweep_count::on_alloc(&mut counters.sweep_tick);
+    let allocs = counters.allocs.get();
+    let frees = &counters.frees;
+    sweep_count::on_alloc(allocs, &|| frees.get(), &mut counters.sweep_folded);
     if recorder::active() {
         recorder::record_alloc(stack, size);
     }
@@ -42,7 +45,6 @@ pub(crate) fn on_free(counters: &mut Counters, size: usize, stack: impl FnOnce()
         recorder::record_free(stack(), size);
     }
     counters.on_free(size);
-    sweep_count::on_free(&mut counters.sweep_tick);
 }
 
 /// A tracked block of `size` bytes is being freed by a thread whose heap does not own
@@ -57,10 +59,7 @@ pub(crate) fn on_remote_free(counters: Option<&mut Counters>, size: usize, stack
         }
     }
     match counters {
-        Some(c) => {
-            c.on_free(size);
-            sweep_count::on_free(&mut c.sweep_tick);
-        }
+        Some(c) => c.on_free(size),
         None => counters::on_orphan_free(size),
     }
 }
