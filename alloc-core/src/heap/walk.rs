@@ -29,7 +29,7 @@ use super::Heap;
 use crate::block::{self, BlockRef};
 use crate::leak::view::{BlockDesc, HeapView, Marks, Promotion, Walk};
 use crate::os::MmapVec;
-use crate::page::{Page, GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED};
+use crate::page::{Page, GEN_MASK, GEN_SHIFT, IGNORED, INTERNAL, LIVE, REPORTED, SCOPED, SLICE_SHIFT, SLICE_SIZE};
 use crate::segment::{self, Pool, Segment, KIND_LARGE, KIND_PAGES};
 use core::sync::atomic::Ordering;
 
@@ -286,6 +286,60 @@ impl<'a> HeapSnapshot<'a> {
         }
     }
 
+    /// [`HeapView::for_each_block_overlapping`], block by block: each page's blocks in
+    /// the range found by index, each free slice skipped whole.
+    fn blocks_overlapping(&self, a: usize, b: usize, f: &mut dyn FnMut(BlockDesc)) {
+        let Some(seg_start) = segment::map::segment_start(a) else { return };
+        let seg = seg_start as *mut Segment;
+        // SAFETY:
+        // - The map names `seg_start` as a live segment holding `a`, and with the pool lock
+        //   held and the world stopped (snapshot invariant) it stays live, its header and
+        //   page descriptors unchanged: readable.
+        // - `page_of_mut`: `seg` is a page segment (kind checked) and `p` lies in it past
+        //   the header slice (`p >= seg + SLICE_SIZE`, `p < b <= seg + SEGMENT_SIZE`: the
+        //   range lies inside one owned region, caller).
+        // - A descriptor is used only when in use and when `p` lies in its span (a free
+        //   slice's `slice_first` may name an older page's descriptor); `flags_of(i)` and
+        //   `BlockRef::Small(page, i)` get `i < capacity`.
+        unsafe {
+            match (*seg).kind {
+                KIND_PAGES => {
+                    let mut p = a.max(seg_start + SLICE_SIZE);
+                    while p < b {
+                        let page = Segment::page_of_mut(seg, p);
+                        let pg = &*page;
+                        let span_start = pg.start as usize;
+                        let span_end = span_start + pg.slices as usize * SLICE_SIZE;
+                        if !pg.in_use() || pg.is_internal() || p < span_start || p >= span_end {
+                            p = ((p >> SLICE_SHIFT) + 1) << SLICE_SHIFT;
+                            continue;
+                        }
+                        let end = b.min(span_end);
+                        let capacity = pg.capacity as usize;
+                        let (first, last) = (pg.index_of(p), pg.index_of(end - 1).min(capacity.saturating_sub(1)));
+                        for i in first..=last {
+                            if i >= capacity || pg.flags_of(i) & LIVE == 0 {
+                                continue;
+                            }
+                            let (id, d) = describe(BlockRef::Small(page, i));
+                            if !self.is_freed(id) {
+                                f(d);
+                            }
+                        }
+                        p = end;
+                    }
+                }
+                KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == LIVE => {
+                    let (_, d) = describe(BlockRef::Large(seg));
+                    if d.start < b && a < d.start + d.usable {
+                        f(d);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     #[inline]
     fn is_freed(&self, id: u32) -> bool {
         self.freed.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
@@ -393,6 +447,33 @@ impl HeapView for HeapSnapshot<'_> {
                 }
             }
         }
+    }
+
+    fn for_each_block_overlapping(&self, a: usize, b: usize, f: &mut dyn FnMut(BlockDesc)) {
+        // The parts of `[a, b)` that `old_parts` keeps (scanned bytes) must be the same
+        // whichever way the blocks are found: a debug build checks it against the lookup
+        // word by word (a count and a sum of the kept parts; nothing allocated).
+        #[cfg(debug_assertions)]
+        {
+            let kept = |by_index: bool| {
+                let (mut n, mut sum) = (0usize, 0usize);
+                let mut tally = |d: BlockDesc| {
+                    let (s, e) = (a.max(d.start), b.min(d.scan_end()));
+                    if s < e {
+                        n += 1;
+                        sum = sum.wrapping_add(s ^ e.rotate_left(17));
+                    }
+                };
+                if by_index {
+                    self.blocks_overlapping(a, b, &mut tally);
+                } else {
+                    crate::leak::view::blocks_overlapping_by_lookup(self, a, b, &mut tally);
+                }
+                (n, sum)
+            };
+            debug_assert_eq!(kept(true), kept(false), "blocks overlapping {a:#x}..{b:#x}");
+        }
+        self.blocks_overlapping(a, b, f);
     }
 
     fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc)) {

@@ -165,6 +165,14 @@ pub(crate) trait HeapView {
         true
     }
 
+    /// Calls `f(block)` for every live block overlapping `[a, b)`, a range inside one
+    /// owned region, in address order: a young sweep's question for each run of written
+    /// heap pages. This default asks [`HeapView::block_containing`] word by word where no
+    /// block is; a heap that knows its pages' geometry answers block by block.
+    fn for_each_block_overlapping(&self, a: usize, b: usize, f: &mut dyn FnMut(BlockDesc)) {
+        blocks_overlapping_by_lookup(self, a, b, f);
+    }
+
     /// Records that the block starting at `start` survived a check (it was reachable):
     /// its generation rises by one, up to 2.
     fn survived(&self, start: usize);
@@ -177,4 +185,25 @@ pub(crate) trait HeapView {
     /// Records that a sweep reported the block starting at `start` as leaked, so that
     /// later sweeps do not report it again. Only with every other thread stopped.
     fn set_reported(&self, start: usize);
+}
+
+/// [`HeapView::for_each_block_overlapping`] by [`HeapView::block_containing`], word by
+/// word where no block is (the default, and what a heap's own answer is checked against
+/// in debug builds).
+pub(crate) fn blocks_overlapping_by_lookup<V: HeapView + ?Sized>(
+    view: &V,
+    a: usize,
+    b: usize,
+    f: &mut dyn FnMut(BlockDesc),
+) {
+    let mut p = a;
+    while p < b {
+        match view.block_containing(p) {
+            Some((_, d)) => {
+                f(d);
+                p = (d.start + d.usable).max(p + 8);
+            }
+            None => p += 8,
+        }
+    }
 }

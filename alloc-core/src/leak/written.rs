@@ -192,19 +192,12 @@ fn page_span(r: &RootRange) -> (usize, usize) {
 /// scanned bytes only). False when out of memory.
 fn old_parts(view: &dyn HeapView, a: usize, b: usize, g: u8, out: &mut MmapVec<RootRange>) -> bool {
     let mut ok = true;
-    let mut p = a;
-    while p < b {
-        match view.block_containing(p) {
-            Some((_, d)) => {
-                let (s, e) = (p.max(d.start), b.min(d.scan_end()));
-                if d.generation > g && s < e {
-                    ok &= out.push(RootRange { start: s, end: e, kind: RootKind::OtherMapping });
-                }
-                p = (d.start + d.usable).max(p + 8);
-            }
-            None => p += 8,
+    view.for_each_block_overlapping(a, b, &mut |d| {
+        let (s, e) = (a.max(d.start), b.min(d.scan_end()));
+        if d.generation > g && s < e {
+            ok &= out.push(RootRange { start: s, end: e, kind: RootKind::OtherMapping });
         }
-    }
+    });
     ok
 }
 
