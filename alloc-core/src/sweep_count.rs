@@ -19,6 +19,7 @@
 //! its next allocation). The trigger can only be crossed by allocations, and it is
 //! compared when they are folded, with the frees up to then counted.
 
+use crate::counters::Counters;
 use crate::platform;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
@@ -44,13 +45,13 @@ static YOUNG_FALLBACK: AtomicBool = AtomicBool::new(false);
 /// Largest step: a thread's unfolded ticks are at most this.
 const MAX_STEP: i64 = 64;
 
-/// Counts a tracked allocation on a heap that has made `allocs` of them (this one
-/// included) and `frees` frees (read only when folding); `folded` is the heap's
-/// [`crate::counters::Counters::sweep_folded`].
+/// Counts a tracked allocation on the heap whose counters are `c` (the allocation
+/// already counted there).
 #[inline(always)]
-pub(crate) fn on_alloc(allocs: u64, frees: &dyn Fn() -> u64, folded: &mut [u64; 2]) {
-    if allocs.wrapping_sub(folded[0]) >= STEP.load(Ordering::Relaxed) as u64 {
-        fold(allocs, frees(), folded);
+pub(crate) fn on_alloc(c: &mut Counters) {
+    let allocs = c.allocs.get();
+    if allocs.wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64 {
+        fold(allocs, c.frees.get(), &mut c.sweep_folded);
     }
 }
 
@@ -131,12 +132,14 @@ mod tests {
     #[test]
     fn a_fold_counts_allocations_minus_frees_since_the_last_one() {
         let before = count0() as i64;
-        let mut folded = [0u64; 2];
+        let mut c = Counters::new();
         // Sweeps are off in this test binary: the step is huge, nothing folds.
-        for allocs in 1..=100 {
-            on_alloc(allocs, &|| unreachable!("frees are read only when folding"), &mut folded);
+        for _ in 0..100 {
+            c.allocs.add(1);
+            on_alloc(&mut c);
         }
-        assert_eq!(folded, [0, 0]);
+        assert_eq!(c.sweep_folded, [0, 0]);
+        let mut folded = [0u64; 2];
         fold(100, 1, &mut folded);
         assert_eq!(folded, [100, 1]);
         assert!(count0() as i64 >= before + 99, "the count took allocations minus frees");

@@ -29,9 +29,7 @@ use crate::sweep_count;
 #[inline(always)]
 pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
     counters.on_alloc(size);
-    let allocs = counters.allocs.get();
-    let frees = &counters.frees;
-    sweep_count::on_alloc(allocs, &|| frees.get(), &mut counters.sweep_folded);
+    sweep_count::on_alloc(counters);
     if recorder::active() {
         recorder::record_alloc(stack, size);
     }

@@ -304,24 +304,51 @@ impl Heap {
         if page.is_null() {
             return core::ptr::null_mut();
         }
+        // SAFETY: `find_page` returns a valid page of `class` this heap owns.
+        unsafe { self.make_current(class, page) };
+        // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
+        // free list; `size` fits its blocks (caller); exclusive use.
+        unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
+    }
+
+    /// Makes `page` the current page of `class`, flagged young.
+    ///
+    /// # Safety
+    /// - `page` is a valid page of `class` this heap owns; the caller has exclusive use of
+    ///   this heap.
+    #[inline]
+    unsafe fn make_current(&mut self, class: usize, page: *mut Page) {
         self.current[class] = page;
         // The page is current from here on, and may hand out blocks of generation 0: flag
         // it for young sweeps. In this order (the fence keeps the compiler from swapping
         // the stores): a sweep that stops this thread between the two sees the page as
         // current, and keeps it young (see `walk`).
         compiler_fence(Ordering::SeqCst);
-        // SAFETY: `find_page` returns a valid page this heap owns. Written only when not
-        // set yet: the store dirtied the descriptor's line every time a page became
-        // current again, which other threads read (larson with the heap profile ran 1.8x
-        // slower with the unconditional store).
+        // SAFETY: a valid page this heap owns (caller). Written only when not set yet: the
+        // store dirtied the descriptor's line every time a page became current again,
+        // which other threads read (larson with the heap profile ran 1.8x slower with the
+        // unconditional store).
         unsafe {
             if !(*page).young.load(Ordering::Relaxed) {
                 (*page).young.store(true, Ordering::Relaxed);
             }
         }
-        // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
-        // free list; `size` fits its blocks (caller); exclusive use.
-        unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
+    }
+
+    /// A page of `class` fresh from the pool, made this heap's (on its queue, free list
+    /// carved); null when out of memory.
+    ///
+    /// # Safety
+    /// - The caller has exclusive use of this heap.
+    unsafe fn take_fresh_page(&mut self, class: usize) -> *mut Page {
+        let slices = if size_class::is_small_class(class) { 1 } else { 8 };
+        let page = segment::acquire_page(slices, class, self.kind == HeapKind::Internal);
+        if !page.is_null() {
+            // SAFETY: a fresh page from the pool, initialized for `class`, owned by nobody
+            // and on no queue: ours from the store on; exclusive use (caller).
+            unsafe { self.own(class, page) };
+        }
+        page
     }
 
     /// A block never handed out before, for a leak-check scope: carved from the current
@@ -357,25 +384,15 @@ impl Heap {
                 page = unsafe { (*page).next };
             }
             if page.is_null() || !has_room(page) {
-                let slices = if size_class::is_small_class(class) { 1 } else { 8 };
-                page = segment::acquire_page(slices, class, false);
+                // SAFETY: exclusive use (caller).
+                page = unsafe { self.take_fresh_page(class) };
                 if page.is_null() {
                     return core::ptr::null_mut();
                 }
-                // SAFETY: a fresh page from the pool, initialized for `class`, owned by
-                // nobody and on no queue: ours from the store on; exclusive use (caller).
-                unsafe { self.own(class, page) };
                 fresh = true;
             }
-            // Current from here on, and flagged young after (see `alloc_slow`).
-            self.current[class] = page;
-            compiler_fence(Ordering::SeqCst);
-            // SAFETY: a valid page this heap owns.
-            unsafe {
-                if !(*page).young.load(Ordering::Relaxed) {
-                    (*page).young.store(true, Ordering::Relaxed);
-                }
-            }
+            // SAFETY: a queued page of `class` or one just taken: this heap's.
+            unsafe { self.make_current(class, page) };
         }
         // SAFETY: this heap owns `page`, whose only user we are (caller). A fresh page's
         // free list holds never-used blocks (`own` carved them); any other page has a
@@ -469,14 +486,8 @@ impl Heap {
         if let Some(p) = self.adopt(class) {
             return p;
         }
-        let slices = if size_class::is_small_class(class) { 1 } else { 8 };
-        let page = segment::acquire_page(slices, class, self.kind == HeapKind::Internal);
-        if !page.is_null() {
-            // SAFETY: a fresh page from the pool, initialized for `class`, owned by nobody
-            // and on no queue: ours from the store on.
-            unsafe { self.own(class, page) };
-        }
-        page
+        // SAFETY: exclusive use (caller).
+        unsafe { self.take_fresh_page(class) }
     }
 
     /// Adopts a page of `class` abandoned by a thread that ended, if there is one with a

@@ -232,6 +232,22 @@ impl<'a> HeapSnapshot<'a> {
         promote: Option<(&Marks, Promotion)>,
         f: &mut dyn FnMut(u32, BlockDesc),
     ) {
+        // SAFETY: the caller's condition; the whole page.
+        unsafe { self.blocks_of_page_in(p, 0..(*p).capacity as usize, promote, f) }
+    }
+
+    /// [`HeapSnapshot::blocks_of_page_promoting`] for the blocks of `indices` only (those
+    /// at or past the page's capacity are none).
+    ///
+    /// # Safety
+    /// - `p` is an in-use page of a live segment.
+    unsafe fn blocks_of_page_in(
+        &self,
+        p: *mut Page,
+        indices: core::ops::Range<usize>,
+        promote: Option<(&Marks, Promotion)>,
+        f: &mut dyn FnMut(u32, BlockDesc),
+    ) {
         // SAFETY:
         // - `p` is in use (caller), its descriptor readable.
         // - `flags_of(i)` and `set_flags(i, _)`: `p` is in use and `i < capacity`;
@@ -244,7 +260,7 @@ impl<'a> HeapSnapshot<'a> {
                 return;
             }
             let base = (*p).block_id_base;
-            for i in 0..(*p).capacity as usize {
+            for i in indices.start..indices.end.min((*p).capacity as usize) {
                 let flags = (*p).flags_of(i);
                 if flags & LIVE == 0 || self.is_freed(base + i as u32) {
                     continue;
@@ -299,8 +315,8 @@ impl<'a> HeapSnapshot<'a> {
         //   the header slice (`p >= seg + SLICE_SIZE`, `p < b <= seg + SEGMENT_SIZE`: the
         //   range lies inside one owned region, caller).
         // - A descriptor is used only when in use and when `p` lies in its span (a free
-        //   slice's `slice_first` may name an older page's descriptor); `flags_of(i)` and
-        //   `BlockRef::Small(page, i)` get `i < capacity`.
+        //   slice's `slice_first` may name an older page's descriptor), which is
+        //   `blocks_of_page_in`'s condition.
         unsafe {
             match (*seg).kind {
                 KIND_PAGES => {
@@ -315,17 +331,7 @@ impl<'a> HeapSnapshot<'a> {
                             continue;
                         }
                         let end = b.min(span_end);
-                        let capacity = pg.capacity as usize;
-                        let (first, last) = (pg.index_of(p), pg.index_of(end - 1).min(capacity.saturating_sub(1)));
-                        for i in first..=last {
-                            if i >= capacity || pg.flags_of(i) & LIVE == 0 {
-                                continue;
-                            }
-                            let (id, d) = describe(BlockRef::Small(page, i));
-                            if !self.is_freed(id) {
-                                f(d);
-                            }
-                        }
+                        self.blocks_of_page_in(page, pg.index_of(p)..pg.index_of(end - 1) + 1, None, &mut |_, d| f(d));
                         p = end;
                     }
                 }
@@ -484,14 +490,6 @@ impl HeapView for HeapSnapshot<'_> {
         }
     }
 
-    fn survived(&self, start: usize) {
-        // `containing` and `set_flags` need the pool lock held and every other thread
-        // stopped: the snapshot invariant.
-        if let Some(b) = block::containing(start) {
-            b.set_flags(promoted(b.flags(), Promotion::OneUp));
-        }
-    }
-
     fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc)) {
         self.walk_with(walk, Some((marks, promotion)), f);
     }
@@ -500,16 +498,9 @@ impl HeapView for HeapSnapshot<'_> {
         crate::page::ignored_ever()
     }
 
-    fn promote_to(&self, start: usize, generation: u8) {
-        debug_assert!(generation <= 2, "generations are 0, 1 and 2");
-        // `containing` and `set_flags`: the snapshot invariant, as in `survived`.
-        if let Some(b) = block::containing(start) {
-            b.set_flags((b.flags() & !GEN_MASK) | (generation.min(2) << GEN_SHIFT));
-        }
-    }
-
     fn set_reported(&self, start: usize) {
-        // `containing` and `set_flags`: the snapshot invariant, as in `survived`.
+        // `containing` and `set_flags` need the pool lock held and every other thread
+        // stopped: the snapshot invariant.
         if let Some(b) = block::containing(start) {
             b.set_flags(b.flags() | REPORTED);
         }

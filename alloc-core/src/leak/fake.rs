@@ -5,7 +5,7 @@
 
 use super::classify::{classify, LeakKind, LeakedBlock};
 use super::mark::Marker;
-use super::view::{BlockDesc, HeapView, Walk};
+use super::view::{BlockDesc, HeapView, Marks, Promotion, Walk};
 use crate::segment::{map::segment_start, SEGMENT_SIZE};
 use std::cell::Cell;
 
@@ -15,12 +15,12 @@ use std::cell::Cell;
 pub(crate) struct FakeHeap {
     blocks: Vec<Box<[usize]>>,
     ignored: Vec<bool>,
-    /// Each block's generation and reported flag, written by `promote_to` and
-    /// `set_reported` (and by tests).
+    /// Each block's generation and reported flag, written by a sweep's `walk_promoting`
+    /// and by `set_reported` (and by tests).
     pub(crate) generation: Vec<Cell<u8>>,
     pub(crate) reported: Vec<Cell<bool>>,
     by_start: Vec<(usize, u32)>,
-    /// How many times `survived` was called.
+    /// How many blocks a check's `walk_promoting` promoted.
     pub(crate) survivors: Cell<usize>,
 }
 
@@ -122,13 +122,19 @@ impl HeapView for FakeHeap {
     fn owned_region_end(&self, addr: usize) -> Option<usize> {
         segment_start(addr).map(|_| (addr / SEGMENT_SIZE + 1) * SEGMENT_SIZE)
     }
-    fn survived(&self, _: usize) {
-        self.survivors.set(self.survivors.get() + 1);
-    }
-    fn promote_to(&self, start: usize, generation: u8) {
-        if let Some((id, _)) = self.block_containing(start) {
-            self.generation[id as usize].set(generation);
-        }
+    /// A check's promotion is only counted (`survivors`); a sweep's sets the generations.
+    fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.walk(walk, &mut |id, d| {
+            if marks.get(id) {
+                match promotion {
+                    Promotion::OneUp => self.survivors.set(self.survivors.get() + 1),
+                    Promotion::PastSwept(_) => {
+                        self.generation[id as usize].set(promotion.generation_after(d.generation))
+                    }
+                }
+            }
+            f(id, d);
+        });
     }
     fn set_reported(&self, start: usize) {
         if let Some((id, _)) = self.block_containing(start) {
@@ -239,8 +245,9 @@ impl HeapView for Slab {
     fn owned_region_end(&self, _: usize) -> Option<usize> {
         None
     }
-    fn survived(&self, _: usize) {}
-    fn promote_to(&self, _: usize, _: u8) {}
+    fn walk_promoting(&self, walk: Walk, _: &Marks, _: Promotion, f: &mut dyn FnMut(u32, BlockDesc)) {
+        self.walk(walk, f);
+    }
     fn set_reported(&self, _: usize) {}
     fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
     fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}

@@ -49,7 +49,7 @@ impl BlockDesc {
 /// How [`HeapView::walk_promoting`] raises the generation of the marked blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Promotion {
-    /// One generation up, at most 2: a check's survivors ([`HeapView::survived`]).
+    /// One generation up, at most 2: a check's survivors.
     OneUp,
     /// Blocks of generations `0..=g` to `g + 1`, at most 2; older ones stay: the
     /// survivors of a sweep of generation `g`.
@@ -139,25 +139,10 @@ pub(crate) trait HeapView {
     fn for_each_block_in_region(&self, region_start: usize, f: &mut dyn FnMut(u32, BlockDesc));
 
     /// [`HeapView::walk`], raising first the generation of each block set in `marks` as
-    /// `promotion` says: a check's or a sweep's one walk after its mark. Only with every
-    /// other thread stopped, as [`HeapView::survived`]. `f` sees each block as it was
-    /// before.
-    fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc)) {
-        self.walk(walk, &mut |id, d| {
-            if marks.get(id) {
-                match promotion {
-                    Promotion::OneUp => self.survived(d.start),
-                    Promotion::PastSwept(_) => {
-                        let to = promotion.generation_after(d.generation);
-                        if to != d.generation {
-                            self.promote_to(d.start, to);
-                        }
-                    }
-                }
-            }
-            f(id, d);
-        });
-    }
+    /// `promotion` says: a check's or a sweep's one walk after its mark, and the only way
+    /// generations change. Only with every other thread stopped (promotion writes the
+    /// blocks' flags, which their owners write too). `f` sees each block as it was before.
+    fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc));
 
     /// Whether any live block may carry the ignored flag: when none can, the check skips
     /// the walk that marks them as roots.
@@ -172,15 +157,6 @@ pub(crate) trait HeapView {
     fn for_each_block_overlapping(&self, a: usize, b: usize, f: &mut dyn FnMut(BlockDesc)) {
         blocks_overlapping_by_lookup(self, a, b, f);
     }
-
-    /// Records that the block starting at `start` survived a check (it was reachable):
-    /// its generation rises by one, up to 2.
-    fn survived(&self, start: usize);
-
-    /// Sets the generation of the block starting at `start` to `generation` (at most 2):
-    /// a sweep's survivor moves to the generation above the ones swept. Only with every
-    /// other thread stopped, as [`HeapView::survived`].
-    fn promote_to(&self, start: usize, generation: u8);
 
     /// Records that a sweep reported the block starting at `start` as leaked, so that
     /// later sweeps do not report it again. Only with every other thread stopped.

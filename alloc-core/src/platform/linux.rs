@@ -278,20 +278,17 @@ pub(crate) fn resident(start: usize, out: &mut [u8]) -> bool {
 pub(crate) fn resident_pages(ptr: *const u8, len: usize) -> Option<usize> {
     let pages = len.div_ceil(4096);
     let mut vec = [0u8; 1024];
-    let mut resident = 0;
+    let mut resident_count = 0;
     let mut done = 0;
     while done < pages {
         let n = (pages - done).min(vec.len());
-        // SAFETY: mincore writes one byte per page of the range into `vec`, which holds
-        // `n` bytes at least; it reads no memory of the range.
-        let r = unsafe { libc::mincore(ptr.add(done * 4096) as *mut c_void, n * 4096, vec.as_mut_ptr()) };
-        if r != 0 {
+        if !resident(ptr as usize + done * 4096, &mut vec[..n]) {
             return None;
         }
-        resident += vec[..n].iter().filter(|&&b| b & 1 != 0).count();
+        resident_count += vec[..n].iter().filter(|&&b| b & 1 != 0).count();
         done += n;
     }
-    Some(resident)
+    Some(resident_count)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (through the vDSO: no system call).

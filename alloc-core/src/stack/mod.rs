@@ -146,19 +146,23 @@ pub(crate) fn scrub_at_exit(bounds: StackBounds, dead_above: Option<(usize, usiz
             zero_resident(lo, hi);
         }
     }
-    // Below this function's frame and its red zone (the calls it makes while zeroing
-    // write their frames below, after zeroing is done there).
-    zero_resident(floor, (here - 2 * crate::platform::RED_ZONE) & !7);
+    // Below this function's frame (and `zero_resident`'s own, which it keeps out).
+    zero_resident(floor, here);
 }
 
 /// Zeroes the resident pages of `[lo, hi)`, a dead range of this thread's stack, from the
 /// top down; without the kernel's answer, down to the first region already all zero.
+/// Where the range reaches this function's own frame, it stops below it and its red zone
+/// (the `mincore` calls it makes between chunks write their frames there, above what is
+/// still to be zeroed).
 #[inline(never)]
 fn zero_resident(lo: usize, hi: usize) {
     const PAGE: usize = 4096;
     /// Pages asked about per `mincore` call.
     const CHUNK: usize = 32;
     let mut resident = [0u8; CHUNK];
+    let sp = crate::platform::frame_pointer_and_sp().1;
+    let hi = if lo < sp && sp <= hi { sp.saturating_sub(2 * crate::platform::RED_ZONE).max(lo) } else { hi };
     let mut top = hi & !7;
     while top > lo {
         let last_page = (top - 1) & !(PAGE - 1);

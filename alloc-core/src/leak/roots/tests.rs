@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::leak::stop::{stop_the_world, test_serial};
-use crate::leak::view::BlockDesc;
+use crate::leak::view::{BlockDesc, Marks, Promotion, Walk};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -22,8 +22,7 @@ impl HeapView for Owns {
     fn owned_region_end(&self, addr: usize) -> Option<usize> {
         (addr >= self.0 && addr < self.1).then(|| (addr / SEGMENT_SIZE + 1) * SEGMENT_SIZE)
     }
-    fn survived(&self, _: usize) {}
-    fn promote_to(&self, _: usize, _: u8) {}
+    fn walk_promoting(&self, _: Walk, _: &Marks, _: Promotion, _: &mut dyn FnMut(u32, BlockDesc)) {}
     fn set_reported(&self, _: usize) {}
     fn for_each_owned_region(&self, _: &mut dyn FnMut(usize, usize)) {}
     fn for_each_block_in_region(&self, _: usize, _: &mut dyn FnMut(u32, BlockDesc)) {}
