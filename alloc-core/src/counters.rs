@@ -88,13 +88,27 @@ impl Counters {
         }
     }
 
+    /// Whether [`Counters::on_alloc`] of `size` bytes would fold the balance into the
+    /// global totals.
+    #[inline(always)]
+    pub(crate) fn flush_due_after_alloc(&self, size: usize) -> bool {
+        self.pending_bytes().wrapping_add(size as i64) > FLUSH_BYTES
+    }
+
     #[inline]
     pub(crate) fn on_free(&mut self, size: usize) {
-        self.frees.add(1);
-        self.free_bytes.add(size as u64);
-        if self.pending_bytes() < -FLUSH_BYTES {
+        if self.count_free(size) {
             self.flush();
         }
+    }
+
+    /// Counts a free; true when the balance is due a [`Counters::flush`], left to the
+    /// caller (a fast path calls it off its own path).
+    #[inline(always)]
+    pub(crate) fn count_free(&mut self, size: usize) -> bool {
+        self.frees.add(1);
+        self.free_bytes.add(size as u64);
+        self.pending_bytes() < -FLUSH_BYTES
     }
 
     /// Folds this heap's balance into the global live totals and updates the peaks.

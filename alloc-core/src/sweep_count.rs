@@ -21,11 +21,12 @@
 
 use crate::counters::Counters;
 use crate::platform;
+use crate::sync::Isolated;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// Ticks a heap gathers before folding them into [`COUNT0`]; `i64::MAX` when automatic
 /// sweeps are off.
-static STEP: AtomicI64 = AtomicI64::new(i64::MAX);
+static STEP: Isolated<AtomicI64> = Isolated(AtomicI64::new(i64::MAX));
 /// Generation 0's count, folded in from the heaps.
 static COUNT0: AtomicI64 = AtomicI64::new(0);
 /// The count past which the sweeper is woken; `i64::MAX` when off.
@@ -53,6 +54,12 @@ pub(crate) fn on_alloc(c: &mut Counters) {
     if allocs.wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64 {
         fold(allocs, c.frees.get(), &mut c.sweep_folded);
     }
+}
+
+/// Whether [`on_alloc`] would fold, once one more allocation is counted in `c`.
+#[inline(always)]
+pub(crate) fn due_after_alloc(c: &Counters) -> bool {
+    c.allocs.get().wrapping_add(1).wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64
 }
 
 /// Folds a heap's allocations minus frees since its last fold into the count; wakes the

@@ -2,9 +2,12 @@
 //! and the block handed back to the page (or the large segment) it came from.
 //!
 //! # Fast path (free)
-//! One segment-map load, page lookup by address arithmetic, the block's metadata word
-//! (flags: double free?), push onto the page's free list if this thread owns the page,
-//! else onto its atomic thread-free list; the tracking hook. No lock.
+//! One segment-map load, page lookup by address arithmetic, the owner compared with this
+//! thread's heap, the block's metadata word (flags: double free?), push onto the page's
+//! free list, count it. No lock and no call but, rarely, one in tail position (a page
+//! that emptied, a fold of the counters), so no register is saved. Everything else (large
+//! blocks, another thread's block onto its page's atomic thread-free list, the profile
+//! asking for the block's stack, misuse) goes through the general path.
 //!
 //! # Misuse
 //! A pointer outside every segment, into a header or free span, into the middle of a
@@ -17,6 +20,7 @@ use crate::misuse::{self, Misuse};
 use crate::page::{Block, Page, INTERNAL, LIVE};
 use crate::segment::{self, Segment, KIND_LARGE, KIND_PAGES, SEGMENT_SIZE};
 use crate::size_class::MEDIUM_MAX;
+use crate::thread_state;
 use crate::track;
 use core::sync::atomic::Ordering;
 
@@ -28,29 +32,57 @@ pub(crate) enum Location {
     Large(*mut Segment),
 }
 
+/// The block of an in-use page that starts at `addr`, if one does: the lookup of the free
+/// fast path, with no call and no error kinds ([`locate`] tells those).
+#[inline(always)]
+fn small_block_at(addr: usize) -> Option<(*mut Page, usize)> {
+    if !segment::map::is_first_slot(addr) {
+        return None;
+    }
+    let seg = (addr & !(SEGMENT_SIZE - 1)) as *mut Segment;
+    // SAFETY: the segment map says a live segment starts at `seg`, and segments stay
+    // mapped while the map names them: its header is readable.
+    if unsafe { (*seg).kind } != KIND_PAGES {
+        return None;
+    }
+    // SAFETY: `addr` lies in this page segment (same aligned 4 MiB slot); a page
+    // descriptor exists for every slice, the header slice's included (never in use,
+    // which `in_use` below catches).
+    let page = unsafe { Segment::page_of_mut(seg, addr) };
+    // SAFETY: descriptors of a live segment are valid for reads.
+    let p = unsafe { &*page };
+    if !p.in_use() || addr < p.start as usize {
+        return None;
+    }
+    let index = p.index_of(addr);
+    if index >= p.capacity as usize || p.block_start(index) != addr {
+        return None;
+    }
+    Some((page, index))
+}
+
 /// Finds the block `ptr` starts. `Err` says what kind of misuse `ptr` is.
 #[inline]
 pub(crate) fn locate(ptr: *mut u8) -> Result<Location, Misuse> {
-    let addr = ptr as usize;
+    match small_block_at(ptr as usize) {
+        Some((page, index)) => Ok(Location::Small(page, index)),
+        None => locate_other(ptr as usize),
+    }
+}
+
+/// [`locate`] for anything but the start of a page's block: a large block, or misuse.
+#[cold]
+fn locate_other(addr: usize) -> Result<Location, Misuse> {
     if segment::map::is_first_slot(addr) {
         let seg = (addr & !(SEGMENT_SIZE - 1)) as *mut Segment;
-        // SAFETY: the segment map says a live segment starts at `seg`, and segments stay
-        // mapped while the map names them: its header is readable.
+        // SAFETY: as in `small_block_at`: a live segment's header is readable.
         if unsafe { (*seg).kind } == KIND_PAGES {
-            // SAFETY: `addr` lies in this page segment (same aligned 4 MiB slot); a page
-            // descriptor exists for every slice, the header slice's included (never in use,
-            // which `in_use` below catches).
-            let page = unsafe { Segment::page_of_mut(seg, addr) };
-            // SAFETY: descriptors of a live segment are valid for reads.
-            let p = unsafe { &*page };
-            if !p.in_use() || addr < p.start as usize {
-                return Err(Misuse::NotABlock);
-            }
-            let index = p.index_of(addr);
-            if index >= p.capacity as usize || p.block_start(index) != addr {
-                return Err(Misuse::Interior);
-            }
-            return Ok(Location::Small(page, index));
+            // SAFETY: as in `small_block_at`: `addr` lies in this page segment, whose
+            // descriptors are valid for reads.
+            let p = unsafe { &*Segment::page_of_mut(seg, addr) };
+            // Not a block's start (`small_block_at` said so): outside every block, or
+            // inside one.
+            return Err(if !p.in_use() || addr < p.start as usize { Misuse::NotABlock } else { Misuse::Interior });
         }
     }
     locate_large(addr)
@@ -75,6 +107,10 @@ fn locate_large(addr: usize) -> Result<Location, Misuse> {
 
 /// Frees `ptr`; `size` is the size of the layout the caller allocated it with.
 ///
+/// The fast path (a block of a page this thread's heap owns, live, with no listener
+/// asking for its allocation stack) makes no call but, rarely, one in tail position; the
+/// rest goes through [`free_general`].
+///
 /// # Safety
 /// - `ptr` was returned by this allocator for a layout of `size` bytes and is not used
 ///   after this call. A pointer that was never returned, or was freed already, is detected
@@ -82,6 +118,95 @@ fn locate_large(addr: usize) -> Result<Location, Misuse> {
 ///   other misuses (a wrong `size`) are undefined behavior.
 #[inline]
 pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
+    if let Some((page, index)) = small_block_at(ptr as usize) {
+        let slot = thread_state::heap_slot();
+        // SAFETY: `small_block_at` returns an in-use page; its owner field is atomic.
+        let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
+        // The owner's metadata is read only once the page is known to be ours (another
+        // thread's free never touches the owner's lines).
+        let live = || {
+            // SAFETY: `index < capacity` of an in-use page (`small_block_at`).
+            unsafe { (*page).flags_of(index) & LIVE != 0 }
+        };
+        if owner == slot && thread_state::is_heap(slot) && track::plain_free() && live() {
+            // SAFETY: the slot names this thread's own heap (a thread heap: never the
+            // internal one), which owns `page`: this thread is its only user.
+            let heap = unsafe { &mut *(slot as *mut Heap) };
+            debug_assert!(heap.kind == HeapKind::Thread);
+            // SAFETY: a live block of a page this heap owns, given up by the caller.
+            let used = unsafe { push_local(page, index, ptr) };
+            let flush = track::on_plain_free(&mut heap.counters, size);
+            if used == 0 || flush {
+                // SAFETY: this heap owns `page`; exclusive use (above).
+                unsafe { after_plain_free(heap, page, used, flush) };
+            }
+            return;
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { free_general(ptr, size) }
+}
+
+/// After a fast-path free: the counters folded into the global totals (`flush`), the
+/// page retired when it emptied and is not current.
+///
+/// # Safety
+/// - `heap` owns `page`, and the caller has exclusive use of `heap`; `used` is the page's
+///   count after the free.
+#[cold]
+#[inline(never)]
+unsafe fn after_plain_free(heap: &mut Heap, page: *mut Page, used: u32, flush: bool) {
+    if flush {
+        heap.counters.flush();
+    }
+    // SAFETY: exclusive use (caller).
+    unsafe { retire_if_empty(heap, page, used) };
+}
+
+/// Retires `page` if it has no live block left (`used == 0`) and is not current.
+///
+/// # Safety
+/// - `heap` owns `page`, and the caller has exclusive use of `heap`.
+#[inline]
+unsafe fn retire_if_empty(heap: &mut Heap, page: *mut Page, used: u32) {
+    // SAFETY: `page` is valid (caller).
+    let class = unsafe { (*page).class } as usize;
+    if used == 0 && heap.current[class] != page {
+        // SAFETY: ours, on our queue (heap invariant), not current, no live block;
+        // exclusive use (caller).
+        unsafe { heap.retire_page(page) };
+    }
+}
+
+/// Clears block `index`'s LIVE flag and pushes it onto `page`'s local free list; returns
+/// the page's count of blocks still in use.
+///
+/// # Safety
+/// - The caller has exclusive use of the heap that owns `page`; `index < capacity`,
+///   `ptr` is the start of block `index`, a live block the caller gives up.
+#[inline(always)]
+unsafe fn push_local(page: *mut Page, index: usize, ptr: *mut u8) -> u32 {
+    // SAFETY: the owner's user may write the metadata of a block it frees; the block was
+    // live, so it is on no free list, and its first word may become the list link.
+    unsafe {
+        let p = &mut *page;
+        p.set_flags(index, 0);
+        let block = ptr.cast::<Block>();
+        (*block).next = p.free;
+        p.free = block;
+        let used = p.used.load(Ordering::Relaxed) - 1;
+        p.used.store(used, Ordering::Relaxed);
+        used
+    }
+}
+
+/// Every free the fast path of [`free`] does not take: large blocks, other threads'
+/// blocks, the internal heap's, a listener that wants the block's stack, and misuse.
+///
+/// # Safety
+/// - As [`free`].
+#[inline(never)]
+unsafe fn free_general(ptr: *mut u8, size: usize) {
     match locate(ptr) {
         // SAFETY: `locate` checked that `index` is below the capacity of an in-use page
         // and that `ptr` is that block's start; the caller gives the block up.
@@ -151,24 +276,11 @@ unsafe fn free_owned(heap: &mut Heap, page: *mut Page, index: usize, ptr: *mut u
         // allocation's until we clear it below.
         track::on_free(&mut heap.counters, size, || unsafe { (*page).size_and_stack(index).1 });
     }
-    // SAFETY: the owner's user may write the metadata of a block it frees; the block was
-    // live, so it is on no free list, and its first word may become the list link.
-    let used = unsafe {
-        let p = &mut *page;
-        p.set_flags(index, 0);
-        let block = ptr.cast::<Block>();
-        (*block).next = p.free;
-        p.free = block;
-        let used = p.used.load(Ordering::Relaxed) - 1;
-        p.used.store(used, Ordering::Relaxed);
-        used
-    };
-    // SAFETY: `page` is valid (caller).
-    let class = unsafe { (*page).class } as usize;
-    if used == 0 && heap.current[class] != page {
-        // SAFETY: ours, on our queue (heap invariant), not current, no live block;
-        // exclusive use (caller).
-        unsafe { heap.retire_page(page) };
+    // SAFETY: a live block (checked above) of a page `heap` owns, given up by the caller;
+    // exclusive use (caller).
+    unsafe {
+        let used = push_local(page, index, ptr);
+        retire_if_empty(heap, page, used);
     }
 }
 

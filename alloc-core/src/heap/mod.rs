@@ -15,8 +15,11 @@
 //! process is the runtime's, before it hands the heap a request.
 //!
 //! # Fast path (allocate)
-//! Class lookup, stack capture, pop the current page's free list, write one metadata
-//! word, the tracking hook. No lock, no call but the stack capture.
+//! [`Heap::alloc_plain`], for a thread's plain request with no stack to capture: class
+//! lookup, pop the current page's free list, write one metadata word, count it. No lock
+//! and no call, so no register is saved; anything more (a stack, zeroing, the profile, a
+//! fold of the counters, an empty page) returns null and the caller takes [`Heap::alloc`]:
+//! the same steps with the stack capture and the whole tracking hook.
 //!
 //! # Slow path
 //! When the current page is empty: collect its thread-freed blocks, carve never-used
@@ -113,6 +116,26 @@ pub(crate) fn current_heap() -> *mut Heap {
         slot as *mut Heap
     } else {
         core::ptr::null_mut()
+    }
+}
+
+/// Pops `block` off the head of `page`'s free list and writes its metadata word (`size`,
+/// `stack`, `flags`).
+///
+/// # Safety
+/// - `block == (*page).free`, non-null; the caller has exclusive use of the heap that
+///   owns `page`, so `free`, `used` and the metadata of free blocks are its to write.
+/// - `size` is at most the page's block size.
+#[inline(always)]
+unsafe fn pop_block(page: *mut Page, block: *mut Block, size: usize, stack: u32, flags: u8) {
+    // SAFETY: `block` heads the free list (caller), so it is a free block of `page`: its
+    // first word is the next link and its index is below `capacity`; `size` fits it.
+    unsafe {
+        let p = &mut *page;
+        p.free = (*block).next;
+        p.used.store(p.used.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let index = p.index_of(block as usize);
+        p.set_meta(index, size as u32, stack, flags);
     }
 }
 
@@ -254,6 +277,45 @@ impl Heap {
         unsafe { self.take_block(page, block, size, stack, flags, zeroed) }
     }
 
+    /// The allocation fast path: a block from the current page of its class, for a plain
+    /// request of this thread's heap (no stack captured, no zeroing, no listener wanting
+    /// the block's stack). No call but, rarely, one in tail position. Null when the
+    /// request needs more than that: the caller then takes [`Heap::alloc`].
+    ///
+    /// # Safety
+    /// - As [`Heap::alloc`]; this is a thread's heap (not a locked one) and the block is
+    ///   not scoped or ignored (the thread's mode word is clear).
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_plain(&mut self, size: usize, align: usize) -> *mut u8 {
+        debug_assert!(align.is_power_of_two() && self.kind == HeapKind::Thread);
+        if self.stack_depth != 0 || !track::plain_alloc() || crate::segment::zeroing::on() {
+            return core::ptr::null_mut();
+        }
+        let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
+        if rounded > MEDIUM_MAX || rounded < size {
+            return core::ptr::null_mut();
+        }
+        let class = size_class::class_of(rounded);
+        debug_assert!(class < CLASS_COUNT);
+        // SAFETY: `class_of` returns a class below `CLASS_COUNT` for sizes up to
+        // `MEDIUM_MAX`. `current[class]` is the empty page or a valid page this heap owns
+        // (heap invariant), read by its only user.
+        let (page, block) = unsafe {
+            let page = *self.current.get_unchecked(class);
+            (page, (*page).free)
+        };
+        // Work the tracking hook would have to do besides counting (a fold into the
+        // global totals) is left to the general path, so that this one makes no call.
+        if block.is_null() || !track::plain_alloc_counts_only(&self.counters, size) {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: `block` heads the free list of `page`, which this heap owns; exclusive
+        // use (caller); `size` fits the block (its class is `size`'s).
+        unsafe { pop_block(page, block, size, 0, LIVE) };
+        track::on_plain_alloc(&mut self.counters, size);
+        block.cast()
+    }
+
     /// Pops `block` (the head of `page`'s free list) and records it as handed out.
     ///
     /// # Safety
@@ -277,11 +339,7 @@ impl Heap {
         //   the next link, its index is below `capacity`, and nobody else holds it.
         // - `size` fits the block, so zeroing `size` bytes stays inside it.
         unsafe {
-            let p = &mut *page;
-            p.free = (*block).next;
-            p.used.store(p.used.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            let index = p.index_of(block as usize);
-            p.set_meta(index, size as u32, stack, flags | LIVE);
+            pop_block(page, block, size, stack, flags | LIVE);
             if zeroed || crate::segment::zeroing::zeroes(flags) {
                 core::ptr::write_bytes(block.cast::<u8>(), 0, size);
             }

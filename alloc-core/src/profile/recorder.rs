@@ -32,7 +32,7 @@
 use super::events::Event;
 use super::timeline::Timeline;
 use crate::os::MmapVec;
-use crate::sync::SpinLock;
+use crate::sync::{Isolated, SpinLock};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Profiling off.
@@ -43,7 +43,7 @@ pub(crate) const ON: u8 = 1;
 pub(crate) const DUMP_PENDING: u8 = 2;
 
 /// [`OFF`], [`ON`] or [`DUMP_PENDING`]; read (Relaxed) on every allocation and free.
-pub(crate) static STATE: AtomicU8 = AtomicU8::new(OFF);
+pub(crate) static STATE: Isolated<AtomicU8> = Isolated(AtomicU8::new(OFF));
 
 /// Events between two readings of the clock.
 pub(crate) const CLOCK_EVERY: u32 = 32;

@@ -3,8 +3,9 @@
 //! # Fast path
 //! One thread-local read: if the thread has a heap and its mode word is zero (not inside
 //! the allocator's own code, no `disable()` or leak-check scope), allocate from its heap
-//! (no lock). Free and in-place realloc need no thread state up front: the block's page
-//! says who owns it.
+//! (no lock): the heap's plain path first (`Heap::alloc_plain`), then the general one.
+//! Free and in-place realloc need no thread state up front: the block's page says who
+//! owns it.
 //!
 //! # Cold path
 //! Everything else: the process's one-time initialization, the allocator's own
@@ -53,6 +54,27 @@ unsafe fn alloc_marked(s: &ThreadState, heap: *mut Heap, size: usize, align: usi
 ///   (what a `Layout` guarantees).
 #[inline]
 pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    let (slot, fast) = thread_state::with(|s| (s.heap(), s.fast()));
+    if thread_state::is_heap(slot) && fast && !zeroed {
+        // SAFETY: the slot names this thread's own heap (made by `thread::start` for this
+        // thread, not yet retired), whose only user is this thread; the mode word is
+        // clear (no scope, no `disable()`); `align` is a power of two (caller).
+        let p = unsafe { (*(slot as *mut Heap)).alloc_plain(size, align) };
+        if !p.is_null() {
+            return p;
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { alloc_general(size, align, zeroed) }
+}
+
+/// Every allocation [`alloc`]'s fast path does not make: stacks to capture, zeroing, a
+/// slow path of the heap, threads without a plain heap.
+///
+/// # Safety
+/// - As [`alloc`].
+#[inline(never)]
+unsafe fn alloc_general(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     thread_state::with(|s| {
         let slot = s.heap();
         if thread_state::is_heap(slot) {

@@ -32,6 +32,7 @@
 //! holding the segment pool's lock.
 
 use crate::os;
+use crate::sync::Isolated;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// log2 of the segment size and alignment.
@@ -42,7 +43,7 @@ pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
 const ADDRESS_LIMIT: usize = 1 << 47;
 const ENTRIES: usize = ADDRESS_LIMIT >> SEGMENT_SHIFT;
 
-static MAP: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
+static MAP: Isolated<AtomicPtr<AtomicU32>> = Isolated(AtomicPtr::new(core::ptr::null_mut()));
 
 /// Maps the table on first use. Called from the allocator's one-time initialization;
 /// returns false if the kernel refuses the mapping.

@@ -10,10 +10,11 @@
 //! With the flag on, a large block is also placed off the address a freed one had in its
 //! segment (`alloc_large`), since stale copies of that address are common.
 
+use crate::sync::Isolated;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once, never cleared: blocks allocated before it was set keep what they hold.
-static ON: AtomicBool = AtomicBool::new(false);
+static ON: Isolated<AtomicBool> = Isolated(AtomicBool::new(false));
 
 /// Whether new blocks start zeroed.
 #[inline(always)]
