@@ -136,7 +136,10 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
             // SAFETY: a live block of a page this heap owns, given up by the caller.
             let used = unsafe { push_local(page, index, ptr) };
             let flush = track::on_plain_free(&mut heap.counters, size);
-            if used == 0 || flush {
+            // A page that empties while it is current stays (the common case of a block
+            // freed right after it was taken): no call.
+            // SAFETY: `page` is an in-use page (`small_block_at`).
+            if (used == 0 && !unsafe { heap.holds_as_current(page) }) || flush {
                 // SAFETY: this heap owns `page`; exclusive use (above).
                 unsafe { after_plain_free(heap, page, used, flush) };
             }
@@ -169,9 +172,8 @@ unsafe fn after_plain_free(heap: &mut Heap, page: *mut Page, used: u32, flush: b
 /// - `heap` owns `page`, and the caller has exclusive use of `heap`.
 #[inline]
 unsafe fn retire_if_empty(heap: &mut Heap, page: *mut Page, used: u32) {
-    // SAFETY: `page` is valid (caller).
-    let class = unsafe { (*page).class } as usize;
-    if used == 0 && heap.current[class] != page {
+    // SAFETY: `page` is a valid page (caller).
+    if used == 0 && !unsafe { heap.holds_as_current(page) } {
         // SAFETY: ours, on our queue (heap invariant), not current, no live block;
         // exclusive use (caller).
         unsafe { heap.retire_page(page) };

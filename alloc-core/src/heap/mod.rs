@@ -316,6 +316,17 @@ impl Heap {
         block.cast()
     }
 
+    /// Whether `page` is this heap's current page of its class.
+    ///
+    /// # Safety
+    /// - `page` points to a valid page descriptor.
+    #[inline(always)]
+    unsafe fn holds_as_current(&self, page: *mut Page) -> bool {
+        // SAFETY: `page` is a valid page descriptor (caller): its class is readable.
+        let class = unsafe { (*page).class } as usize;
+        self.current.get(class) == Some(&page)
+    }
+
     /// Pops `block` (the head of `page`'s free list) and records it as handed out.
     ///
     /// # Safety
