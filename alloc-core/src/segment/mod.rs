@@ -195,7 +195,8 @@ pub(crate) struct Pool {
     large_cached_bytes: usize,
     /// The earliest `purge_at` of a page segment with slices to purge (`u64::MAX`: none).
     next_purge: u64,
-    /// Empty page segments kept mapped (`kept_empty`), at most `purge::EMPTY_KEEP`.
+    /// Empty page segments kept mapped (`kept_empty`): any number until their purge comes
+    /// due, at most `purge::EMPTY_KEEP` after it.
     empty_kept: usize,
     /// Statistics.
     pub(crate) segments: usize,
@@ -522,30 +523,44 @@ pub(crate) unsafe fn release_page(page: *mut Page) {
     };
     // `seg` is a live page segment whose slices of `mask` were just freed.
     pool.schedule_purge(seg, mask, now);
-    if empty && pool.segments > 1 && pool.empty_kept < purge::EMPTY_KEEP {
-        // Kept for reuse; its spans are purged on schedule like any others.
+    if empty && pool.segments > 1 {
+        // Kept for reuse until its purge comes due: then unmapped if more than
+        // `EMPTY_KEEP` empty segments are kept, its spans purged otherwise (`purge`).
         // SAFETY: `seg` is a live page segment; `kept_empty` is written only under the
         // pool lock, which `pool` holds.
         unsafe { (*seg).kept_empty = true };
         pool.empty_kept += 1;
-    } else if empty && pool.segments > 1 {
-        // On `avail` (linked just above if it was not) and on `all`.
-        pool.unlink_avail(seg);
-        pool.unlink_all(seg);
+    }
+    pool.purge_due(now);
+}
+
+impl Pool {
+    /// Unmaps the empty page segment `seg`, kept until now.
+    ///
+    /// A safe `fn` private to this module whose callers ensure (`&mut self` proves the
+    /// pool lock is held) that `seg` is a live page segment with every slice free and
+    /// `kept_empty` set (so it is on `avail` and on `all`).
+    fn unmap_empty(&mut self, seg: *mut Segment) {
+        // SAFETY: `seg` is live (callers): its header is mapped; its fields are written
+        // only under the pool lock, which we hold.
+        unsafe {
+            debug_assert!((*seg).kept_empty && (*seg).free_slices == ALL_FREE && (*seg).in_avail);
+            (*seg).kept_empty = false;
+        }
+        self.empty_kept -= 1;
+        self.unlink_avail(seg);
+        self.unlink_all(seg);
         // SAFETY: `[seg, seg + SEGMENT_SIZE)` was recorded with `map::insert` by
-        // `new_page_segment`, and `pool` holds the pool lock.
+        // `new_page_segment`, and we hold the pool lock.
         unsafe { map::remove(seg as usize, SEGMENT_SIZE) };
-        drop(pool);
         // SAFETY:
         // - `[seg, seg + SEGMENT_SIZE)` is the whole mapping `new_page_segment` made with
         //   `os::map_aligned`, page aligned.
-        // - Nothing uses it afterwards: every slice is free (`free_slices == ALL_FREE`), so
-        //   no page, block or owner refers to it, and it is off both lists and out of the
-        //   segment map, so no later lookup finds it.
+        // - Nothing uses it afterwards: every slice is free, so no page, block or owner
+        //   refers to it, and it is off both lists and out of the segment map, so no later
+        //   lookup finds it.
         unsafe { os::unmap(seg.cast(), SEGMENT_SIZE) };
-        return;
     }
-    pool.purge_due(now);
 }
 
 /// Offset of a large block from its segment's start, for an alignment (a power of two,

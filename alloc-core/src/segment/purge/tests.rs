@@ -126,3 +126,50 @@ fn a_purge_gives_back_at_most_a_batch_and_the_next_one_goes_on() {
     assert_eq!(resident, 0, "the second call purged the rest");
     assert_eq!(segs[0].pool.next_purge, u64::MAX);
 }
+
+#[test]
+fn empty_segments_are_kept_until_their_purge_and_then_only_a_few() {
+    let n = EMPTY_KEEP + 3;
+    let mut segs: Vec<Lone> = (0..n).map(|_| Lone::new()).collect();
+    let (first, rest) = segs.split_at_mut(1);
+    for l in rest.iter_mut() {
+        l.pool.unlink_all(l.seg);
+        first[0].pool.link_all(l.seg);
+    }
+    let ptrs: Vec<*mut Segment> = segs.iter().map(|l| l.seg).collect();
+    let t = 13_000_000_000;
+    let pool = &mut segs[0].pool;
+    for &seg in &ptrs {
+        // An empty page segment as `release_page` keeps it: free, on `avail`, counted.
+        pool.link_avail(seg);
+        // SAFETY: the lone segments' headers, ours; the pool is this test's.
+        unsafe { (*seg).kept_empty = true };
+        pool.empty_kept += 1;
+        pool.schedule_purge(seg, ALL_FREE, t);
+    }
+    pool.purge_due(t + PURGE_DELAY_NS - 1);
+    assert_eq!((pool.segments, pool.empty_kept), (n, n), "all kept before their purge");
+    pool.purge_due(t + PURGE_DELAY_NS);
+    assert_eq!((pool.segments, pool.empty_kept), (EMPTY_KEEP, EMPTY_KEEP), "then only a few");
+    // The kept ones' spans are purged, a batch at a time.
+    while pool.next_purge != u64::MAX {
+        pool.purge_due(t + PURGE_DELAY_NS);
+    }
+    let mut left = Vec::new();
+    let mut seg = pool.all;
+    while !seg.is_null() {
+        left.push(seg);
+        // SAFETY: a segment on the pool's list: mapped.
+        seg = unsafe { (*seg).next_all };
+    }
+    for l in segs {
+        if left.contains(&l.seg) {
+            // SAFETY: a kept segment, still mapped; its spans were purged.
+            assert_eq!(unsafe { (*l.seg).purge_slices }, 0);
+            drop(l);
+        } else {
+            // Unmapped by the purge: not to be unmapped again.
+            core::mem::forget(l);
+        }
+    }
+}
