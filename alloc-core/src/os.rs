@@ -318,6 +318,27 @@ impl<T: Copy> MmapVec<T> {
         Some(v)
     }
 
+    /// [`MmapVec::zeroed`] with every page written once now: for a table read before it
+    /// is written (mark bits). A page first read maps the kernel's shared zero page, and
+    /// the first write then faults again to copy it, flushing the page from the TLB of
+    /// every CPU the process runs on (an interrupt to each, costly in a virtual machine);
+    /// a page first written faults once. `None` when out of memory.
+    pub(crate) fn zeroed_touched(len: usize) -> Option<Self>
+    where
+        T: ZeroIsValid,
+    {
+        let mut v = Self::zeroed(len)?;
+        let bytes = len * core::mem::size_of::<T>();
+        let base = v.as_mut_slice().as_mut_ptr().cast::<u8>();
+        for offset in (0..bytes).step_by(OS_PAGE) {
+            // SAFETY: `offset < bytes`, the size of the `len` elements the mapping holds;
+            // writing a zero byte over zero bytes leaves every element as it was (zero,
+            // valid by `ZeroIsValid`). Volatile: the write is the point.
+            unsafe { core::ptr::write_volatile(base.add(offset), 0) };
+        }
+        Some(v)
+    }
+
     pub(crate) fn as_slice(&self) -> &[T] {
         // SAFETY:
         // - `ptr` is aligned for `T` and non-null: the mapping's start, or dangling when
@@ -346,6 +367,8 @@ impl<T: Copy> MmapVec<T> {
 /// # Safety
 /// Implement only for types every bit pattern of zeros is an initialized value of.
 pub(crate) unsafe trait ZeroIsValid: Copy {}
+// SAFETY: an all-zero byte is the integer 0.
+unsafe impl ZeroIsValid for u8 {}
 // SAFETY: all-zero bytes are the integer 0.
 unsafe impl ZeroIsValid for u32 {}
 // SAFETY: all-zero bytes are the integer 0.

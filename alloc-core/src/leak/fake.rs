@@ -355,6 +355,29 @@ fn marking_counts_blocks_bytes_and_words() {
     assert!(m.marks.get(b) && !m.marks.get(a) && !m.marks.get(c) && !m.lost);
 }
 
+#[test]
+fn a_block_larger_than_a_chunk_is_scanned_to_its_last_word() {
+    // 40,000 words (320 KB: 20 chunks), pointers in its first chunk, at a chunk's edge,
+    // and in its last word; each target points on to one more block.
+    let mut h = FakeHeap::new();
+    let big = h.add(40_000);
+    let slots = [0, 2047, 2048, 2049, 20_000, 39_999];
+    let targets: Vec<(u32, u32)> = slots.iter().map(|_| (h.add(2), h.add(1))).collect();
+    let unreached = h.add(4);
+    for (&slot, &(t, next)) in slots.iter().zip(&targets) {
+        h.link(big, slot, t, 8);
+        h.link(t, 1, next, 0);
+    }
+    let mut m = Marker::new(&h).unwrap();
+    let root = [h.addr(big)];
+    m.scan_range(root.as_ptr() as usize, root.as_ptr() as usize + 8);
+    m.flood_fill();
+    assert!(targets.iter().all(|&(t, next)| m.marks.get(t) && m.marks.get(next)));
+    assert!(m.marks.get(big) && !m.marks.get(unreached) && !m.lost);
+    assert_eq!(m.stats.reachable_blocks, 1 + 2 * slots.len() as u64);
+    assert_eq!(m.stats.words_scanned, 1 + 40_000 + 3 * slots.len() as u64);
+}
+
 /// The definitions, computed the slow way: `reach[i][j]` by transitive closure; a block
 /// is cyclic if it reaches itself through another block or points at itself; direct if
 /// no block outside its component points into the component (DESIGN.md: the source

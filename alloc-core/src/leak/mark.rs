@@ -22,6 +22,12 @@ use crate::os::MmapVec;
 
 /// Blocks the flood fill has prefetched ahead of the one it scans.
 const PREFETCH_AHEAD: usize = 8;
+/// Longest range one step of the flood fill scans; the rest of a larger block is queued
+/// again under what that step found. A vector of ten million pointers was scanned whole
+/// first, its ten million blocks queued (160 MB of queue) and scanned long after, out of
+/// cache; a chunk at a time, the blocks each chunk finds are scanned while their lines
+/// are fresh and the queue stays short (10M reachable boxes: the fill 194 -> 140 ms).
+const CHUNK_BYTES: usize = 16 << 10;
 
 /// A bitmap over block ids.
 pub(crate) struct Marks {
@@ -31,7 +37,10 @@ pub(crate) struct Marks {
 impl Marks {
     /// A bitmap of `n` clear bits; `None` when out of memory.
     pub(crate) fn new(n: usize) -> Option<Self> {
-        Some(Marks { bits: MmapVec::zeroed(n.div_ceil(64))? })
+        // Every page written now: the mark reads a word before it sets a bit in it, and a
+        // page first read maps the shared zero page, faulting again (and flushing the TLB
+        // of every CPU the process runs on) at the first write.
+        Some(Marks { bits: MmapVec::zeroed_touched(n.div_ceil(64))? })
     }
 
     /// Sets bit `i`; returns whether it was clear.
@@ -166,7 +175,8 @@ impl<'v, V: HeapView> Marker<'v, V> {
     /// it enters and scanned when it leaves: its first lines are then on their way from
     /// memory while the blocks before it are scanned. (The reachable blocks of a large
     /// heap are scattered: scanning them in stack order, the mark spent most of its time
-    /// waiting on each block's first load.)
+    /// waiting on each block's first load.) Blocks larger than [`CHUNK_BYTES`] are
+    /// scanned a chunk at a time.
     pub(crate) fn flood_fill(&mut self) {
         let mut ring = [(0usize, 0usize); PREFETCH_AHEAD];
         let (mut head, mut queued) = (0, 0);
@@ -181,9 +191,13 @@ impl<'v, V: HeapView> Marker<'v, V> {
             if queued == 0 {
                 return;
             }
-            let (s, e) = ring[head];
+            let (s, mut e) = ring[head];
             head = (head + 1) % PREFETCH_AHEAD;
             queued -= 1;
+            if e - s > CHUNK_BYTES {
+                self.lost |= !self.frontier.push((s + CHUNK_BYTES, e));
+                e = s + CHUNK_BYTES;
+            }
             self.scan_range(s, e);
         }
     }
