@@ -4,6 +4,9 @@
 //! Every lock the allocator's code may hold while taking another is taken here, before
 //! `fork`, in one order, so that no thread holds any of them at the moment of the fork:
 //!
+//! -1. the unwinder's miss lock (`stack`): a miss holds the loader's lock inside
+//!    `dl_iterate_phdr`, which a child could never take if a thread held it at the fork;
+//!    it may be held by a thread inside a locked heap's allocation, so it comes first;
 //! 0. the leak sweeps' lock (a sweep takes the pool and the internal heap under it);
 //! 1. the heap registry;
 //! 2. the internal heap, 3. the shared heap (a locked heap's slow path may take the pool);
@@ -31,6 +34,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The thread in `prepare` is the process's main thread (read by `child`).
 static FORKER_IS_MAIN: AtomicBool = AtomicBool::new(false);
+/// `prepare` took the unwinder's miss lock (released by `parent` and `child`).
+static UNWINDER_HELD: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handlers. Called once, by the process's initialization.
 pub(crate) fn install() {
@@ -44,6 +49,7 @@ pub(crate) fn install() {
 
 extern "C" fn prepare() {
     FORKER_IS_MAIN.store(platform::gettid() == platform::getpid(), Ordering::Relaxed);
+    UNWINDER_HELD.store(crate::stack::hold_unwinder_for_fork(), Ordering::Relaxed);
     super::sweep::SWEEP_LOCK.lock_raw();
     registry::REGISTRY.lock_raw();
     locked::INTERNAL_HEAP.lock_raw();
@@ -69,6 +75,7 @@ extern "C" fn parent() {
         registry::REGISTRY.force_unlock();
         super::sweep::SWEEP_LOCK.force_unlock();
     }
+    crate::stack::release_unwinder_after_fork(UNWINDER_HELD.load(Ordering::Relaxed));
 }
 
 extern "C" fn child() {

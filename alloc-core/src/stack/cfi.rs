@@ -150,6 +150,34 @@ impl Drop for MissGuard {
     }
 }
 
+/// Before `fork`: waits for a miss in progress on another thread to end, and holds the
+/// miss lock across the fork. A miss reads the loaded objects inside `dl_iterate_phdr`,
+/// under the loader's lock; a fork at that moment left the child with the loader's lock
+/// held by a thread it does not have, and the child's first miss waited on it for ever
+/// (seen once in a release run of `tests/fork.rs`). False when the lock was not taken
+/// (this thread holds it: a handler interrupting its own miss; or another thread held it
+/// past [`WAIT_NS`]).
+pub(crate) fn hold_for_fork() -> bool {
+    match MissGuard::acquire() {
+        Some(guard) => {
+            // Released by `release_after_fork`, in the parent and in the child, both on
+            // this thread.
+            core::mem::forget(guard);
+            true
+        }
+        None => false,
+    }
+}
+
+/// After `fork`, in the parent and in the child: releases what [`hold_for_fork`] took
+/// (`held`: what it returned).
+pub(crate) fn release_after_fork(held: bool) {
+    if held {
+        debug_assert_eq!(OWNER.load(Ordering::Relaxed), platform::thread_pointer());
+        OWNER.store(0, Ordering::Release);
+    }
+}
+
 /// The rule for the code address `addr` (a frame's own pc, or a return address minus
 /// one), computed and cached. `None` when the miss lock could not be taken (see the
 /// module notes): then nothing is cached.

@@ -58,6 +58,8 @@
 //! the depot's pages.
 
 mod cfi;
+
+pub(crate) use cfi::{hold_for_fork as hold_unwinder_for_fork, release_after_fork as release_unwinder_after_fork};
 mod depot;
 mod prefix;
 mod rules;
