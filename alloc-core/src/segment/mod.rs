@@ -486,7 +486,8 @@ unsafe fn claim(
     }
 }
 
-/// Gives a page's span back to its segment; unmaps the segment when it becomes empty.
+/// Gives a page's span back to its segment; an empty segment stays mapped until its
+/// purge comes due (`purge`).
 ///
 /// # Safety
 /// - `page` is an in-use page descriptor of a live page segment.
