@@ -81,11 +81,18 @@ impl Counters {
 
     #[inline]
     pub(crate) fn on_alloc(&mut self, size: usize) {
-        self.allocs.add(1);
-        self.alloc_bytes.add(size as u64);
+        self.count_alloc(size);
         if self.pending_bytes() > FLUSH_BYTES {
             self.flush();
         }
+    }
+
+    /// Counts an allocation, leaving the fold to the caller ([`Counters::on_alloc`], or a
+    /// fast path that asked [`Counters::flush_due_after_alloc`] first).
+    #[inline(always)]
+    pub(crate) fn count_alloc(&mut self, size: usize) {
+        self.allocs.add(1);
+        self.alloc_bytes.add(size as u64);
     }
 
     /// Whether [`Counters::on_alloc`] of `size` bytes would fold the balance into the

@@ -71,6 +71,19 @@ static SMALL_TABLE: [u8; TABLE_MAX / 8 + 1] = {
 const _: () = assert!(compute_size(CLASS_COUNT - 1) == MEDIUM_MAX);
 const _: () = assert!(compute_class(MEDIUM_MAX) == CLASS_COUNT - 1);
 
+/// The class of a request of `size` bytes aligned to `align` (a power of two): `size`
+/// rounded up to `align`, then [`class_of`]. `None` for a large block (past
+/// [`MEDIUM_MAX`], or so large that the rounding overflows).
+#[inline(always)]
+pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
+    debug_assert!(align.is_power_of_two());
+    let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
+    if rounded > MEDIUM_MAX || rounded < size {
+        return None;
+    }
+    Some(class_of(rounded))
+}
+
 /// The class of a request of `size` bytes (`size <= MEDIUM_MAX`; `0` maps to the 8-byte
 /// class). Costs a table load up to 1 KiB, a few ALU operations above.
 #[inline]

@@ -51,7 +51,7 @@ const MAX_STEP: i64 = 64;
 #[inline(always)]
 pub(crate) fn on_alloc(c: &mut Counters) {
     let allocs = c.allocs.get();
-    if allocs.wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64 {
+    if due_at(c, allocs) {
         fold(allocs, c.frees.get(), &mut c.sweep_folded);
     }
 }
@@ -59,7 +59,13 @@ pub(crate) fn on_alloc(c: &mut Counters) {
 /// Whether [`on_alloc`] would fold, once one more allocation is counted in `c`.
 #[inline(always)]
 pub(crate) fn due_after_alloc(c: &Counters) -> bool {
-    c.allocs.get().wrapping_add(1).wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64
+    due_at(c, c.allocs.get().wrapping_add(1))
+}
+
+/// Whether a heap whose counters are `c`, at `allocs` allocations, is due to fold.
+#[inline(always)]
+fn due_at(c: &Counters, allocs: u64) -> bool {
+    allocs.wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64
 }
 
 /// Folds a heap's allocations minus frees since its last fold into the count; wakes the

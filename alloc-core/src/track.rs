@@ -24,31 +24,25 @@ use crate::counters::{self, Counters};
 use crate::profile::recorder;
 use crate::sweep_count;
 
-/// Whether no listener wants a freed block's allocation stack: the free fast path may
-/// then count the free with [`on_plain_free`] without reading the block's metadata word.
+/// Whether no listener wants blocks' allocation stacks: the fast paths may then count
+/// with [`on_plain_alloc`] (no stack captured) and [`on_plain_free`] (the freed block's
+/// metadata word not read for its stack).
 #[inline(always)]
-pub(crate) fn plain_free() -> bool {
+pub(crate) fn plain() -> bool {
     !recorder::active()
 }
 
 /// A tracked block of `size` bytes was freed by the heap that owns it and `counters`,
-/// while [`plain_free`] held. True when the counters are due a fold into the global
+/// while [`plain`] held. True when the counters are due a fold into the global
 /// totals (`Counters::flush`), which the caller does off its fast path.
 #[inline(always)]
 pub(crate) fn on_plain_free(counters: &mut Counters, size: usize) -> bool {
     counters.count_free(size)
 }
 
-/// Whether no listener wants a new block's allocation stack: the allocation fast path
-/// may then count it with [`on_plain_alloc`].
-#[inline(always)]
-pub(crate) fn plain_alloc() -> bool {
-    !recorder::active()
-}
-
 /// Whether counting a tracked allocation of `size` bytes by the heap that owns
 /// `counters` is all [`on_alloc`] would do for it, with no stack and while
-/// [`plain_alloc`] holds: no fold of the counters or of the sweeps' count falls due.
+/// [`plain`] holds: no fold of the counters or of the sweeps' count falls due.
 #[inline(always)]
 pub(crate) fn plain_alloc_counts_only(counters: &Counters, size: usize) -> bool {
     !counters.flush_due_after_alloc(size) & !sweep_count::due_after_alloc(counters)
@@ -58,8 +52,7 @@ pub(crate) fn plain_alloc_counts_only(counters: &Counters, size: usize) -> bool 
 /// `counters`, where [`plain_alloc_counts_only`] said counting it is all there is to do.
 #[inline(always)]
 pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize) {
-    counters.allocs.add(1);
-    counters.alloc_bytes.add(size as u64);
+    counters.count_alloc(size);
 }
 
 /// A tracked block of `size` bytes was allocated from `stack`, by the heap that owns

@@ -128,7 +128,7 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
             // SAFETY: `index < capacity` of an in-use page (`small_block_at`).
             unsafe { (*page).flags_of(index) & LIVE != 0 }
         };
-        if owner == slot && thread_state::is_heap(slot) && track::plain_free() && live() {
+        if owner == slot && thread_state::is_heap(slot) && track::plain() && live() {
             // SAFETY: the slot names this thread's own heap (a thread heap: never the
             // internal one), which owns `page`: this thread is its only user.
             let heap = unsafe { &mut *(slot as *mut Heap) };

@@ -36,7 +36,7 @@ use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
 use crate::page::{Block, Page, INTERNAL, LIVE, SCOPED};
 use crate::segment;
-use crate::size_class::{self, CLASS_COUNT, MEDIUM_MAX};
+use crate::size_class::{self, CLASS_COUNT};
 use crate::stack::{self, StackBounds, StackCache};
 use crate::thread_state::{self, ReentrancyGuard};
 use crate::track;
@@ -253,12 +253,9 @@ impl Heap {
     /// - `align` is a power of two (a `Layout`'s).
     #[inline]
     pub(crate) unsafe fn alloc(&mut self, size: usize, align: usize, flags: u8, zeroed: bool) -> *mut u8 {
-        debug_assert!(align.is_power_of_two());
-        let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
-        if rounded > MEDIUM_MAX || rounded < size {
+        let Some(class) = size_class::class_for(size, align) else {
             return self.alloc_large(size, align, flags, zeroed || crate::segment::zeroing::zeroes(flags));
-        }
-        let class = size_class::class_of(rounded);
+        };
         let stack = self.capture_stack();
         if flags & SCOPED != 0 {
             // SAFETY: as for this function (caller); `class` is `size`'s.
@@ -288,17 +285,14 @@ impl Heap {
     #[inline(always)]
     pub(crate) unsafe fn alloc_plain(&mut self, size: usize, align: usize) -> *mut u8 {
         debug_assert!(align.is_power_of_two() && self.kind == HeapKind::Thread);
-        if self.stack_depth != 0 || !track::plain_alloc() || crate::segment::zeroing::on() {
+        if self.stack_depth != 0 || !track::plain() || crate::segment::zeroing::on() {
             return core::ptr::null_mut();
         }
-        let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
-        if rounded > MEDIUM_MAX || rounded < size {
+        let Some(class) = size_class::class_for(size, align) else {
             return core::ptr::null_mut();
-        }
-        let class = size_class::class_of(rounded);
+        };
         debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class_of` returns a class below `CLASS_COUNT` for sizes up to
-        // `MEDIUM_MAX`. `current[class]` is the empty page or a valid page this heap owns
+        // SAFETY: `class_for` returns a class below `CLASS_COUNT`. `current[class]` is the empty page or a valid page this heap owns
         // (heap invariant), read by its only user.
         let (page, block) = unsafe {
             let page = *self.current.get_unchecked(class);
