@@ -106,14 +106,15 @@ fn map_aligned_with(len: usize, align: usize, reserve: Reserve) -> Option<NonNul
 }
 
 /// Gives the physical pages of `[ptr, ptr + len)` back to the kernel; the range stays
-/// mapped and reads as zero afterwards.
+/// mapped and, when this returns true, reads as zero afterwards (false: the kernel
+/// refused, and the pages still hold what they held).
 ///
 /// # Safety
 /// - The range lies in a private anonymous mapping of ours (every mapping this module
 ///   makes is one), and `ptr` and `len` are page aligned (checked in debug builds).
-/// - Nothing in the range is needed any more: it reads as zero afterwards.
+/// - Nothing in the range is needed any more.
 #[inline]
-pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
+pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) -> bool {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
     // SAFETY:
     // - `madvise_dontneed`, first bullet: `ptr` is page aligned and the range lies in a
@@ -121,7 +122,28 @@ pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) {
     // - Second bullet: its contents are not needed (caller, second bullet).
     // A failure leaves the pages committed: they still read as what they held, which
     // nobody needs.
-    let _ = unsafe { platform::madvise_dontneed(ptr, len) };
+    unsafe { platform::madvise_dontneed(ptr, len) }.is_ok()
+}
+
+/// Commits the pages of `[ptr, ptr + len)` now, in one system call, instead of one
+/// page fault at a time as they are first written (a table whose writes land all over
+/// it); on a kernel without `MADV_POPULATE_WRITE`, by writing a zero byte over each
+/// page's first byte.
+///
+/// # Safety
+/// - The range lies in a private anonymous mapping of ours, page aligned (checked in
+///   debug builds), whose bytes are all zero.
+pub(crate) unsafe fn populate_zeroed(ptr: *mut u8, len: usize) {
+    debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
+    // SAFETY: `madvise_populate_write`'s bullet: the caller's.
+    if unsafe { platform::madvise_populate_write(ptr, len) }.is_ok() {
+        return;
+    }
+    for offset in (0..len).step_by(OS_PAGE) {
+        // SAFETY: `offset < len`: inside the caller's range, whose bytes are zero (caller):
+        // writing a zero over one changes nothing. Volatile: the write is the point.
+        unsafe { core::ptr::write_volatile(ptr.add(offset), 0) };
+    }
 }
 
 /// Most metadata mappings the registry can hold. Each is a whole table (the depot, a mark
@@ -318,8 +340,8 @@ impl<T: Copy> MmapVec<T> {
         Some(v)
     }
 
-    /// [`MmapVec::zeroed`] with every page written once now: for a table read before it
-    /// is written (mark bits). A page first read maps the kernel's shared zero page, and
+    /// [`MmapVec::zeroed`] with every page committed now ([`populate_zeroed`]): for a
+    /// table read before it is written (mark bits). A page first read maps the kernel's shared zero page, and
     /// the first write then faults again to copy it, flushing the page from the TLB of
     /// every CPU the process runs on (an interrupt to each, costly in a virtual machine);
     /// a page first written faults once. `None` when out of memory.
@@ -328,13 +350,13 @@ impl<T: Copy> MmapVec<T> {
         T: ZeroIsValid,
     {
         let mut v = Self::zeroed(len)?;
-        let bytes = len * core::mem::size_of::<T>();
-        let base = v.as_mut_slice().as_mut_ptr().cast::<u8>();
-        for offset in (0..bytes).step_by(OS_PAGE) {
-            // SAFETY: `offset < bytes`, the size of the `len` elements the mapping holds;
-            // writing a zero byte over zero bytes leaves every element as it was (zero,
-            // valid by `ZeroIsValid`). Volatile: the write is the point.
-            unsafe { core::ptr::write_volatile(base.add(offset), 0) };
+        let bytes = (len * core::mem::size_of::<T>()).next_multiple_of(OS_PAGE);
+        if bytes > 0 {
+            let base = v.as_mut_slice().as_mut_ptr().cast::<u8>();
+            // SAFETY: `populate_zeroed`'s bullet: `base` is the start of a fresh mapping
+            // of ours (page aligned, all zero), which covers the `len` elements and so
+            // the whole pages they lie in.
+            unsafe { populate_zeroed(base, bytes) };
         }
         Some(v)
     }

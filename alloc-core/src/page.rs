@@ -229,6 +229,8 @@ impl Page {
     /// - `self` is a free descriptor of a segment whose pool lock the caller holds.
     /// - The span is mapped, unused, and `header_meta` points to `slices *
     ///   HEADER_META_PER_SLICE` writable bytes in the segment header reserved for it.
+    /// - `span_zeroed`: every byte of the span is zero (a metadata array kept there then
+    ///   needs no clearing, and its pages are committed only as blocks are used).
     pub(crate) unsafe fn init(
         &mut self,
         start: *mut u8,
@@ -236,6 +238,7 @@ impl Page {
         class: usize,
         header_meta: *mut u8,
         internal: bool,
+        span_zeroed: bool,
     ) {
         let block_size = size_class::class_size(class);
         let geo = geometry(block_size, slices);
@@ -258,9 +261,11 @@ impl Page {
         self.recip = (1u64 << RECIP_SHIFT).div_ceil(block_size as u64);
         self.start = start;
         self.meta = meta.cast();
-        // SAFETY: the metadata region holds `capacity` words (see `geometry`). Flags must
-        // start clear: the region may hold an older page's bytes.
-        unsafe { core::ptr::write_bytes(self.meta, 0, geo.capacity) };
+        if geo.meta_in_header || !span_zeroed {
+            // SAFETY: the metadata region holds `capacity` words (see `geometry`). Flags
+            // must start clear: the region may hold an older page's bytes.
+            unsafe { core::ptr::write_bytes(self.meta, 0, geo.capacity) };
+        }
         self.thread_free.store(core::ptr::null_mut(), Ordering::Relaxed);
         self.next = core::ptr::null_mut();
         self.prev = core::ptr::null_mut();
@@ -541,7 +546,7 @@ mod tests {
                 let mut page = Page::empty();
                 // SAFETY: a free descriptor over a mapped, unused 64 KiB span and a header
                 // area of the size reserved for one slice; nobody else sees them.
-                unsafe { page.init(start, 1, class, meta, false) };
+                unsafe { page.init(start, 1, class, meta, false, false) };
                 let capacity = page.capacity;
                 assert!(page.first < capacity, "size {size}");
                 firsts.push(page.first);

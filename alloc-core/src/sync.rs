@@ -58,6 +58,12 @@ impl<T> SpinLock<T> {
         Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
+    /// The value, out of the lock (which nobody can hold: it is moved).
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+
     /// Takes the lock, spinning (then yielding) until it is free.
     #[inline]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {

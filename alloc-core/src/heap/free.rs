@@ -432,6 +432,6 @@ fn decommit_tail(start: usize, old_size: usize, new_size: usize) {
         let tail = crate::os::round_up(end - keep, crate::os::OS_PAGE).unwrap_or(0);
         // SAFETY: `[keep, keep + tail)` lies in the block's segment past the new size,
         // page aligned; the bytes there are beyond what the holder may use from now on.
-        unsafe { crate::os::decommit(keep as *mut u8, tail) };
+        let _ = unsafe { crate::os::decommit(keep as *mut u8, tail) };
     }
 }

@@ -19,7 +19,7 @@
 //! # What it provides
 //! - errors: [`Errno`]; the thread's `errno`: [`errno`], [`set_errno`];
 //! - memory: [`mmap_anonymous`] (lazily [`Reserve`]d or committed), [`munmap`],
-//!   [`madvise_dontneed`], [`mremap_maymove`], [`mremap_fixed`];
+//!   [`madvise_dontneed`], [`madvise_populate_write`], [`mremap_maymove`], [`mremap_fixed`];
 //! - descriptors and the environment: [`write()`] to a descriptor, [`isatty`], [`getenv`];
 //! - processes and threads: [`gettid`], [`getpid`], [`tgkill`], [`futex_wait`],
 //!   [`futex_wake_all`], [`sched_yield`], [`spawn_detached`] (a detached `pthread_create`),

@@ -113,6 +113,11 @@ pub(crate) struct Segment {
     /// monotonic time in ns): see `purge`. A subset of `free_slices`.
     purge_slices: u64,
     purge_at: u64,
+    /// Bit `i` set: slice `i`'s bytes are all zero, untouched since the segment was
+    /// mapped or the slice purged (`MADV_DONTNEED` gives zero-filled pages back). A
+    /// page set up there needs no zeroing of the metadata array it keeps in its span,
+    /// and so does not commit the array's pages before their blocks are used.
+    zero_slices: u64,
     /// An empty page segment kept mapped for reuse (counted in the pool's `empty_kept`).
     kept_empty: bool,
     /// For each slice in use, the first slice of its page.
@@ -371,6 +376,7 @@ fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
         (*seg).kind = KIND_PAGES;
         (*seg).len = SEGMENT_SIZE;
         (*seg).free_slices = ALL_FREE;
+        (*seg).zero_slices = ALL_FREE;
         map::insert(seg as usize, SEGMENT_SIZE);
     }
     pool.link_all(seg);
@@ -468,6 +474,8 @@ unsafe fn claim(
         (*seg).free_slices &= !mask;
         // Taken again before its purge: nothing to give back.
         (*seg).purge_slices &= !mask;
+        let span_zeroed = (*seg).zero_slices & mask == mask;
+        (*seg).zero_slices &= !mask;
         if (*seg).kept_empty {
             (*seg).kept_empty = false;
             pool.empty_kept -= 1;
@@ -481,7 +489,7 @@ unsafe fn claim(
         let start = (seg as *mut u8).add(first << SLICE_SHIFT);
         let header_meta = (seg as *mut u8).add(HEADER_META + first * HEADER_META_PER_SLICE);
         let page = core::ptr::addr_of_mut!((*seg).pages[first]);
-        (*page).init(start, slices, class, header_meta, internal);
+        (*page).init(start, slices, class, header_meta, internal, span_zeroed);
         page
     }
 }
@@ -655,7 +663,7 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
             // SAFETY: `[seg + previous, seg + offset)` lies inside the segment's mapping,
             // page aligned (both offsets are multiples of a page), past its header and
             // before the new block: nobody uses it.
-            unsafe { os::decommit((seg as usize + previous) as *mut u8, offset - previous) };
+            let _ = unsafe { os::decommit((seg as usize + previous) as *mut u8, offset - previous) };
         }
         offset
     } else {

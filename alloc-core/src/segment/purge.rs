@@ -115,7 +115,9 @@ unsafe fn purge_segment(seg: *mut Segment, budget: u32) -> u32 {
         // aligned; they are free (second bullet), so nothing needs their contents.
         unsafe {
             debug_assert!((*seg).free_slices & mask == mask && first >= 1);
-            os::decommit((seg as *mut u8).add((first as usize) << SLICE_SHIFT), run as usize * SLICE_SIZE);
+            if os::decommit((seg as *mut u8).add((first as usize) << SLICE_SHIFT), run as usize * SLICE_SIZE) {
+                (*seg).zero_slices |= mask;
+            }
             (*seg).purge_slices &= !mask;
         }
         pending &= !mask;

@@ -7,8 +7,8 @@
 //! `cfi` calls them under its lock). `unwind` looks rules up; `cfi` computes the rules
 //! of the addresses the table does not know and stores them here.
 //!
-//! # Layout (one `MAP_NORESERVE` mapping of 512 KiB, made on the first insert, touched
-//! lazily, never scanned as a root)
+//! # Layout (one `MAP_NORESERVE` mapping of 512 KiB, made and committed at the first
+//! walk, never scanned as a root)
 //! 2^15 sets of two `AtomicU64` slots. An address `a` (below 2^47, as every user-space
 //! address on x86-64 Linux with 4-level page tables) belongs to the set
 //! `(a ^ a >> 15) mod 2^15`, and its slot holds `(a >> 15) << 32 | rule`: the set and the
@@ -24,7 +24,7 @@
 //!   there for what that guarantees and what it does not).
 
 use crate::os;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// How to unwind one frame, given the frame's own address (its `pc`), stack pointer and
 /// frame pointer: the CFA (the caller's stack pointer) is `rsp` or `rbp` plus an offset,
@@ -114,6 +114,10 @@ const TABLE_BYTES: usize = SETS * 2 * 8;
 pub(super) const CACHEABLE_BELOW: usize = 1 << (32 + SET_BITS);
 
 static TABLE: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
+/// Some entry was stored since the table was made or last cleared: a [`clear`] has
+/// something to do (the first miss of a process clears, since it finds the loader's
+/// counts new; writing the whole table then would commit its 512 KiB for nothing).
+static STORED: AtomicBool = AtomicBool::new(false);
 /// Bumped by every [`clear`]: a [`RuleMemo`] filled under another generation is stale.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 
@@ -189,6 +193,7 @@ pub(super) fn insert(addr: usize, rule: Rule) {
     let Some(Table(table)) = table() else { return };
     let (first, entry) = place(addr, rule.0);
     let set = set_of(table, first);
+    STORED.store(true, Ordering::Relaxed);
     let (newer, older) = (set[0].load(Ordering::Relaxed), set[1].load(Ordering::Relaxed));
     if newer == 0 || newer >> 32 == entry >> 32 {
         set[0].store(entry, Ordering::Relaxed);
@@ -202,11 +207,21 @@ pub(super) fn insert(addr: usize, rule: Rule) {
 }
 
 /// Forgets every cached rule, here and (through [`GENERATION`]) in every [`RuleMemo`] at
-/// its next walk. Readers racing with it see each slot either as it was or empty.
+/// its next walk. Readers racing with it see each slot either as it was or empty. The
+/// table's pages go back to the kernel (they read as zero after), or, if it refuses, are
+/// written over.
 pub(super) fn clear() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
     let table = TABLE.load(Ordering::Acquire);
-    if table.is_null() {
+    if table.is_null() || !STORED.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: `decommit`'s bullets: the table is a private anonymous mapping of ours
+    // (`os::map`), page aligned, `TABLE_BYTES` long (a multiple of the page); its old
+    // entries are what we are dropping, and a slot read as zero is an empty one (slots
+    // are only read and written atomically, a word at a time, so a racing reader sees
+    // a slot's old entry or zero).
+    if unsafe { os::decommit(table as *mut u8, TABLE_BYTES) } {
         return;
     }
     for first in (0..2 * SETS).step_by(2) {
@@ -223,6 +238,10 @@ fn table_or_make() -> Option<*const AtomicU64> {
         return Some(table);
     }
     let base = os::map(TABLE_BYTES)?.as_ptr();
+    // Entries land all over the table (that is what the hash is for): committing it now
+    // costs one call instead of a read fault and a write fault per page as it fills.
+    // SAFETY: `populate_zeroed`'s bullet: a fresh mapping of ours, page aligned, zero.
+    unsafe { os::populate_zeroed(base, TABLE_BYTES) };
     let fresh = base.cast::<AtomicU64>();
     match TABLE.compare_exchange(core::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {

@@ -8,6 +8,20 @@ struct Lone {
     seg: *mut Segment,
 }
 
+/// A pool with no segment.
+fn empty_pool() -> Pool {
+    Pool {
+        all: core::ptr::null_mut(),
+        avail: core::ptr::null_mut(),
+        large_cache: [core::ptr::null_mut(); super::super::LARGE_CACHE_SLOTS],
+        large_cached_bytes: 0,
+        next_purge: u64::MAX,
+        empty_kept: 0,
+        segments: 0,
+        mapped_bytes: 0,
+    }
+}
+
 impl Lone {
     fn new() -> Lone {
         let seg = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE).unwrap().as_ptr().cast::<Segment>();
@@ -17,17 +31,9 @@ impl Lone {
             (*seg).kind = KIND_PAGES;
             (*seg).len = SEGMENT_SIZE;
             (*seg).free_slices = ALL_FREE;
+            (*seg).zero_slices = ALL_FREE;
         }
-        let mut pool = Pool {
-            all: core::ptr::null_mut(),
-            avail: core::ptr::null_mut(),
-            large_cache: [core::ptr::null_mut(); super::super::LARGE_CACHE_SLOTS],
-            large_cached_bytes: 0,
-            next_purge: u64::MAX,
-            empty_kept: 0,
-            segments: 0,
-            mapped_bytes: 0,
-        };
+        let mut pool = empty_pool();
         pool.link_all(seg);
         Lone { pool, seg }
     }
@@ -172,4 +178,52 @@ fn empty_segments_are_kept_until_their_purge_and_then_only_a_few() {
             core::mem::forget(l);
         }
     }
+}
+
+/// Claims slice 1 of `l`'s segment for 16-byte blocks (a page that keeps its metadata
+/// array in its span), writes every block's metadata word, checks they all read zero
+/// first, and gives the slice back by hand as `release_page` does. Returns how many of
+/// the slice's pages were resident just after the claim.
+fn claim_use_and_release(l: &mut Lone) -> usize {
+    let class = crate::size_class::class_of(16);
+    let pool_lock = crate::sync::SpinLock::new(core::mem::replace(&mut l.pool, empty_pool()));
+    let mut pool = pool_lock.lock();
+    pool.link_avail(l.seg);
+    // SAFETY: `claim`'s bullets: the lone segment is a live page segment on this pool's
+    // `avail` list, slice 1 is free and a valid run of 1.
+    let page = unsafe { super::super::claim(&mut pool, l.seg, 1, 1, class, false) };
+    let resident_after_claim = l.resident(1, 1);
+    // SAFETY: the page just claimed: in use, ours alone.
+    unsafe {
+        assert!(!crate::page::geometry(16, 1).meta_in_header);
+        let capacity = (*page).capacity as usize;
+        for i in 0..capacity {
+            assert_eq!((*page).meta.add(i).read(), 0, "metadata word {i} of {capacity} not clear");
+            (*page).set_meta(i, 16, 7, crate::page::LIVE);
+        }
+        // Given back (`release_page`, without the process's pool).
+        (*page).flags = 0;
+        (*page).slices = 0;
+        (*l.seg).free_slices |= Lone::mask(1, 1);
+    }
+    pool.unlink_avail(l.seg);
+    drop(pool);
+    l.pool = pool_lock.into_inner();
+    resident_after_claim
+}
+
+#[test]
+fn a_page_on_zeroed_slices_clears_no_metadata_and_a_reused_one_does() {
+    let mut l = Lone::new();
+    assert_eq!(claim_use_and_release(&mut l), 0, "a fresh slice: nothing committed by the claim");
+    // SAFETY: the lone segment's header, ours.
+    assert_eq!(unsafe { (*l.seg).zero_slices } & Lone::mask(1, 1), 0, "used: no longer zero");
+    // Taken again before any purge: its metadata holds the last page's words, cleared.
+    assert!(claim_use_and_release(&mut l) > 0);
+    let t = 20_000_000_000;
+    l.pool.schedule_purge(l.seg, Lone::mask(1, 1), t);
+    l.pool.purge_due(t + PURGE_DELAY_NS);
+    // SAFETY: as above.
+    assert_ne!(unsafe { (*l.seg).zero_slices } & Lone::mask(1, 1), 0, "purged: zero again");
+    assert_eq!(claim_use_and_release(&mut l), 0, "a purged slice: nothing committed by the claim");
 }
