@@ -369,7 +369,12 @@ impl Page {
         }
     }
 
-    /// Moves up to `max` never-used blocks onto the free list. Returns how many.
+    /// Moves up to `max` never-used blocks onto the free list, and no block that starts
+    /// past the OS page where the next never-used block starts: carving writes each
+    /// block's first word (its link), and a page of memory should be committed when a
+    /// block in it is about to be used, not ahead (a test binary's start paid a fault,
+    /// some microseconds in a virtual machine, for every page carved ahead). Returns how
+    /// many (at least one when any block is left and `max > 0`).
     ///
     /// # Safety
     /// - `self` is in use, and the caller is its owner's only user (the owning thread, or
@@ -377,7 +382,7 @@ impl Page {
     ///   or the never-used blocks.
     pub(crate) unsafe fn carve(&mut self, max: u32) -> u32 {
         debug_assert!(self.first < self.capacity.max(1));
-        let n = (self.capacity - self.bump).min(max);
+        let n = (self.capacity - self.bump).min(max).min(self.in_os_page_from(self.bump));
         let mut next = self.free;
         for i in (self.bump..self.bump + n).rev() {
             let b = self.block_start(self.carved_index(i) as usize) as *mut Block;
@@ -473,6 +478,34 @@ impl Page {
         }
     }
 
+    /// How many blocks, from the `k`-th carved on (`k < capacity`), start in the OS page
+    /// where that one starts, without going round the page's end: at least 1.
+    #[inline]
+    fn in_os_page_from(&self, k: u32) -> u32 {
+        if k >= self.capacity {
+            return 0;
+        }
+        let index = self.carved_index(k);
+        let start = self.block_start(index as usize);
+        let page_end = (start | (crate::os::OS_PAGE - 1)) + 1;
+        let starting_here = (page_end - start).div_ceil(self.block_size as usize) as u32;
+        starting_here.min(self.capacity - index)
+    }
+
+    /// The indices of the blocks carved so far (the only ones that may be live), as two
+    /// ranges in increasing order: `[0, wrapped)` and `[first, ...)` (either may be
+    /// empty).
+    #[inline]
+    pub(crate) fn carved_ranges(&self) -> [core::ops::Range<usize>; 2] {
+        let (first, bump, capacity) = (self.first as usize, self.bump as usize, self.capacity as usize);
+        let end = first + bump;
+        if end <= capacity {
+            [0..0, first..end]
+        } else {
+            [0..end - capacity, first..capacity]
+        }
+    }
+
     /// The index of the `k`-th block carved (`k < capacity`): `first + k`, round the page.
     #[inline]
     pub(crate) fn carved_index(&self, k: u32) -> u32 {
@@ -556,15 +589,25 @@ mod tests {
                 // SAFETY: this test is the page's only user.
                 while unsafe { page.carve(7) } > 0 {
                     let mut b = page.free;
+                    let os_page = |b: *mut Block| b as usize / crate::os::OS_PAGE;
+                    let batch_page = os_page(b);
                     while !b.is_null() {
                         let i = page.index_of(b as usize);
                         assert!(i < capacity as usize && !seen[i], "size {size}: block {i} twice or out of the page");
+                        assert_eq!(os_page(b), batch_page, "size {size}: a batch wrote to a second OS page");
                         seen[i] = true;
                         order.push(i as u32);
                         // SAFETY: a free-list block of this page holds its next link.
                         b = unsafe { (*b).next };
                     }
                     page.free = core::ptr::null_mut();
+                    // The carved ranges name exactly the blocks carved so far, in order.
+                    let ranges = page.carved_ranges();
+                    assert_eq!(ranges[0].len() + ranges[1].len(), page.bump as usize, "size {size}");
+                    assert!(ranges[0].is_empty() || ranges[0].end <= ranges[1].start, "size {size}");
+                    for (i, &carved) in seen.iter().enumerate() {
+                        assert_eq!(carved, ranges.iter().any(|r| r.contains(&i)), "size {size}: block {i}");
+                    }
                 }
                 assert!(seen.iter().all(|&s| s), "size {size}: a block was never carved");
                 assert_eq!(order[0], page.first, "size {size}: the first block handed out");

@@ -260,7 +260,11 @@ impl<'a> HeapSnapshot<'a> {
                 return;
             }
             let base = (*p).block_id_base;
-            for i in indices.start..indices.end.min((*p).capacity as usize) {
+            // Blocks never carved were never live: their metadata words are not read (a
+            // page's array may still be untouched memory, which reading would fault in).
+            let carved = (*p).carved_ranges();
+            let within = |r: &core::ops::Range<usize>| r.start.max(indices.start)..r.end.min(indices.end);
+            for i in within(&carved[0]).chain(within(&carved[1])) {
                 let flags = (*p).flags_of(i);
                 if flags & LIVE == 0 || self.is_freed(base + i as u32) {
                     continue;

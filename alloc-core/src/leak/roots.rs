@@ -8,6 +8,9 @@
 //!   allocator's metadata mappings (the depot, the segment map, the check's own tables,
 //!   the stop table): never roots;
 //! - `[vvar]`, `[vdso]`, `[vsyscall]`;
+//! - the pages of anonymous mappings that were never written: neither present nor
+//!   swapped out, as `/proc/self/pagemap` says (they read as zero; reading them would
+//!   fault each in); every page is scanned when that file cannot be read;
 //! - thread stacks below the stack pointer: the mapping holding a stopped thread's stack
 //!   pointer is scanned from `sp - 128` (the x86-64 red zone, `platform::RED_ZONE`, may
 //!   hold the only copy of a pointer) to its end, which also covers the thread's static
@@ -181,6 +184,8 @@ pub(crate) fn collect_roots(
     let mut own = [(0usize, 0usize); 600];
     let own = own_mappings(&mut own);
     maps::read_maps(maps_buf)?;
+    // Without it, every page is scanned (and the untouched ones faulted in to be read).
+    let pagemap = platform::Pagemap::open().ok();
     let mut ok = true;
     {
         let mut prev: Option<Mapping> = None;
@@ -191,9 +196,11 @@ pub(crate) fn collect_roots(
                 continue;
             }
             let Some((start, kind)) = scan_start(m, world, my_sp, after_guard) else { continue };
+            let anonymous = matches!(m.kind, MapKind::Anon | MapKind::Heap);
+            let touched = if anonymous { pagemap.as_ref() } else { None };
             split_by_labels(&labels, start, m.end, kind, &mut |s, e, k| {
                 if opts.wants(k) {
-                    ok &= emit_unowned(view, own, s, e, k, out);
+                    ok &= emit_unowned(view, own, touched, RootRange { start: s, end: e, kind: k }, out);
                 }
             });
         }
@@ -310,48 +317,81 @@ fn split_by_labels(
     }
 }
 
-/// Emits `[start, end)` minus the heap's segments and the allocator's own mappings.
-/// Segments are 4 MiB-aligned, so asking at every 4 MiB boundary finds them all.
-/// Returns false when out of memory.
+/// Emits `range` minus the heap's segments and the allocator's own mappings, and, when
+/// `touched` is given (the range lies in anonymous memory), minus the pages never written
+/// ([`emit_touched`]). Segments are 4 MiB-aligned, so asking at every 4 MiB boundary finds
+/// them all. Returns false when out of memory.
 fn emit_unowned(
     view: &dyn HeapView,
     own: &[(usize, usize)],
-    start: usize,
-    end: usize,
-    kind: RootKind,
+    touched: Option<&platform::Pagemap>,
+    range: RootRange,
     out: &mut MmapVec<RootRange>,
 ) -> bool {
+    let RootRange { start, end, kind } = range;
     let (mut run_start, mut c, mut ok) = (start, start, true);
     while c < end {
         if let Some(owned_end) = view.owned_region_end(c) {
-            ok &= emit_minus_own(own, run_start, c, kind, out);
+            ok &= emit_minus_own(own, touched, RootRange { start: run_start, end: c, kind }, out);
             c = owned_end.max(c + 1);
             run_start = c;
             continue;
         }
         c = ((c / SEGMENT_SIZE) + 1) * SEGMENT_SIZE;
     }
-    ok && emit_minus_own(own, run_start, end, kind, out)
+    ok && emit_minus_own(own, touched, RootRange { start: run_start, end, kind }, out)
 }
 
 fn emit_minus_own(
     own: &[(usize, usize)],
-    mut start: usize,
-    end: usize,
-    kind: RootKind,
+    touched: Option<&platform::Pagemap>,
+    range: RootRange,
     out: &mut MmapVec<RootRange>,
 ) -> bool {
+    let RootRange { mut start, end, kind } = range;
     let mut ok = true;
     for &(s, e) in own {
         if e <= start || s >= end {
             continue;
         }
         if s > start {
-            ok &= out.push(RootRange { start, end: s, kind });
+            ok &= emit_touched(touched, RootRange { start, end: s, kind }, out);
         }
         start = start.max(e);
     }
-    ok && (start >= end || out.push(RootRange { start, end, kind }))
+    ok && (start >= end || emit_touched(touched, RootRange { start, end, kind }, out))
+}
+
+/// Ranges shorter than this are emitted whole: a page or two read is cheaper than the
+/// read of their page map entries.
+const TOUCHED_FILTER_MIN: usize = 4 * os::OS_PAGE;
+
+/// Emits the parts of `range` in pages that hold data: with `touched` (the range lies in
+/// anonymous private memory), the pages present or swapped out; a page of such memory
+/// that is neither was never written since it was mapped or discarded, and reads as
+/// zero: it holds no pointer, and reading it would only fault it in (a few microseconds
+/// each: libc's malloc arenas, mostly untouched, cost a trivial test binary's exit check
+/// some sixty faults). Without `touched`, or when the kernel does not answer, the whole
+/// range. Returns false when out of memory.
+fn emit_touched(touched: Option<&platform::Pagemap>, range: RootRange, out: &mut MmapVec<RootRange>) -> bool {
+    let Some(pagemap) = touched.filter(|_| range.end - range.start >= TOUCHED_FILTER_MIN) else {
+        return out.push(range);
+    };
+    let (first, last) = (range.start & !(os::OS_PAGE - 1), range.end.next_multiple_of(os::OS_PAGE));
+    let (mut ok, mut done) = (true, range.start);
+    let answered = pagemap.for_each_touched_run(first, last, |s, e| {
+        let (s, e) = (s.max(range.start), e.min(range.end));
+        if s < e {
+            ok &= out.push(RootRange { start: s, end: e, ..range });
+        }
+        done = e.max(done);
+    });
+    if answered.is_err() && done < range.end {
+        // What the kernel did not describe is scanned whole (a run it did describe may
+        // be emitted twice: scanning a range twice finds nothing new).
+        ok &= out.push(RootRange { start: done, ..range });
+    }
+    ok
 }
 
 #[cfg(test)]

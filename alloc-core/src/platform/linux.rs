@@ -385,6 +385,69 @@ pub(crate) fn open_proc_self_maps() -> Result<ReadOnlyFd, Errno> {
     ReadOnlyFd::open(c"/proc/self/maps", 0)
 }
 
+/// `/proc/self/pagemap`, open: which pages of the process hold data.
+pub(crate) struct Pagemap(ReadOnlyFd);
+
+/// Pagemap entry bits: the page is present in memory; it is swapped out (or another
+/// kind of non-present entry the kernel keeps, a migration or a marker).
+const PM_PRESENT: u64 = 1 << 63;
+const PM_SWAP: u64 = 1 << 62;
+
+impl Pagemap {
+    /// Opens `/proc/self/pagemap` (readable by the process itself without privileges;
+    /// page frame numbers then read as zero, which is not used here). Open it for each
+    /// use: a descriptor kept across a `fork` would describe the parent.
+    pub(crate) fn open() -> Result<Pagemap, Errno> {
+        ReadOnlyFd::open(c"/proc/self/pagemap", 0).map(Pagemap)
+    }
+
+    /// Calls `f(start, end)` for each run of pages of `[start, end)` (page aligned) that
+    /// are present or swapped out, in address order. The rest of an anonymous private
+    /// mapping was never written since it was mapped or discarded, and reads as zero.
+    /// (Not so for a file mapping: a page not yet read in holds the file's bytes.) Fails
+    /// when the kernel refuses a read: then `f` has been called for the runs before it.
+    pub(crate) fn for_each_touched_run(
+        &self,
+        start: usize,
+        end: usize,
+        mut f: impl FnMut(usize, usize),
+    ) -> Result<(), Errno> {
+        const PAGE: usize = 4096;
+        debug_assert!(start.is_multiple_of(PAGE) && end.is_multiple_of(PAGE) && start <= end);
+        let mut entries = [0u64; 512];
+        let mut run: Option<usize> = None;
+        let mut page = start;
+        while page < end {
+            let n = ((end - page) / PAGE).min(entries.len());
+            let offset = (page / PAGE * 8) as libc::off_t;
+            // SAFETY: the kernel writes at most `n * 8` bytes into `entries`, which holds
+            // `512 >= n` words.
+            let got = unsafe { libc::pread(self.0 .0, entries.as_mut_ptr().cast(), n * 8, offset) };
+            let Ok(got) = usize::try_from(got) else { return Err(Errno::last()) };
+            let got = got / 8;
+            if got == 0 {
+                return Err(Errno(libc::EIO));
+            }
+            for (k, &e) in entries[..got].iter().enumerate() {
+                let at = page + k * PAGE;
+                match (e & (PM_PRESENT | PM_SWAP) != 0, run) {
+                    (true, None) => run = Some(at),
+                    (false, Some(s)) => {
+                        f(s, at);
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+            page += got * PAGE;
+        }
+        if let Some(s) = run {
+            f(s, end);
+        }
+        Ok(())
+    }
+}
+
 /// Calls `f(tid)` for each thread of the process (`/proc/self/task`), without
 /// allocating. Fails when the directory cannot be opened or read; the threads listed
 /// before a read error have been passed to `f`.

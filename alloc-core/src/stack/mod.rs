@@ -78,21 +78,34 @@ const SCRUB_BYTES: usize = 96 << 10;
 /// pointer keeps a block reachable. A check walks every block of the process, so its
 /// frames leave the addresses of everyone's blocks in this thread's stack; later frames
 /// that do not write every slot (padding, unused spill slots) would show them to other
-/// threads' checks as pointers, and hide their leaks. So each check clears what it used.
+/// threads' checks as pointers, and hide their leaks. So each check clears what it used:
+/// the first [`SCRUB_NEAR`] bytes whole, the rest page by page where the page is resident
+/// (a page never touched holds nothing; writing it would commit it, a page fault each).
 #[inline(never)]
 pub(crate) fn scrub_below(bounds: StackBounds) {
+    const PAGE: usize = 4096;
     let here = crate::platform::frame_pointer_and_sp().1;
     if bounds.hi <= bounds.lo || here <= bounds.lo || here > bounds.hi {
         return;
     }
     // A page of margin for this function's own frame and the guard below the stack.
     let room = (here - bounds.lo).saturating_sub(8 << 10);
-    if room >= SCRUB_BYTES {
-        zero_frame::<SCRUB_BYTES>();
-    } else if room >= 16 << 10 {
-        zero_frame::<{ 16 << 10 }>();
+    if room < 16 << 10 {
+        return;
+    }
+    // Clears `[here - SCRUB_NEAR - a few words, here - a few words)`: its frame's array.
+    zero_frame::<SCRUB_NEAR>();
+    // Below that, resident pages only; `zero_resident`'s own frame lies in what
+    // `zero_frame` just cleared, above `hi`.
+    let hi = here - SCRUB_NEAR;
+    let lo = (here - room.min(SCRUB_BYTES)).next_multiple_of(PAGE);
+    if lo < hi {
+        zero_resident(lo, hi);
     }
 }
+
+/// Bytes right below [`scrub_below`]'s caller that it clears whole.
+const SCRUB_NEAR: usize = 8 << 10;
 
 /// Where a thread's exit runs (see [`scrub_at_exit`]): the top of a region at the bottom
 /// of its own stack, which its exit path never reaches; `None` when the stack is unknown

@@ -354,3 +354,42 @@ fn a_thread_exits_on_the_bottom_of_its_stack_only_when_it_is_there() {
         .join()
         .unwrap();
 }
+
+/// Writes `value` over a frame of `N` bytes, then returns (leaving the words behind, below
+/// the caller's stack pointer); the address of the frame's array.
+#[inline(never)]
+fn leave_words<const N: usize>(value: usize) -> usize {
+    let mut frame = [value; N];
+    black_box(&mut frame);
+    frame.as_ptr() as usize
+}
+
+#[test]
+fn a_scrub_clears_what_deep_frames_left_below_it() {
+    // On a thread of its own, with a stack big enough for everything scrub_below clears.
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            let bounds = current_thread_stack_bounds();
+            const MARK: usize = 0x5CB0_5CB0_5CB0_5CB0;
+            // Near (across the part cleared whole and the next) and far (cleared page by
+            // page). The near frame's top KiB is left out of the check: scrub_below's own
+            // frame lies there, live while it runs (the far frame starts there too).
+            let near = leave_words::<2048>(MARK);
+            let far = leave_words::<{ 48 << 7 }>(MARK);
+            let left = |from: usize, words: usize| {
+                // SAFETY: dead stack of this thread, inside its bounds (mapped, readable);
+                // volatile reads of plain words.
+                (0..words)
+                    .filter(|&k| unsafe { core::ptr::read_volatile((from as *const usize).add(k)) } == MARK)
+                    .count()
+            };
+            assert!(left(near, 2048) > 0 && left(far, 48 << 7) > 0, "the frames were written");
+            scrub_below(bounds);
+            assert_eq!(left(near, 2048 - 128), 0, "left near the caller");
+            assert_eq!(left(far, (48 << 7) - 128), 0, "left deep below");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

@@ -110,6 +110,11 @@ fn the_heap_and_the_allocators_own_mappings_are_cut_out_at_4_mib_granularity() {
     // One mapping of four slots, the middle two "owned by the heap".
     let base = os::map_aligned(4 * SEGMENT_SIZE, SEGMENT_SIZE).unwrap().as_ptr() as usize;
     let heap = Owns(base + SEGMENT_SIZE, base + 3 * SEGMENT_SIZE);
+    // Written, so that they hold data (untouched anonymous pages are never roots).
+    for at in [0, SEGMENT_SIZE - 8, SEGMENT_SIZE, 3 * SEGMENT_SIZE - 8, 3 * SEGMENT_SIZE, 4 * SEGMENT_SIZE - 8] {
+        // SAFETY: inside the mapping made above, writable, 8-byte aligned.
+        unsafe { ((base + at) as *mut u64).write(1) };
+    }
     let mut own_table: MmapVec<u64> = MmapVec::new();
     assert!(own_table.resize(1000, 7));
     let out = roots(&heap, &StoppedWorld::new(), &RootOptions::default(), current_sp());
@@ -125,7 +130,8 @@ fn the_heap_and_the_allocators_own_mappings_are_cut_out_at_4_mib_granularity() {
 #[test]
 fn own_mappings_are_cut_out() {
     let mut out = MmapVec::new();
-    assert!(emit_minus_own(&[(100, 200), (300, 400)], 50, 350, RootKind::OtherMapping, &mut out));
+    let range = RootRange { start: 50, end: 350, kind: RootKind::OtherMapping };
+    assert!(emit_minus_own(&[(100, 200), (300, 400)], None, range, &mut out));
     let got: Vec<(usize, usize)> = out.iter().map(|r| (r.start, r.end)).collect();
     assert_eq!(got, vec![(50, 100), (200, 300)]);
 }
@@ -177,4 +183,49 @@ fn a_stopped_threads_stack_tls_and_registers_are_roots_from_its_sp() {
     assert!(me.stopped);
     assert_eq!((k_local, k_tls, k_regs), (Some(RootKind::Stack), Some(RootKind::Tls), Some(RootKind::Registers)));
     assert_eq!(below, None, "scanned below the red zone");
+}
+
+#[test]
+fn untouched_pages_of_anonymous_memory_are_no_roots() {
+    const PAGE: usize = 4096;
+    let len = 64 * PAGE;
+    let base = crate::os::map(len).unwrap().as_ptr();
+    // Written: pages 3 and 4 (one run), and page 10. The rest never was.
+    for page in [3, 4, 10] {
+        // SAFETY: inside the fresh mapping of `len` bytes, writable.
+        unsafe { base.add(page * PAGE + 8).cast::<usize>().write(0x5eed) };
+    }
+    let world = StoppedWorld::new();
+    let out = roots(&NO_HEAP, &world, &RootOptions::default(), current_sp());
+    let start = base as usize;
+    let mut inside: Vec<(usize, usize)> = out
+        .iter()
+        .filter(|r| r.start < start + len && r.end > start)
+        .map(|r| ((r.start.max(start) - start) / PAGE, (r.end.min(start + len) - start).div_ceil(PAGE)))
+        .collect();
+    inside.sort_unstable();
+    // The kernel may merge the mapping with a neighbour: only its own pages are looked at.
+    assert_eq!(inside, vec![(3, 5), (10, 11)], "the written pages and nothing else");
+    // SAFETY: the whole mapping made above; nothing refers to it any more.
+    unsafe { crate::os::unmap(base, len) };
+}
+
+#[test]
+fn the_page_map_gives_runs_of_written_pages() {
+    const PAGE: usize = 4096;
+    let len = 40 * PAGE;
+    let base = crate::os::map(len).unwrap().as_ptr();
+    for page in [0, 1, 2, 20, 39] {
+        // SAFETY: inside the fresh mapping, writable.
+        unsafe { base.add(page * PAGE).write(1) };
+    }
+    let pagemap = platform::Pagemap::open().expect("/proc/self/pagemap");
+    let mut runs = Vec::new();
+    let start = base as usize;
+    pagemap
+        .for_each_touched_run(start, start + len, |s, e| runs.push(((s - start) / PAGE, (e - start) / PAGE)))
+        .unwrap();
+    assert_eq!(runs, vec![(0, 3), (20, 21), (39, 40)]);
+    // SAFETY: the whole mapping made above.
+    unsafe { crate::os::unmap(base, len) };
 }
