@@ -47,8 +47,8 @@ pub(crate) use free::{free, realloc_in_place};
 /// Pages of the queue tried on the slow path before taking a fresh page.
 const SCAN_LIMIT: usize = 16;
 /// Never-used blocks moved onto the free list at a time: about [`CARVE_BYTES`] of them,
-/// at least 4 and at most 64 (mimalloc's page extension), and never past the OS page
-/// the first of them starts in (`Page::carve`). Carving writes each block's link, so it
+/// at least 4 and at most 64 (mimalloc's page extension); a page's first batch never
+/// past the OS page its first block starts in (`Page::carve`). Carving writes each block's link, so it
 /// touches their memory: a program that takes two blocks of a class should not fault
 /// in 64 of them (a test binary's start paid hundreds of page faults so).
 #[inline]
