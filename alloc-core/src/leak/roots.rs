@@ -26,7 +26,9 @@
 //!   pointers. A thread stack is an anonymous mapping right above a `PROT_NONE` guard
 //!   page; such a mapping that holds no live thread's stack pointer or TLS is skipped
 //!   (unless some thread could not be stopped: its stack is unknown, so each such mapping
-//!   is scanned whole, as a stack).
+//!   is scanned whole, as a stack), but for the two words of the ended thread's control
+//!   block that point to its DTV, which glibc keeps for the next thread (found at the
+//!   distance below the mapping's top that live threads' control blocks had).
 //!
 //! Each range is labelled with a [`RootKind`] that a `use_*` option can switch off.
 //! `Globals` are the writable segments of loaded objects and `Tls` the static TLS blocks
@@ -44,7 +46,7 @@ use super::view::HeapView;
 use crate::os::{self, MmapVec};
 use crate::platform::{self, LoadedObject, PF_W, PT_LOAD, PT_TLS};
 use crate::segment::SEGMENT_SIZE;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The process's first stack belongs to no thread: this is the child of a `fork` made by
 /// a thread other than the main one (or a descendant of such a child).
@@ -57,6 +59,38 @@ pub(crate) fn after_fork_in_child(forker_was_main: bool) {
     if !forker_was_main {
         MAIN_STACK_GONE.store(true, Ordering::Relaxed);
     }
+}
+
+/// How far below the top of a thread's stack mapping glibc puts the thread's control
+/// block (its thread pointer): the same for every stack glibc allocates in a process (the
+/// static TLS size and alignment are fixed). 0 until a thread other than the main one
+/// started; `usize::MAX` if two threads disagreed (then unused).
+static TCB_BELOW_STACK_TOP: AtomicUsize = AtomicUsize::new(0);
+
+/// At a thread's start: `stack_top`, the end of its stack's mapping, and `tp`, its thread
+/// pointer (see [`TCB_BELOW_STACK_TOP`]). Not for the main thread, whose control block
+/// glibc allocates elsewhere.
+pub(crate) fn note_thread_stack(stack_top: usize, tp: usize) {
+    if tp >= stack_top || stack_top - tp > MAX_STATIC_TLS {
+        return;
+    }
+    let below = stack_top - tp;
+    if let Err(known) = TCB_BELOW_STACK_TOP.compare_exchange(0, below, Ordering::Relaxed, Ordering::Relaxed) {
+        if known != below {
+            TCB_BELOW_STACK_TOP.store(usize::MAX, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The two words of an ended thread's control block that a cached stack `m` keeps: its
+/// `tcbhead_t`'s self pointer and DTV pointer (`None` when the block's place is not
+/// known). glibc gives the stack, control block included, to the next thread it starts:
+/// the DTV it allocated (with `malloc`: ours, under preload) stays in use, and only this
+/// word points to it. The rest of such a stack, stale frames, is no root.
+fn cached_stack_tcb(m: &Mapping) -> Option<(usize, usize)> {
+    let below = TCB_BELOW_STACK_TOP.load(Ordering::Relaxed);
+    let tcb = m.end.checked_sub(below).filter(|_| below != 0 && below != usize::MAX)?;
+    (tcb >= m.start && tcb + 16 <= m.end && tcb.is_multiple_of(8)).then_some((tcb, tcb + 16))
 }
 
 /// What a root range is.
@@ -195,7 +229,12 @@ pub(crate) fn collect_roots(
             if !m.readable || !m.writable || m.shared || m.kind == MapKind::Special {
                 continue;
             }
-            let Some((start, kind)) = scan_start(m, world, my_sp, after_guard) else { continue };
+            let Some((start, kind)) = scan_start(m, world, my_sp, after_guard) else {
+                if let Some((tcb, end)) = cached_stack_tcb(m).filter(|_| after_guard && opts.tls) {
+                    ok &= out.push(RootRange { start: tcb, end, kind: RootKind::Tls });
+                }
+                continue;
+            };
             let anonymous = matches!(m.kind, MapKind::Anon | MapKind::Heap);
             let touched = if anonymous { pagemap.as_ref() } else { None };
             split_by_labels(&labels, start, m.end, kind, &mut |s, e, k| {

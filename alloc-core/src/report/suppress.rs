@@ -111,9 +111,11 @@ fn matches_stack(pattern: &str, stack: &[Frame]) -> bool {
     })
 }
 
-/// The index of the first suppression matching `stack`, if any.
+/// The suppression of `stack`, if any: of the frames some suppression matches, the
+/// innermost; of the suppressions matching it, the first listed. (Innermost first, so
+/// that a stack's frames can be matched as they are resolved: see `build`.)
 pub(crate) fn find(sups: &[Suppression], stack: &[Frame]) -> Option<usize> {
-    sups.iter().position(|s| matches_stack(&s.pattern, stack))
+    stack.iter().find_map(|f| sups.iter().position(|s| matches_stack(&s.pattern, core::slice::from_ref(f))))
 }
 
 #[cfg(test)]
@@ -167,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn any_frame_field_can_match_and_the_first_pattern_wins() {
+    fn any_frame_field_can_match_and_the_innermost_frame_decides() {
         let frame = Frame {
             function: Some("my_crate::cache::fill".into()),
             file: Some("src/cache.rs".into()),
@@ -182,5 +184,10 @@ mod tests {
         let (sups, _) = parse("s", "leak:^cache\n");
         assert_eq!(find(&sups, &stack), None);
         assert_eq!(find(&sups, &[]), None);
+        // Of two frames matched, the innermost decides, whatever the patterns' order.
+        let inner = Frame { function: Some("allocate_dtv".into()), ..Frame::unresolved(3) };
+        let outer = Frame { function: Some("app::spawn".into()), ..Frame::unresolved(4) };
+        let (sups, _) = parse("s", "leak:spawn\nleak:^allocate_dtv$\n");
+        assert_eq!(find(&sups, &[inner, outer]), Some(1));
     }
 }

@@ -104,17 +104,62 @@ impl Symbolizer for RawOnly {
 /// resolved for nothing, and where its separate debug information is installed, reading
 /// that (compressed) costs more than all the program's own frames.
 pub(crate) fn stack_frames(ips: &[usize], sym: &mut dyn Symbolizer) -> Vec<Frame> {
+    stack_frames_until(ips, sym, &mut |_| false).unwrap_or_default()
+}
+
+/// [`stack_frames`], calling `early(frame)` on each frame the trimming keeps as soon as
+/// it is known to be kept (a frame comes after the allocator's plumbing, and no runtime
+/// frame came before it; `FnOnce::call_once` glue is kept once a frame follows it that is
+/// not glue nor runtime, or the stack ends). When `early` returns true, resolution stops
+/// there and `None` is returned: the caller has its answer (a suppression matched an
+/// inner frame), and the outer frames, whose debug information may be the program's
+/// whole (tens of megabytes, compressed, for a test binary), are never read.
+pub(crate) fn stack_frames_until(
+    ips: &[usize],
+    sym: &mut dyn Symbolizer,
+    early: &mut dyn FnMut(&Frame) -> bool,
+) -> Option<Vec<Frame>> {
     let mut frames: Vec<Frame> = Vec::new();
-    for &ip in ips {
+    // Frames before `checked` were given to `early`, or are leading plumbing.
+    let (mut in_plumbing, mut checked, mut cut) = (true, 0, false);
+    'resolving: for &ip in ips {
         let resolved = sym.resolve(ip);
         let at_runtime = resolved.iter().any(is_runtime);
         frames.extend(resolved);
+        while checked < frames.len() {
+            let f = &frames[checked];
+            if in_plumbing && is_plumbing(f) {
+                checked += 1;
+                continue;
+            }
+            in_plumbing = false;
+            if is_runtime(f) {
+                cut = true;
+                break 'resolving;
+            }
+            if is_call_shim(f) {
+                // Kept only if something that is neither glue nor runtime follows.
+                let Some(next) = frames[checked..].iter().position(|g| !is_call_shim(g)) else { break };
+                if is_runtime(&frames[checked + next]) {
+                    cut = true;
+                    break 'resolving;
+                }
+            }
+            if early(f) {
+                return None;
+            }
+            checked += 1;
+        }
         if at_runtime {
             break;
         }
     }
+    // Glue at the end of a stack with no runtime frame: kept.
+    if !cut && frames[checked..].iter().any(early) {
+        return None;
+    }
     trim(&mut frames);
-    frames
+    Some(frames)
 }
 
 /// Drops the allocator's plumbing at the innermost end and the runtime's frames at the
@@ -248,6 +293,62 @@ mod tests {
 
     fn names(frames: &[Frame]) -> Vec<&str> {
         frames.iter().map(|f| f.function.as_deref().unwrap_or("?")).collect()
+    }
+
+    #[test]
+    fn frames_are_given_early_exactly_when_trimming_keeps_them() {
+        // Stacks drawn from plumbing, program, glue and runtime frames; an address may
+        // resolve to two frames (inlining). The frames `early` sees, in order, must be
+        // the trimmed stack's, whatever the mix.
+        let vocabulary = [
+            "__rustc::__rust_alloc",
+            "alloc::alloc::exchange_malloc",
+            "app::a",
+            "app::b",
+            "core::ops::function::FnOnce::call_once",
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "__libc_start_main",
+        ];
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..3000 {
+            let mut rand = |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % n) as usize
+            };
+            let len = 1 + rand(7);
+            let stack: Vec<Vec<&str>> =
+                (0..len).map(|_| (0..1 + rand(2)).map(|_| vocabulary[rand(7)]).collect()).collect();
+            let ips: Vec<usize> = (1..=len).collect();
+            let mut sym = |ip: usize| stack[ip - 1].iter().map(|n| named(ip, Some(n), None)).collect::<Vec<_>>();
+            let whole = stack_frames(&ips, &mut sym);
+            let mut seen = Vec::new();
+            let again = stack_frames_until(&ips, &mut sym, &mut |f| {
+                seen.push(f.function.clone());
+                false
+            });
+            assert_eq!(again.as_ref(), Some(&whole), "{stack:?}");
+            let kept: Vec<_> = whole.iter().map(|f| f.function.clone()).collect();
+            assert_eq!(seen, kept, "{stack:?}");
+            // Stopping at the first `app::b` kept: found exactly when the trimmed stack has one.
+            let stopped = stack_frames_until(&ips, &mut sym, &mut |f| f.function.as_deref() == Some("app::b"));
+            assert_eq!(stopped.is_none(), names(&whole).contains(&"app::b"), "{stack:?}");
+        }
+    }
+
+    #[test]
+    fn a_stop_at_an_inner_frame_leaves_the_outer_addresses_unresolved() {
+        let mut asked = Vec::new();
+        let mut s = |ip: usize| {
+            asked.push(ip);
+            let name = ["malloc", "allocate_dtv", "_dl_allocate_tls", "app::spawn", "app::main"][ip - 1];
+            vec![named(ip, Some(name), None)]
+        };
+        let stopped =
+            stack_frames_until(&[1, 2, 3, 4, 5], &mut s, &mut |f| f.function.as_deref() == Some("allocate_dtv"));
+        assert!(stopped.is_none());
+        assert_eq!(asked, [1, 2]);
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub(crate) fn start(s: &ThreadState) -> *mut Heap {
             stack::current_thread_stack_bounds()
         }
     };
+    if bounds.hi > bounds.lo && platform::gettid() != platform::getpid() {
+        crate::leak::roots::note_thread_stack(bounds.hi, platform::thread_pointer());
+    }
     let heap = registry::create(bounds);
     if heap.is_null() {
         return heap;

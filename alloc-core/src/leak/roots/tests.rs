@@ -229,3 +229,35 @@ fn the_page_map_gives_runs_of_written_pages() {
     // SAFETY: the whole mapping made above.
     unsafe { crate::os::unmap(base, len) };
 }
+
+#[test]
+fn an_ended_threads_control_block_is_a_root_and_the_rest_of_its_stack_is_not() {
+    let _serial = test_serial();
+    // The thread allocates (so that its start is noted) and says where its control block
+    // and its frames are. Its stack is too big for glibc to give to any thread of the
+    // usual sizes (it reuses a cached stack at most 4 times the size asked), so it stays
+    // cached, unused, until the roots are taken.
+    let (tp, frame) = std::thread::Builder::new()
+        .stack_size(9 << 20)
+        .spawn(|| {
+            let _local = std::hint::black_box(Box::new(1u8));
+            (platform::thread_pointer(), current_sp())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // Every other thread stopped: a stack no stopped thread runs on is an ended one's.
+    let (plan, mut maps, mut out) = (RootPlan::prepare(), MmapVec::new(), MmapVec::new());
+    assert!(maps.reserve(1 << 14));
+    let mut world = stop_the_world(Duration::from_secs(10));
+    let ok = collect_roots(&NO_HEAP, &world, &plan, &RootOptions::default(), current_sp(), &mut maps, &mut out);
+    let all_stopped = world.all_stopped();
+    world.resume();
+    assert_eq!(ok, Ok(()));
+    assert!(all_stopped, "a thread could not be stopped");
+    assert!(
+        out.iter().any(|r| r.kind == RootKind::Tls && r.start == tp && r.end == tp + 16),
+        "no root at the ended thread's control block {tp:#x}"
+    );
+    assert_eq!(kind_at(&out, frame), None, "a dead frame is a root");
+}
