@@ -231,10 +231,11 @@ fn cfi_insert(addr: usize, rule: Rule) {
 fn a_full_set_keeps_its_newest_two_entries() {
     let _ = stack_by(Walker::Rules);
     let base = 0x3100_0000_0000usize;
-    // Three addresses of one set: equal `a ^ a >> 15` low bits, different tags.
+    // Three addresses of one set: equal `a ^ a >> SET_BITS` low bits, different tags.
+    let bits = rules::SET_BITS;
     let [x, y, z] = [0usize, 1, 2].map(|i| {
-        let hi = base + (i << 15);
-        hi ^ ((hi >> 15) & ((1 << 15) - 1)) ^ 0x123
+        let hi = base + (i << bits);
+        hi ^ ((hi >> bits) & ((1 << bits) - 1)) ^ 0x123
     });
     let rule = |o| Rule::cfa(Base::Rsp, o, 0).unwrap();
     cfi_insert(x, rule(8));

@@ -7,15 +7,15 @@
 //! `cfi` calls them under its lock). `unwind` looks rules up; `cfi` computes the rules
 //! of the addresses the table does not know and stores them here.
 //!
-//! # Layout (one `MAP_NORESERVE` mapping of 512 KiB, made and committed at the first
+//! # Layout (one `MAP_NORESERVE` mapping of 128 KiB, made and committed at the first
 //! walk, never scanned as a root)
-//! 2^15 sets of two `AtomicU64` slots. An address `a` (below 2^47, as every user-space
+//! 2^13 sets of two `AtomicU64` slots. An address `a` (below 2^47, as every user-space
 //! address on x86-64 Linux with 4-level page tables) belongs to the set
-//! `(a ^ a >> 15) mod 2^15`, and its slot holds `(a >> 15) << 32 | rule`: the set and the
-//! tag `a >> 15` give back `a`, so a slot names its address exactly. A slot is one atomic
-//! word, so a reader sees either a whole entry or none, whatever writers do meanwhile; 0
-//! is empty (no rule is 0). A new entry goes to a set's first slot, whose entry moves to
-//! the second: a full set forgets its older entry.
+//! `(a ^ a >> 13) mod 2^13`, and its slot holds `(a >> 13) << 30 | rule` (a rule takes 30
+//! bits): the set and the tag `a >> 13` give back `a`, so a slot names its address
+//! exactly. A slot is one atomic word, so a reader sees either a whole entry or none,
+//! whatever writers do meanwhile; 0 is empty (no rule is 0). A new entry goes to a set's
+//! first slot, whose entry moves to the second: a full set forgets its older entry.
 //!
 //! # Invariants
 //! - The table, once published in `TABLE`, is never unmapped.
@@ -32,7 +32,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 /// or unchanged when `slot` is 0. Or: no such rule ([`Rule::FRAME_POINTER`], step by the
 /// frame-pointer record), or the end of the stack ([`Rule::END`]).
 ///
-/// Bits: 0-2 the kind, 3-10 the `rbp` slot, 11-31 the CFA offset in bytes (below 2 MiB).
+/// Bits: 0-2 the kind, 3-10 the `rbp` slot, 11-29 the CFA offset in bytes (below 512
+/// KiB); bits 30 and 31 are clear (an entry of the table keeps 30 bits of rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Rule(u32);
 
@@ -74,7 +75,7 @@ impl Rule {
     pub(super) const FRAME_RECORD: Rule = Rule(CFA_RBP | 2 << KIND_BITS | 16 << OFFSET_SHIFT);
 
     /// Largest CFA offset a rule can hold.
-    pub(super) const MAX_OFFSET: u32 = (1 << (32 - OFFSET_SHIFT)) - 1;
+    pub(super) const MAX_OFFSET: u32 = (1 << (RULE_BITS - OFFSET_SHIFT)) - 1;
     /// Largest `rbp` slot a rule can hold.
     pub(super) const MAX_SLOT: u32 = (1 << SLOT_BITS) - 1;
 
@@ -105,18 +106,23 @@ impl Rule {
     }
 }
 
-/// Sets in the table (a power of two), and the bits that select one.
-const SET_BITS: u32 = 15;
+/// Bits of a rule, in a table entry (the rest of the entry is the address's tag).
+const RULE_BITS: u32 = 30;
+const RULE_MASK: u64 = (1 << RULE_BITS) - 1;
+/// Sets in the table (a power of two), and the bits that select one: 2^13 sets of two
+/// slots, room for 16,384 rules in 128 KiB (a test binary uses a few hundred; 512 KiB,
+/// committed at the first walk, was a tenth of a test process's start-up).
+pub(super) const SET_BITS: u32 = 13;
 const SETS: usize = 1 << SET_BITS;
 /// Bytes of the table's mapping.
 const TABLE_BYTES: usize = SETS * 2 * 8;
 /// Addresses at or above this are not cached (their tag would not fit in 32 bits).
-pub(super) const CACHEABLE_BELOW: usize = 1 << (32 + SET_BITS);
+pub(super) const CACHEABLE_BELOW: usize = 1 << (64 - RULE_BITS + SET_BITS);
 
 static TABLE: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 /// Some entry was stored since the table was made or last cleared: a [`clear`] has
 /// something to do (the first miss of a process clears, since it finds the loader's
-/// counts new; writing the whole table then would commit its 512 KiB for nothing).
+/// counts new; writing the whole table then would commit it again for nothing).
 static STORED: AtomicBool = AtomicBool::new(false);
 /// Bumped by every [`clear`]: a [`RuleMemo`] filled under another generation is stale.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
@@ -131,7 +137,7 @@ pub(super) fn generation() -> u32 {
 #[inline(always)]
 fn place(addr: usize, rule: u32) -> (usize, u64) {
     let set = (addr ^ (addr >> SET_BITS)) & (SETS - 1);
-    (set * 2, ((addr >> SET_BITS) as u64) << 32 | rule as u64)
+    (set * 2, ((addr >> SET_BITS) as u64) << RULE_BITS | rule as u64)
 }
 
 /// The two slots of the set whose first slot is `first`, in a table published in `TABLE`.
@@ -166,8 +172,8 @@ pub(super) fn table() -> Option<Table> {
 impl Table {
     /// The cached rule for the code address `addr`, if any: two loads at most, no lock.
     ///
-    /// The tag compared is the whole of `addr >> 15`, so an address that is not cacheable
-    /// (at or above [`CACHEABLE_BELOW`]) never matches. An address below 2^15 (never code:
+    /// The tag compared is the whole of `addr >> 13`, so an address that is not cacheable
+    /// (at or above [`CACHEABLE_BELOW`]) never matches. An address below 2^13 (never code:
     /// the kernel maps nothing there) matches an empty slot, whose rule 0 decodes as
     /// [`Step::End`].
     #[inline(always)]
@@ -176,8 +182,8 @@ impl Table {
         let tag = (addr >> SET_BITS) as u64;
         for slot in set_of(self.0, first) {
             let e = slot.load(Ordering::Relaxed);
-            if e >> 32 == tag {
-                return Some(Rule(e as u32));
+            if e >> RULE_BITS == tag {
+                return Some(Rule((e & RULE_MASK) as u32));
             }
         }
         None
@@ -195,9 +201,9 @@ pub(super) fn insert(addr: usize, rule: Rule) {
     let set = set_of(table, first);
     STORED.store(true, Ordering::Relaxed);
     let (newer, older) = (set[0].load(Ordering::Relaxed), set[1].load(Ordering::Relaxed));
-    if newer == 0 || newer >> 32 == entry >> 32 {
+    if newer == 0 || newer >> RULE_BITS == entry >> RULE_BITS {
         set[0].store(entry, Ordering::Relaxed);
-    } else if older >> 32 == entry >> 32 && older != 0 {
+    } else if older >> RULE_BITS == entry >> RULE_BITS && older != 0 {
         set[1].store(entry, Ordering::Relaxed);
     } else {
         // Slot 0 holds the newer entry: it moves to slot 1 (the older one goes).
