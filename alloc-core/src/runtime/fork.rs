@@ -79,6 +79,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    crate::stack::unwinder_forget_pid_after_fork();
     // The child's only thread is the one that forked, which took the locks.
     parent();
     let me = current_heap();

@@ -76,6 +76,28 @@ static OWNER: AtomicUsize = AtomicUsize::new(0);
 /// fork (that thread does not exist in the child, so the child takes the lock over).
 static HOLDER_PID: AtomicI32 = AtomicI32::new(0);
 
+/// This process's id, once asked (0 before; cleared in the child of a `fork` by
+/// [`forget_pid_after_fork`]): `getpid` is a system call, and every miss records the
+/// holder's process.
+static MY_PID: AtomicI32 = AtomicI32::new(0);
+
+fn my_pid() -> i32 {
+    match MY_PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = platform::getpid();
+            MY_PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+/// In the child of a `fork`, before anything else: its process id is its own.
+/// Async-signal-safe (one store).
+pub(crate) fn forget_pid_after_fork() {
+    MY_PID.store(0, Ordering::Relaxed);
+}
+
 /// [`Scratch`] behind [`OWNER`].
 struct Locked(UnsafeCell<Scratch>);
 
@@ -122,7 +144,7 @@ impl MissGuard {
 
     /// This thread now holds the lock: records the process it belongs to.
     fn held(me: usize) -> MissGuard {
-        HOLDER_PID.store(platform::getpid(), Ordering::Relaxed);
+        HOLDER_PID.store(my_pid(), Ordering::Relaxed);
         MissGuard(me)
     }
 
@@ -130,9 +152,7 @@ impl MissGuard {
     /// then this thread takes it over from it (a CAS, so one thread does).
     fn held_before_fork(holder: usize, me: usize) -> bool {
         let pid = HOLDER_PID.load(Ordering::Relaxed);
-        pid != 0
-            && pid != platform::getpid()
-            && OWNER.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        pid != 0 && pid != my_pid() && OWNER.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     /// The scratch, for as long as the lock is held.

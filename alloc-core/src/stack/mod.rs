@@ -59,7 +59,10 @@
 
 mod cfi;
 
-pub(crate) use cfi::{hold_for_fork as hold_unwinder_for_fork, release_after_fork as release_unwinder_after_fork};
+pub(crate) use cfi::{
+    forget_pid_after_fork as unwinder_forget_pid_after_fork, hold_for_fork as hold_unwinder_for_fork,
+    release_after_fork as release_unwinder_after_fork,
+};
 mod depot;
 mod prefix;
 mod rules;
