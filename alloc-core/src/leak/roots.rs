@@ -10,7 +10,8 @@
 //! - `[vvar]`, `[vdso]`, `[vsyscall]`;
 //! - the pages of anonymous mappings that were never written: neither present nor
 //!   swapped out, as `/proc/self/pagemap` says (they read as zero; reading them would
-//!   fault each in); every page is scanned when that file cannot be read;
+//!   fault each in); every page is scanned when that file cannot be read, or does not
+//!   say that the checking thread's own stack page is present;
 //! - thread stacks below the stack pointer: the mapping holding a stopped thread's stack
 //!   pointer is scanned from `sp - 128` (the x86-64 red zone, `platform::RED_ZONE`, may
 //!   hold the only copy of a pointer) to its end, which also covers the thread's static
@@ -219,7 +220,7 @@ pub(crate) fn collect_roots(
     let own = own_mappings(&mut own);
     maps::read_maps(maps_buf)?;
     // Without it, every page is scanned (and the untouched ones faulted in to be read).
-    let pagemap = platform::Pagemap::open().ok();
+    let pagemap = platform::Pagemap::open().ok().filter(|p| p.answers_for(my_sp));
     let mut ok = true;
     {
         let mut prev: Option<Mapping> = None;

@@ -401,6 +401,18 @@ impl Pagemap {
         ReadOnlyFd::open(c"/proc/self/pagemap", 0).map(Pagemap)
     }
 
+    /// Whether the kernel's entries can be trusted: the page holding `addr`, which the
+    /// caller knows holds data (its own stack), must read as present or swapped out.
+    /// (A kernel or sandbox that gives every page an empty entry would otherwise make
+    /// every anonymous page look untouched.)
+    pub(crate) fn answers_for(&self, addr: usize) -> bool {
+        const PAGE: usize = 4096;
+        let page = addr & !(PAGE - 1);
+        let mut answered = false;
+        let read = self.for_each_touched_run(page, page + PAGE, |_, _| answered = true);
+        read.is_ok() && answered
+    }
+
     /// Calls `f(start, end)` for each run of pages of `[start, end)` (page aligned) that
     /// are present or swapped out, in address order. The rest of an anonymous private
     /// mapping was never written since it was mapped or discarded, and reads as zero.

@@ -220,6 +220,7 @@ fn the_page_map_gives_runs_of_written_pages() {
         unsafe { base.add(page * PAGE).write(1) };
     }
     let pagemap = platform::Pagemap::open().expect("/proc/self/pagemap");
+    assert!(pagemap.answers_for(current_sp()), "this thread's stack reads as untouched");
     let mut runs = Vec::new();
     let start = base as usize;
     pagemap
