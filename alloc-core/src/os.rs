@@ -127,16 +127,17 @@ pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) -> bool {
 
 /// Commits the pages of `[ptr, ptr + len)` now, in one system call, instead of one
 /// page fault at a time as they are first written (a table whose writes land all over
-/// it); on a kernel without `MADV_POPULATE_WRITE`, by writing a zero byte over each
-/// page's first byte.
+/// it); for a range of eight pages or less, or on a kernel without
+/// `MADV_POPULATE_WRITE`, by writing a zero byte over each page's first byte.
 ///
 /// # Safety
 /// - The range lies in a private anonymous mapping of ours, page aligned (checked in
 ///   debug builds), whose bytes are all zero.
 pub(crate) unsafe fn populate_zeroed(ptr: *mut u8, len: usize) {
     debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
+    // A few pages are faulted in for less than a system call costs.
     // SAFETY: `madvise_populate_write`'s bullet: the caller's.
-    if unsafe { platform::madvise_populate_write(ptr, len) }.is_ok() {
+    if len > 8 * OS_PAGE && unsafe { platform::madvise_populate_write(ptr, len) }.is_ok() {
         return;
     }
     for offset in (0..len).step_by(OS_PAGE) {
