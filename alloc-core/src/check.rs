@@ -74,6 +74,19 @@ pub fn check() -> LeakReport {
 /// the reachable blocks move up a generation (see `leak::analyze`).
 #[inline(never)]
 pub(crate) fn check_selected(selected: &dyn Fn(&BlockDesc) -> bool, promote: bool) -> LeakReport {
+    check_selected_listing(selected, promote, true)
+}
+
+/// [`check`] for the exit: the report's `modules` left empty (the caller lists them when
+/// it writes or prints the report; a clean exit does neither).
+#[inline(never)]
+pub(crate) fn check_for_exit() -> LeakReport {
+    check_selected_listing(&|_| true, true, false)
+}
+
+/// [`check_selected`]; `modules`: list the loaded objects in the report.
+#[inline(never)]
+fn check_selected_listing(selected: &dyn Fn(&BlockDesc) -> bool, promote: bool, modules: bool) -> LeakReport {
     let _one_at_a_time = CHECKS.lock();
     // The caller's callee-saved registers, kept in this frame, which the stack scan covers.
     let mut spill = [0usize; 6];
@@ -84,7 +97,7 @@ pub(crate) fn check_selected(selected: &dyn Fn(&BlockDesc) -> bool, promote: boo
     let report = build::build_report(
         &raw,
         &|id| crate::stack::frames(crate::stack::StackId::from_u32(id)).to_vec(),
-        &build_options(),
+        &build::BuildOptions { modules, ..build_options() },
     );
     crate::stack::scrub_below(this_thread_stack());
     report

@@ -84,13 +84,22 @@ pub(crate) struct BuildOptions {
     pub(crate) preload_defaults: bool,
     /// Path of a baseline report (`baseline=PATH`).
     pub(crate) baseline: Option<String>,
+    /// List the loaded objects (`modules`; the JSON report's, the text report has no use
+    /// for them: the exit check lists them only when it writes or prints a report).
+    pub(crate) modules: bool,
 }
 
 impl BuildOptions {
     pub(crate) fn from_config(o: &crate::config::Options) -> Self {
         let suppressions = o.suppressions.as_option().map(|p| p.to_string_lossy());
         let baseline = o.baseline.as_option().map(|p| p.to_string_lossy());
-        Self { symbolize: o.symbolize, suppressions, preload_defaults: crate::config::preloaded(), baseline }
+        Self {
+            symbolize: o.symbolize,
+            suppressions,
+            preload_defaults: crate::config::preloaded(),
+            baseline,
+            modules: true,
+        }
     }
 }
 
@@ -106,6 +115,9 @@ pub(crate) fn build_report(raw: &RawCheck, frames_of: &dyn Fn(u32) -> Vec<usize>
         sups.extend(suppress::parse("<preload defaults>", suppress::PRELOAD_DEFAULTS).0);
     }
     let mut report = build_with(raw, frames_of, &mut *sym, sups);
+    if opts.modules {
+        report.modules = super::modules::loaded_modules();
+    }
     if let Some(path) = &opts.baseline {
         mark_known(&mut report, path);
     }
@@ -219,7 +231,7 @@ pub(crate) fn build_with(
         summary,
         leaks,
         suppressions: used(sups),
-        modules: super::modules::loaded_modules(),
+        modules: Vec::new(),
         cycles,
     }
 }
@@ -449,9 +461,18 @@ mod tests {
 
     #[test]
     fn unsymbolized_reports_keep_raw_addresses() {
-        let opts = BuildOptions { symbolize: false, suppressions: None, preload_defaults: false, baseline: None };
+        let opts = BuildOptions {
+            symbolize: false,
+            suppressions: None,
+            preload_defaults: false,
+            baseline: None,
+            modules: true,
+        };
         let r = build_report(&raw(vec![leak(5, 1, RawKind::Direct, false)]), &frames_of, &opts);
         assert_eq!(r.leaks[0].stack, [Frame::unresolved(0x99), Frame::unresolved(5)]);
+        assert!(!r.modules.is_empty(), "the loaded objects are listed");
+        let r = build_report(&raw(vec![]), &frames_of, &BuildOptions { modules: false, ..opts });
+        assert!(r.modules.is_empty(), "not asked for");
     }
 
     #[test]

@@ -31,21 +31,17 @@ impl<F: FnMut(usize) -> Vec<Frame>> Symbolizer for F {
 }
 
 /// Resolves with the debug information of the running process; caches per address.
+#[derive(Default)]
 pub(crate) struct InProcess {
     cache: HashMap<usize, Vec<Frame>>,
     /// The working directory, to shorten the source paths under it.
-    cwd: Option<PathBuf>,
-}
-
-impl Default for InProcess {
-    fn default() -> Self {
-        Self { cache: HashMap::new(), cwd: std::env::current_dir().ok() }
-    }
+    /// Asked at the first address resolved (a clean report resolves none).
+    cwd: Option<Option<PathBuf>>,
 }
 
 impl Symbolizer for InProcess {
     fn resolve(&mut self, ip: usize) -> Vec<Frame> {
-        let cwd = self.cwd.as_deref();
+        let cwd = self.cwd.get_or_insert_with(|| std::env::current_dir().ok()).as_deref();
         self.cache.entry(ip).or_insert_with(|| resolve_uncached(ip, cwd)).clone()
     }
 }
