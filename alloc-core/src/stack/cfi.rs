@@ -41,8 +41,8 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use gimli::{
-    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, Pointer, Register, RegisterRule, UnwindContext,
-    UnwindContextStorage, UnwindSection, UnwindTableRow,
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, EhFrameOffset, LittleEndian, Pointer, Register, RegisterRule,
+    UnwindContext, UnwindContextStorage, UnwindSection, UnwindTableRow,
 };
 
 /// Longest a miss waits for another thread's miss to end before it gives up.
@@ -271,10 +271,17 @@ fn rule_in(object: &LoadedObject<'_>, addr: usize, scratch: &mut Scratch) -> Rul
     };
     let eh_frame = EhFrame::new(eh_bytes, LittleEndian);
     let bases = bases.set_eh_frame(eh_frame_addr as u64);
-    let Some(table) = parsed.table() else { return Rule::FRAME_POINTER };
-    let Ok(fde) = table.fde_for_address(&eh_frame, &bases, addr as u64, EhFrame::cie_from_offset) else {
-        return Rule::FRAME_POINTER;
+    let found = match table_offset_sdata4(hdr_bytes, hdr_addr, eh_frame_addr, addr) {
+        // The usual encoding: searched here, without decoding each entry.
+        Some(found) => found.and_then(|offset| {
+            let fde = eh_frame.fde_from_offset(&bases, EhFrameOffset(offset), EhFrame::cie_from_offset).ok()?;
+            fde.contains(addr as u64).then_some(fde)
+        }),
+        None => parsed
+            .table()
+            .and_then(|table| table.fde_for_address(&eh_frame, &bases, addr as u64, EhFrame::cie_from_offset).ok()),
     };
+    let Some(fde) = found else { return Rule::FRAME_POINTER };
     if fde.is_signal_trampoline() {
         return Rule::END;
     }
@@ -288,6 +295,46 @@ fn rule_in(object: &LoadedObject<'_>, addr: usize, scratch: &mut Scratch) -> Rul
         Ok(row) => compact(row.cfa(), row.register(RETURN_ADDRESS), row.register(RBP)),
         Err(_) => Rule::FRAME_POINTER,
     }
+}
+
+/// The search table's usual encoding, as GNU ld and lld write it: `eh_frame_ptr` as
+/// `DW_EH_PE_pcrel | DW_EH_PE_sdata4`, `fde_count` as `DW_EH_PE_udata4`, and the table as
+/// `DW_EH_PE_datarel | DW_EH_PE_sdata4` pairs (function start, FDE), both relative to the
+/// header's own address.
+const USUAL_ENCODING: [u8; 4] = [1, 0x1b, 0x03, 0x3b];
+
+/// The offset in `.eh_frame` of the FDE whose function starts last at or before `addr`,
+/// from the `.eh_frame_hdr` at `hdr_addr` (its bytes `hdr`) when its encoding is the usual
+/// one: `Some(None)` when no function starts at or before `addr`; `None` when the
+/// encoding is another (the caller asks `gimli`, which decodes each entry it reads: that
+/// decoding was most of a miss's search). The FDE found may not cover `addr`: the
+/// caller checks.
+fn table_offset_sdata4(hdr: &[u8], hdr_addr: usize, eh_frame_addr: usize, addr: usize) -> Option<Option<usize>> {
+    if hdr.get(..4)? != USUAL_ENCODING {
+        return None;
+    }
+    let word = |at: usize| hdr.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let count = word(8)? as u32 as usize;
+    const TABLE: usize = 12;
+    if TABLE + count * 8 > hdr.len() {
+        return None;
+    }
+    let start_of = |i: usize| word(TABLE + i * 8).map(|rel| hdr_addr.wrapping_add(rel as isize as usize));
+    // The number of entries whose function starts at or before `addr`.
+    let (mut lo, mut hi) = (0, count);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if start_of(mid)? <= addr {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if lo == 0 {
+        return Some(None);
+    }
+    let fde = hdr_addr.wrapping_add(word(TABLE + (lo - 1) * 8 + 4)? as isize as usize);
+    Some(fde.checked_sub(eh_frame_addr))
 }
 
 const RSP: Register = Register(platform::DWARF_RSP);
@@ -331,4 +378,55 @@ pub(super) fn clear_cache() {
 pub(super) fn with_lock(f: impl FnOnce()) {
     let _guard = MissGuard::acquire().expect("the miss lock");
     f();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The search of the usual table finds the entry `gimli` finds, at every address of
+    /// this test binary's code (sampled).
+    #[test]
+    fn the_usual_tables_search_agrees_with_gimlis() {
+        let here = the_usual_tables_search_agrees_with_gimlis as *const () as usize;
+        let checked = platform::find_loaded_object(|object| {
+            segment_of(object, here)?;
+            let hdr = object.program_headers.iter().find(|p| p.p_type == platform::PT_GNU_EH_FRAME)?;
+            let hdr_addr = object.load_bias.wrapping_add(hdr.p_vaddr as usize);
+            let hdr_bytes = bytes_of(object, hdr_addr, hdr.p_memsz as usize)?;
+            let bases = BaseAddresses::default().set_eh_frame_hdr(hdr_addr as u64);
+            let parsed = EhFrameHdr::new(hdr_bytes, LittleEndian).parse(&bases, 8).ok()?;
+            let Pointer::Direct(eh_frame_addr) = parsed.eh_frame_ptr() else { return None };
+            let bases = bases.set_eh_frame(eh_frame_addr);
+            let table = parsed.table()?;
+            let code = segment_of(object, here)?;
+            let (start, len) = (object.load_bias.wrapping_add(code.p_vaddr as usize), code.p_memsz as usize);
+            let mut checked = 0;
+            for addr in (start..start + len).step_by(97) {
+                let ours = table_offset_sdata4(hdr_bytes, hdr_addr, eh_frame_addr as usize, addr)
+                    .expect("this binary's table has the usual encoding");
+                let theirs = table.lookup(addr as u64, &bases).ok().and_then(|p| table.pointer_to_offset(p).ok());
+                match ours {
+                    Some(offset) => assert_eq!(Some(EhFrameOffset(offset)), theirs, "at {addr:#x}"),
+                    // Before the first function: gimli gives the first entry, which the
+                    // caller's `contains` check refuses.
+                    None => assert!(theirs.is_some(), "at {addr:#x}"),
+                }
+                checked += 1;
+            }
+            Some(checked)
+        });
+        assert!(checked.is_some_and(|n| n > 1000), "{checked:?}");
+    }
+
+    #[test]
+    fn another_encoding_is_left_to_gimli() {
+        let mut hdr = [0u8; 28];
+        hdr[..4].copy_from_slice(&[1, 0x1b, 0x03, 0x3c]); // datarel | sdata8
+        assert_eq!(table_offset_sdata4(&hdr, 0x1000, 0x2000, 0x1500), None);
+        // The usual encoding, a count larger than the bytes: refused too.
+        hdr[..4].copy_from_slice(&USUAL_ENCODING);
+        hdr[8..12].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(table_offset_sdata4(&hdr, 0x1000, 0x2000, 0x1500), None);
+    }
 }
