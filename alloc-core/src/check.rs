@@ -77,11 +77,11 @@ pub(crate) fn check_selected(selected: &dyn Fn(&BlockDesc) -> bool, promote: boo
     check_selected_listing(selected, promote, true)
 }
 
-/// [`check`] for the exit: the report's `modules` left empty (the caller lists them when
-/// it writes or prints the report; a clean exit does neither).
+/// [`check`] for the exit: the report's `modules` listed only when `modules` (the JSON
+/// report needs them, the text report does not).
 #[inline(never)]
-pub(crate) fn check_for_exit() -> LeakReport {
-    check_selected_listing(&|_| true, true, false)
+pub(crate) fn check_for_exit(modules: bool) -> LeakReport {
+    check_selected_listing(&|_| true, true, modules)
 }
 
 /// [`check_selected`]; `modules`: list the loaded objects in the report.

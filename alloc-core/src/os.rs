@@ -342,10 +342,10 @@ impl<T: Copy> MmapVec<T> {
     }
 
     /// [`MmapVec::zeroed`] with every page committed now ([`populate_zeroed`]): for a
-    /// table read before it is written (mark bits). A page first read maps the kernel's shared zero page, and
-    /// the first write then faults again to copy it, flushing the page from the TLB of
-    /// every CPU the process runs on (an interrupt to each, costly in a virtual machine);
-    /// a page first written faults once. `None` when out of memory.
+    /// table read before it is written (mark bits). Left to fault in, a page first read
+    /// maps the kernel's shared zero page, and the first write faults again to copy it,
+    /// flushing the page from the TLB of every CPU the process runs on (an interrupt to
+    /// each, costly in a virtual machine). `None` when out of memory.
     pub(crate) fn zeroed_touched(len: usize) -> Option<Self>
     where
         T: ZeroIsValid,

@@ -386,7 +386,7 @@ impl Page {
         debug_assert!(self.first < self.capacity.max(1));
         let mut n = (self.capacity - self.bump).min(max);
         if self.bump == 0 {
-            n = n.min(self.in_os_page_from(0));
+            n = n.min(self.starting_in_first_os_page());
         }
         let mut next = self.free;
         for i in (self.bump..self.bump + n).rev() {
@@ -483,18 +483,13 @@ impl Page {
         }
     }
 
-    /// How many blocks, from the `k`-th carved on (`k < capacity`), start in the OS page
-    /// where that one starts, without going round the page's end: at least 1.
-    #[inline]
-    fn in_os_page_from(&self, k: u32) -> u32 {
-        if k >= self.capacity {
-            return 0;
-        }
-        let index = self.carved_index(k);
-        let start = self.block_start(index as usize);
+    /// How many blocks, from the first carved (`first`) on, start in the OS page where it
+    /// starts, without going round the page's end: at least 1 (0 for a page of no block).
+    fn starting_in_first_os_page(&self) -> u32 {
+        let start = self.block_start(self.first as usize);
         let page_end = (start | (crate::os::OS_PAGE - 1)) + 1;
-        let starting_here = (page_end - start).div_ceil(self.block_size as usize) as u32;
-        starting_here.min(self.capacity - index)
+        let starting_here = (page_end - start).div_ceil(self.block_size.max(1) as usize) as u32;
+        starting_here.min(self.capacity - self.first)
     }
 
     /// The indices of the blocks carved so far (the only ones that may be live), as two

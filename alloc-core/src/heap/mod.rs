@@ -48,9 +48,10 @@ pub(crate) use free::{free, realloc_in_place};
 const SCAN_LIMIT: usize = 16;
 /// Never-used blocks moved onto the free list at a time: about [`CARVE_BYTES`] of them,
 /// at least 4 and at most 64 (mimalloc's page extension); a page's first batch never
-/// past the OS page its first block starts in (`Page::carve`). Carving writes each block's link, so it
-/// touches their memory: a program that takes two blocks of a class should not fault
-/// in 64 of them (a test binary's start paid hundreds of page faults so).
+/// past the OS page its first block starts in (`Page::carve`). Carving writes each
+/// block's link, so it touches their memory: a program that takes two blocks of a class
+/// should not fault in 64 of them (a test binary's start paid hundreds of page faults
+/// so).
 #[inline]
 fn carve_batch(block_size: u32) -> u32 {
     (CARVE_BYTES / block_size.max(1)).clamp(4, 64)
@@ -293,8 +294,9 @@ impl Heap {
             return core::ptr::null_mut();
         };
         debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class_for` returns a class below `CLASS_COUNT`. `current[class]` is the empty page or a valid page this heap owns
-        // (heap invariant), read by its only user.
+        // SAFETY: `class_for` returns a class below `CLASS_COUNT`. `current[class]` is the
+        // empty page or a valid page this heap owns (heap invariant), read by its only
+        // user.
         let (page, block) = unsafe {
             let page = *self.current.get_unchecked(class);
             (page, (*page).free)

@@ -32,16 +32,14 @@ fn leak_check_at_exit() {
         return;
     }
     let _guard = ReentrancyGuard::enter();
-    let mut report = crate::check::check_for_exit();
-    let clean = report.is_clean() && !report.check_failed();
+    // The loaded objects are listed for the JSON report only.
+    let report = crate::check::check_for_exit(opts.report.as_option().is_some());
     if let Some(path) = opts.report.as_option() {
-        // The JSON report's list of loaded objects (the text report has no use for it).
-        report.modules = crate::report::modules::loaded_modules();
         if let Err(e) = crate::report::json::write_report(path.as_bytes(), std::process::id(), &report) {
             warning!("{}", e);
         }
     }
-    if clean {
+    if report.is_clean() && !report.check_failed() {
         return;
     }
     let text = crate::report::text::render(&report, &crate::report::text_options(opts));

@@ -116,7 +116,8 @@ pub(crate) struct Segment {
     /// Bit `i` set: slice `i`'s bytes are all zero, untouched since the segment was
     /// mapped or the slice purged (`MADV_DONTNEED` gives zero-filled pages back). A
     /// page set up there needs no zeroing of the metadata array it keeps in its span,
-    /// and so does not commit the array's pages before their blocks are used.
+    /// and so does not commit the array's pages before their blocks are used. A subset
+    /// of `free_slices`: claiming a slice clears its bit, only a purge sets it again.
     zero_slices: u64,
     /// An empty page segment kept mapped for reuse (counted in the pool's `empty_kept`).
     kept_empty: bool,
@@ -471,6 +472,7 @@ unsafe fn claim(
     //   compile time) and reserved to slices `[first, first + slices)`.
     unsafe {
         debug_assert!((*seg).in_avail && (*seg).free_slices & mask == mask);
+        debug_assert!((*seg).zero_slices & !(*seg).free_slices == 0);
         (*seg).free_slices &= !mask;
         // Taken again before its purge: nothing to give back.
         (*seg).purge_slices &= !mask;

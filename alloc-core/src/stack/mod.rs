@@ -86,7 +86,6 @@ const SCRUB_BYTES: usize = 96 << 10;
 /// (a page never touched holds nothing; writing it would commit it, a page fault each).
 #[inline(never)]
 pub(crate) fn scrub_below(bounds: StackBounds) {
-    const PAGE: usize = 4096;
     let here = crate::platform::frame_pointer_and_sp().1;
     if bounds.hi <= bounds.lo || here <= bounds.lo || here > bounds.hi {
         return;
@@ -101,7 +100,7 @@ pub(crate) fn scrub_below(bounds: StackBounds) {
     // Below that, resident pages only; `zero_resident`'s own frame lies in what
     // `zero_frame` just cleared, above `hi`.
     let hi = here - SCRUB_NEAR;
-    let lo = (here - room.min(SCRUB_BYTES)).next_multiple_of(PAGE);
+    let lo = (here - room.min(SCRUB_BYTES)).next_multiple_of(crate::os::OS_PAGE);
     if lo < hi {
         zero_resident(lo, hi);
     }
