@@ -304,4 +304,38 @@ pub(crate) mod tests {
         let code = reads_this_process_maps_including_the_stack as *const () as usize;
         assert!(v.iter().any(|m| m.start <= code && code < m.end && m.kind == MapKind::File));
     }
+
+    #[test]
+    fn the_kernels_answer_for_an_address_is_the_files_mapping() {
+        let mut v = MmapVec::new();
+        assert!(v.reserve(4096));
+        let local = 0u64;
+        static DATA: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+        let heap = Box::new(7u64);
+        let probes = [
+            &local as *const u64 as usize,
+            &DATA as *const _ as usize,
+            &*heap as *const u64 as usize,
+            the_kernels_answer_for_an_address_is_the_files_mapping as *const () as usize,
+            0x1000,
+        ];
+        for addr in probes {
+            let asked = match crate::platform::query_mapping(addr) {
+                Ok(m) => m,
+                // A kernel before 6.11 has no such request: the caller reads the file.
+                Err(e) => return assert_eq!(e, crate::platform::Errno::NO_SUCH_REQUEST, "{addr:#x}"),
+            };
+            assert_eq!(read_maps(&mut v), Ok(()));
+            let read = v.iter().find(|m| m.start <= addr && addr < m.end);
+            let read = read.map(|m| crate::platform::QueriedMapping {
+                start: m.start,
+                end: m.end,
+                readable: m.readable,
+                writable: m.writable,
+            });
+            assert_eq!(asked, read, "{addr:#x}");
+        }
+        assert!(crate::platform::query_mapping(0x1000).unwrap().is_none());
+        assert!(crate::platform::query_mapping(&local as *const u64 as usize).unwrap().is_some_and(|m| m.writable));
+    }
 }

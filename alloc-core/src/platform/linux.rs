@@ -23,6 +23,9 @@ impl Errno {
     pub(crate) const INTERRUPTED: Errno = Errno(libc::EINTR);
     /// `ESRCH`: no such process or thread.
     pub(crate) const NO_SUCH_PROCESS: Errno = Errno(libc::ESRCH);
+    /// `ENOTTY`: the file takes no such `ioctl` request (the kernel is older than it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) const NO_SUCH_REQUEST: Errno = Errno(libc::ENOTTY);
 
     /// The calling thread's `errno`, read right after the call that failed.
     fn last() -> Errno {
@@ -383,6 +386,67 @@ impl Drop for ReadOnlyFd {
 /// Opens `/proc/self/maps` for reading (`leak::maps` parses it).
 pub(crate) fn open_proc_self_maps() -> Result<ReadOnlyFd, Errno> {
     ReadOnlyFd::open(c"/proc/self/maps", 0)
+}
+
+/// One mapping as the kernel's `PROCMAP_QUERY` gives it: its range and permissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueriedMapping {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+/// `struct procmap_query` of `linux/fs.h` (Linux 6.11), as the ioctl takes it.
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+/// `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: u64 = (3 << 30) | ((core::mem::size_of::<ProcmapQuery>() as u64) << 16) | (0x66 << 8) | 17;
+const PROCMAP_QUERY_VMA_READABLE: u64 = 0x01;
+const PROCMAP_QUERY_VMA_WRITABLE: u64 = 0x02;
+
+/// The mapping that holds `addr`, asked of the kernel directly (`PROCMAP_QUERY` on
+/// `/proc/self/maps`: one system call, where reading the file makes the kernel print
+/// every mapping). `Ok(None)`: no mapping holds `addr`. An error (`ENOTTY` before Linux
+/// 6.11) means the caller must read the file instead.
+pub(crate) fn query_mapping(addr: usize) -> Result<Option<QueriedMapping>, Errno> {
+    let file = open_proc_self_maps()?;
+    let mut q = ProcmapQuery {
+        size: core::mem::size_of::<ProcmapQuery>() as u64,
+        query_addr: addr as u64,
+        ..Default::default()
+    };
+    // SAFETY: the request's argument is a `procmap_query` of the size it says, which the
+    // kernel reads and writes in place; no name or build id is asked (their sizes are 0).
+    let rc = unsafe { libc::ioctl(file.0, PROCMAP_QUERY as _, &mut q as *mut ProcmapQuery) };
+    if rc < 0 {
+        let e = Errno::last();
+        return if e.0 == libc::ENOENT { Ok(None) } else { Err(e) };
+    }
+    Ok(Some(QueriedMapping {
+        start: q.vma_start as usize,
+        end: q.vma_end as usize,
+        readable: q.vma_flags & PROCMAP_QUERY_VMA_READABLE != 0,
+        writable: q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE != 0,
+    }))
 }
 
 /// `/proc/self/pagemap`, open: which pages of the process hold data.

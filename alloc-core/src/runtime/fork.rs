@@ -4,9 +4,10 @@
 //! Every lock the allocator's code may hold while taking another is taken here, before
 //! `fork`, in one order, so that no thread holds any of them at the moment of the fork:
 //!
-//! -1. the unwinder's miss lock (`stack`): a miss holds the loader's lock inside
-//!    `dl_iterate_phdr`, which a child could never take if a thread held it at the fork;
-//!    it may be held by a thread inside a locked heap's allocation, so it comes first;
+//! -1. the unwinder's misses (`stack`): `prepare` waits until no thread is inside one (a
+//!    miss holds the loader's lock inside `dl_iterate_phdr`, which a child could never
+//!    take if a thread held it at the fork); a miss may run inside a locked heap's
+//!    allocation, so this comes first;
 //! 0. the leak sweeps' lock (a sweep takes the pool and the internal heap under it);
 //! 1. the heap registry;
 //! 2. the internal heap, 3. the shared heap (a locked heap's slow path may take the pool);
@@ -34,8 +35,6 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The thread in `prepare` is the process's main thread (read by `child`).
 static FORKER_IS_MAIN: AtomicBool = AtomicBool::new(false);
-/// `prepare` took the unwinder's miss lock (released by `parent` and `child`).
-static UNWINDER_HELD: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handlers. Called once, by the process's initialization.
 pub(crate) fn install() {
@@ -49,7 +48,7 @@ pub(crate) fn install() {
 
 extern "C" fn prepare() {
     FORKER_IS_MAIN.store(platform::gettid() == platform::getpid(), Ordering::Relaxed);
-    UNWINDER_HELD.store(crate::stack::hold_unwinder_for_fork(), Ordering::Relaxed);
+    crate::stack::hold_unwinder_for_fork();
     super::sweep::SWEEP_LOCK.lock_raw();
     registry::REGISTRY.lock_raw();
     locked::INTERNAL_HEAP.lock_raw();
@@ -62,6 +61,12 @@ extern "C" fn prepare() {
 }
 
 extern "C" fn parent() {
+    unlock_all();
+    crate::stack::release_unwinder_after_fork(false);
+}
+
+/// Releases what `prepare` locked, in the reverse order.
+fn unlock_all() {
     // SAFETY: each lock was taken by `prepare` on this thread (the forking one), in the
     // order undone here; no guard exists for them.
     unsafe {
@@ -75,13 +80,13 @@ extern "C" fn parent() {
         registry::REGISTRY.force_unlock();
         super::sweep::SWEEP_LOCK.force_unlock();
     }
-    crate::stack::release_unwinder_after_fork(UNWINDER_HELD.load(Ordering::Relaxed));
 }
 
 extern "C" fn child() {
     crate::stack::unwinder_forget_pid_after_fork();
     // The child's only thread is the one that forked, which took the locks.
-    parent();
+    unlock_all();
+    crate::stack::release_unwinder_after_fork(true);
     let me = current_heap();
     while let Some(other) = registry::any_other_than(me) {
         // SAFETY: its thread does not exist in this process: nobody uses that heap.

@@ -12,17 +12,25 @@
 //! # Rules (what `capture` relies on)
 //! - Never allocates, never panics (bad or unusual CFI gives [`Rule::FRAME_POINTER`]: that
 //!   frame is walked by its frame-pointer record, validated as ever).
-//! - One miss at a time, under a lock of its own whose holder is known (its thread
-//!   pointer): a thread that finds the lock held by itself (a signal handler, or a nested
-//!   allocation, interrupting its own miss) does not wait, and a thread that waits gives
-//!   up after [`WAIT_NS`] (a holder stopped by a leak check). Giving up answers `None`:
-//!   that frame falls back to its frame-pointer record, and nothing is cached. So no
-//!   deadlock is possible through this lock. In the child of a `fork` that happened while
-//!   a thread of the parent held the lock, the first miss takes the lock over (that thread
-//!   does not exist in the child).
 //! - The object is read inside `dl_iterate_phdr`'s callback, under the loader's lock: no
 //!   object is unloaded while its tables are read. The miss takes that lock as libgcc's
 //!   unwinder does on every frame.
+//! - One miss at a time, under a lock of its own taken inside that callback, so always
+//!   after the loader's lock: a program's own `dl_iterate_phdr` callback may allocate
+//!   (backtrace-rs's list of loaded objects does), and a miss of that allocation needs
+//!   the miss lock while its thread holds the loader's. Taken the other way round, the
+//!   two threads waited on each other: the miss gave up after [`WAIT_NS`], and a test
+//!   binary printing panics' backtraces ran 0.5-0.9 s instead of 0.12 now and then.
+//!   The holder is known (its thread pointer): a thread that finds the lock held by itself
+//!   (a signal handler, or a nested allocation, interrupting its own miss) does not wait,
+//!   and a thread that waits gives up after [`WAIT_NS`] (a holder stopped by a leak
+//!   check). Giving up answers `None`: that frame falls back to its frame-pointer record,
+//!   and nothing is cached. So no deadlock is possible through this lock. In the child of
+//!   a `fork` that happened while a thread of the parent held the lock, the first miss
+//!   takes the lock over (that thread does not exist in the child).
+//! - A `fork` waits until no thread is inside a miss, and misses that start while it
+//!   waits give up ([`hold_for_fork`]): a child must not inherit the loader's lock held
+//!   by a thread it does not have.
 //!
 //! # Loaded and unloaded objects
 //! Each miss reads the loader's counts of loads and unloads (`dlpi_adds`, `dlpi_subs`);
@@ -39,7 +47,7 @@ use super::rules::{self, Base, Rule};
 use crate::platform::{self, LoadedObject, ProgramHeader};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, EhFrameOffset, LittleEndian, Pointer, Register, RegisterRule,
     UnwindContext, UnwindContextStorage, UnwindSection, UnwindTableRow,
@@ -71,6 +79,11 @@ struct Scratch {
 
 /// The miss lock: the holder's thread pointer, 0 when free.
 static OWNER: AtomicUsize = AtomicUsize::new(0);
+/// Threads inside a miss (between [`MissGate::enter`] and its drop).
+static IN_MISS: AtomicUsize = AtomicUsize::new(0);
+/// A `fork` is being prepared: misses that start now give up (see [`hold_for_fork`]).
+static FORKING: AtomicBool = AtomicBool::new(false);
+
 /// The process id of the last thread that took [`OWNER`] (0 before the first): a child
 /// of `fork` finds its parent's id here if a thread of the parent held the lock at the
 /// fork (that thread does not exist in the child, so the child takes the lock over).
@@ -170,32 +183,52 @@ impl Drop for MissGuard {
     }
 }
 
-/// Before `fork`: waits for a miss in progress on another thread to end, and holds the
-/// miss lock across the fork. A miss reads the loaded objects inside `dl_iterate_phdr`,
-/// under the loader's lock; a fork at that moment left the child with the loader's lock
-/// held by a thread it does not have, and the child's first miss waited on it for ever
-/// (seen once in a release run of `tests/fork.rs`). False when the lock was not taken
-/// (this thread holds it: a handler interrupting its own miss; or another thread held it
-/// past [`WAIT_NS`]).
-pub(crate) fn hold_for_fork() -> bool {
-    match MissGuard::acquire() {
-        Some(guard) => {
-            // Released by `release_after_fork`, in the parent and in the child, both on
-            // this thread.
-            core::mem::forget(guard);
-            true
+/// Being inside a miss: counted in [`IN_MISS`] from [`MissGate::enter`] to the drop.
+struct MissGate;
+
+impl MissGate {
+    /// Enters, unless a `fork` is being prepared (`None`: the miss gives up).
+    fn enter() -> Option<MissGate> {
+        // Sequentially consistent with `hold_for_fork`'s store and load: either it sees
+        // this count, or this load sees its flag (or both).
+        IN_MISS.fetch_add(1, Ordering::SeqCst);
+        if FORKING.load(Ordering::SeqCst) {
+            IN_MISS.fetch_sub(1, Ordering::SeqCst);
+            return None;
         }
-        None => false,
+        Some(MissGate)
     }
 }
 
-/// After `fork`, in the parent and in the child: releases what [`hold_for_fork`] took
-/// (`held`: what it returned).
-pub(crate) fn release_after_fork(held: bool) {
-    if held {
-        debug_assert_eq!(OWNER.load(Ordering::Relaxed), platform::thread_pointer());
-        OWNER.store(0, Ordering::Release);
+impl Drop for MissGate {
+    fn drop(&mut self) {
+        IN_MISS.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Before `fork`: stops misses from starting and waits for those in progress on other
+/// threads to end, so that no thread is inside `dl_iterate_phdr` for a miss at the fork.
+/// (A fork in the middle of one left the child with the loader's lock held by a thread it
+/// does not have, and the child's first miss waited on it for ever: seen once in a
+/// release run of `tests/fork.rs`.) Gives up waiting after [`WAIT_NS`] (a miss's thread
+/// stopped by a leak check, or this thread's own miss interrupted by a handler that
+/// forks): the fork then goes ahead.
+pub(crate) fn hold_for_fork() {
+    FORKING.store(true, Ordering::SeqCst);
+    let deadline = platform::monotonic_ns() + WAIT_NS;
+    while IN_MISS.load(Ordering::SeqCst) != 0 && platform::monotonic_ns() < deadline {
+        platform::sched_yield();
+    }
+}
+
+/// After `fork`, in the parent and in the child: misses may start again. In the child,
+/// the misses of the parent's other threads (when [`hold_for_fork`] gave up waiting) are
+/// not in progress: their threads do not exist.
+pub(crate) fn release_after_fork(in_child: bool) {
+    if in_child {
+        IN_MISS.store(0, Ordering::SeqCst);
+    }
+    FORKING.store(false, Ordering::SeqCst);
 }
 
 /// The rule for the code address `addr` (a frame's own pc, or a return address minus
@@ -204,21 +237,33 @@ pub(crate) fn release_after_fork(held: bool) {
 #[cold]
 #[inline(never)]
 pub(super) fn rule_for(addr: usize) -> Option<Rule> {
-    let mut guard = MissGuard::acquire()?;
-    let scratch = guard.scratch();
-    let mut first = true;
+    let _inside = MissGate::enter()?;
+    // Taken in the first callback, under the loader's lock (see the module notes).
+    let mut guard: Option<MissGuard> = None;
     let found = platform::find_loaded_object(|object| {
-        if first {
-            first = false;
-            if (object.loads, object.unloads) != (scratch.loads, scratch.unloads) {
-                rules::clear();
-                (scratch.loads, scratch.unloads) = (object.loads, object.unloads);
+        let scratch = match &mut guard {
+            Some(held) => held.scratch(),
+            None => {
+                // Not taken: the walk stops, and the miss gives up.
+                let Some(held) = MissGuard::acquire() else { return Some(None) };
+                let scratch = guard.insert(held).scratch();
+                if (object.loads, object.unloads) != (scratch.loads, scratch.unloads) {
+                    rules::clear();
+                    (scratch.loads, scratch.unloads) = (object.loads, object.unloads);
+                }
+                scratch
             }
-        }
+        };
         let segment = segment_of(object, addr)?;
-        Some(if segment.p_flags & platform::PF_R == 0 { Rule::FRAME_POINTER } else { rule_in(object, addr, scratch) })
+        Some(Some(if segment.p_flags & platform::PF_R == 0 {
+            Rule::FRAME_POINTER
+        } else {
+            rule_in(object, addr, scratch)
+        }))
     });
-    let rule = found.unwrap_or(Rule::FRAME_POINTER);
+    // No callback (the loader listed no object) takes no lock: nothing is cached then.
+    let _held = guard?;
+    let rule = found.flatten().unwrap_or(Rule::FRAME_POINTER);
     rules::insert(addr, rule);
     Some(rule)
 }
@@ -428,5 +473,36 @@ mod tests {
         hdr[..4].copy_from_slice(&USUAL_ENCODING);
         hdr[8..12].copy_from_slice(&100u32.to_le_bytes());
         assert_eq!(table_offset_sdata4(&hdr, 0x1000, 0x2000, 0x1500), None);
+    }
+
+    /// A miss made inside a `dl_iterate_phdr` callback (a program listing its loaded
+    /// objects allocates there) is answered while another thread's miss waits for the
+    /// loader's lock. With the miss lock taken before the loader's, the other thread held
+    /// it while it waited, and this miss gave up after `WAIT_NS`.
+    #[test]
+    fn a_miss_inside_the_loaders_callback_is_answered_while_another_thread_waits() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let here = a_miss_inside_the_loaders_callback_is_answered_while_another_thread_waits as *const () as usize;
+        for round in 0..3 {
+            let go = Arc::new(AtomicBool::new(false));
+            let other = {
+                let go = go.clone();
+                std::thread::spawn(move || {
+                    while !go.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    rule_for(here + 3)
+                })
+            };
+            let inside = platform::find_loaded_object(|_| {
+                go.store(true, Ordering::Release);
+                // The other thread's miss is now waiting for the loader's lock, held here.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                Some(rule_for(here + 1))
+            });
+            assert!(inside.expect("the executable is listed").is_some(), "round {round}: the miss gave up");
+            assert!(other.join().unwrap().is_some(), "round {round}: the other thread's miss gave up");
+        }
     }
 }
