@@ -12,7 +12,12 @@
 # source is fetched with cargo (a scratch package depending on it), copied out of cargo's
 # registry, and its tests (`--tests`: unit and integration tests, no doctests) built
 # once with stable for the plain and heapsweep runs, once with nightly for LeakSanitizer.
+#
+# RUST_BACKTRACE is 1 unless set (CI jobs often set it): the tests that panic then make
+# std print symbolized backtraces, which is part of what a suite costs. Its value is
+# printed with the table.
 set -euo pipefail
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$ROOT/target/preload-bench}
@@ -60,6 +65,8 @@ row() { # crate way leaks seconds rss_kb exit
   printf '| %s | %s | %s | %s | %s MiB | %s |\n' "$1" "$2" "$3" "$4" "$(($5 / 1024))" "$6"
 }
 
+echo "RUST_BACKTRACE=$RUST_BACKTRACE"
+echo
 echo "| crate | way | leaks found | wall time (s) | peak RSS | cargo test exit |"
 echo "| --- | --- | --- | ---: | ---: | --- |"
 for spec in $CRATES; do
