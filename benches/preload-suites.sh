@@ -57,7 +57,8 @@ timed() {
   /usr/bin/time -f "%e %M" -o "$out" "$@"
   local rc=$?
   set -e
-  echo "$(cat "$out") $rc" >&3
+  # The last line: /usr/bin/time writes "Command exited with non-zero status N" first.
+  echo "$(tail -n 1 "$out") $rc" >&3
   rm -f "$out"
 }
 
