@@ -411,6 +411,50 @@ fn sweeps_during_heavy_allocation_lose_no_block_and_report_none_twice() {
     assert_eq!(RACE_LEAKED.load(SeqCst), LEAKED.load(SeqCst) as u64, "each leak reported exactly once");
 }
 
+/// Old blocks of one OS page each, filling several heap segments.
+const REWRITTEN_BLOCKS: usize = 4000;
+
+/// A heap rewritten whole between young sweeps: its segments are left unprotected for a
+/// few sweeps (`leak::written`, to spare the program a write-protection fault on every
+/// page), then protected again. Every sweep, through both phases, keeps a young block held
+/// only by an old block written since the last sweep and reports a young block leaked.
+#[test]
+fn a_heap_rewritten_whole_between_young_sweeps_keeps_every_answer() {
+    let _s = serial();
+    let olds = on_thread(|| (0..REWRITTEN_BLOCKS).map(|_| Box::into_raw(Box::new([0usize; 512])) as usize).collect());
+    let olds: &'static Vec<usize> = Box::leak(Box::new(olds));
+    sweep::collect(2);
+    let (mut read_rounds, mut unprotected_rounds) = (0, 0);
+    for round in 0..14usize {
+        on_thread(move || {
+            for (i, &old) in olds.iter().enumerate() {
+                // SAFETY: the live blocks made above, written by one thread at a time.
+                unsafe { (*(old as *mut [usize; 512]))[i % 512] = round };
+            }
+            let held = Box::into_raw(Box::new([5u8; 1301])) as usize;
+            // In the middle of the blocks: a segment they fill whole (its first and last may
+            // hold other blocks, less written).
+            let holder = REWRITTEN_BLOCKS / 2 + round * 7;
+            // SAFETY: as above; the only pointer to `held`.
+            unsafe { (*(olds[holder] as *mut [usize; 512]))[(holder + 1) % 512] = held };
+            std::hint::black_box(Box::into_raw(Box::new([6u8; 1409])));
+        });
+        let r = sweep::collect(0);
+        assert_eq!(leaked_of(&r, 1301), 0, "round {round}: held by an old block: {:?}", r.new_leaks.leaks);
+        assert_eq!(leaked_of(&r, 1409), 1, "round {round}: leaked: {:?}", r.new_leaks.leaks);
+        match r.written_pages {
+            Some(n) if n as usize >= REWRITTEN_BLOCKS * 7 / 8 => read_rounds += 1,
+            Some(_) => unprotected_rounds += 1,
+            None => assert!(alloc_core::stats().sweep_young_fallback),
+        }
+    }
+    if !alloc_core::stats().sweep_young_fallback {
+        // Read from the record at first and once protected again; between, the segments
+        // were taken as written without asking.
+        assert!(read_rounds >= 2 && unprotected_rounds >= 8, "{read_rounds} read, {unprotected_rounds} not");
+    }
+}
+
 #[test]
 fn the_fallback_path_gives_the_same_answers() {
     if std::env::var_os("HEAPSWEEP").is_some() {
@@ -425,6 +469,7 @@ fn the_fallback_path_gives_the_same_answers() {
         "a_young_sweep_finds_a_young_block_referenced_only_from_a_register",
         "young_blocks_in_pages_that_held_only_old_ones_are_swept",
         "a_young_block_made_after_a_sweep_in_the_page_blocks_were_taken_from_is_swept",
+        "a_heap_rewritten_whole_between_young_sweeps_keeps_every_answer",
     ] {
         let out = common::run_child(entry, &[("HEAPSWEEP", "sweep_young=fallback")]);
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -73,6 +73,9 @@ pub(crate) struct SweepAnalysis {
     /// the pages of old blocks in heap segments new to the record (scanned whole).
     pub(crate) written_pages: u64,
     pub(crate) new_pages: u64,
+    /// With [`OldBlocks::Tracked`]: the pages of old blocks in heap segments left
+    /// unprotected (found almost wholly written before), scanned whole.
+    pub(crate) hot_pages: u64,
     /// The kernel's record was read.
     pub(crate) tracked: bool,
 }
@@ -109,7 +112,8 @@ pub(crate) fn analyze_generation<V: HeapView>(
                 pages.invalidate();
                 return Err(Failure::OutOfMemory { what: "the root list" });
             };
-            (a.written_pages, a.new_pages, a.tracked) = (found.written_pages, found.new_pages, true);
+            (a.written_pages, a.new_pages, a.hot_pages, a.tracked) =
+                (found.written_pages, found.new_pages, found.hot_pages, true);
             roots.clear();
             (false, &young_roots[..], Some(pages))
         }

@@ -143,6 +143,14 @@ impl WriteTracker {
         self.ioctl(self.uffd, UFFDIO_WRITEPROTECT, &mut w as *mut UffdioWriteprotect as *mut c_void).map(drop)
     }
 
+    /// Removes the write protection of every page of `[start, start + len)`, a registered
+    /// range: the program's writes there take no fault, and every page reads as written
+    /// until [`WriteTracker::protect`] protects them again.
+    pub(crate) fn unprotect(&self, start: usize, len: usize) -> Result<(), Errno> {
+        let mut w = UffdioWriteprotect { range: UffdioRange { start: start as u64, len: len as u64 }, mode: 0 };
+        self.ioctl(self.uffd, UFFDIO_WRITEPROTECT, &mut w as *mut UffdioWriteprotect as *mut c_void).map(drop)
+    }
+
     /// Lists into `out` the runs of pages of `[start, end)` written since they were last
     /// protected, and protects them again. Returns how many runs it wrote and where the
     /// walk stopped (`end` unless `out` filled up: call again from there). Fails with
@@ -245,6 +253,19 @@ mod tests {
         // SAFETY: in bounds of the mapping.
         unsafe { m.0.add(4096).write(2) };
         assert_eq!(written(&t, &m), [(1, 2)]);
+        // Unprotected, a page's writes are not recorded (no fault): it reads as written
+        // until protected again, and once protected only later writes count.
+        t.unprotect(m.0 as usize, m.1).unwrap();
+        // SAFETY: in bounds of the mapping.
+        unsafe { m.0.add(5 * 4096).write(3) };
+        let unprotected = written(&t, &m);
+        assert!(unprotected.iter().any(|&(a, b)| a <= 5 && 5 < b), "{unprotected:?}");
+        t.unprotect(m.0 as usize, m.1).unwrap();
+        t.protect(m.0 as usize, m.1).unwrap();
+        assert_eq!(written(&t, &m), [], "protected again: nothing written since");
+        // SAFETY: in bounds of the mapping.
+        unsafe { m.0.add(7 * 4096).write(4) };
+        assert_eq!(written(&t, &m), [(7, 8)]);
         let other = anon(2);
         let mut out = [PageRegion::default(); 4];
         let r = t.take_written(other.0 as usize, other.0 as usize + other.1, &mut out);

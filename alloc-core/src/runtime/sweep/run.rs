@@ -81,6 +81,7 @@ fn fill(swept: &mut Swept, a: &SweepAnalysis) {
         root_bytes = a.root_bytes,
         written_pages = a.written_pages,
         new_pages = a.new_pages,
+        hot_pages = a.hot_pages,
         "leak sweep"
     );
     let raw = RawCheck {
