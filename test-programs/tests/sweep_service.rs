@@ -67,6 +67,7 @@ fn check(name: &str, options: &str) -> Vec<serde_json::Value> {
     // The churning run leaks one more block, on the main thread.
     let expected = REQUESTS + u64::from(name.ends_with("churn"));
     assert!(stdout.contains(&format!("leaks reported by the callback: {expected}\n")), "{stdout}");
+    assert!(stdout.contains("told before their line was written: 0\n"), "{stdout}");
     let mut reported = 0;
     for line in &lines {
         assert_eq!(line["format"], "heapsweep-sweep");

@@ -23,10 +23,41 @@ static CALLBACK_LEAKS: AtomicU64 = AtomicU64::new(0);
 #[allow(clippy::vec_box)]
 static CACHE: Mutex<Vec<Box<[u8; 2222]>>> = Mutex::new(Vec::new());
 
+/// Leaks the callback was told of before their sweep's JSON line was in the file.
+static LINES_BEHIND: AtomicU64 = AtomicU64::new(0);
+
 fn on_leak(g: &alloc_core::report::model::LeakGroup) {
     if g.bytes == g.blocks * LEAK_SIZE {
-        CALLBACK_LEAKS.fetch_add(g.blocks, Ordering::Relaxed);
+        let told = CALLBACK_LEAKS.fetch_add(g.blocks, Ordering::Relaxed) + g.blocks;
+        // The program may end as soon as it is told (this one does, after the last): the
+        // line must be written already.
+        if lines_path().is_some_and(|path| leaks_in_lines(&path) < told) {
+            LINES_BEHIND.fetch_add(g.blocks, Ordering::Relaxed);
+        }
     }
+}
+
+/// The sweeps' JSON lines file, when `HEAPSWEEP` names a report.
+fn lines_path() -> Option<String> {
+    let options = std::env::var("HEAPSWEEP").ok()?;
+    let report = options.split([':', ',']).find_map(|kv| kv.strip_prefix("report="))?;
+    Some(format!("{}.sweeps.jsonl", report.replace("%p", &std::process::id().to_string())))
+}
+
+/// Leaked blocks of `LEAK_SIZE` bytes in the lines written so far: the groups'
+/// `"blocks":N,"bytes":M` pairs with `M == N * LEAK_SIZE` (read without a JSON parser:
+/// this program's only dependency is the allocator).
+fn leaks_in_lines(path: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default().replace(' ', "");
+    let number = |s: &str| s.split(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<u64>().ok());
+    text.split("\"blocks\":")
+        .skip(1)
+        .filter_map(|rest| {
+            let blocks = number(rest)?;
+            let bytes = number(rest.split_once(",\"bytes\":")?.1)?;
+            (bytes == blocks * LEAK_SIZE).then_some(blocks)
+        })
+        .sum()
 }
 
 #[inline(never)]
@@ -82,6 +113,7 @@ fn main() {
     }
     let s = alloc_core::stats();
     println!("leaks reported by the callback: {}", CALLBACK_LEAKS.load(Ordering::Relaxed));
+    println!("told before their line was written: {}", LINES_BEHIND.load(Ordering::Relaxed));
     println!("sweeps: {}/{}/{}", s.sweeps[0], s.sweeps[1], s.sweeps[2]);
     println!("cache: {}", CACHE.lock().unwrap().len());
 }
