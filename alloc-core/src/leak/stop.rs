@@ -64,6 +64,11 @@ pub(crate) const MAX_THREADS: usize = 4096;
 /// General registers saved per thread (x86-64 `gregset_t`, `NGREG`).
 pub(crate) const REGS: usize = platform::REGISTER_COUNT;
 
+/// Listings in a row that may find nothing new while the thread count says a thread is
+/// missing, before the stop fails (threads created and ending without pause keep cutting
+/// listings short).
+const MAX_RECOUNTS: u32 = 1000;
+
 const FREE: u32 = 0;
 const REQUESTED: u32 = 1;
 const ENTERED: u32 = 2;
@@ -199,6 +204,7 @@ impl StoppedWorld {
         // A signal blocked by the program already stays blocked after `resume`.
         self.blocked = if platform::block_signal(sig) == Ok(false) { sig } else { 0 };
         let (me, pid) = (platform::gettid(), platform::getpid());
+        let mut recounts = 0;
         loop {
             let before = self.used.len();
             let listed = platform::for_each_task(|tid| {
@@ -210,10 +216,29 @@ impl StoppedWorld {
                 self.fail(Failure::ThreadsNotListed { errno: e.0 });
             }
             if self.used.len() == before {
-                break;
+                // Nothing new, or a short list: the kernel's walk of the thread list ends
+                // at a thread that exits meanwhile (threads not asked yet still exit), and
+                // the threads after it are not listed. The process's thread count says
+                // whether one was missed: then list again.
+                if !self.some_thread_unknown() {
+                    break;
+                }
+                recounts += 1;
+                if recounts > MAX_RECOUNTS {
+                    self.fail(Failure::ThreadsNotListed { errno: platform::Errno::TRY_AGAIN.0 });
+                    break;
+                }
+                std::thread::yield_now();
+                continue;
             }
             self.collect(slots, pid, before, timeout);
         }
+    }
+
+    /// Whether the process has more threads than this one and those recorded (stopped,
+    /// or not stopped in time). Threads recorded and gone since only lower the count.
+    fn some_thread_unknown(&self) -> bool {
+        platform::thread_count().is_ok_and(|n| n > self.threads.len() + 1)
     }
 
     /// Claims a slot for `tid` and sends it the stop signal `sig`, marked.

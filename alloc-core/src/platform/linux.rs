@@ -23,6 +23,8 @@ impl Errno {
     pub(crate) const INTERRUPTED: Errno = Errno(libc::EINTR);
     /// `ESRCH`: no such process or thread.
     pub(crate) const NO_SUCH_PROCESS: Errno = Errno(libc::ESRCH);
+    /// `EAGAIN`: try again.
+    pub(crate) const TRY_AGAIN: Errno = Errno(libc::EAGAIN);
     /// `ENOTTY`: the file takes no such `ioctl` request (the kernel is older than it).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) const NO_SUCH_REQUEST: Errno = Errno(libc::ENOTTY);
@@ -529,6 +531,25 @@ impl Pagemap {
 /// before a read error have been passed to `f`.
 pub(crate) fn for_each_task(f: impl FnMut(i32)) -> Result<(), Errno> {
     for_each_task_in(c"/proc/self/task", f)
+}
+
+/// How many threads the process has (`num_threads`, field 20 of `/proc/self/stat`).
+pub(crate) fn thread_count() -> Result<usize, Errno> {
+    let mut file = ReadOnlyFd::open(c"/proc/self/stat", 0)?;
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    // After the command name, which may hold spaces and parentheses: the last `)`.
+    let text = &buf[..len];
+    let after = text.iter().rposition(|&c| c == b')').map_or(&text[..0], |i| &text[i + 1..]);
+    let field = after.split(|c| c.is_ascii_whitespace()).filter(|f| !f.is_empty()).nth(17);
+    let count = field.and_then(|f| core::str::from_utf8(f).ok()).and_then(|f| f.parse().ok());
+    count.ok_or(Errno(libc::EINVAL))
 }
 
 /// [`for_each_task`] over the directory `dir`.

@@ -339,3 +339,29 @@ fn atexit_and_flushing_c_stdio_succeed() {
     assert!(!EXITING.load(Ordering::SeqCst));
     flush_c_stdio().unwrap();
 }
+
+#[test]
+fn the_thread_count_is_the_number_of_threads_listed() {
+    let started = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let hold = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let (started, hold) = (started.clone(), hold.clone());
+            std::thread::spawn(move || {
+                started.wait();
+                hold.wait();
+            })
+        })
+        .collect();
+    started.wait();
+    // Other tests start and end threads meanwhile: a listing between two equal counts.
+    let agreed = (0..100).any(|_| {
+        let before = thread_count().unwrap();
+        let mut listed = 0;
+        for_each_task(|_| listed += 1).unwrap();
+        before == thread_count().unwrap() && listed == before && before >= 4
+    });
+    hold.wait();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert!(agreed, "the count never matched the listing (this thread and three more at least)");
+}
