@@ -250,32 +250,30 @@ fn timed_sweeps_escalate_as_the_counts_say() {
     assert_eq!(escalate([2, 5], [2, 5], false), 0);
 }
 
-/// Runs a sweep of `g` under [`SWEEP_LOCK`], updates the schedule, then sends the
-/// outputs. `from_signal`: write the JSON line even when nothing new was found.
+/// Runs a sweep of `g` under [`SWEEP_LOCK`], updates the schedule, writes its JSON line
+/// (`from_signal`: even when nothing new was found) before the lock goes, then tells the
+/// program. The at-exit check waits for the lock ([`shutdown`]): a sweep's line is in the
+/// file before the exit's report is written, never cut off by the exit.
 fn sweep_now(g: u8, sp: usize, from_signal: bool) -> SweepResult {
-    let (swept, sequence) = {
-        let _lock = SWEEP_LOCK.lock();
-        let mut pages = WRITTEN.lock();
-        if SHUTDOWN.load(Ordering::Relaxed) {
-            return SweepResult {
-                generation: g as usize,
-                new_leaks: run::empty_report(),
-                swept_blocks: 0,
-                survivors: 0,
-                pause: Duration::ZERO,
-                failure: Some("the process is exiting: no more sweeps".to_string()),
-                written_pages: None,
-            };
-        }
-        let swept = run::run_sweep(g, young_mode(g, &mut pages), sp);
-        if swept.failure.is_none() {
-            account(g, &swept);
-        }
-        (swept, SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1)
-    };
-    if let Some(f) = &swept.failure {
-        warning!("leak sweep of generation {} failed: {}", g, f);
+    let lock = SWEEP_LOCK.lock();
+    let mut pages = WRITTEN.lock();
+    if SHUTDOWN.load(Ordering::Relaxed) {
+        return SweepResult {
+            generation: g as usize,
+            new_leaks: run::empty_report(),
+            swept_blocks: 0,
+            survivors: 0,
+            pause: Duration::ZERO,
+            failure: Some("the process is exiting: no more sweeps".to_string()),
+            written_pages: None,
+        };
     }
+    let swept = run::run_sweep(g, young_mode(g, &mut pages), sp);
+    if swept.failure.is_none() {
+        account(g, &swept);
+    }
+    drop(pages);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
     let result = SweepResult {
         generation: g as usize,
         new_leaks: swept.report,
@@ -285,7 +283,12 @@ fn sweep_now(g: u8, sp: usize, from_signal: bool) -> SweepResult {
         failure: swept.failure,
         written_pages: swept.written_pages,
     };
-    output::publish(&result, sequence, from_signal);
+    output::write_line(&result, sequence, from_signal);
+    drop(lock);
+    if let Some(f) = &result.failure {
+        warning!("leak sweep of generation {} failed: {}", g, f);
+    }
+    output::tell(&result);
     result
 }
 

@@ -30,17 +30,22 @@ fn callback() -> Option<LeakCallback> {
     (f != 0).then(|| unsafe { core::mem::transmute::<usize, LeakCallback>(f) })
 }
 
-/// Sends the new leaks of sweep number `sequence` out. `always`: write the JSON line even
-/// when nothing new was found (a sweep the signal asked for).
+/// Writes the JSON line of sweep number `sequence`, if it found new leaks (`always`: even
+/// when it found none, a sweep the signal asked for) and `report` is set.
 ///
-/// The line is written first: a program told of a leak (by the callback or a `tracing`
+/// Called before [`tell`]: a program told of a leak (by the callback or a `tracing`
 /// subscriber) may end at once, and its line must then be in the file already. (Written
 /// last, it was lost now and then: `tests/sweep_service.rs`, whose program exits as soon
 /// as its callback counted every leak, found 10 lines for 11 leaks in a release run.)
-pub(super) fn publish(r: &SweepResult, sequence: u64, always: bool) {
+pub(super) fn write_line(r: &SweepResult, sequence: u64, always: bool) {
     if r.failure.is_none() && (always || !r.new_leaks.leaks.is_empty()) {
         append_line(r, sequence);
     }
+}
+
+/// Tells the program of the sweep's new leaks: a `tracing` warning and the callback per
+/// group.
+pub(super) fn tell(r: &SweepResult) {
     for g in &r.new_leaks.leaks {
         let top: Vec<&str> = g.stack.iter().take(3).map(|f| f.function.as_deref().unwrap_or(&f.ip)).collect();
         let kind = match g.kind {
