@@ -2,7 +2,8 @@
 //!
 //! # What it owns
 //! [`Mapping`] (one line of the file), [`read_maps`] (the whole file into an `MmapVec`),
-//! and the line splitter under it, which reads through a fixed stack buffer and copes with
+//! [`mapping_containing`] (the one mapping that holds an address: a thread's stack at
+//! its start under the preload library), and the line splitter under it, which reads through a fixed stack buffer and copes with
 //! lines split across `read` calls (the kernel fills each read with whole lines today,
 //! but nothing promises it).
 //!
@@ -14,7 +15,7 @@
 
 use super::failure::Failure;
 use crate::os::MmapVec;
-use crate::platform::{self, Errno};
+use crate::platform::{self, Errno, QueriedMapping};
 
 /// What backs a mapping, from the path column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,31 @@ pub(crate) fn read_maps(out: &mut MmapVec<Mapping>) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::OutOfMemory { what: "the mapping list" })
+    }
+}
+
+/// Most mappings [`mapping_containing`] reads from the file (a process with more gets no
+/// answer: a mapping line takes 40 bytes here, and untouched room costs nothing).
+const MAX_MAPPINGS: usize = 1 << 16;
+
+/// The mapping that holds `addr` (its range and permissions), without allocating: asked
+/// of the kernel (`PROCMAP_QUERY`, one system call), or where the kernel cannot answer,
+/// found in the whole file. `None` when no mapping holds it or neither way works.
+pub(crate) fn mapping_containing(addr: usize) -> Option<QueriedMapping> {
+    if let Ok(answer) = platform::query_mapping(addr) {
+        return answer;
+    }
+    let mut list = MmapVec::default();
+    if !list.reserve(MAX_MAPPINGS) || read_maps(&mut list).is_err() {
+        return None;
+    }
+    list.iter().find(|m| m.start <= addr && addr < m.end).map(Mapping::range_and_permissions)
+}
+
+impl Mapping {
+    /// What [`platform::query_mapping`] tells of a mapping.
+    fn range_and_permissions(&self) -> QueriedMapping {
+        QueriedMapping { start: self.start, end: self.end, readable: self.readable, writable: self.writable }
     }
 }
 
@@ -326,14 +352,9 @@ pub(crate) mod tests {
                 Err(e) => return assert_eq!(e, crate::platform::Errno::NO_SUCH_REQUEST, "{addr:#x}"),
             };
             assert_eq!(read_maps(&mut v), Ok(()));
-            let read = v.iter().find(|m| m.start <= addr && addr < m.end);
-            let read = read.map(|m| crate::platform::QueriedMapping {
-                start: m.start,
-                end: m.end,
-                readable: m.readable,
-                writable: m.writable,
-            });
+            let read = v.iter().find(|m| m.start <= addr && addr < m.end).map(Mapping::range_and_permissions);
             assert_eq!(asked, read, "{addr:#x}");
+            assert_eq!(mapping_containing(addr), read, "{addr:#x}");
         }
         assert!(crate::platform::query_mapping(0x1000).unwrap().is_none());
         assert!(crate::platform::query_mapping(&local as *const u64 as usize).unwrap().is_some_and(|m| m.writable));

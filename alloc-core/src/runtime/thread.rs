@@ -26,7 +26,6 @@
 
 use crate::heap::{registry, Heap};
 use crate::leak::maps;
-use crate::os::MmapVec;
 use crate::platform;
 use crate::profile::{events, recorder};
 use crate::stack;
@@ -69,28 +68,16 @@ pub(crate) fn start(s: &ThreadState) -> *mut Heap {
     heap
 }
 
-/// Most mappings read to find the stack's (a process with more is left with unknown
-/// bounds: a mapping line takes 40 bytes here, and untouched room costs nothing).
-const MAX_MAPPINGS: usize = 1 << 16;
-
 /// The calling thread's stack bounds under `LD_PRELOAD`: the mapping holding its stack
-/// pointer (see the module notes). Unknown when `/proc/self/maps` cannot be read.
+/// pointer (see the module notes). Unknown when the mappings cannot be read. (A thread
+/// start used to read the whole file: 15 µs a thread in a small process, more in a large
+/// one; the kernel now answers the one question.)
 fn stack_bounds_from_maps() -> stack::StackBounds {
     let sp = platform::frame_pointer_and_sp().1;
-    let unknown = stack::StackBounds { lo: 0, hi: 0 };
-    // One question to the kernel where it can answer it (a thread start used to read the
-    // whole file: 15 µs a thread in a small process, more in a large one).
-    match platform::query_mapping(sp) {
-        Ok(Some(m)) if m.readable && m.writable => return stack::StackBounds { lo: m.start, hi: m.end },
-        Ok(_) => return unknown,
-        Err(_) => {}
+    match maps::mapping_containing(sp) {
+        Some(m) if m.readable && m.writable => stack::StackBounds { lo: m.start, hi: m.end },
+        _ => stack::StackBounds { lo: 0, hi: 0 },
     }
-    let mut list = MmapVec::default();
-    if !list.reserve(MAX_MAPPINGS) || maps::read_maps(&mut list).is_err() {
-        return unknown;
-    }
-    let found = list.iter().find(|m| m.start <= sp && sp < m.end && m.readable && m.writable);
-    found.map_or(unknown, |m| stack::StackBounds { lo: m.start, hi: m.end })
 }
 
 /// The thread-exit key's destructor: `value` is the exiting thread's heap.
