@@ -25,7 +25,10 @@
 //!   pointers: as complete as the DWARF walk, which the tests compare it with. A walk whose
 //!   frame-record prefix an earlier walk of the thread showed to be stepped by frame-record
 //!   rules throughout (`prefix`) walks the frame records alone, at the frame-pointer walk's
-//!   cost, and the rules from where the records stop (the C library's start code).
+//!   cost, and the rules from where the records stop (the C library's start code). A
+//!   frame-record walk from where one of the thread's last walks started, over records
+//!   that still hold what that walk read, is replayed (`record_memo`): the same loads,
+//!   but from known addresses, not each waiting for the one before.
 //! - The frame-pointer walk ([`Walker::FramePointers`]): the chain of `rbp` records alone;
 //!   kept for comparisons and measurements (in code without frame pointers it skips
 //!   frames).
@@ -46,13 +49,14 @@
 //!
 //! | depth | frame-pointer walk | cached unwinder | DWARF walk |
 //! | ---: | ---: | ---: | ---: |
-//! | 8 | 9.3 ns | 10.2 ns | 1.0 us |
-//! | 32 | 37.9 ns | 34.4 ns | 3.0 us |
+//! | 8 | 10.2 ns | 10.9 ns | 1.1 us |
+//! | 32 | 38.4 ns | 22.4 ns | 3.1 us |
 //!
 //! The frame-pointer walk costs about 1.05 ns a frame (the latency of one dependent load:
-//! each frame pointer is read from the previous frame) plus 4 ns; the cached unwinder
-//! costs the same where its prefix fills the capture, and about 105 instructions more
-//! where it replays the walk past the last frame record (shallow stacks). A depot lookup
+//! each frame pointer is read from the previous frame) plus 4 ns; the cached unwinder,
+//! replaying the records from the same place, about 0.5 ns a frame (before the replay:
+//! 35.5 ns at depth 32), and about 105 instructions more where it replays the walk past
+//! the last frame record (shallow stacks). A depot lookup
 //! of a known stack (a cache miss) adds about 8 ns when the depot is hot in the CPU
 //! cache; interning a new 20-frame stack costs about 200 ns, most of it first touches of
 //! the depot's pages.
@@ -65,6 +69,7 @@ pub(crate) use cfi::{
 };
 mod depot;
 mod prefix;
+mod record_memo;
 mod rules;
 mod tail;
 mod unwind;
@@ -292,6 +297,8 @@ static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 #[repr(C)]
 pub(crate) struct StackCache {
     hits: u32,
+    /// The cached unwinder's last frame-record walks.
+    records: record_memo::RecordMemos,
     /// The cached unwinder's last walk past a frame-record prefix.
     tail: tail::TailMemo,
     hashes: [u64; CACHE_SLOTS],
@@ -310,6 +317,7 @@ impl StackCache {
     pub(crate) const fn new() -> Self {
         Self {
             hits: 0,
+            records: record_memo::RecordMemos::new(),
             tail: tail::TailMemo::new(),
             hashes: [0; CACHE_SLOTS],
             ids: [0; CACHE_SLOTS],
@@ -468,14 +476,18 @@ fn walk_cached(
     let mut tried = None;
     if bounds.lo < bounds.hi && bounds.lo <= sp && sp < bounds.hi && cache.prefixes.worth_trying() {
         let live = StackBounds { lo: sp, hi: bounds.hi };
-        // SAFETY: `walk_records`' bullet: `live.lo = sp > 0`, and `[sp, hi)` is the live
-        // part of this thread's stack (the bounds are this thread's, `capture`'s callers;
-        // `sp` lies in them, checked just above): the frames of `capture` and its
+        // SAFETY: the bullet of `replay` and `walk`: `live.lo = sp > 0`, and `[sp, hi)` is
+        // the live part of this thread's stack (the bounds are this thread's, `capture`'s
+        // callers; `sp` lies in them, checked just above): the frames of `capture` and its
         // callers, mapped and readable while `capture` runs.
-        let at = unsafe { unwind::walk_records(fp, out, live) };
+        let (at, replayed) = match unsafe { cache.records.replay(fp, live, out.len()) } {
+            Some(at) => (at, true),
+            // SAFETY: as above.
+            None => (unsafe { cache.records.walk(fp, out, live) }, false),
+        };
         let prefix = unwind::finish(at.hash, at.len);
         let generation = rules::generation();
-        let alias = match unwind::tail_start(out, at, live) {
+        let alias = match unwind::tail_start(out.len(), at, live) {
             // SAFETY: `key`'s bullet is `tail_start`'s promise (`live` as above).
             Some((frame, tail)) => unsafe { cache.tail.key(prefix, frame, tail, out.len() - at.len, generation) },
             None if at.len > 0 => unwind::finish(prefix, generation as usize),
@@ -489,6 +501,9 @@ fn walk_cached(
                 }
                 return Ok(id);
             }
+        }
+        if replayed {
+            cache.records.write_frames(live, out);
         }
         if at.len > 0 && cache.prefixes.contains(prefix, generation) {
             // `live` as above: `capture`'s frame outlives the call.

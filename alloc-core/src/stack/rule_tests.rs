@@ -354,6 +354,7 @@ impl FakeTail {
             hash: unwind::mix(unwind::SEED, self.a + 1),
             sp: self.s.at(20),
             fp: self.s.at(40),
+            ret: self.a + 1,
         };
         let bounds = StackBounds { lo: self.s.at(0), hi: self.s.base + FakeStack::PAGE };
         let walk = unwind::walk_rules_after(&mut out[..1 + room], at, bounds, memo, tail, rules::generation());

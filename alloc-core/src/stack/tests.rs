@@ -393,3 +393,165 @@ fn a_scrub_clears_what_deep_frames_left_below_it() {
         .join()
         .unwrap();
 }
+
+/// The records a frame-record walk read (`unwind::RecordReads`), by their addresses.
+#[derive(Default)]
+struct ReadRecords(Vec<usize>);
+
+impl unwind::RecordReads for ReadRecords {
+    fn record(&mut self, i: usize, fp: usize, _: usize, _: usize) {
+        assert_eq!(i, self.0.len());
+        self.0.push(fp);
+    }
+}
+
+/// What a frame-record walk over `s` from `fp` with room for `room` frames returns (not
+/// kept anywhere), its frames, and the records it read.
+fn walk_records_over(s: &FakeStack, fp: usize, room: usize) -> (unwind::Records, Vec<usize>, Vec<usize>) {
+    let mut out = [MaybeUninit::uninit(); MAX_DEPTH];
+    let mut read = ReadRecords::default();
+    // SAFETY: `[lo, hi)` is the fake stack's first page, readable.
+    let at = unsafe { unwind::walk_records_traced(fp, &mut out[..room], s.bounds(), &mut read) };
+    // SAFETY: the walk initialized `out[..at.len]`.
+    let frames = out[..at.len].iter().map(|f| unsafe { f.assume_init() }).collect();
+    (at, frames, read.0)
+}
+
+fn same_records(a: unwind::Records, b: unwind::Records) -> bool {
+    (a.len, a.hash, a.sp, a.fp, a.ret) == (b.len, b.hash, b.sp, b.fp, b.ret)
+}
+
+/// How a fake stack changes between the kept walk and the replay.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Nothing,
+    /// A word of a record the walk read.
+    ReadWord(usize, usize),
+    /// Any word of the page (read or not).
+    AnyWord(usize, usize),
+    Room(usize),
+}
+
+fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Change::Nothing),
+        (any::<usize>(), any::<usize>()).prop_map(|(i, v)| Change::ReadWord(i, v)),
+        (0..FakeStack::PAGE / 8, any::<usize>()).prop_map(|(w, v)| Change::AnyWord(w, v)),
+        (0usize..=40).prop_map(Change::Room),
+    ]
+}
+
+proptest::proptest! {
+    /// A replayed frame-record walk returns what a walk over the stack as it is now
+    /// returns, whatever changed since the kept one; with nothing changed that it read,
+    /// it replays; with a word it read changed, it does not.
+    #[test]
+    fn a_replayed_frame_record_walk_is_the_walk(
+        gaps in proptest::collection::vec(2usize..9, 0..40),
+        rets in proptest::collection::vec(0usize..6, 40),
+        end in 0usize..5,
+        room in 0usize..=40,
+        change in change(),
+    ) {
+        let s = FakeStack::new();
+        let last_word = FakeStack::PAGE / 8 - 1;
+        // Records at increasing words from word 4, each pointing at the next; return
+        // addresses from a small set, 0 among them (a zero ends a walk).
+        let mut words = vec![4usize];
+        for g in &gaps {
+            let next = words.last().unwrap() + g;
+            if next + 1 > last_word { break; }
+            words.push(next);
+        }
+        for (k, &w) in words.iter().enumerate() {
+            let next = match words.get(k + 1) {
+                Some(&n) => s.at(n),
+                // How the chain ends: a lower record, past the stack, misaligned, zero,
+                // or the stack's last word.
+                None => [s.at(1), s.base + FakeStack::PAGE, s.at(w + 2) + 4, 0, s.at(last_word)][end],
+            };
+            s.frame(w, next, [0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0][rets[k]]);
+        }
+        let fp = s.at(words[0]);
+        let mut memos = record_memo::RecordMemos::new();
+        let mut out = [MaybeUninit::uninit(); MAX_DEPTH];
+        // SAFETY: `[lo, hi)` is the fake stack's first page, readable.
+        let kept = unsafe { memos.walk(fp, &mut out[..room], s.bounds()) };
+        let (walked, _, read) = walk_records_over(&s, fp, room);
+        proptest::prop_assert!(same_records(kept, walked));
+        let mut replay_room = room;
+        let mut read_changed = false;
+        match change {
+            Change::Nothing => {}
+            Change::ReadWord(i, v) if !read.is_empty() => {
+                let addr = read[i % read.len()] + 8 * (v % 2);
+                // SAFETY: a word the walk read: in the fake stack's first page.
+                let old = unsafe { *(addr as *const usize) };
+                read_changed = old != v;
+                s.put((addr - s.base) / 8, v);
+            }
+            Change::ReadWord(..) => {}
+            Change::AnyWord(w, v) => {
+                let addr = s.at(w);
+                // SAFETY: a word of the fake stack's first page.
+                let old = unsafe { *(addr as *const usize) };
+                read_changed = old != v && (read.contains(&addr) || read.contains(&(addr - 8)));
+                s.put(w, v);
+            }
+            Change::Room(r) => replay_room = r,
+        }
+        // SAFETY: as above.
+        let replayed = unsafe { memos.replay(fp, s.bounds(), replay_room) };
+        let (now, frames, _) = walk_records_over(&s, fp, replay_room);
+        match replayed {
+            Some(at) => {
+                proptest::prop_assert!(!read_changed);
+                proptest::prop_assert!(same_records(at, now), "{at:?} {now:?}");
+                let mut written = [MaybeUninit::uninit(); MAX_DEPTH];
+                memos.write_frames(s.bounds(), &mut written[..replay_room]);
+                // SAFETY: `write_frames` wrote `written[..at.len]`.
+                let written: Vec<usize> = written[..at.len].iter().map(|f| unsafe { f.assume_init() }).collect();
+                proptest::prop_assert_eq!(written, frames);
+            }
+            None => proptest::prop_assert!(
+                read_changed || replay_room != room || room > record_memo::FRAMES,
+                "{change:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn captures_replayed_from_the_record_memo_are_the_captures() {
+    let bounds = current_thread_stack_bounds();
+    let mut cache = StackCache::new();
+    for depth in 0..black_box(40) {
+        let [first, again, fresh] = nested(depth, &mut || {
+            // One call site for all three (a loop the optimizer cannot unroll): the first
+            // two with the shared cache.
+            let mut fresh = StackCache::new();
+            let ids: Vec<StackId> = (0..black_box(3))
+                .map(|k| probe(32, Walker::Rules, bounds, if k < 2 { &mut cache } else { &mut fresh }))
+                .collect();
+            [ids[0], ids[1], ids[2]]
+        });
+        assert_ne!(first, StackId::NONE);
+        assert_eq!(first, again, "depth {depth}");
+        assert_eq!(frames(first), frames(fresh), "depth {depth}");
+    }
+    assert!(cache.records.replays() >= 40, "{} replays", cache.records.replays());
+    // Two sites in turn, with one cache: each keeps its own stack (from the same place
+    // in this loop).
+    let mut seen = Vec::new();
+    for k in 0..black_box(100) {
+        let site = if k % 2 == 0 { site_a } else { site_b };
+        let (cached, fresh) = (site(&mut cache), site(&mut StackCache::new()));
+        seen.push((frames(cached)[0], frames(cached)[2..].to_vec()));
+        assert_eq!(frames(cached)[0], frames(fresh)[0], "{k}");
+        assert_eq!(frames(cached)[2..], frames(fresh)[2..], "{k}");
+    }
+    assert_ne!(seen[0].0, seen[1].0);
+    assert!(seen.iter().step_by(2).all(|s| *s == seen[0]));
+    assert!(seen.iter().skip(1).step_by(2).all(|s| *s == seen[1]));
+}

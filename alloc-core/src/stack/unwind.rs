@@ -119,14 +119,16 @@ pub(super) unsafe fn walk_from(fp: usize, out: &mut [MaybeUninit<usize>], bounds
 /// Where a frame-record walk ([`walk_records`]) stopped: the frames it wrote (`out[..len]`),
 /// their running hash (not yet [`finish`]ed), and the registers of the last frame it
 /// reached, the one that returns to `out[len - 1]`: its stack pointer (its CFA, 16 above
-/// the record that gave its return address) and its `rbp` (the record's saved `rbp`).
-/// From there the rule walk can go on ([`walk_rules_after`]).
+/// the record that gave its return address) and its `rbp` (the record's saved `rbp`),
+/// and that return address, `out[len - 1]` (0 when `len` is 0). From there the rule walk
+/// can go on ([`walk_rules_after`]).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Records {
     pub(super) len: usize,
     pub(super) hash: u64,
     pub(super) sp: usize,
     pub(super) fp: usize,
+    pub(super) ret: usize,
 }
 
 /// The frame-record walk behind [`walk_from`], stopping where [`Records`] says.
@@ -134,14 +136,43 @@ pub(super) struct Records {
 /// # Safety
 /// - As [`walk_from`].
 #[inline(always)]
-pub(super) unsafe fn walk_records(mut fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Records {
+pub(super) unsafe fn walk_records(fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Records {
+    // SAFETY: this function's bullet is `walk_records_traced`'.
+    unsafe { walk_records_traced(fp, out, bounds, &mut Untraced) }
+}
+
+/// What a traced frame-record walk tells of the records it reads: [`walk_records_traced`]
+/// reports each record it loads. The hot walks pass [`Untraced`], which compiles to
+/// nothing.
+pub(super) trait RecordReads {
+    /// The walk read record number `i` (from 0), at `fp`: the word `next` (the caller's
+    /// `rbp`), then the return address `ret`.
+    fn record(&mut self, i: usize, fp: usize, next: usize, ret: usize);
+}
+
+impl RecordReads for Untraced {
+    #[inline(always)]
+    fn record(&mut self, _: usize, _: usize, _: usize, _: usize) {}
+}
+
+/// [`walk_records`], reporting each record it reads to `trace`.
+///
+/// # Safety
+/// - As [`walk_from`].
+#[inline(always)]
+pub(super) unsafe fn walk_records_traced(
+    mut fp: usize,
+    out: &mut [MaybeUninit<usize>],
+    bounds: StackBounds,
+    trace: &mut impl RecordReads,
+) -> Records {
     let last = bounds.hi.saturating_sub(16);
     let (mut n, mut h) = (0, SEED);
     // The record that gave the last frame.
     let mut record = 0;
     // Later records lie above this one (`next > fp`, checked), so above `lo` too.
     if fp < bounds.lo {
-        return Records { len: 0, hash: h, sp: 0, fp: 0 };
+        return Records { len: 0, hash: h, sp: 0, fp: 0, ret: 0 };
     }
     while n < out.len() {
         debug_assert!(fp >= bounds.lo);
@@ -158,6 +189,7 @@ pub(super) unsafe fn walk_records(mut fp: usize, out: &mut [MaybeUninit<usize>],
         //   there (a frame record, or with frames lacking frame pointers another stack
         //   word, which ends the walk or adds a bogus frame).
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        trace.record(n, fp, next, ret);
         if ret == 0 {
             break;
         }
@@ -171,13 +203,13 @@ pub(super) unsafe fn walk_records(mut fp: usize, out: &mut [MaybeUninit<usize>],
         fp = next;
     }
     if n == 0 {
-        return Records { len: 0, hash: h, sp: 0, fp: 0 };
+        return Records { len: 0, hash: h, sp: 0, fp: 0, ret: 0 };
     }
-    // SAFETY: `record` passed the checks above when it was read: `[record, record + 8)`
+    // SAFETY: `record` passed the checks above when it was read: `[record, record + 16)`
     // lies in `[lo, hi)`, readable (caller), and is aligned. Read again rather than kept
     // in the loop, which is the whole cost of a walk.
-    let saved_rbp = unsafe { *(record as *const usize) };
-    Records { len: n, hash: h, sp: record + 16, fp: saved_rbp }
+    let (saved_rbp, ret) = unsafe { (*(record as *const usize), *((record + 8) as *const usize)) };
+    Records { len: n, hash: h, sp: record + 16, fp: saved_rbp, ret }
 }
 
 /// Walks by cached unwind rules (`rules`, filled by `cfi` on a miss) from the frame of
@@ -204,7 +236,7 @@ pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, me
     memo.sync();
     let mut may_parse = true;
     let rule = memo.lookup(table, pc, sp).unwrap_or_else(|| miss(pc, sp, &mut may_parse, memo));
-    let start = Records { len: 0, hash: SEED, sp: 0, fp: 0 };
+    let start = Records { len: 0, hash: SEED, sp: 0, fp: 0, ret: 0 };
     // SAFETY: `step`'s and then `walk_rules_from`'s bullet: `live.lo = sp > 0`, and
     // `[sp, hi)` is the live part of this thread's stack (the bounds are this thread's,
     // callers; `sp` lies in them, checked just above): the frames of this call and its
@@ -264,7 +296,7 @@ pub(super) fn walk_rules_after(
     generation: u32,
 ) -> Walk {
     debug_assert!(at.len >= 1 && at.len <= out.len());
-    let Some((frame, bounds)) = tail_start(out, at, bounds) else {
+    let Some((frame, bounds)) = tail_start(out.len(), at, bounds) else {
         return Walk { len: at.len, hash: finish(at.hash, at.len) };
     };
     // SAFETY: `replay`'s bullet is `tail_start`'s promise.
@@ -291,13 +323,12 @@ pub(super) fn walk_rules_after(
 /// returned lies in them (readable while the caller's frame lives), and `lo` is the
 /// frame's stack pointer minus 16, above 0.
 #[inline(always)]
-pub(super) fn tail_start(out: &[MaybeUninit<usize>], at: Records, bounds: StackBounds) -> Option<(Frame, StackBounds)> {
-    if at.len == 0 || at.len >= out.len() || at.sp < bounds.lo + 16 || bounds.hi <= at.sp || bounds.lo == 0 {
+pub(super) fn tail_start(room: usize, at: Records, bounds: StackBounds) -> Option<(Frame, StackBounds)> {
+    if at.len == 0 || at.len >= room || at.sp < bounds.lo + 16 || bounds.hi <= at.sp || bounds.lo == 0 {
         return None;
     }
-    // SAFETY: `walk_records` wrote `out[at.len - 1]` before counting it into `len`.
-    let ret = unsafe { out[at.len - 1].assume_init() };
-    Some((Frame { addr: ret - 1, sp: at.sp, fp: at.fp }, StackBounds { lo: at.sp - 16, hi: bounds.hi }))
+    debug_assert_ne!(at.ret, 0);
+    Some((Frame { addr: at.ret - 1, sp: at.sp, fp: at.fp }, StackBounds { lo: at.sp - 16, hi: bounds.hi }))
 }
 
 /// The rule walk on from `frame` (after `out[..at.len]`), traced and kept in `tail`.

@@ -1,0 +1,227 @@
+//! The frame-record walk of a thread's last capture, replayed.
+//!
+//! # What it owns
+//! [`RecordMemos`]: per thread, the last frame-record walks (`unwind::walk_records`) from
+//! `capture`'s frame, one per stack pointer's slot: where each started, within what bounds
+//! and room, every record it read (each record's address, the two words there), and what
+//! it returned.
+//!
+//! # Why
+//! The frame-record walk is a chain of dependent loads: the next record's address is the
+//! word read from the one before, so a walk of n frames waits n load latencies one after
+//! the other, most of a capture of a shallow stack (perf annotate of small pairs: the
+//! record loop held most of `capture`'s samples). A program allocating in a loop captures
+//! the same stack from the same stack pointer again and again. A replay loads the same
+//! words from addresses it already knows: loads that do not wait on each other.
+//!
+//! A program that allocates from several places in turn (a parser: strings, arrays and
+//! maps) captures from several stack pointers: a walk is kept in the slot of its stack
+//! pointer, [`SLOTS`] of them, so that walks from different depths do not push each other
+//! out (the allocator benchmark's json workload: 17% of captures replayed with one slot,
+//! 67% with eight; btreemap 78% and 99.99%).
+//!
+//! # Why the replay is exact
+//! `walk_records` is a function of its start (`fp`), its bounds, the room in its output
+//! and the words it reads: each read is at an address computed from the start and the
+//! words read before it, and each decision (stop at a bound or a misaligned record, at a
+//! zero return address, at a record that does not lie above the last, at the end of the
+//! room) depends on those alone. So a walk from the same start, within the same bounds
+//! and room, that would find in each word the memo read the value it read, reads exactly
+//! those words, in that order, and returns the same frames and registers; a replay
+//! checks each word (a load and a compare) and returns what the kept walk returned.
+//! The bounds' lower end is `capture`'s stack pointer: the same start and bounds mean
+//! the same frame position on the same thread's stack.
+
+use super::unwind::{self, RecordReads, Records};
+use super::StackBounds;
+use core::mem::MaybeUninit;
+
+/// Slots per thread (a power of two).
+const SLOTS: usize = 8;
+const SLOT_SHIFT: u32 = 64 - SLOTS.trailing_zeros();
+/// Most frames a kept walk may have room for (the default `stack_depth`): a slot is about
+/// 600 bytes, a thread's memos 4.7 KiB.
+pub(super) const FRAMES: usize = 32;
+
+/// A thread's last frame-record walks from `capture`'s frame, one per slot.
+#[derive(Debug)]
+pub(crate) struct RecordMemos {
+    slots: [RecordMemo; SLOTS],
+}
+
+impl RecordMemos {
+    /// No walk kept.
+    pub(crate) const fn new() -> Self {
+        Self { slots: [const { RecordMemo::new() }; SLOTS] }
+    }
+
+    /// The slot of walks within `bounds`: by their lower end, `capture`'s stack pointer.
+    #[inline(always)]
+    fn slot(bounds: StackBounds) -> usize {
+        ((bounds.lo as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> SLOT_SHIFT) as usize
+    }
+
+    /// What the walk from `fp` within `bounds`, with room for `room` frames, returns, when
+    /// its slot keeps it (see [`RecordMemo::replay`]). Its frames are not written:
+    /// [`Self::write_frames`] does that.
+    ///
+    /// # Safety
+    /// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
+    #[inline(always)]
+    pub(super) unsafe fn replay(&mut self, fp: usize, bounds: StackBounds, room: usize) -> Option<Records> {
+        // SAFETY: this function's bullet is `replay`'s.
+        unsafe { self.slots[Self::slot(bounds)].replay(fp, bounds, room) }
+    }
+
+    /// The frame-record walk from `fp` within `bounds` into `out` (`unwind::walk_records`),
+    /// kept in its slot when `out` has room for at most [`FRAMES`] frames.
+    ///
+    /// # Safety
+    /// - As `unwind::walk_records`.
+    #[inline(always)]
+    pub(super) unsafe fn walk(&mut self, fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Records {
+        if out.len() > FRAMES {
+            // SAFETY: this function's bullet is `walk_records`'.
+            return unsafe { unwind::walk_records(fp, out, bounds) };
+        }
+        let memo = &mut self.slots[Self::slot(bounds)];
+        memo.start(fp);
+        // SAFETY: this function's bullet is `walk_records_traced`'.
+        let at = unsafe { unwind::walk_records_traced(fp, out, bounds, memo) };
+        memo.keep(fp, bounds, out.len(), at);
+        at
+    }
+
+    /// Writes the frames of the walk within `bounds` that [`Self::replay`] just returned
+    /// to `out[..at.len]`.
+    #[inline(always)]
+    pub(super) fn write_frames(&self, bounds: StackBounds, out: &mut [MaybeUninit<usize>]) {
+        self.slots[Self::slot(bounds)].write_frames(out);
+    }
+
+    /// Walks replayed, over all slots.
+    #[cfg(test)]
+    pub(super) fn replays(&self) -> u64 {
+        self.slots.iter().map(|m| m.replays).sum()
+    }
+}
+
+/// A slot's last frame-record walk from `capture`'s frame. Invariant: when `kept`, the
+/// walk from `fp` within `[lo, hi)` with room for `room` frames read the `read` records
+/// at `fps[..read]` (each the caller's `rbp`, then a return address), found at record `i`
+/// the words `fps[i + 1]` and `rets[i]`, and returned `at` (its frames: `rets[..at.len]`).
+///
+/// The fields every capture compares first, first (`repr(C)`).
+#[derive(Debug)]
+#[repr(C)]
+struct RecordMemo {
+    kept: bool,
+    read: usize,
+    fp: usize,
+    lo: usize,
+    hi: usize,
+    room: usize,
+    at: Records,
+    /// Record addresses, each followed by the `rbp` word read at the one before.
+    fps: [usize; FRAMES + 1],
+    rets: [usize; FRAMES],
+    /// Walks replayed.
+    #[cfg(test)]
+    replays: u64,
+}
+
+impl RecordMemo {
+    /// An empty memo.
+    const fn new() -> Self {
+        Self {
+            kept: false,
+            read: 0,
+            fp: 0,
+            lo: 0,
+            hi: 0,
+            room: 0,
+            at: Records { len: 0, hash: 0, sp: 0, fp: 0, ret: 0 },
+            fps: [0; FRAMES + 1],
+            rets: [0; FRAMES],
+            #[cfg(test)]
+            replays: 0,
+        }
+    }
+
+    /// What the walk from `fp` within `bounds`, with room for `room` frames, returns, when
+    /// it is the kept one: the same start, bounds and room, and every word it read still
+    /// holds its value. Its frames are not written: [`Self::write_frames`] does that.
+    ///
+    /// # Safety
+    /// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
+    #[inline(always)]
+    unsafe fn replay(&mut self, fp: usize, bounds: StackBounds, room: usize) -> Option<Records> {
+        if !self.kept || ((self.fp ^ fp) | (self.lo ^ bounds.lo) | (self.hi ^ bounds.hi) | (self.room ^ room)) != 0 {
+            return None;
+        }
+        debug_assert!(self.read <= room && self.at.len <= self.read);
+        for i in 0..self.read {
+            let record = self.fps[i];
+            debug_assert!(record >= bounds.lo && record + 16 <= bounds.hi && record.is_multiple_of(8));
+            // SAFETY: the kept walk read both words after checking that `[record, record +
+            // 16)` lies in its bounds, which are `bounds` (compared above), readable
+            // (caller's bullet), and that `record` is 8-byte aligned: plain loads of stack
+            // words, on this thread.
+            let (next, ret) = unsafe { (*(record as *const usize), *((record + 8) as *const usize)) };
+            if ((next ^ self.fps[i + 1]) | (ret ^ self.rets[i])) != 0 {
+                return None;
+            }
+        }
+        #[cfg(test)]
+        {
+            self.replays += 1;
+        }
+        Some(self.at)
+    }
+
+    /// Writes the kept walk's frames to `out[..at.len]` (after a [`Self::replay`]).
+    fn write_frames(&self, out: &mut [MaybeUninit<usize>]) {
+        debug_assert!(self.kept && self.at.len <= out.len());
+        for (slot, &ret) in out.iter_mut().zip(&self.rets[..self.at.len]) {
+            slot.write(ret);
+        }
+    }
+
+    /// Forgets the kept walk, before a walk from `fp` traced into this memo.
+    #[inline(always)]
+    fn start(&mut self, fp: usize) {
+        self.kept = false;
+        self.read = 0;
+        self.fps[0] = fp;
+    }
+
+    /// Keeps the walk from `fp` within `bounds`, with room for `room` frames, traced into
+    /// this memo since [`Self::start`], which returned `at`.
+    #[inline(always)]
+    fn keep(&mut self, fp: usize, bounds: StackBounds, room: usize, at: Records) {
+        debug_assert!(self.fps[0] == fp && self.at_most(room));
+        self.fp = fp;
+        self.lo = bounds.lo;
+        self.hi = bounds.hi;
+        self.room = room;
+        self.at = at;
+        self.kept = true;
+    }
+
+    fn at_most(&self, room: usize) -> bool {
+        self.read <= room
+    }
+}
+
+impl RecordReads for RecordMemo {
+    #[inline(always)]
+    fn record(&mut self, i: usize, fp: usize, next: usize, ret: usize) {
+        debug_assert_eq!(self.fps[i], fp);
+        // A walk reads at most one record per frame of its output, which holds at most
+        // `FRAMES` when traced (`RecordMemos::walk`): the indexes are in bounds (checked
+        // anyway).
+        self.fps[i + 1] = next;
+        self.rets[i] = ret;
+        self.read = i + 1;
+    }
+}
