@@ -22,6 +22,11 @@ use crate::os::MmapVec;
 
 /// Blocks the flood fill has prefetched ahead of the one it scans.
 const PREFETCH_AHEAD: usize = 8;
+/// How much of each block it prefetches: the lines the hardware's own prefetcher would
+/// fetch only after the scan's first misses in the block (a working set of blocks of
+/// 8 to 1024 bytes swept every 100 ms: 6% less time with 512 bytes than with the first
+/// two lines; a heap of 53,000 blocks of 800 bytes checked 24.6 -> 18.5 ms).
+const PREFETCH_BYTES: usize = 512;
 /// Longest range one step of the flood fill scans; the rest of a larger block is queued
 /// again under what that step found. A vector of ten million pointers was scanned whole
 /// first, its ten million blocks queued (160 MB of queue) and scanned long after, out of
@@ -172,8 +177,8 @@ impl<'v, V: HeapView> Marker<'v, V> {
     /// Scans queued blocks until none is left.
     ///
     /// The blocks come off the stack into a ring of [`PREFETCH_AHEAD`], each prefetched as
-    /// it enters and scanned when it leaves: its first lines are then on their way from
-    /// memory while the blocks before it are scanned. (The reachable blocks of a large
+    /// it enters (up to [`PREFETCH_BYTES`]) and scanned when it leaves: its lines are then
+    /// on their way from memory while the blocks before it are scanned. (The reachable blocks of a large
     /// heap are scattered: scanning them in stack order, the mark spent most of its time
     /// waiting on each block's first load.) Blocks larger than [`CHUNK_BYTES`] are
     /// scanned a chunk at a time.
@@ -183,8 +188,11 @@ impl<'v, V: HeapView> Marker<'v, V> {
         loop {
             while queued < PREFETCH_AHEAD {
                 let Some((s, e)) = self.frontier.pop() else { break };
-                crate::platform::prefetch(s);
-                crate::platform::prefetch(s + 64);
+                let mut line = s;
+                while line < e.min(s + PREFETCH_BYTES) {
+                    crate::platform::prefetch(line);
+                    line += 64;
+                }
                 ring[(head + queued) % PREFETCH_AHEAD] = (s, e);
                 queued += 1;
             }
