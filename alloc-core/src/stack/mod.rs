@@ -70,6 +70,7 @@ pub(crate) use cfi::{
 mod depot;
 mod prefix;
 mod record_memo;
+use record_memo::Replayed;
 mod rules;
 mod tail;
 mod unwind;
@@ -310,6 +311,9 @@ pub(crate) struct StackCache {
     /// Captures answered by an alias (`CachedWalk`).
     #[cfg(test)]
     alias_hits: u64,
+    /// Captures answered by the record memo alone.
+    #[cfg(test)]
+    whole_hits: u64,
 }
 
 impl StackCache {
@@ -325,6 +329,8 @@ impl StackCache {
             rules: rules::RuleMemo::new(),
             #[cfg(test)]
             alias_hits: 0,
+            #[cfg(test)]
+            whole_hits: 0,
         }
     }
 
@@ -336,11 +342,17 @@ impl StackCache {
         if self.hashes[slot] != key || cached == 0 {
             return None;
         }
+        self.count_hit();
+        Some(StackId(cached))
+    }
+
+    /// Counts a capture this cache answered (its table, or the record memo).
+    #[inline(always)]
+    fn count_hit(&mut self) {
         self.hits += 1;
         if self.hits == CACHE_FLUSH {
             self.flush_hits();
         }
-        Some(StackId(cached))
     }
 
     /// Caches `id` under `key`.
@@ -408,13 +420,14 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
     let mut walk = Walk { len: 0, hash: 0 };
     // Another key under which to cache this stack's id (see `CachedWalk`); 0: none.
     let mut alias = 0;
+    let mut whole = None;
     if walker == Walker::Rules {
         if SELF_CHECKED.load(Ordering::Relaxed) == 0 {
             warn_once_if_walks_disagree(bounds);
         }
         match walk_cached(out, bounds, cache) {
             Ok(id) => return id,
-            Err(walked) => (walk, alias) = (walked.walk, walked.alias),
+            Err(walked) => (walk, alias, whole) = (walked.walk, walked.alias, walked.whole),
         }
     } else if walker == Walker::FramePointers {
         walk = unwind::walk_frame_pointers(out, bounds);
@@ -447,8 +460,34 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
     };
     if alias != 0 && id != StackId::NONE {
         cache.put(alias, id);
+        if let Some(whole) = whole {
+            remember(cache, whole, id);
+        }
     }
     id
+}
+
+/// Tells the record memo's slot of this capture the id of its whole stack (see
+/// `record_memo::RecordMemos::remember`), when the walk on is still the one `whole` names.
+#[inline(always)]
+fn remember(cache: &mut StackCache, whole: Whole, id: StackId) {
+    let tail = match whole.tail {
+        Some(epoch) => match cache.tail.words_of(epoch) {
+            Some(words) => Some(words),
+            None => return,
+        },
+        None => None,
+    };
+    cache.records.remember(tail, id, whole.generation);
+}
+
+/// What makes a captured stack whole after its frame-record prefix (checked exact under
+/// the rules of `generation`): the walk on the thread kept, by its number
+/// (`tail::TailMemo`), or nothing (the prefix is the stack).
+#[derive(Clone, Copy, Debug)]
+struct Whole {
+    tail: Option<u64>,
+    generation: u32,
 }
 
 /// What the cached unwinder found when the stack cache could not answer at once: the
@@ -459,6 +498,8 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
 struct CachedWalk {
     walk: Walk,
     alias: u64,
+    /// With an alias: what makes the stack whole after its prefix.
+    whole: Option<Whole>,
 }
 
 /// The cached unwinder's walk from `capture`'s frame (into which it is inlined): the
@@ -476,29 +517,41 @@ fn walk_cached(
     let mut tried = None;
     if bounds.lo < bounds.hi && bounds.lo <= sp && sp < bounds.hi && cache.prefixes.worth_trying() {
         let live = StackBounds { lo: sp, hi: bounds.hi };
+        let generation = rules::generation();
         // SAFETY: the bullet of `replay` and `walk`: `live.lo = sp > 0`, and `[sp, hi)` is
         // the live part of this thread's stack (the bounds are this thread's, `capture`'s
         // callers; `sp` lies in them, checked just above): the frames of `capture` and its
         // callers, mapped and readable while `capture` runs.
-        let (at, replayed) = match unsafe { cache.records.replay(fp, live, out.len()) } {
-            Some(at) => (at, true),
+        let (at, replayed) = match unsafe { cache.records.replay(fp, live, out.len(), generation) } {
+            Some(Replayed { id: Some(id), .. }) => {
+                cache.count_hit();
+                #[cfg(test)]
+                {
+                    cache.whole_hits += 1;
+                }
+                return Ok(id);
+            }
+            Some(Replayed { at, id: None }) => (at, true),
             // SAFETY: as above.
             None => (unsafe { cache.records.walk(fp, out, live) }, false),
         };
         let prefix = unwind::finish(at.hash, at.len);
-        let generation = rules::generation();
-        let alias = match unwind::tail_start(out.len(), at, live) {
+        let (alias, tail) = match unwind::tail_start(out.len(), at, live) {
             // SAFETY: `key`'s bullet is `tail_start`'s promise (`live` as above).
-            Some((frame, tail)) => unsafe { cache.tail.key(prefix, frame, tail, out.len() - at.len, generation) },
-            None if at.len > 0 => unwind::finish(prefix, generation as usize),
-            None => 0,
+            Some((frame, tail)) => unsafe {
+                (cache.tail.key(prefix, frame, tail, out.len() - at.len, generation), cache.tail.kept_epoch())
+            },
+            None if at.len > 0 => (unwind::finish(prefix, generation as usize), None),
+            None => (0, None),
         };
-        if alias != 0 {
+        let whole = (alias != 0).then_some(Whole { tail, generation });
+        if let Some(whole) = whole {
             if let Some(id) = cache.get(alias) {
                 #[cfg(test)]
                 {
                     cache.alias_hits += 1;
                 }
+                remember(cache, whole, id);
                 return Ok(id);
             }
         }
@@ -508,7 +561,7 @@ fn walk_cached(
         if at.len > 0 && cache.prefixes.contains(prefix, generation) {
             // `live` as above: `capture`'s frame outlives the call.
             let walk = unwind::walk_rules_after(out, at, live, &mut cache.rules, &mut cache.tail, generation);
-            return Err(CachedWalk { walk, alias });
+            return Err(CachedWalk { walk, alias, whole });
         }
         tried = Some((prefix, at.len));
     }
@@ -517,7 +570,7 @@ fn walk_cached(
         let exact = cache.prefixes.learn(hash, len, rule_walk.records);
         debug_assert!(!exact || (rule_walk.walk.len >= len && prefix_hash(out, len) == hash));
     }
-    Err(CachedWalk { walk: rule_walk.walk, alias: 0 })
+    Err(CachedWalk { walk: rule_walk.walk, alias: 0, whole: None })
 }
 
 /// The hash of `out[..len]`, written by a walk (debug checks).

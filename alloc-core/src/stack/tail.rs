@@ -182,6 +182,18 @@ impl TailMemo {
         finish(mix(prefix, self.epoch as usize), generation as usize)
     }
 
+    /// The number of the kept walk (see [`Self::epoch`]), `None` when none is kept.
+    #[inline(always)]
+    pub(super) fn kept_epoch(&self) -> Option<u64> {
+        self.kept.then_some(self.epoch)
+    }
+
+    /// The stack words the kept walk read, when it is walk number `epoch`.
+    #[inline(always)]
+    pub(super) fn words_of(&self, epoch: u64) -> Option<&[(usize, usize)]> {
+        (self.kept && self.epoch == epoch).then(|| &self.words[..self.words_len])
+    }
+
     /// The walk on from `frame` within `bounds` (after the `at.len` frames of `out` a
     /// frame-record walk wrote), under the rules of `generation`, replayed into `out` when
     /// it [`matches`](Self::matches) the kept one; `None` otherwise (nothing written).

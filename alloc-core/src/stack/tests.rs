@@ -502,7 +502,7 @@ proptest::proptest! {
             Change::Room(r) => replay_room = r,
         }
         // SAFETY: as above.
-        let replayed = unsafe { memos.replay(fp, s.bounds(), replay_room) };
+        let replayed = unsafe { memos.replay(fp, s.bounds(), replay_room, 0) }.map(|r| r.at);
         let (now, frames, _) = walk_records_over(&s, fp, replay_room);
         match replayed {
             Some(at) => {
@@ -527,20 +527,20 @@ fn captures_replayed_from_the_record_memo_are_the_captures() {
     let bounds = current_thread_stack_bounds();
     let mut cache = StackCache::new();
     for depth in 0..black_box(40) {
-        let [first, again, fresh] = nested(depth, &mut || {
-            // One call site for all three (a loop the optimizer cannot unroll): the first
-            // two with the shared cache.
+        let ids = nested(depth, &mut || {
+            // One call site for all four (a loop the optimizer cannot unroll): the first
+            // three with the shared cache (the third answered by the record memo alone).
             let mut fresh = StackCache::new();
-            let ids: Vec<StackId> = (0..black_box(3))
-                .map(|k| probe(32, Walker::Rules, bounds, if k < 2 { &mut cache } else { &mut fresh }))
-                .collect();
-            [ids[0], ids[1], ids[2]]
+            (0..black_box(4))
+                .map(|k| probe(32, Walker::Rules, bounds, if k < 3 { &mut cache } else { &mut fresh }))
+                .collect::<Vec<StackId>>()
         });
-        assert_ne!(first, StackId::NONE);
-        assert_eq!(first, again, "depth {depth}");
-        assert_eq!(frames(first), frames(fresh), "depth {depth}");
+        assert_ne!(ids[0], StackId::NONE);
+        assert_eq!(ids[..3], [ids[0]; 3], "depth {depth}");
+        assert_eq!(frames(ids[0]), frames(ids[3]), "depth {depth}");
     }
     assert!(cache.records.replays() >= 40, "{} replays", cache.records.replays());
+    assert!(cache.whole_hits >= 30, "{} captures answered by the record memo", cache.whole_hits);
     // Two sites in turn, with one cache: each keeps its own stack (from the same place
     // in this loop).
     let mut seen = Vec::new();
@@ -554,4 +554,46 @@ fn captures_replayed_from_the_record_memo_are_the_captures() {
     assert_ne!(seen[0].0, seen[1].0);
     assert!(seen.iter().step_by(2).all(|s| *s == seen[0]));
     assert!(seen.iter().skip(1).step_by(2).all(|s| *s == seen[1]));
+}
+
+#[test]
+fn a_record_memo_knows_a_stack_while_its_walk_on_holds() {
+    let s = FakeStack::new();
+    s.frame(10, s.at(20), 0xA);
+    s.frame(20, s.at(30), 0xB);
+    s.frame(30, s.at(1), 0xC);
+    // Two words of the walk on past the records, as `tail::TailMemo` keeps them.
+    s.put(40, 0x1111);
+    s.put(44, 0x2222);
+    let tail = [(s.at(40), 0x1111), (s.at(44), 0x2222)];
+    let (fp, room) = (s.at(10), 8);
+    let mut memos = record_memo::RecordMemos::new();
+    let mut out = [MaybeUninit::uninit(); MAX_DEPTH];
+    let replay = |memos: &mut record_memo::RecordMemos, generation| {
+        // SAFETY: `[lo, hi)` is the fake stack's first page, readable.
+        unsafe { memos.replay(fp, s.bounds(), room, generation) }.map(|r| (r.at.len, r.id))
+    };
+    // SAFETY: as above.
+    let at = unsafe { memos.walk(fp, &mut out[..room], s.bounds()) };
+    assert_eq!(at.len, 3);
+    assert_eq!(replay(&mut memos, 7), Some((3, None)), "no id yet");
+    memos.remember(Some(&tail), StackId(42), 7);
+    assert_eq!(replay(&mut memos, 7), Some((3, Some(StackId(42)))));
+    assert_eq!(replay(&mut memos, 8), Some((3, None)), "other rules");
+    s.put(44, 0x2223);
+    assert_eq!(replay(&mut memos, 7), Some((3, None)), "a word of the walk on changed");
+    s.put(44, 0x2222);
+    assert_eq!(replay(&mut memos, 7), Some((3, Some(StackId(42)))));
+    s.frame(20, s.at(30), 0xD);
+    assert_eq!(replay(&mut memos, 7), None, "a record changed");
+    // Walked again: the slot forgets the id.
+    // SAFETY: as above.
+    unsafe { memos.walk(fp, &mut out[..room], s.bounds()) };
+    assert_eq!(replay(&mut memos, 7), Some((3, None)));
+    // Words outside the walk's bounds are not remembered; neither is no tail at all
+    // mistaken for one.
+    memos.remember(Some(&[(s.base - 8, 0)]), StackId(43), 7);
+    assert_eq!(replay(&mut memos, 7), Some((3, None)));
+    memos.remember(None, StackId(44), 7);
+    assert_eq!(replay(&mut memos, 7), Some((3, Some(StackId(44)))));
 }
