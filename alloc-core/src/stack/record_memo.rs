@@ -61,9 +61,12 @@ const TAIL_WORDS: usize = 16;
 #[derive(Debug)]
 pub(crate) struct RecordMemos {
     slots: [RecordMemo; SLOTS],
-    /// The slot of the last walk replayed or walked.
+    /// The slot of the last walk replayed or walked and kept; [`NO_SLOT`] after a walk
+    /// not kept (its slot holds another walk, which `remember` must not be told of).
     last: usize,
 }
+
+const NO_SLOT: usize = usize::MAX;
 
 /// A replayed walk, and the id of the whole stack when its slot knows it.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +78,7 @@ pub(super) struct Replayed {
 impl RecordMemos {
     /// No walk kept.
     pub(crate) const fn new() -> Self {
-        Self { slots: [const { RecordMemo::new() }; SLOTS], last: 0 }
+        Self { slots: [const { RecordMemo::new() }; SLOTS], last: NO_SLOT }
     }
 
     /// The slot of walks within `bounds`: by their lower end, `capture`'s stack pointer.
@@ -111,7 +114,9 @@ impl RecordMemos {
     /// `generation`. Callers know the frame-record prefix was exact under those rules.
     #[inline(always)]
     pub(super) fn remember(&mut self, tail: Option<&[(usize, usize)]>, id: StackId, generation: u32) {
-        self.slots[self.last].remember(tail.unwrap_or(&[]), id, generation);
+        if let Some(slot) = self.slots.get_mut(self.last) {
+            slot.remember(tail.unwrap_or(&[]), id, generation);
+        }
     }
 
     /// The frame-record walk from `fp` within `bounds` into `out` (`unwind::walk_records`),
@@ -122,6 +127,7 @@ impl RecordMemos {
     #[inline(always)]
     pub(super) unsafe fn walk(&mut self, fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Records {
         if out.len() > FRAMES {
+            self.last = NO_SLOT;
             // SAFETY: this function's bullet is `walk_records`'.
             return unsafe { unwind::walk_records(fp, out, bounds) };
         }
@@ -250,10 +256,11 @@ impl RecordMemo {
         Some(StackId(self.id))
     }
 
-    /// See [`RecordMemos::remember`]. Words outside the kept walk's bounds (none are
-    /// expected) or more than the slot holds: nothing is remembered.
+    /// See [`RecordMemos::remember`]. Words outside the kept walk's bounds or misaligned
+    /// (none are expected), or more than the slot holds: nothing is remembered.
     fn remember(&mut self, tail: &[(usize, usize)], id: StackId, generation: u32) {
-        let inside = |&(addr, _): &(usize, usize)| addr >= self.lo && addr < self.hi.saturating_sub(7);
+        let inside =
+            |&(addr, _): &(usize, usize)| addr >= self.lo && addr < self.hi.saturating_sub(7) && addr.is_multiple_of(8);
         if !self.kept || tail.len() > TAIL_WORDS || !tail.iter().all(inside) {
             return;
         }

@@ -596,4 +596,16 @@ fn a_record_memo_knows_a_stack_while_its_walk_on_holds() {
     assert_eq!(replay(&mut memos, 7), Some((3, None)));
     memos.remember(None, StackId(44), 7);
     assert_eq!(replay(&mut memos, 7), Some((3, Some(StackId(44)))));
+    // A walk with more room than a slot keeps, from the same place: not kept, and the
+    // id of its stack is not given to the walk the slot holds.
+    let wide = FRAMES_NOT_KEPT;
+    // SAFETY: as above.
+    unsafe {
+        assert!(memos.replay(fp, s.bounds(), wide, 7).is_none());
+        memos.walk(fp, &mut out[..wide], s.bounds());
+    }
+    memos.remember(None, StackId(45), 7);
+    assert_eq!(replay(&mut memos, 7), Some((3, Some(StackId(44)))));
 }
+
+const FRAMES_NOT_KEPT: usize = record_memo::FRAMES + 1;
