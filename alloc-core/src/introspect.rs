@@ -52,6 +52,10 @@ pub struct Stats {
     /// Young sweeps scan every block of the older generations (no record of the pages
     /// written since the last sweep); set at the first young sweep.
     pub sweep_young_fallback: bool,
+    /// Flood fills of checks and sweeps that the mark helper thread shared (it runs
+    /// beside the sweeper thread on machines with two cores or more, and marks with the
+    /// thread that stopped the world in heaps of 65,536 block slots or more).
+    pub mark_helper_fills: u64,
 }
 
 /// One size class's usage, in [`Stats::classes`].
@@ -118,6 +122,7 @@ pub fn stats() -> Stats {
     let per_class = class_usage(&mut s);
     s.classes = per_class.into_iter().filter(|c| c.pages > 0).collect();
     (s.sweeps, s.sweep_reported_blocks, s.sweep_young_fallback) = crate::sweep_count::sweep_stats();
+    s.mark_helper_fills = crate::leak::mark::shared_fills();
     s
 }
 

@@ -373,6 +373,13 @@ impl<T: Copy> MmapVec<T> {
         unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The first element's address, with the mapping's own provenance (not a
+    /// reference's): for element access that `&self` cannot give (atomic views of the
+    /// elements, `Marks`). Dangling when the capacity is 0.
+    pub(crate) fn raw_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY:
         // - `ptr` is aligned for `T` and non-null: the mapping's start, or dangling when

@@ -455,6 +455,65 @@ fn a_heap_rewritten_whole_between_young_sweeps_keeps_every_answer() {
     }
 }
 
+/// Starts the sweeper thread, and with it the mark helper (on a machine with two cores or
+/// more), with automatic sweeps off.
+fn start_the_sweeper() {
+    sweep::set_threshold(100_000, 10, 10);
+    sweep::set_threshold(0, 0, 0);
+}
+
+fn machine_has_two_cores() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
+/// A node of the lists `sweeps_marked_with_the_helper_find_exactly_the_leaks` leaks.
+type LeakedNode = ([u8; 1931], Option<Box<dyn std::any::Any>>);
+
+/// A heap large enough for the mark helper (more than 65,536 block slots): reachable
+/// lists and boxes, and leaks made on threads that end. Sweeps marked on two threads
+/// find exactly the leaks, each once, young and old, rounds after rounds.
+#[test]
+fn sweeps_marked_with_the_helper_find_exactly_the_leaks() {
+    let _s = serial();
+    start_the_sweeper();
+    // Reachable: 150,000 boxes, and a chain of 50,000 nodes from one head (each holds
+    // the next's address; freed in a loop at the end).
+    let boxes: Vec<Box<[u64; 3]>> = (0..150_000u64).map(|i| Box::new([i; 3])).collect();
+    let mut head = 0usize;
+    for i in 0..50_000usize {
+        head = Box::into_raw(Box::new([head, i])) as usize;
+    }
+    sweep::collect(2);
+    let fills_before = alloc_core::stats().mark_helper_fills;
+    let mut kept = Vec::new();
+    for round in 0..6usize {
+        // Leaked: 300 blocks, each holding the next (one direct leak, the rest indirect);
+        // kept: 20,000 young boxes.
+        on_thread(|| {
+            let mut head: Option<Box<LeakedNode>> = None;
+            for _ in 0..300 {
+                head = Some(Box::new(([7u8; 1931], head.map(|b| b as Box<dyn std::any::Any>))));
+            }
+            std::mem::forget(head);
+        });
+        kept.push((0..20_000u64).map(Box::new).collect::<Vec<_>>());
+        let r = sweep::collect(if round % 3 == 2 { 2 } else { 0 });
+        assert_eq!(r.failure, None);
+        let size = std::mem::size_of::<LeakedNode>() as u64;
+        assert_eq!(leaked_of(&r, size), 300, "round {round}: {:?}", r.new_leaks.leaks);
+        assert_eq!(r.new_leaks.leaks.iter().map(|g| g.blocks).sum::<u64>(), 300, "round {round}: only those");
+    }
+    if machine_has_two_cores() {
+        assert!(alloc_core::stats().mark_helper_fills > fills_before, "the helper never marked");
+    }
+    std::hint::black_box((&boxes, &kept));
+    while head != 0 {
+        // SAFETY: each node was made above with `Box::into_raw` and is freed once.
+        let node = unsafe { Box::from_raw(head as *mut [usize; 2]) };
+        head = node[0];
+    }
+}
+
 #[test]
 fn the_fallback_path_gives_the_same_answers() {
     if std::env::var_os("HEAPSWEEP").is_some() {
@@ -470,6 +529,7 @@ fn the_fallback_path_gives_the_same_answers() {
         "young_blocks_in_pages_that_held_only_old_ones_are_swept",
         "a_young_block_made_after_a_sweep_in_the_page_blocks_were_taken_from_is_swept",
         "a_heap_rewritten_whole_between_young_sweeps_keeps_every_answer",
+        "sweeps_marked_with_the_helper_find_exactly_the_leaks",
     ] {
         let out = common::run_child(entry, &[("HEAPSWEEP", "sweep_young=fallback")]);
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -19,6 +19,10 @@
 
 use super::view::{BlockDesc, HeapView, Walk};
 use crate::os::MmapVec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+mod parallel;
+pub(crate) use parallel::shared_fills;
 
 /// Blocks the flood fill has prefetched ahead of the one it scans.
 const PREFETCH_AHEAD: usize = 8;
@@ -34,7 +38,9 @@ const PREFETCH_BYTES: usize = 512;
 /// are fresh and the queue stays short (10M reachable boxes: the fill 194 -> 140 ms).
 const CHUNK_BYTES: usize = 16 << 10;
 
-/// A bitmap over block ids.
+/// A bitmap over block ids. Read with relaxed atomic loads and set either through
+/// `&mut` (one marking thread) or with [`Marks::set_shared`] (the workers of a parallel
+/// fill, which share it), never both at once.
 pub(crate) struct Marks {
     bits: MmapVec<u64>,
 }
@@ -48,18 +54,74 @@ impl Marks {
         Some(Marks { bits: MmapVec::zeroed_touched(n.div_ceil(64))? })
     }
 
+    /// Word `w` of the bitmap, as an atomic.
+    #[inline(always)]
+    fn word(&self, w: usize) -> &AtomicU64 {
+        assert!(w < self.bits.len());
+        // SAFETY: `w` is in bounds (checked): the word lies in the vector's mapping, which
+        // lives as long as `&self`, aligned for `u64` (so for `AtomicU64`) and
+        // initialized. While `&self` lives no `&mut` access exists, so every concurrent
+        // access to the word goes through this atomic view.
+        unsafe { AtomicU64::from_ptr(self.bits.raw_ptr().add(w)) }
+    }
+
     /// Sets bit `i`; returns whether it was clear.
     #[inline]
     pub(crate) fn set(&mut self, i: u32) -> bool {
         let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
-        let was_clear = self.bits[w] & b == 0;
-        self.bits[w] |= b;
+        let bits = self.bits.as_mut_slice();
+        let was_clear = bits[w] & b == 0;
+        bits[w] |= b;
         was_clear
+    }
+
+    /// [`Marks::set`] for a bitmap other threads set bits in meanwhile: an atomic `or`.
+    #[inline]
+    pub(crate) fn set_shared(&self, i: u32) -> bool {
+        let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
+        let word = self.word(w);
+        // Most blocks a scan finds were marked already: a load settles those.
+        word.load(Ordering::Relaxed) & b == 0 && word.fetch_or(b, Ordering::Relaxed) & b == 0
     }
 
     #[inline]
     pub(crate) fn get(&self, i: u32) -> bool {
-        self.bits[(i / 64) as usize] & (1u64 << (i % 64)) != 0
+        self.word((i / 64) as usize).load(Ordering::Relaxed) & (1u64 << (i % 64)) != 0
+    }
+}
+
+/// How a marker sets marks: in a bitmap of its own ([`Marks`]), or in one it shares with
+/// the other workers of a parallel fill ([`SharedMarks`]).
+pub(crate) trait MarkBits {
+    fn bitmap(&self) -> &Marks;
+    /// Sets bit `i`; returns whether it was clear (whether this marker marked the block).
+    fn set(&mut self, i: u32) -> bool;
+}
+
+impl MarkBits for Marks {
+    #[inline(always)]
+    fn bitmap(&self) -> &Marks {
+        self
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: u32) -> bool {
+        Marks::set(self, i)
+    }
+}
+
+/// Marks shared by the workers of a parallel fill.
+pub(crate) struct SharedMarks<'m>(pub(crate) &'m Marks);
+
+impl MarkBits for SharedMarks<'_> {
+    #[inline(always)]
+    fn bitmap(&self) -> &Marks {
+        self.0
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: u32) -> bool {
+        self.0.set_shared(i)
     }
 }
 
@@ -73,10 +135,23 @@ pub(crate) struct MarkStats {
     pub(crate) largest_hit: (usize, usize, u64),
 }
 
-/// The marking state of one check.
-pub(crate) struct Marker<'v, V: HeapView> {
+impl MarkStats {
+    /// Adds what another worker of the same fill found.
+    pub(crate) fn add(&mut self, other: &MarkStats) {
+        self.reachable_blocks += other.reachable_blocks;
+        self.reachable_bytes += other.reachable_bytes;
+        self.words_scanned += other.words_scanned;
+        if other.largest_hit.2 > self.largest_hit.2 {
+            self.largest_hit = other.largest_hit;
+        }
+    }
+}
+
+/// The marking state of one check (or of one worker of its parallel fill, with
+/// [`SharedMarks`]).
+pub(crate) struct Marker<'v, V: HeapView, M: MarkBits = Marks> {
     view: &'v V,
-    pub(crate) marks: Marks,
+    pub(crate) marks: M,
     frontier: MmapVec<(usize, usize)>,
     pub(crate) stats: MarkStats,
     /// A reachable block could not be queued (out of memory): the marks are incomplete.
@@ -98,6 +173,52 @@ impl<'v, V: HeapView> Marker<'v, V> {
         })
     }
 
+    /// Marks the ignored blocks: they are roots.
+    pub(crate) fn mark_ignored(&mut self) {
+        if !self.view.may_hold_ignored() {
+            return;
+        }
+        self.mark_roots(Walk::All, &|d| d.ignored, &|_| true);
+    }
+
+    /// Marks every block of `walk` that `is_root` chooses, as live without proof; queues
+    /// those of them `scan` chooses, whose contents are then roots. (A young sweep takes
+    /// the older generations as live; on its fallback path it also scans them all.) Not
+    /// counted in the reachable totals.
+    pub(crate) fn mark_roots(
+        &mut self,
+        walk: Walk,
+        is_root: &dyn Fn(&BlockDesc) -> bool,
+        scan: &dyn Fn(&BlockDesc) -> bool,
+    ) {
+        let view = self.view;
+        view.walk(walk, &mut |id, desc| {
+            if is_root(&desc) && self.marks.set(id) && scan(&desc) {
+                self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
+            }
+        });
+    }
+
+    /// Queues `[start, end)` (a root range) to be scanned by the fill, like a block found
+    /// reachable: a fill shared with the helper then shares the roots' scan too.
+    pub(crate) fn queue(&mut self, start: usize, end: usize) {
+        if start < end {
+            self.lost |= !self.frontier.push((start, end));
+        }
+    }
+
+    /// Scans queued blocks until none is left: with the mark helper thread beside this
+    /// one when it is there and the heap is large enough to be worth it
+    /// ([`parallel::worth_it`]), else alone.
+    pub(crate) fn flood_fill(&mut self) {
+        if parallel::worth_it(self.view.block_slots()) && parallel::fill_with_helper(self) {
+            return;
+        }
+        self.fill(None);
+    }
+}
+
+impl<'v, V: HeapView, M: MarkBits> Marker<'v, V, M> {
     /// Scans `[start, end)` for pointers to blocks; marks and queues what it finds.
     ///
     /// Four words at a time are first tested against the view's candidate range (four
@@ -134,7 +255,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
     /// marked yet.
     #[inline(always)]
     fn visit(&mut self, at: usize, word: usize) {
-        if let Some((id, desc)) = self.view.unmarked_block_containing(word, &self.marks) {
+        if let Some((id, desc)) = self.view.unmarked_block_containing(word, self.marks.bitmap()) {
             if self.marks.set(id) {
                 self.stats.reachable_blocks += 1;
                 self.stats.reachable_bytes += desc.size as u64;
@@ -148,44 +269,22 @@ impl<'v, V: HeapView> Marker<'v, V> {
         }
     }
 
-    /// Marks the ignored blocks: they are roots.
-    pub(crate) fn mark_ignored(&mut self) {
-        if !self.view.may_hold_ignored() {
-            return;
-        }
-        self.mark_roots(Walk::All, &|d| d.ignored, &|_| true);
-    }
-
-    /// Marks every block of `walk` that `is_root` chooses, as live without proof; queues
-    /// those of them `scan` chooses, whose contents are then roots. (A young sweep takes
-    /// the older generations as live; on its fallback path it also scans them all.) Not
-    /// counted in the reachable totals.
-    pub(crate) fn mark_roots(
-        &mut self,
-        walk: Walk,
-        is_root: &dyn Fn(&BlockDesc) -> bool,
-        scan: &dyn Fn(&BlockDesc) -> bool,
-    ) {
-        let view = self.view;
-        view.walk(walk, &mut |id, desc| {
-            if is_root(&desc) && self.marks.set(id) && scan(&desc) {
-                self.lost |= !self.frontier.push((desc.start, desc.scan_end()));
-            }
-        });
-    }
-
-    /// Scans queued blocks until none is left.
+    /// Scans queued blocks until this marker's queue is empty; with `share`, gives half of
+    /// its queue to the other workers whenever one of them waits for work.
     ///
     /// The blocks come off the stack into a ring of [`PREFETCH_AHEAD`], each prefetched as
     /// it enters (up to [`PREFETCH_BYTES`]) and scanned when it leaves: its lines are then
-    /// on their way from memory while the blocks before it are scanned. (The reachable blocks of a large
-    /// heap are scattered: scanning them in stack order, the mark spent most of its time
-    /// waiting on each block's first load.) Blocks larger than [`CHUNK_BYTES`] are
-    /// scanned a chunk at a time.
-    pub(crate) fn flood_fill(&mut self) {
+    /// on their way from memory while the blocks before it are scanned. (The reachable
+    /// blocks of a large heap are scattered: scanning them in stack order, the mark spent
+    /// most of its time waiting on each block's first load.) Blocks larger than
+    /// [`CHUNK_BYTES`] are scanned a chunk at a time.
+    fn fill(&mut self, share: Option<&parallel::Share>) {
         let mut ring = [(0usize, 0usize); PREFETCH_AHEAD];
         let (mut head, mut queued) = (0, 0);
         loop {
+            if let Some(share) = share {
+                share.give_if_asked(&mut self.frontier);
+            }
             while queued < PREFETCH_AHEAD {
                 let Some((s, e)) = self.frontier.pop() else { break };
                 let mut line = s;

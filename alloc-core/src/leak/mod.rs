@@ -19,6 +19,7 @@ mod cycles;
 pub(crate) mod failure;
 #[cfg(test)]
 mod fake;
+pub(crate) mod helper;
 pub(crate) mod maps;
 pub(crate) mod mark;
 pub(crate) mod path;
@@ -114,13 +115,19 @@ pub(crate) fn analyze<V: HeapView>(
     })
 }
 
-/// Scans every root range; returns their total size. With `verbosity=2`, names each
-/// range that reaches blocks, and the word that reaches the largest (without allocating).
+/// Queues every root range for the fill; returns their total size. With `verbosity=2`,
+/// scans them here instead, naming each range that reaches blocks, and the word that
+/// reaches the largest (without allocating).
 fn scan_roots<V: HeapView>(marker: &mut mark::Marker<'_, V>, roots: &[RootRange]) -> u64 {
     let explain = crate::config::current().verbosity >= 2;
     let mut root_bytes = 0;
     for r in roots {
         root_bytes += (r.end - r.start) as u64;
+        if !explain {
+            // Scanned by the fill, which the mark helper may share.
+            marker.queue(r.start, r.end);
+            continue;
+        }
         let before = marker.stats.reachable_blocks;
         marker.stats.largest_hit = (0, 0, 0);
         marker.scan_range(r.start, r.end);

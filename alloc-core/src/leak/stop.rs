@@ -204,11 +204,16 @@ impl StoppedWorld {
         // A signal blocked by the program already stays blocked after `resume`.
         self.blocked = if platform::block_signal(sig) == Ok(false) { sig } else { 0 };
         let (me, pid) = (platform::gettid(), platform::getpid());
+        // The mark helper is never stopped (see `leak::helper`).
+        let helper = super::helper::tid().unwrap_or(0);
         let mut recounts = 0;
         loop {
             let before = self.used.len();
             let listed = platform::for_each_task(|tid| {
-                if tid != me && !self.used.iter().any(|&i| tid_of(slots[i as usize].word.load(Relaxed)) == tid) {
+                if tid != me
+                    && tid != helper
+                    && !self.used.iter().any(|&i| tid_of(slots[i as usize].word.load(Relaxed)) == tid)
+                {
                     self.request(slots, tid, sig);
                 }
             });
@@ -235,10 +240,13 @@ impl StoppedWorld {
         }
     }
 
-    /// Whether the process has more threads than this one and those recorded (stopped,
-    /// or not stopped in time). Threads recorded and gone since only lower the count.
+    /// Whether the process has more threads than this one, the mark helper and those
+    /// recorded (stopped, or not stopped in time). Threads recorded and gone since only
+    /// lower the count.
     fn some_thread_unknown(&self) -> bool {
-        platform::thread_count().is_ok_and(|n| n > self.threads.len() + 1)
+        // Not counted twice when a stop asked it before it said who it is.
+        let helper = super::helper::tid().is_some_and(|h| !self.threads.iter().any(|t| t.tid == h));
+        platform::thread_count().is_ok_and(|n| n > self.threads.len() + 1 + usize::from(helper))
     }
 
     /// Claims a slot for `tid` and sends it the stop signal `sig`, marked.

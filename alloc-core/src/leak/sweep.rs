@@ -153,9 +153,12 @@ fn mark_and_classify<V: HeapView>(
             marker.mark_roots(walk, &|d| d.ignored && d.generation <= g, &|_| true);
         }
     }
+    // The roots are queued, not scanned here: a young sweep's roots are mostly the
+    // written parts of old blocks (whole heap segments, where they were written almost
+    // whole), which the fill then shares with the mark helper.
     for r in roots.iter().chain(extra) {
         a.root_bytes += (r.end - r.start) as u64;
-        marker.scan_range(r.start, r.end);
+        marker.queue(r.start, r.end);
     }
     marker.flood_fill();
     if marker.lost {

@@ -207,6 +207,23 @@ pub(crate) fn block_signal(sig: i32) -> Result<bool, Errno> {
     Ok(unsafe { libc::sigismember(&old, sig) } == 1)
 }
 
+/// Blocks every signal that can be blocked but `sig` in the calling thread (a thread of
+/// the allocator's own, which must never run the program's handlers but may be stopped).
+pub(crate) fn block_all_signals_but(sig: i32) -> Result<(), Errno> {
+    // SAFETY: sigfillset fills a zeroed set, sigdelset takes one out; the call changes
+    // only this thread's mask.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigdelset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    Ok(())
+}
+
 /// Unblocks `sig` in the calling thread: a signal pending for it is delivered now.
 pub(crate) fn unblock_signal(sig: i32) -> Result<(), Errno> {
     // SAFETY: a zeroed sigset is a valid empty set; the call changes only this thread's

@@ -364,6 +364,7 @@ pub(crate) fn shutdown() {
 /// [`enable`] or [`set_threshold`] (which start a sweeper again); [`collect`] works.
 pub(crate) fn after_fork_in_child() {
     thread::forget();
+    crate::leak::helper::forget_after_fork();
     WRITTEN_INHERITED.store(true, Ordering::Relaxed);
     sweep_count::set_trigger(0, false);
 }

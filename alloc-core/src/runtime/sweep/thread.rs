@@ -57,6 +57,8 @@ extern "C" fn on_signal(_sig: i32) {
 
 /// The thread: wait, sweep, forever.
 extern "C" fn main(_: usize) {
+    // Sweeps stop the world: the mark helper uses a core that would sit idle meanwhile.
+    crate::leak::helper::start();
     let interval = Duration::from_millis(u64::from(crate::config::current().sweep_interval_ms));
     let mut last = Instant::now();
     // Tracked allocations at the last timed sweep's look.
