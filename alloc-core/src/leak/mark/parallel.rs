@@ -29,6 +29,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Heaps with fewer block slots are filled by one thread.
 const MIN_BLOCKS: usize = 1 << 16;
+/// Ranges the thread that stopped the world scans alone first, to measure them.
+pub(super) const PROBE_RANGES: usize = 4096;
+/// Words a range must have on average, over that first stretch, for the fill to be
+/// shared (128 bytes: larger blocks' scans repay the atomic `or` of their marks).
+pub(super) const MIN_WORDS_PER_RANGE: u64 = 16;
 /// Most blocks a worker gives away at once.
 const MAX_GIVE: usize = 1 << 12;
 
@@ -81,7 +86,7 @@ impl Share {
 /// One worker: scans its queue, then takes from the pool, until the fill is over.
 fn work<V: HeapView>(m: &mut Marker<'_, V, SharedMarks<'_>>, share: &Share) {
     loop {
-        m.fill(Some(share));
+        m.fill(Some(share), usize::MAX);
         let mut pool = share.pool.lock();
         debug_assert!(pool.busy > 0);
         pool.busy -= 1;

@@ -148,7 +148,7 @@ fn fill(s: &Slab, roots: &[usize], two: bool) -> (Vec<bool>, u64, bool, u64) {
             });
         });
     } else {
-        m.fill(None);
+        m.fill(None, usize::MAX);
     }
     let marks = (0..s.block_slots()).map(|i| m.marks.get(i as u32)).collect();
     (marks, m.stats.reachable_blocks, m.lost, theirs)
