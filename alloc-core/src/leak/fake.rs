@@ -221,10 +221,12 @@ fn a_diamond_has_one_direct_block() {
     assert_eq!(kinds(&h.run(&[])), vec![(0, D, false), (1, I, false), (2, I, false), (3, I, false)]);
 }
 
-/// A fast fake heap for big graphs: equal-sized blocks in one contiguous array.
-struct Slab {
-    words: Vec<usize>,
-    per: usize,
+/// A fast fake heap for big graphs: equal-sized blocks in one contiguous array (block
+/// `i` is words `[i * per, (i + 1) * per)`). Only read while marking: two threads may
+/// mark it at once (`mark::parallel`'s tests).
+pub(crate) struct Slab {
+    pub(crate) words: Vec<usize>,
+    pub(crate) per: usize,
 }
 
 impl HeapView for Slab {
@@ -254,6 +256,15 @@ impl HeapView for Slab {
 }
 
 impl Slab {
+    pub(crate) fn base(&self) -> usize {
+        self.words.as_ptr() as usize
+    }
+
+    /// An address inside block `id` (at `offset` bytes, wrapped into the block).
+    pub(crate) fn inside(&self, id: usize, offset: usize) -> usize {
+        self.base() + id * self.per * 8 + offset % (self.per * 8)
+    }
+
     fn desc(&self, id: usize) -> BlockDesc {
         let start = self.words.as_ptr() as usize + id * self.per * 8;
         BlockDesc {

@@ -13,9 +13,11 @@
 //! pointer. A pointer one past the end does not count (it may be the next block's start).
 //!
 //! # Who calls it
-//! `leak::analyze`, with the world stopped: the mark bits and the frontier are `MmapVec`s.
-//! If the frontier cannot grow (out of memory), `lost` is set: a reachable block would go
-//! unscanned and its children look leaked, so the caller then reports nothing.
+//! `leak::analyze` and the sweeps' analysis, with the world stopped: the mark bits and
+//! the frontier are `MmapVec`s. If the frontier cannot grow (out of memory), `lost` is
+//! set: a reachable block would go unscanned and its children look leaked, so the caller
+//! then reports nothing. The root ranges are queued like blocks, and the fill of a large
+//! heap may be shared with the mark helper thread (`parallel`, `leak::helper`).
 
 use super::view::{BlockDesc, HeapView, Walk};
 use crate::os::MmapVec;
