@@ -16,12 +16,14 @@
 //! `leak::analyze` and the sweeps' analysis, with the world stopped: the mark bits and
 //! the frontier are `MmapVec`s. If the frontier cannot grow (out of memory), `lost` is
 //! set: a reachable block would go unscanned and its children look leaked, so the caller
-//! then reports nothing. The root ranges are queued like blocks, and the fill of a large
-//! heap may be shared with the mark helper thread (`parallel`, `leak::helper`).
+//! then reports nothing. The fill takes the root ranges as it goes ([`RootQueue`]), and
+//! the fill of a large heap may be shared with the mark helper thread (`parallel`,
+//! `leak::helper`).
 
+use super::roots::RootRange;
 use super::view::{BlockDesc, HeapView, Walk};
 use crate::os::MmapVec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 mod parallel;
 pub(crate) use parallel::shared_fills;
@@ -149,6 +151,60 @@ impl MarkStats {
     }
 }
 
+/// Root ranges the fill takes as its queue of blocks runs dry, from the root lists
+/// themselves (not copied into the queue: a young sweep's roots, the written parts of old
+/// blocks, can be a million ranges). The workers of a parallel fill share it, each taking
+/// [`ROOT_BATCH`] ranges at a time (one atomic step per batch: a step per range moved the
+/// counter's line between the cores some hundred thousand times a sweep).
+pub(crate) struct RootQueue<'r> {
+    parts: [&'r [RootRange]; 2],
+    next: AtomicUsize,
+}
+
+/// Root ranges a marker takes from a [`RootQueue`] at once.
+const ROOT_BATCH: usize = 64;
+
+impl<'r> RootQueue<'r> {
+    /// The ranges of `first`, then those of `then`.
+    pub(crate) fn new(first: &'r [RootRange], then: &'r [RootRange]) -> Self {
+        RootQueue { parts: [first, then], next: AtomicUsize::new(0) }
+    }
+
+    /// No root.
+    pub(crate) fn empty() -> Self {
+        Self::new(&[], &[])
+    }
+
+    fn len(&self) -> usize {
+        self.parts[0].len() + self.parts[1].len()
+    }
+
+    /// Bytes of all the ranges.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.parts.iter().flat_map(|p| p.iter()).map(|r| (r.end - r.start) as u64).sum()
+    }
+
+    /// Range `i` (below [`Self::len`]).
+    fn range(&self, i: usize) -> (usize, usize) {
+        let r = match i.checked_sub(self.parts[0].len()) {
+            None => self.parts[0][i],
+            Some(j) => self.parts[1][j],
+        };
+        (r.start, r.end)
+    }
+
+    /// The next batch of ranges not taken yet, as indexes `[from, to)`; empty when none
+    /// is left.
+    fn take_batch(&self) -> (usize, usize) {
+        let len = self.len();
+        if self.next.load(Ordering::Relaxed) >= len {
+            return (len, len);
+        }
+        let from = self.next.fetch_add(ROOT_BATCH, Ordering::Relaxed).min(len);
+        (from, (from + ROOT_BATCH).min(len))
+    }
+}
+
 /// The marking state of one check (or of one worker of its parallel fill, with
 /// [`SharedMarks`]).
 pub(crate) struct Marker<'v, V: HeapView, M: MarkBits = Marks> {
@@ -161,6 +217,8 @@ pub(crate) struct Marker<'v, V: HeapView, M: MarkBits = Marks> {
     /// Blocks of a higher generation are marked when found but their contents are not
     /// scanned (a young sweep's old blocks, whose written parts are roots of their own).
     pub(crate) scan_up_to_generation: u8,
+    /// The root ranges taken from the fill's [`RootQueue`] and not scanned yet, as indexes.
+    roots_taken: (usize, usize),
 }
 
 impl<'v, V: HeapView> Marker<'v, V> {
@@ -172,6 +230,7 @@ impl<'v, V: HeapView> Marker<'v, V> {
             stats: MarkStats::default(),
             lost: false,
             scan_up_to_generation: u8::MAX,
+            roots_taken: (0, 0),
         })
     }
 
@@ -201,35 +260,33 @@ impl<'v, V: HeapView> Marker<'v, V> {
         });
     }
 
-    /// Queues `[start, end)` (a root range) to be scanned by the fill, like a block found
-    /// reachable: a fill shared with the helper then shares the roots' scan too.
-    pub(crate) fn queue(&mut self, start: usize, end: usize) {
-        if start < end {
-            self.lost |= !self.frontier.push((start, end));
-        }
+    /// Scans queued blocks until none is left (the fake heaps' tests: their roots are
+    /// scanned first).
+    #[cfg(test)]
+    pub(crate) fn flood_fill(&mut self) {
+        self.flood_fill_from(&RootQueue::empty());
     }
 
-    /// Scans queued blocks until none is left: with the mark helper thread beside this
-    /// one when it is there and the heap is large enough to be worth it
-    /// ([`parallel::worth_it`]), else alone.
-    pub(crate) fn flood_fill(&mut self) {
+    /// Scans the root ranges of `roots` and every block they lead to: with the mark
+    /// helper thread beside this one when it is there and the work is large enough to be
+    /// worth it ([`parallel::worth_it`], [`parallel::MIN_WORDS_PER_RANGE`]), else alone.
+    pub(crate) fn flood_fill_from(&mut self, roots: &RootQueue<'_>) {
         if !parallel::worth_it(self.view.block_slots()) {
-            self.fill(None, usize::MAX);
+            self.fill(None, roots, usize::MAX);
             return;
         }
-        // A first stretch alone tells whether the queued blocks are large enough for two
-        // threads: each block newly marked by two costs an atomic `or`, which small
+        // Each block newly marked by two threads costs an atomic `or`, which small
         // blocks' scans do not repay (ten million boxes of 8 bytes: 208 ms on one thread,
-        // 224 on two).
+        // 224 on two). A first stretch alone measures the ranges.
         let words = self.stats.words_scanned;
-        if self.fill(None, parallel::PROBE_RANGES) {
+        if self.fill(None, roots, parallel::PROBE_RANGES) {
             return;
         }
         let per_range = (self.stats.words_scanned - words) / parallel::PROBE_RANGES as u64;
-        if per_range >= parallel::MIN_WORDS_PER_RANGE && parallel::fill_with_helper(self) {
+        if per_range >= parallel::MIN_WORDS_PER_RANGE && parallel::fill_with_helper(self, roots) {
             return;
         }
-        self.fill(None, usize::MAX);
+        self.fill(None, roots, usize::MAX);
     }
 }
 
@@ -284,8 +341,22 @@ impl<'v, V: HeapView, M: MarkBits> Marker<'v, V, M> {
         }
     }
 
-    /// Scans queued blocks until this marker's queue is empty; with `share`, gives half of
-    /// its queue to the other workers whenever one of them waits for work.
+    /// The next root range this marker took, taking a batch when none is left.
+    #[inline]
+    fn next_root(&mut self, roots: &RootQueue<'_>) -> Option<(usize, usize)> {
+        if self.roots_taken.0 == self.roots_taken.1 {
+            self.roots_taken = roots.take_batch();
+        }
+        let (from, to) = self.roots_taken;
+        (from < to).then(|| {
+            self.roots_taken.0 += 1;
+            roots.range(from)
+        })
+    }
+
+    /// Scans queued blocks, and root ranges of `roots` when none is queued, until both
+    /// are empty; with `share`, gives half of its queue to the other workers whenever one
+    /// of them waits for work.
     ///
     /// The blocks come off the stack into a ring of [`PREFETCH_AHEAD`], each prefetched as
     /// it enters (up to [`PREFETCH_BYTES`]) and scanned when it leaves: its lines are then
@@ -295,7 +366,7 @@ impl<'v, V: HeapView, M: MarkBits> Marker<'v, V, M> {
     /// [`CHUNK_BYTES`] are scanned a chunk at a time.
     /// Returns whether the queue is empty: scanning stops after `budget` ranges, the ones
     /// prefetched but not scanned queued again.
-    fn fill(&mut self, share: Option<&parallel::Share>, budget: usize) -> bool {
+    fn fill(&mut self, share: Option<&parallel::Share>, roots: &RootQueue<'_>, budget: usize) -> bool {
         let mut ring = [(0usize, 0usize); PREFETCH_AHEAD];
         let (mut head, mut queued) = (0, 0);
         let mut scanned = 0;
@@ -310,7 +381,7 @@ impl<'v, V: HeapView, M: MarkBits> Marker<'v, V, M> {
                 share.give_if_asked(&mut self.frontier);
             }
             while queued < PREFETCH_AHEAD {
-                let Some((s, e)) = self.frontier.pop() else { break };
+                let Some((s, e)) = self.frontier.pop().or_else(|| self.next_root(roots)) else { break };
                 let mut line = s;
                 while line < e.min(s + PREFETCH_BYTES) {
                     crate::platform::prefetch(line);

@@ -93,9 +93,17 @@ pub(crate) fn analyze<V: HeapView>(
     }
     roots::collect_roots(view, world, plan, opts, sp, &mut maps, &mut roots)?;
     let mut marker = mark::Marker::new(view).ok_or(Failure::OutOfMemory { what: "the mark bits" })?;
-    let root_bytes = scan_roots(&mut marker, &roots);
+    // The fill takes the roots as it goes (and may share them with the mark helper), but
+    // with `verbosity=2`, which names the roots that reach blocks, one at a time first.
+    let (queue, root_bytes) = if crate::config::current().verbosity >= 2 {
+        (mark::RootQueue::empty(), scan_roots(&mut marker, &roots))
+    } else {
+        let queue = mark::RootQueue::new(&roots, &[]);
+        let bytes = queue.bytes();
+        (queue, bytes)
+    };
     marker.mark_ignored();
-    marker.flood_fill();
+    marker.flood_fill_from(&queue);
     if marker.lost {
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }
@@ -115,23 +123,16 @@ pub(crate) fn analyze<V: HeapView>(
     })
 }
 
-/// Queues every root range for the fill; returns their total size. With `verbosity=2`,
-/// scans them here instead, naming each range that reaches blocks, and the word that
-/// reaches the largest (without allocating).
+/// Scans every root range, naming each range that reaches blocks and the word that
+/// reaches the largest (without allocating; `verbosity=2`); returns their total size.
 fn scan_roots<V: HeapView>(marker: &mut mark::Marker<'_, V>, roots: &[RootRange]) -> u64 {
-    let explain = crate::config::current().verbosity >= 2;
     let mut root_bytes = 0;
     for r in roots {
         root_bytes += (r.end - r.start) as u64;
-        if !explain {
-            // Scanned by the fill, which the mark helper may share.
-            marker.queue(r.start, r.end);
-            continue;
-        }
         let before = marker.stats.reachable_blocks;
         marker.stats.largest_hit = (0, 0, 0);
         marker.scan_range(r.start, r.end);
-        if explain && marker.stats.reachable_blocks > before {
+        if marker.stats.reachable_blocks > before {
             let (at, value, size) = marker.stats.largest_hit;
             warning!(
                 "root {:?} {:#x}..{:#x} reaches {} block(s) directly; the largest ({} bytes) through the word at {:#x} = {:#x}",

@@ -27,7 +27,7 @@
 
 use super::classify::{self, LeakedBlock};
 use super::failure::Failure;
-use super::mark::Marker;
+use super::mark::{Marker, RootQueue};
 use super::roots::{self, RootOptions, RootPlan, RootRange};
 use super::stop::StoppedWorld;
 use super::view::{BlockDesc, HeapView, Promotion, Walk};
@@ -153,14 +153,12 @@ fn mark_and_classify<V: HeapView>(
             marker.mark_roots(walk, &|d| d.ignored && d.generation <= g, &|_| true);
         }
     }
-    // The roots are queued, not scanned here: a young sweep's roots are mostly the
-    // written parts of old blocks (whole heap segments, where they were written almost
-    // whole), which the fill then shares with the mark helper.
-    for r in roots.iter().chain(extra) {
-        a.root_bytes += (r.end - r.start) as u64;
-        marker.queue(r.start, r.end);
-    }
-    marker.flood_fill();
+    // The roots are not scanned here but by the fill as it goes: a young sweep's roots
+    // are mostly the written parts of old blocks (whole heap segments, where they were
+    // written almost whole), which the fill then shares with the mark helper.
+    let queue = RootQueue::new(roots, extra);
+    a.root_bytes += queue.bytes();
+    marker.flood_fill_from(&queue);
     if marker.lost {
         return Err(Failure::OutOfMemory { what: "the mark stack" });
     }

@@ -19,9 +19,10 @@
 //! # When
 //! Only for heaps of at least [`MIN_BLOCKS`] block slots (the hand-over costs tens of
 //! microseconds: a futex wake and the helper's first look at the pool), and only when the
-//! helper is idle; otherwise the thread that stopped the world fills alone.
+//! helper is idle; otherwise the thread that stopped the world fills alone. Both workers
+//! take root ranges from the same [`RootQueue`].
 
-use super::{MarkStats, Marker, Marks, SharedMarks};
+use super::{MarkStats, Marker, Marks, RootQueue, SharedMarks};
 use crate::leak::view::HeapView;
 use crate::os::MmapVec;
 use crate::sync::SpinLock;
@@ -83,10 +84,11 @@ impl Share {
     }
 }
 
-/// One worker: scans its queue, then takes from the pool, until the fill is over.
-fn work<V: HeapView>(m: &mut Marker<'_, V, SharedMarks<'_>>, share: &Share) {
+/// One worker: scans its queue and the roots, then takes from the pool, until the fill
+/// is over.
+fn work<V: HeapView>(m: &mut Marker<'_, V, SharedMarks<'_>>, share: &Share, roots: &RootQueue<'_>) {
     loop {
-        m.fill(Some(share), usize::MAX);
+        m.fill(Some(share), roots, usize::MAX);
         let mut pool = share.pool.lock();
         debug_assert!(pool.busy > 0);
         pool.busy -= 1;
@@ -126,6 +128,7 @@ fn work<V: HeapView>(m: &mut Marker<'_, V, SharedMarks<'_>>, share: &Share) {
 struct Job<'a, V: HeapView> {
     view: &'a V,
     marks: &'a Marks,
+    roots: &'a RootQueue<'a>,
     scan_up_to_generation: u8,
     share: Share,
     /// The helper's findings, written before it reports done.
@@ -155,8 +158,9 @@ unsafe fn help<V: HeapView>(job: *const ()) {
         stats: MarkStats::default(),
         lost: false,
         scan_up_to_generation: job.scan_up_to_generation,
+        roots_taken: (0, 0),
     };
-    work(&mut m, &job.share);
+    work(&mut m, &job.share, job.roots);
     *job.found.lock() = (m.stats, m.lost);
 }
 
@@ -170,10 +174,10 @@ pub(crate) fn shared_fills() -> u64 {
 
 /// The fill of `marker`'s queue on this thread and the helper's; false, with nothing
 /// done, when the helper is not idle.
-pub(super) fn fill_with_helper<V: HeapView>(marker: &mut Marker<'_, V>) -> bool {
+pub(super) fn fill_with_helper<V: HeapView>(marker: &mut Marker<'_, V>, roots: &RootQueue<'_>) -> bool {
     let Some(helper) = crate::leak::helper::idle() else { return false };
     // SAFETY: `assist`'s bullet is `fill_shared`'s promise about `run(arg)`.
-    let _ = fill_shared(marker, |run, arg, mine| unsafe { helper.assist(run, arg, mine) });
+    let _ = fill_shared(marker, roots, |run, arg, mine| unsafe { helper.assist(run, arg, mine) });
     SHARED_FILLS.fetch_add(1, Ordering::Relaxed);
     true
 }
@@ -187,12 +191,14 @@ pub(super) fn fill_with_helper<V: HeapView>(marker: &mut Marker<'_, V>) -> bool 
 /// other worker scanned.
 fn fill_shared<V: HeapView>(
     marker: &mut Marker<'_, V>,
+    roots: &RootQueue<'_>,
     assist: impl FnOnce(unsafe fn(*const ()), *const (), &mut dyn FnMut()),
 ) -> u64 {
-    let Marker { view, marks, frontier, stats, lost, scan_up_to_generation } = marker;
+    let Marker { view, marks, frontier, stats, lost, scan_up_to_generation, roots_taken } = marker;
     let job = Job {
         view: *view,
         marks: &*marks,
+        roots,
         scan_up_to_generation: *scan_up_to_generation,
         share: Share::new(1),
         found: SpinLock::new((MarkStats::default(), false)),
@@ -204,16 +210,18 @@ fn fill_shared<V: HeapView>(
         stats: MarkStats::default(),
         lost: false,
         scan_up_to_generation: *scan_up_to_generation,
+        roots_taken: *roots_taken,
     };
     // `help::<V>`'s bullet: `job` lives on this frame until `assist` returned, which it
     // does only once the other worker is done with it (or never started).
-    assist(help::<V>, &job as *const Job<'_, V> as *const (), &mut || work(&mut mine, &job.share));
+    assist(help::<V>, &job as *const Job<'_, V> as *const (), &mut || work(&mut mine, &job.share, roots));
     let (theirs, their_loss) = *job.found.lock();
     for s in [mine.stats, theirs] {
         stats.add(&s);
     }
     *lost |= mine.lost | their_loss;
     *frontier = mine.frontier;
+    *roots_taken = mine.roots_taken;
     theirs.words_scanned
 }
 

@@ -76,7 +76,7 @@ fn fill(s: &Slab, roots: &[usize], two: bool) -> (Vec<bool>, u64, bool, u64) {
     m.scan_range(roots.as_ptr() as usize, roots.as_ptr() as usize + 8 * roots.len());
     let mut theirs = 0;
     if two {
-        theirs = fill_shared(&mut m, |run, arg, mine| {
+        theirs = fill_shared(&mut m, &RootQueue::empty(), |run, arg, mine| {
             let arg = arg as usize;
             std::thread::scope(|scope| {
                 // SAFETY: `fill_shared`'s promise: the call may be made on any thread until
@@ -93,7 +93,7 @@ fn fill(s: &Slab, roots: &[usize], two: bool) -> (Vec<bool>, u64, bool, u64) {
             });
         });
     } else {
-        m.fill(None, usize::MAX);
+        m.fill(None, &RootQueue::empty(), usize::MAX);
     }
     let marks = (0..s.block_slots()).map(|i| m.marks.get(i as u32)).collect();
     (marks, m.stats.reachable_blocks, m.lost, theirs)
@@ -136,8 +136,9 @@ fn a_worker_with_an_empty_queue_takes_what_the_pool_holds() {
         stats: MarkStats::default(),
         lost: false,
         scan_up_to_generation: u8::MAX,
+        roots_taken: (0, 0),
     };
-    work(&mut m, &share);
+    work(&mut m, &share, &RootQueue::empty());
     assert!(share.pool.lock().done);
     assert_eq!(m.stats.reachable_blocks, one_count);
     assert!((0..s.block_slots()).all(|i| marks.get(i as u32) == one[i]));
