@@ -355,8 +355,9 @@ impl<'v, V: HeapView, M: MarkBits> Marker<'v, V, M> {
     }
 
     /// Scans queued blocks, and root ranges of `roots` when none is queued, until both
-    /// are empty; with `share`, gives half of its queue to the other workers whenever one
-    /// of them waits for work.
+    /// are empty or `budget` ranges were scanned (those prefetched but not scanned then go
+    /// back to the queue); returns whether both are empty. With `share`, gives half of its
+    /// queue to the other workers whenever one of them waits for work.
     ///
     /// The blocks come off the stack into a ring of [`PREFETCH_AHEAD`], each prefetched as
     /// it enters (up to [`PREFETCH_BYTES`]) and scanned when it leaves: its lines are then
@@ -364,8 +365,6 @@ impl<'v, V: HeapView, M: MarkBits> Marker<'v, V, M> {
     /// blocks of a large heap are scattered: scanning them in stack order, the mark spent
     /// most of its time waiting on each block's first load.) Blocks larger than
     /// [`CHUNK_BYTES`] are scanned a chunk at a time.
-    /// Returns whether the queue is empty: scanning stops after `budget` ranges, the ones
-    /// prefetched but not scanned queued again.
     fn fill(&mut self, share: Option<&parallel::Share>, roots: &RootQueue<'_>, budget: usize) -> bool {
         let mut ring = [(0usize, 0usize); PREFETCH_AHEAD];
         let (mut head, mut queued) = (0, 0);

@@ -556,7 +556,7 @@ fn walk_cached(
             }
         }
         if replayed {
-            cache.records.write_frames(live, out);
+            cache.records.write_frames(out);
         }
         if at.len > 0 && cache.prefixes.contains(prefix, generation) {
             // `live` as above: `capture`'s frame outlives the call.

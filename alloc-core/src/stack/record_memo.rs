@@ -140,11 +140,11 @@ impl RecordMemos {
         at
     }
 
-    /// Writes the frames of the walk within `bounds` that [`Self::replay`] just returned
-    /// to `out[..at.len]`.
+    /// Writes the frames of the walk [`Self::replay`] just returned to `out[..at.len]`.
     #[inline(always)]
-    pub(super) fn write_frames(&self, bounds: StackBounds, out: &mut [MaybeUninit<usize>]) {
-        self.slots[Self::slot(bounds)].write_frames(out);
+    pub(super) fn write_frames(&self, out: &mut [MaybeUninit<usize>]) {
+        debug_assert_ne!(self.last, NO_SLOT);
+        self.slots[self.last].write_frames(out);
     }
 
     /// Walks replayed, over all slots.

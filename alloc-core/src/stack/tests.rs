@@ -509,7 +509,7 @@ proptest::proptest! {
                 proptest::prop_assert!(!read_changed);
                 proptest::prop_assert!(same_records(at, now), "{at:?} {now:?}");
                 let mut written = [MaybeUninit::uninit(); MAX_DEPTH];
-                memos.write_frames(s.bounds(), &mut written[..replay_room]);
+                memos.write_frames(&mut written[..replay_room]);
                 // SAFETY: `write_frames` wrote `written[..at.len]`.
                 let written: Vec<usize> = written[..at.len].iter().map(|f| unsafe { f.assume_init() }).collect();
                 proptest::prop_assert_eq!(written, frames);

@@ -84,6 +84,21 @@ impl Share {
     }
 }
 
+impl<'v, 'm, V: HeapView> Marker<'v, V, SharedMarks<'m>> {
+    /// A worker of a fill marking in `marks`, with an empty queue.
+    fn worker(view: &'v V, marks: &'m Marks, scan_up_to_generation: u8) -> Self {
+        Marker {
+            view,
+            marks: SharedMarks(marks),
+            frontier: MmapVec::new(),
+            stats: MarkStats::default(),
+            lost: false,
+            scan_up_to_generation,
+            roots_taken: (0, 0),
+        }
+    }
+}
+
 /// One worker: scans its queue and the roots, then takes from the pool, until the fill
 /// is over.
 fn work<V: HeapView>(m: &mut Marker<'_, V, SharedMarks<'_>>, share: &Share, roots: &RootQueue<'_>) {
@@ -151,15 +166,7 @@ unsafe fn help<V: HeapView>(job: *const ()) {
         }
         pool.busy += 1;
     }
-    let mut m = Marker {
-        view: job.view,
-        marks: SharedMarks(job.marks),
-        frontier: MmapVec::new(),
-        stats: MarkStats::default(),
-        lost: false,
-        scan_up_to_generation: job.scan_up_to_generation,
-        roots_taken: (0, 0),
-    };
+    let mut m = Marker::worker(job.view, job.marks, job.scan_up_to_generation);
     work(&mut m, &job.share, job.roots);
     *job.found.lock() = (m.stats, m.lost);
 }
@@ -203,15 +210,10 @@ fn fill_shared<V: HeapView>(
         share: Share::new(1),
         found: SpinLock::new((MarkStats::default(), false)),
     };
-    let mut mine = Marker {
-        view: *view,
-        marks: SharedMarks(&*marks),
-        frontier: core::mem::take(frontier),
-        stats: MarkStats::default(),
-        lost: false,
-        scan_up_to_generation: *scan_up_to_generation,
-        roots_taken: *roots_taken,
-    };
+    // This thread's worker goes on with the queue and the root batch it had.
+    let mut mine = Marker::worker(*view, &*marks, *scan_up_to_generation);
+    mine.frontier = core::mem::take(frontier);
+    mine.roots_taken = *roots_taken;
     // `help::<V>`'s bullet: `job` lives on this frame until `assist` returned, which it
     // does only once the other worker is done with it (or never started).
     assist(help::<V>, &job as *const Job<'_, V> as *const (), &mut || work(&mut mine, &job.share, roots));

@@ -129,15 +129,7 @@ fn a_worker_with_an_empty_queue_takes_what_the_pool_holds() {
     let marks = Marks::new(s.block_slots()).unwrap();
     let share = Share::new(1);
     assert!(share.pool.lock().ranges.push((roots.as_ptr() as usize, roots.as_ptr() as usize + 8)));
-    let mut m = Marker {
-        view: &s,
-        marks: SharedMarks(&marks),
-        frontier: MmapVec::new(),
-        stats: MarkStats::default(),
-        lost: false,
-        scan_up_to_generation: u8::MAX,
-        roots_taken: (0, 0),
-    };
+    let mut m = Marker::worker(&s, &marks, u8::MAX);
     work(&mut m, &share, &RootQueue::empty());
     assert!(share.pool.lock().done);
     assert_eq!(m.stats.reachable_blocks, one_count);
