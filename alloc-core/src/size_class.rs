@@ -77,6 +77,12 @@ const _: () = assert!(compute_class(MEDIUM_MAX) == CLASS_COUNT - 1);
 #[inline(always)]
 pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
     debug_assert!(align.is_power_of_two());
+    if align <= 8 {
+        // Every class size is a multiple of 8, and pages start 64 KiB aligned: the
+        // class of `size` itself is aligned enough, and needs no rounding (nor `max(1)`:
+        // 0 maps to the 8-byte class).
+        return (size <= MEDIUM_MAX).then(|| class_of(size));
+    }
     let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
     if rounded > MEDIUM_MAX || rounded < size {
         return None;
@@ -143,6 +149,27 @@ mod tests {
                 let rounded = (size.max(1) + align - 1) & !(align - 1);
                 if rounded <= MEDIUM_MAX {
                     assert_eq!(class_size(class_of(rounded)) % align, 0, "size {size} align {align}");
+                }
+            }
+            align *= 2;
+        }
+    }
+
+    #[test]
+    fn class_for_gives_the_smallest_aligned_class_and_none_past_medium() {
+        let mut align = 1;
+        while align <= 2 * MEDIUM_MAX {
+            for size in (0..=MEDIUM_MAX + 16).chain([usize::MAX - 3, usize::MAX]) {
+                let got = class_for(size, align);
+                // The rounding every alignment once took, as the reference.
+                let rounded = size.max(1).checked_add(align - 1).map(|r| r & !(align - 1));
+                match rounded.filter(|&r| r <= MEDIUM_MAX) {
+                    Some(r) => {
+                        let c = got.unwrap_or_else(|| panic!("size {size} align {align}: no class"));
+                        assert_eq!(c, class_of(r), "size {size} align {align}");
+                        assert!(class_size(c) >= size && class_size(c).is_multiple_of(align.min(8)));
+                    }
+                    None => assert_eq!(got, None, "size {size} align {align}"),
                 }
             }
             align *= 2;

@@ -23,13 +23,45 @@
 use crate::counters::{self, Counters};
 use crate::profile::recorder;
 use crate::sweep_count;
+use crate::sync::Isolated;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// Why the heap's fast paths may not be taken, in one byte so that the allocation fast
+/// path asks every reason with one load: bits set once and never cleared.
+static NOT_PLAIN: Isolated<AtomicU8> = Isolated(AtomicU8::new(0));
+/// [`NOT_PLAIN`]: the heap profile's recorder wants every allocation and free.
+const NOT_PLAIN_PROFILE: u8 = 1;
+/// [`NOT_PLAIN`]: new blocks start zeroed (`segment::zeroing`), which the allocation fast
+/// path does not do.
+const NOT_PLAIN_ZEROING: u8 = 2;
 
 /// Whether no listener wants blocks' allocation stacks: the fast paths may then count
 /// with [`on_plain_alloc`] (no stack captured) and [`on_plain_free`] (the freed block's
-/// metadata word not read for its stack).
+/// metadata word not read for its stack). False from just before the recorder starts
+/// ([`note_profile_on`]) on.
 #[inline(always)]
 pub(crate) fn plain() -> bool {
-    !recorder::active()
+    NOT_PLAIN.load(Ordering::Relaxed) & NOT_PLAIN_PROFILE == 0
+}
+
+/// [`plain`], and new blocks need no zeroing: the allocation fast path's condition.
+#[inline(always)]
+pub(crate) fn plain_alloc() -> bool {
+    NOT_PLAIN.load(Ordering::Relaxed) == 0
+}
+
+/// The heap profile's recorder is about to start: called before it says it is active,
+/// so that no fast path skips an event the recorder counts (a slow path asks the
+/// recorder itself).
+pub(crate) fn note_profile_on() {
+    NOT_PLAIN.fetch_or(NOT_PLAIN_PROFILE, Ordering::Relaxed);
+}
+
+/// From now on every new block starts zeroed (`segment::zeroing::enable`), and the
+/// allocation fast path, which does not zero, is left to the general path.
+pub(crate) fn zero_new_blocks() {
+    NOT_PLAIN.fetch_or(NOT_PLAIN_ZEROING, Ordering::Relaxed);
+    crate::segment::zeroing::enable();
 }
 
 /// A tracked block of `size` bytes was freed by the heap that owns it and `counters`,

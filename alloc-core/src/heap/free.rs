@@ -123,18 +123,21 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
         // SAFETY: `small_block_at` returns an in-use page; its owner field is atomic.
         let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
         // The owner's metadata is read only once the page is known to be ours (another
-        // thread's free never touches the owner's lines).
-        let live = || {
-            // SAFETY: `index < capacity` of an in-use page (`small_block_at`).
-            unsafe { (*page).flags_of(index) & LIVE != 0 }
+        // thread's free never touches the owner's lines). Taking the live bit is the last
+        // test: once it is taken, the fast path goes on to the end.
+        let take_live = || {
+            // SAFETY: `index < capacity` of an in-use page (`small_block_at`), which this
+            // thread's heap owns (tested before the call): its only writer.
+            unsafe { (*page).take_live(index) }
         };
-        if owner == slot && thread_state::is_heap(slot) && track::plain() && live() {
+        if owner == slot && thread_state::is_heap(slot) && track::plain() && take_live() {
             // SAFETY: the slot names this thread's own heap (a thread heap: never the
             // internal one), which owns `page`: this thread is its only user.
             let heap = unsafe { &mut *(slot as *mut Heap) };
             debug_assert!(heap.kind == HeapKind::Thread);
-            // SAFETY: a live block of a page this heap owns, given up by the caller.
-            let used = unsafe { push_local(page, index, ptr) };
+            // SAFETY: a block of a page this heap owns, live until its bit was just
+            // taken, given up by the caller.
+            let used = unsafe { push_local(page, ptr) };
             let flush = track::on_plain_free(&mut heap.counters, size);
             // A page that empties while it is current stays (the common case of a block
             // freed right after it was taken): no call.
@@ -180,19 +183,19 @@ unsafe fn retire_if_empty(heap: &mut Heap, page: *mut Page, used: u32) {
     }
 }
 
-/// Clears block `index`'s LIVE flag and pushes it onto `page`'s local free list; returns
-/// the page's count of blocks still in use.
+/// Pushes the block at `ptr`, whose live bit the caller just cleared, onto `page`'s
+/// local free list; returns the page's count of blocks still in use.
 ///
 /// # Safety
-/// - The caller has exclusive use of the heap that owns `page`; `index < capacity`,
-///   `ptr` is the start of block `index`, a live block the caller gives up.
+/// - The caller has exclusive use of the heap that owns `page`; `ptr` is the start of a
+///   block of `page` that was live until the caller cleared its bit, and that it gives
+///   up.
 #[inline(always)]
-unsafe fn push_local(page: *mut Page, index: usize, ptr: *mut u8) -> u32 {
-    // SAFETY: the owner's user may write the metadata of a block it frees; the block was
-    // live, so it is on no free list, and its first word may become the list link.
+unsafe fn push_local(page: *mut Page, ptr: *mut u8) -> u32 {
+    // SAFETY: the owner's user may write `free` and `used`; the block was live, so it is
+    // on no free list, and its first word may become the list link.
     unsafe {
         let p = &mut *page;
-        p.set_flags(index, 0);
         let block = ptr.cast::<Block>();
         (*block).next = p.free;
         p.free = block;
@@ -281,7 +284,8 @@ unsafe fn free_owned(heap: &mut Heap, page: *mut Page, index: usize, ptr: *mut u
     // SAFETY: a live block (checked above) of a page `heap` owns, given up by the caller;
     // exclusive use (caller).
     unsafe {
-        let used = push_local(page, index, ptr);
+        (*page).clear_live(index);
+        let used = push_local(page, ptr);
         retire_if_empty(heap, page, used);
     }
 }

@@ -260,13 +260,12 @@ impl<'a> HeapSnapshot<'a> {
                 return;
             }
             let base = (*p).block_id_base;
-            // Blocks never carved were never live: their metadata words are not read (a
-            // page's array may still be untouched memory, which reading would fault in).
-            let carved = (*p).carved_ranges();
-            let within = |r: &core::ops::Range<usize>| r.start.max(indices.start)..r.end.min(indices.end);
-            for i in within(&carved[0]).chain(within(&carved[1])) {
+            // The live bits say which blocks to visit: the metadata words of the others
+            // are not read (a page's array may still be untouched memory where no block
+            // was carved, which reading would fault in).
+            for i in (*p).live_indices(indices) {
                 let flags = (*p).flags_of(i);
-                if flags & LIVE == 0 || self.is_freed(base + i as u32) {
+                if self.is_freed(base + i as u32) {
                     continue;
                 }
                 let (id, d) = describe(BlockRef::Small(p, i));

@@ -56,6 +56,7 @@ pub(crate) fn init(opts: &crate::config::Options) {
         r.refresh_clock();
     }
     crate::os::register_own_mapping(&RECORDER as *const _ as usize, core::mem::size_of_val(&RECORDER));
+    crate::track::note_profile_on();
     STATE.store(recorder::ON, Ordering::Relaxed);
     if let Some(sig) = opts.profile_signal.number() {
         signal::set_writer(|n| dump_to_configured(Some(n)));

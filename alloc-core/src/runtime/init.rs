@@ -56,7 +56,7 @@ fn init_slow() -> bool {
         let opts = crate::config::current();
         register_own_statics(opts);
         if opts.zero_new == crate::config::ZeroNew::Always {
-            crate::segment::zeroing::enable();
+            crate::track::zero_new_blocks();
         }
         crate::profile::init(opts);
         crate::misuse::set_site_describer(crate::report::symbolize::describe_site);

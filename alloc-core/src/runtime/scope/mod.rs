@@ -79,7 +79,7 @@ impl Scope {
     fn open() -> Scope {
         USED.store(true, Ordering::Relaxed);
         if crate::config::current().zero_new == crate::config::ZeroNew::Scopes {
-            crate::segment::zeroing::enable();
+            crate::track::zero_new_blocks();
         }
         let outer = thread_state::with(|s| s.scope());
         let Some(id) = take_slot() else {
