@@ -114,6 +114,38 @@ impl BlockRef {
         }
     }
 
+    /// The flags byte, the requested size and the allocation stack id, read once each
+    /// (see [`Page::meta_of`]).
+    #[inline]
+    pub(crate) fn meta(self) -> (u8, usize, u32) {
+        match self {
+            BlockRef::Small(p, i) => {
+                // SAFETY: `meta_of`'s bullet: `p` is in use and `i < capacity` (type
+                // invariant).
+                let (flags, size, stack) = unsafe { (*p).meta_of(i) };
+                (flags, size as usize, stack)
+            }
+            // SAFETY: `s` is a live large segment (type invariant): its header is mapped.
+            BlockRef::Large(s) => unsafe { ((*s).large.flags, (*s).large.size, (*s).large.stack) },
+        }
+    }
+
+    /// [`BlockRef::meta`] without the live bit for a page's block (`Page::word_of`): a
+    /// freed block's flags may still say LIVE. For callers that ruled free slots out
+    /// otherwise (the mark's bits).
+    #[inline]
+    pub(crate) fn meta_unless_freed(self) -> (u8, usize, u32) {
+        match self {
+            BlockRef::Small(p, i) => {
+                // SAFETY: `word_of`'s bullet: `p` is in use and `i < capacity` (type
+                // invariant).
+                let (flags, size, stack) = unsafe { (*p).word_of(i) };
+                (flags, size as usize, stack)
+            }
+            BlockRef::Large(_) => self.meta(),
+        }
+    }
+
     /// Sets the flags byte.
     ///
     /// A safe `fn` whose callers ensure they may write the block's metadata: they hold a

@@ -532,6 +532,51 @@ impl Page {
         }
     }
 
+    /// The blocks of word `k` of the live bits that are not live (those past `capacity`
+    /// excluded), as the bits of a word: bit `j` for block `64 k + j`.
+    ///
+    /// # Safety
+    /// - `self` is in use and `k < live_words(capacity)`.
+    #[inline]
+    pub(crate) unsafe fn empty_in_word(&self, k: usize) -> u64 {
+        let capacity = self.capacity as usize;
+        debug_assert!(k < live_words(capacity));
+        // SAFETY: `64 k < capacity` (caller).
+        let (word, _) = unsafe { self.live_word(64 * k) };
+        let in_page = if capacity - 64 * k >= 64 { !0 } else { (1u64 << (capacity - 64 * k)) - 1 };
+        !word.load(Ordering::Relaxed) & in_page
+    }
+
+    /// Block `index`'s flags, requested size and stack id, from its word alone: exact for
+    /// a live block, but a freed block's word may still say LIVE. For the mark, whose bits
+    /// rule out free slots before it asks (`HeapView::mark_empty_slots`).
+    ///
+    /// # Safety
+    /// - `self` is in use and `index < capacity`.
+    #[inline]
+    pub(crate) unsafe fn word_of(&self, index: usize) -> (u8, u32, u32) {
+        debug_assert!(index < self.capacity as usize);
+        // SAFETY: in bounds (caller); every word of an in-use page is initialized.
+        let word = unsafe { self.meta.add(index).read() };
+        (word as u8, (word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
+    }
+
+    /// Block `index`'s flags, requested size and stack id, from one read of its live bit
+    /// and one of its word: flags 0 (and the word's stale size and stack) for a block
+    /// that is not live. For readers that want several of them: the live bit is an
+    /// atomic load, which the compiler does not merge, so each [`Page::flags_of`] reads
+    /// it again.
+    ///
+    /// # Safety
+    /// - `self` is in use and `index < capacity`.
+    #[inline]
+    pub(crate) unsafe fn meta_of(&self, index: usize) -> (u8, u32, u32) {
+        // SAFETY: the caller's condition, for both.
+        let (live, word) = unsafe { (self.is_live(index), self.meta.add(index).read()) };
+        let flags = if live { word as u8 } else { 0 };
+        (flags, (word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
+    }
+
     /// Requested size and stack id of block `index`.
     ///
     /// # Safety

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 #[global_allocator]
@@ -142,4 +143,46 @@ fn reachable_blocks_are_promoted_by_each_check_up_to_generation_2() {
     alloc_core::check();
     assert_eq!(alloc_core::block_info(p).unwrap().generation, 2);
     drop(kept);
+}
+
+/// The address of a block freed by [`free_a_holder_of_a_leak`], kept where the check scans
+/// (a writable static): a dangling pointer, as programs keep them.
+static DANGLING: AtomicUsize = AtomicUsize::new(0);
+/// A live block of the freed one's size, allocated just before it (so in the same page),
+/// kept reachable: the page stays in use when the thread ends. Both are of an odd size
+/// that nothing else allocates on the thread, so the freed one's slot is not handed out
+/// again before the check.
+static NEIGHBOUR: AtomicUsize = AtomicUsize::new(0);
+
+#[inline(never)]
+fn free_a_holder_of_a_leak() {
+    let target = Box::into_raw(Box::new([7u64; 6]));
+    let neighbour = Box::into_raw(Box::new([1usize; 301]));
+    NEIGHBOUR.store(neighbour as usize, Relaxed);
+    // The pointer past the first word: a free writes its list link there, and nothing
+    // else of the block.
+    let mut holder = Box::new([0usize; 301]);
+    holder[2] = target as usize;
+    DANGLING.store(std::hint::black_box(&*holder).as_ptr() as usize, Relaxed);
+    drop(holder);
+}
+
+#[test]
+fn a_freed_block_still_holding_a_pointer_does_not_keep_its_target() {
+    // A freed block's memory and metadata keep what they held (a free clears one live
+    // bit); the check must not take the block for a live one when a dangling pointer
+    // names it, or the leak its stale words point to would be hidden.
+    let _s = serial();
+    on_thread(free_a_holder_of_a_leak);
+    let (dangling, neighbour) = (DANGLING.load(Relaxed), NEIGHBOUR.load(Relaxed));
+    assert!(alloc_core::block_info(dangling as *const u8).is_none(), "the holder is free");
+    assert!(alloc_core::block_info(neighbour as *const u8).is_some(), "its page is in use");
+    let r = alloc_core::check();
+    let groups = r.groups_with_function("free_a_holder_of_a_leak");
+    let leaked: Vec<_> = groups.iter().map(|g| (g.blocks, g.bytes)).collect();
+    assert_eq!(leaked, [(1, 48)], "{:#?} {:?}", groups, r.summary);
+    DANGLING.store(0, Relaxed);
+    NEIGHBOUR.store(0, Relaxed);
+    // SAFETY: made by `Box::into_raw` in `free_a_holder_of_a_leak`, freed only here.
+    drop(unsafe { Box::from_raw(neighbour as *mut [usize; 301]) });
 }

@@ -79,6 +79,24 @@ impl Marks {
         was_clear
     }
 
+    /// Sets bits `first + j` for each bit `j` set in `bits` (one or two words).
+    #[inline]
+    pub(crate) fn set_word(&mut self, first: usize, bits: u64) {
+        let (w, s) = (first / 64, first % 64);
+        let words = self.bits.as_mut_slice();
+        words[w] |= bits << s;
+        if s != 0 && bits >> (64 - s) != 0 {
+            words[w + 1] |= bits >> (64 - s);
+        }
+    }
+
+    /// Every bit set in `words` (bit `i` of word `w`: id `64 w + i`) set here too.
+    pub(crate) fn set_all_of(&mut self, words: &[u64]) {
+        for (m, &w) in self.bits.as_mut_slice().iter_mut().zip(words) {
+            *m |= w;
+        }
+    }
+
     /// [`Marks::set`] for a bitmap other threads set bits in meanwhile: an atomic `or`.
     #[inline]
     pub(crate) fn set_shared(&self, i: u32) -> bool {
@@ -223,9 +241,11 @@ pub(crate) struct Marker<'v, V: HeapView, M: MarkBits = Marks> {
 
 impl<'v, V: HeapView> Marker<'v, V> {
     pub(crate) fn new(view: &'v V) -> Option<Self> {
+        let mut marks = Marks::new(view.block_slots())?;
+        view.mark_empty_slots(&mut marks);
         Some(Marker {
             view,
-            marks: Marks::new(view.block_slots())?,
+            marks,
             frontier: MmapVec::new(),
             stats: MarkStats::default(),
             lost: false,

@@ -90,7 +90,8 @@ pub(crate) trait HeapView {
 
     /// [`HeapView::block_containing`], for a block not set in `marks` only: the mark's
     /// question for every word it scans, where most hits are blocks it marked already,
-    /// which an implementation may then leave undescribed.
+    /// which an implementation may then leave undescribed. `marks` were prepared by
+    /// [`HeapView::mark_empty_slots`] (the mark's always are: `Marker::new`).
     #[inline]
     fn unmarked_block_containing(&self, addr: usize, marks: &Marks) -> Option<(u32, BlockDesc)> {
         self.block_containing(addr).filter(|&(id, _)| !marks.get(id))
@@ -143,6 +144,15 @@ pub(crate) trait HeapView {
     /// generations change. Only with every other thread stopped (promotion writes the
     /// blocks' flags, which their owners write too). `f` sees each block as it was before.
     fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc));
+
+    /// Sets in `marks` (new, all clear) the ids that name no live block, or a superset
+    /// of the free ones: the mark's test of a found block's bit then also rules out a
+    /// free slot, and [`HeapView::unmarked_block_containing`] may skip its own test of
+    /// liveness for blocks whose mark bits were so prepared. Optional: the default sets
+    /// nothing, and an implementation that does nothing here must test liveness itself.
+    fn mark_empty_slots(&self, marks: &mut Marks) {
+        let _ = marks;
+    }
 
     /// Whether any live block may carry the ignored flag: when none can, the check skips
     /// the walk that marks them as roots.
