@@ -98,6 +98,19 @@ pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
     }
 }
 
+/// [`on_free`] where the block's live bit was just taken, by the heap that owns it and
+/// `counters` (the free fast path with the profile on). The profile's recorder, when on,
+/// gets the block's stack from `stack` (its metadata word: a free leaves it alone); the
+/// rest is counting. True when the counters are due a [`Counters::flush`], left to the
+/// caller (as [`on_plain_free`]).
+#[inline(always)]
+pub(crate) fn on_fast_free(counters: &mut Counters, size: usize, stack: impl FnOnce() -> u32) -> bool {
+    if recorder::active() {
+        recorder::record_free(stack(), size);
+    }
+    counters.count_free(size)
+}
+
 /// A tracked block of `size` bytes, live and held by the caller, is being freed by the
 /// heap that owns it and `counters`. `stack` reads the block's allocation stack.
 #[inline(always)]

@@ -3,11 +3,12 @@
 //!
 //! # Fast path (free)
 //! One segment-map load, page lookup by address arithmetic, the owner compared with this
-//! thread's heap, the block's metadata word (flags: double free?), push onto the page's
-//! free list, count it. No lock and no call but, rarely, one in tail position (a page
-//! that emptied, a fold of the counters), so no register is saved. Everything else (large
-//! blocks, another thread's block onto its page's atomic thread-free list, the profile
-//! asking for the block's stack, misuse) goes through the general path.
+//! thread's heap, the block's live bit taken (clear already: a double free), push onto
+//! the page's free list, count it. No lock and no call but, rarely, one in tail position
+//! (a page that emptied, a fold of the counters), so no register is saved; with the heap
+//! profile on, one call to its recorder with the block's stack. Everything else (large
+//! blocks, another thread's block onto its page's atomic thread-free list, misuse) goes
+//! through the general path.
 //!
 //! # Misuse
 //! A pointer outside every segment, into a header or free span, into the middle of a
@@ -130,27 +131,67 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
             // thread's heap owns (tested before the call): its only writer.
             unsafe { (*page).take_live(index) }
         };
-        if owner == slot && thread_state::is_heap(slot) && track::plain() && take_live() {
-            // SAFETY: the slot names this thread's own heap (a thread heap: never the
-            // internal one), which owns `page`: this thread is its only user.
-            let heap = unsafe { &mut *(slot as *mut Heap) };
-            debug_assert!(heap.kind == HeapKind::Thread);
-            // SAFETY: a block of a page this heap owns, live until its bit was just
-            // taken, given up by the caller.
-            let used = unsafe { push_local(page, ptr) };
-            let flush = track::on_plain_free(&mut heap.counters, size);
-            // A page that empties while it is current stays (the common case of a block
-            // freed right after it was taken): no call.
-            // SAFETY: `page` is an in-use page (`small_block_at`).
-            if (used == 0 && !unsafe { heap.holds_as_current(page) }) || flush {
-                // SAFETY: this heap owns `page`; exclusive use (above).
-                unsafe { after_plain_free(heap, page, used, flush) };
+        if owner == slot && thread_state::is_heap(slot) {
+            if !track::plain() {
+                // SAFETY: `page` is an in-use page this thread's heap owns, `index` its
+                // block at `ptr`; the caller's contract.
+                return unsafe { free_owned_profiled(slot as *mut Heap, page, index, ptr, size) };
             }
-            return;
+            if take_live() {
+                // SAFETY: the slot names this thread's own heap (a thread heap: never the
+                // internal one), which owns `page`: this thread is its only user.
+                let heap = unsafe { &mut *(slot as *mut Heap) };
+                debug_assert!(heap.kind == HeapKind::Thread);
+                // SAFETY: a block of a page this heap owns, live until its bit was just
+                // taken, given up by the caller.
+                let used = unsafe { push_local(page, ptr) };
+                let flush = track::on_plain_free(&mut heap.counters, size);
+                // A page that empties while it is current stays (the common case of a
+                // block freed right after it was taken): no call.
+                // SAFETY: `page` is an in-use page (`small_block_at`).
+                if (used == 0 && !unsafe { heap.holds_as_current(page) }) || flush {
+                    // SAFETY: this heap owns `page`; exclusive use (above).
+                    unsafe { after_plain_free(heap, page, used, flush) };
+                }
+                return;
+            }
         }
     }
     // SAFETY: the caller's contract.
     unsafe { free_general(ptr, size) }
+}
+
+/// The fast path's free with the heap profile on: as the plain one, and the block's
+/// stack (from its metadata word, which a free leaves alone) to the profile's recorder.
+/// A call of its own so that the plain fast path stays free of calls (and of the
+/// register saves they bring).
+///
+/// # Safety
+/// - `heap` is this thread's own heap (a thread heap), owning `page`, an in-use page, of
+///   which `index` is the block at `ptr`; the caller's contract of [`free`].
+#[inline(never)]
+unsafe fn free_owned_profiled(heap: *mut Heap, page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
+    // SAFETY: `index < capacity` of an in-use page this thread's heap owns: its only
+    // writer.
+    if !unsafe { (*page).take_live(index) } {
+        // SAFETY: the caller's contract (a double free, which the general path reports).
+        return unsafe { free_general(ptr, size) };
+    }
+    // SAFETY: this thread's own heap (caller): its only user.
+    let heap = unsafe { &mut *heap };
+    // SAFETY: `index < capacity`; the block was live until its bit was just taken, so its
+    // word is its allocation's.
+    let stack = || unsafe { (*page).word_of(index).2 };
+    let flush = track::on_fast_free(&mut heap.counters, size, stack);
+    // SAFETY: a block of a page `heap` owns, live until its bit was just taken, given up
+    // by the caller; exclusive use of `heap` (caller).
+    unsafe {
+        let used = push_local(page, ptr);
+        if flush {
+            heap.counters.flush();
+        }
+        retire_if_empty(heap, page, used);
+    }
 }
 
 /// After a fast-path free: the counters folded into the global totals (`flush`), the
