@@ -41,14 +41,19 @@ const NO_EVENT: Event = Event { stack: 0, alloc: false, size: 0 };
 
 /// A thread's buffer. No destructor: usable at any point of the thread's life.
 ///
-/// Invariants: `len <= CAPACITY` (`push` applies the buffer when it fills); `events` is
-/// reached only by its own thread (it lives in `BUFFER`, a `thread_local!`, and no
-/// reference to it escapes), and only by two single accesses that create no lasting
-/// reference: the element write in `push` and the whole-array copy in `apply_buffer`.
+/// Invariants: `len <= CAPACITY`, or `len == APPLYING` while `apply_buffer` lends the
+/// events to the recorder; `events` is reached only by its own thread (it lives in
+/// `BUFFER`, a `thread_local!`, and no reference to it escapes), and only by the element
+/// write in `push`, which creates no lasting reference and is not made while `len ==
+/// APPLYING`, and by that loan.
 struct Buffer {
     events: UnsafeCell<[Event; CAPACITY]>,
     len: Cell<usize>,
 }
+
+/// [`Buffer::len`] while `apply_buffer` applies the events in place: a `push` reentered
+/// from inside it (an allocation while a profile is written) applies its event at once.
+const APPLYING: usize = usize::MAX;
 
 thread_local! {
     static BUFFER: Buffer = const { Buffer { events: UnsafeCell::new([NO_EVENT; CAPACITY]), len: Cell::new(0) } };
@@ -63,23 +68,23 @@ pub(crate) fn push(e: Event) {
     }
     BUFFER.with(|b| {
         let n = b.len.get();
-        debug_assert!(n < CAPACITY);
+        if n >= CAPACITY {
+            // `APPLYING` (type invariant: a full buffer is applied at once).
+            return recorder::apply(&[e]);
+        }
         // SAFETY:
         // - `b` is this thread's buffer; no other thread can name it (type invariant).
-        // - No reference into `events` is alive: the only other access, the copy in
-        //   `apply_buffer`, ends before `recorder::apply` runs, so a `push` reentered from
-        //   an allocation inside it (a profile being written) finds no outstanding borrow.
-        //   (A signal handler that allocates would reenter this thread's heap first, which
-        //   no allocator entry point allows.)
-        // - `n < CAPACITY` (type invariant, checked in debug builds above): in bounds, and
-        //   the index is bounds checked anyway.
+        // - No reference into `events` is alive: the only other access, the slice
+        //   `apply_buffer` lends the recorder, lives while `len == APPLYING`, and this
+        //   write is not made then (tested above). (A signal handler that allocates would
+        //   reenter this thread's heap first, which no allocator entry point allows.)
+        // - `n < CAPACITY` (tested above): in bounds, and the index is bounds checked
+        //   anyway.
         unsafe { (*b.events.get())[n] = e };
+        b.len.set(n + 1);
         // A signal asked for a profile: apply now, and the profile follows this event.
         if n + 1 == CAPACITY || recorder::STATE.load(Ordering::Relaxed) == recorder::DUMP_PENDING {
-            b.len.set(n + 1);
             apply_buffer(b);
-        } else {
-            b.len.set(n + 1);
         }
     });
 }
@@ -89,21 +94,29 @@ pub(crate) fn flush_this_thread() {
     BUFFER.with(apply_buffer);
 }
 
-/// Copies the buffer's events out, empties it, and applies them. Emptying first means a
-/// profile written while they are applied (a signal's) sees no event twice.
+/// Applies the buffer's events in place and empties it: no copy of the array (4 KiB,
+/// eight instructions a small allocation and free with the profile on). While they are
+/// applied the length says `APPLYING`: a profile written meanwhile (a signal's) sees no
+/// event twice, and events pushed meanwhile (reentered from inside `recorder::apply`)
+/// are applied at once by `push`.
+#[cold]
 fn apply_buffer(b: &Buffer) {
-    let n = b.len.replace(0);
-    if n == 0 {
+    let n = b.len.get();
+    if n == 0 || n == APPLYING {
+        // Nothing, or reentered from inside an outer call's `recorder::apply` (a snapshot
+        // applying this thread's buffer while its events are applied): those are being
+        // applied.
         return;
     }
+    b.len.set(APPLYING);
     // SAFETY:
     // - `b` is this thread's buffer; no other thread can name it (type invariant).
-    // - No reference into `events` is alive: the only accesses are `push`'s element write
-    //   and this copy, each ending at once; a call nested in an outer call's
-    //   `recorder::apply` (a snapshot applying this thread's buffer) comes after the
-    //   outer copy ended.
-    // - The copy (`Event: Copy`) ends the access before `recorder::apply` runs, so the
-    //   writes of a `push` reentered from inside it conflict with nothing.
-    let events: [Event; CAPACITY] = unsafe { *b.events.get() };
+    // - The shared reference lives while `len == APPLYING`, during which `push` writes
+    //   nothing into `events` and a nested `apply_buffer` returns at once: no mutable
+    //   access overlaps it.
+    // - `n <= CAPACITY` (type invariant); every event is initialized (`Event: Copy`, the
+    //   array from the start).
+    let events: &[Event; CAPACITY] = unsafe { &*b.events.get() };
     recorder::apply(&events[..n]);
+    b.len.set(0);
 }
