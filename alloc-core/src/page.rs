@@ -42,8 +42,9 @@
 //!   LIVE (the block's live bit) is set exactly for blocks handed out and not freed by
 //!   the owner nor collected from `thread_free` (a block another thread freed keeps LIVE
 //!   until collection).
-//! - A block's live bit is set ⇔ its flags byte has LIVE; only the bit is cleared on
-//!   free.
+//! - A block whose live bit is set has LIVE in its flags byte too; a free clears the
+//!   bit only, so a free block's byte may still say LIVE (stale: every reader asks the
+//!   bit first, or, the mark, has its marks set for every free slot).
 //! - Only the owning heap touches `free`, `bump` and the metadata of blocks it hands out;
 //!   any thread may push onto `thread_free`.
 //!

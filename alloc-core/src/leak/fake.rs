@@ -434,3 +434,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, reference(&edges));
     }
 }
+
+#[test]
+fn marks_set_a_word_of_bits_at_any_offset_and_all_of_a_bitmap() {
+    for first in [0usize, 1, 60, 63, 64, 100, 191] {
+        let mut m = Marks::new(256).unwrap();
+        let bits = 0b1011_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0111u64;
+        m.set_word(first, bits);
+        for i in 0..256u32 {
+            let want = (i as usize) >= first && (i as usize) < first + 64 && bits >> (i as usize - first) & 1 != 0;
+            assert_eq!(m.get(i), want, "first {first}, id {i}");
+        }
+    }
+    let mut m = Marks::new(130).unwrap();
+    m.set_word(3, 1);
+    m.set_all_of(&[1 << 5, 0, 1 << 1]);
+    let set: Vec<u32> = (0..130).filter(|&i| m.get(i)).collect();
+    assert_eq!(set, [3, 5, 129]);
+}

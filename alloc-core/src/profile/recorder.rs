@@ -181,15 +181,23 @@ impl Recorder {
         self.sites.as_mut_slice().get_mut(i)
     }
 
+    /// The counters of `stack`, brought up to the event being applied: the event's tick
+    /// of the clock, then the site's lazy fields settled (`None` as [`Recorder::site`]).
+    #[inline(always)]
+    fn settled_site(&mut self, stack: u32) -> Option<&mut SiteCounters> {
+        self.tick();
+        let (now, seq) = (self.now_us, self.peak_seq);
+        let site = self.site(stack)?;
+        site.settle(now, seq);
+        Some(site)
+    }
+
     /// Counts an allocation of `size` bytes from `stack`. Always inlined, as
     /// [`Recorder::on_free`]: `apply` calls each twice, and left to itself the compiler
     /// made them calls.
     #[inline(always)]
     pub(crate) fn on_alloc(&mut self, stack: u32, size: u64) {
-        self.tick();
-        let (now, seq) = (self.now_us, self.peak_seq);
-        let Some(site) = self.site(stack) else { return };
-        site.settle(now, seq);
+        let Some(site) = self.settled_site(stack) else { return };
         site.total_blocks += 1;
         site.total_bytes += size;
         site.live_blocks += 1;
@@ -232,10 +240,7 @@ impl Recorder {
             self.on_free(stack, size);
             return;
         }
-        self.tick();
-        let (now, seq) = (self.now_us, self.peak_seq);
-        let Some(site) = self.site(stack) else { return };
-        site.settle(now, seq);
+        let Some(site) = self.settled_site(stack) else { return };
         site.total_blocks += 1;
         site.total_bytes += size;
         if site.live_bytes + size as i64 > site.max_live_bytes {
@@ -247,10 +252,7 @@ impl Recorder {
     /// Counts the free of a block of `size` bytes from `stack`.
     #[inline(always)]
     pub(crate) fn on_free(&mut self, stack: u32, size: u64) {
-        self.tick();
-        let (now, seq) = (self.now_us, self.peak_seq);
-        let Some(site) = self.site(stack) else { return };
-        site.settle(now, seq);
+        let Some(site) = self.settled_site(stack) else { return };
         site.live_blocks -= 1;
         site.live_bytes -= size as i64;
         self.live_blocks -= 1;
