@@ -138,22 +138,38 @@ impl<'a> HeapSnapshot<'a> {
         let Some(zeroed) = MmapVec::zeroed(self.slots.div_ceil(64)) else { return };
         self.freed = zeroed;
         let freed = &mut self.freed;
-        self.pool.for_each_segment(|seg| {
+        // SAFETY: `for_each_user_page`'s bullets are this function's. For each page:
+        // `for_each_thread_freed`'s bullet, every thread that could touch the page is
+        // stopped (second bullet); the indices it gives are below `capacity`, so
+        // `base + i < slots` and the bitmap word exists (indexing is bounds checked
+        // anyway).
+        unsafe {
+            Self::for_each_user_page(self.pool, |p| {
+                let base = (*p).block_id_base as usize;
+                (*p).for_each_thread_freed(|i| freed[(base + i) / 64] |= 1 << ((base + i) % 64));
+            });
+        }
+    }
+
+    /// Calls `f(page)` for every in-use page of a live page segment that is not the
+    /// internal heap's: the pages whose blocks `take` numbered.
+    ///
+    /// # Safety
+    /// - The pool lock is held (`pool` borrows its guard), and every other thread that may
+    ///   run allocator code is stopped (as [`HeapSnapshot::take`] requires): `f` may read
+    ///   the pages' descriptors and metadata.
+    unsafe fn for_each_user_page(pool: &Pool, mut f: impl FnMut(*mut Page)) {
+        pool.for_each_segment(|seg| {
             // SAFETY:
             // - `seg` is on `all`, so a live segment whose header is mapped (pool
-            //   invariant).
+            //   invariant); its `kind` is set before it is linked.
             // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
-            //   lock is held (caller, first bullet); each `p` it gives is in use.
-            // - `for_each_thread_freed`'s bullet: every thread that could touch the page is
-            //   stopped (caller, second bullet). The indices it gives are below
-            //   `capacity`, so `base + i < slots` and the bitmap word exists (indexing is
-            //   bounds checked anyway).
+            //   lock is held (caller); each `p` it gives is in use.
             unsafe {
                 if (*seg).kind == KIND_PAGES {
                     segment::for_each_page(seg, |p| {
                         if !(*p).is_internal() {
-                            let base = (*p).block_id_base as usize;
-                            (*p).for_each_thread_freed(|i| freed[(base + i) / 64] |= 1 << ((base + i) % 64));
+                            f(p);
                         }
                     });
                 }
@@ -517,36 +533,23 @@ impl HeapView for HeapSnapshot<'_> {
     }
 
     fn mark_empty_slots(&self, marks: &mut Marks) {
+        // The pages' free slots, and the blocks other threads freed. (A large block's
+        // lookup reads its exact flags: a free one needs no mark.)
         marks.set_all_of(self.freed.as_slice());
-        self.pool.for_each_segment(|seg| {
-            // SAFETY:
-            // - `seg` is on `all`, so a live segment whose header is mapped (pool
-            //   invariant); `kind` and a large block's flags and id change only with the
-            //   world running (snapshot invariant: it is stopped).
-            // - `for_each_page`: `seg` is a live page segment (kind checked) and the pool
-            //   lock is held (snapshot invariant); each `p` it gives is in use, and
-            //   `k < live_words(capacity)`. Its ids are `base..base + capacity`, all
-            //   below `slots` (`take` numbered them).
-            unsafe {
-                match (*seg).kind {
-                    KIND_PAGES => segment::for_each_page(seg, |p| {
-                        if !(*p).is_internal() {
-                            let base = (*p).block_id_base as usize;
-                            for k in 0..crate::page::live_words((*p).capacity as usize) {
-                                let empty = (*p).empty_in_word(k);
-                                if empty != 0 {
-                                    marks.set_word(base + 64 * k, empty);
-                                }
-                            }
-                        }
-                    }),
-                    KIND_LARGE if (*seg).large.flags & (INTERNAL | LIVE) == 0 => {
-                        marks.set_word((*seg).large.block_id_base as usize, 1);
+        // SAFETY: the pool lock is held and the world stopped (snapshot invariant):
+        // `for_each_user_page`'s bullet. Each `p` is in use and `k < live_words(capacity)`;
+        // its ids are `base..base + capacity`, all below `slots` (`take` numbered them).
+        unsafe {
+            Self::for_each_user_page(self.pool, |p| {
+                let base = (*p).block_id_base as usize;
+                for k in 0..crate::page::live_words((*p).capacity as usize) {
+                    let empty = (*p).empty_in_word(k);
+                    if empty != 0 {
+                        marks.set_word(base + 64 * k, empty);
                     }
-                    _ => {}
                 }
-            }
-        });
+            });
+        }
     }
 
     fn set_reported(&self, start: usize) {

@@ -145,11 +145,12 @@ pub(crate) trait HeapView {
     /// blocks' flags, which their owners write too). `f` sees each block as it was before.
     fn walk_promoting(&self, walk: Walk, marks: &Marks, promotion: Promotion, f: &mut dyn FnMut(u32, BlockDesc));
 
-    /// Sets in `marks` (new, all clear) the ids that name no live block, or a superset
-    /// of the free ones: the mark's test of a found block's bit then also rules out a
-    /// free slot, and [`HeapView::unmarked_block_containing`] may skip its own test of
-    /// liveness for blocks whose mark bits were so prepared. Optional: the default sets
-    /// nothing, and an implementation that does nothing here must test liveness itself.
+    /// Sets in `marks` (new, all clear) ids that name no live block: the mark's test of a
+    /// found block's bit then also rules out those free slots, and
+    /// [`HeapView::unmarked_block_containing`] may skip its own test of liveness for the
+    /// blocks whose free slots it sets here (all of them, or one kind of block). Optional:
+    /// the default sets nothing, and an implementation that does nothing here must test
+    /// liveness itself.
     fn mark_empty_slots(&self, marks: &mut Marks) {
         let _ = marks;
     }
