@@ -8,6 +8,19 @@
 //! [`FLUSH_BYTES`]; the peak is taken at each fold. The peak is therefore exact for one
 //! thread and low by at most `threads * FLUSH_BYTES` with many.
 //!
+//! # One test on an allocation
+//! An allocation has two folds to ask about: this balance past [`FLUSH_BYTES`], and the
+//! leak sweeps' count (`sweep_count`, every few allocations). Rather than compute both
+//! (eight loads and two tests), each heap keeps a budget that every allocation spends
+//! (its size plus [`ALLOC_WEIGHT`]) and that runs out no later than either fold falls
+//! due: the allocation that would take it below zero asks the two questions
+//! ([`Counters::settle`], off the fast path) and sets a new budget. The folds happen
+//! exactly when they did with both tests on every allocation; what the budget changes is
+//! when a change of the sweeps' step is seen: within 64 allocations (`ALLOC_WEIGHT`
+//! times 64 is `FLUSH_BYTES`, the most a budget holds), instead of at the next one.
+//! Frees have a budget of their own, the bytes they may take off before the balance
+//! could pass `-FLUSH_BYTES`: one subtraction and a sign test instead of three loads.
+//!
 //! # Who calls it
 //! The tracking hook (`track`) on every tracked allocation and free (owner thread; the
 //! locked heaps under their lock), `introspect::stats` from any thread.
@@ -16,6 +29,11 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Balance, in bytes, a heap accumulates before folding it into the global totals.
 pub(crate) const FLUSH_BYTES: i64 = 256 << 10;
+
+/// What an allocation spends of its heap's budget besides its bytes: a budget holds at
+/// most [`FLUSH_BYTES`], so it runs out within `FLUSH_BYTES / ALLOC_WEIGHT` (64: the
+/// sweeps' largest step) allocations whatever their sizes.
+pub(crate) const ALLOC_WEIGHT: i64 = 4096;
 
 /// A single-writer counter that any thread may read without tearing.
 #[derive(Default)]
@@ -49,6 +67,18 @@ pub(crate) struct Counters {
     /// The `allocs` and `frees` already folded into the leak sweeps' count
     /// (`sweep_count`): the heap's share of that count not yet folded is the difference.
     pub(crate) sweep_folded: [u64; 2],
+    /// What allocations may spend before one of them asks whether a fold is due (module
+    /// notes). Invariants, between any two operations on the heap:
+    /// - `0 <= budget <= FLUSH_BYTES - pending_bytes()`, so that an allocation that
+    ///   leaves the budget at zero or above leaves the balance at most `FLUSH_BYTES`;
+    /// - `budget < ALLOC_WEIGHT * (allocations the sweeps' step allows before a fold)`, so
+    ///   that it leaves the sweeps' count not due.
+    budget: i64,
+    /// What frees may take off the balance before one of them asks whether it is due a
+    /// fold (below `-FLUSH_BYTES`). Invariant, between any two operations on the heap:
+    /// `0 <= free_budget <= FLUSH_BYTES + pending_bytes()`, so that a free that leaves it
+    /// at zero or above leaves the balance at `-FLUSH_BYTES` or above.
+    free_budget: i64,
 }
 
 /// Live totals folded in from every heap, and their peaks.
@@ -70,6 +100,8 @@ impl Counters {
             folded_bytes: 0,
             folded_blocks: 0,
             sweep_folded: [0; 2],
+            budget: 0,
+            free_budget: 0,
         }
     }
 
@@ -79,43 +111,88 @@ impl Counters {
         (self.alloc_bytes.get() as i64).wrapping_sub(self.free_bytes.get() as i64) - self.folded_bytes
     }
 
-    #[inline]
+    /// Counts an allocation of `size` bytes, and makes the folds that fall due with it:
+    /// the balance into the global totals, the leak sweeps' count.
+    #[inline(always)]
     pub(crate) fn on_alloc(&mut self, size: usize) {
+        let left = self.budget_after_alloc(size);
         self.count_alloc(size);
-        if self.pending_bytes() > FLUSH_BYTES {
-            self.flush();
+        if left < 0 {
+            self.settle();
+        } else {
+            self.budget = left;
         }
     }
 
-    /// Counts an allocation, leaving the fold to the caller ([`Counters::on_alloc`], or a
-    /// fast path that asked [`Counters::flush_due_after_alloc`] first).
+    /// The budget an allocation of `size` bytes would leave: below zero, it is to
+    /// [`Counters::settle`] instead (a fold may be due). `size` is a live block's, at most
+    /// `isize::MAX`: the subtraction cannot overflow (the budget is never negative).
     #[inline(always)]
-    pub(crate) fn count_alloc(&mut self, size: usize) {
+    pub(crate) fn budget_after_alloc(&self, size: usize) -> i64 {
+        debug_assert!(self.budget >= 0 && size <= isize::MAX as usize);
+        self.budget - (size as i64 + ALLOC_WEIGHT)
+    }
+
+    /// Counts an allocation of `size` bytes that left the budget at `left`
+    /// ([`Counters::budget_after_alloc`], zero or more): no fold is due.
+    #[inline(always)]
+    pub(crate) fn count_alloc_within(&mut self, size: usize, left: i64) {
+        debug_assert!(left >= 0);
+        self.count_alloc(size);
+        self.budget = left;
+    }
+
+    #[inline(always)]
+    fn count_alloc(&mut self, size: usize) {
         self.allocs.add(1);
         self.alloc_bytes.add(size as u64);
     }
 
-    /// Whether [`Counters::on_alloc`] of `size` bytes would fold the balance into the
-    /// global totals.
-    #[inline(always)]
-    pub(crate) fn flush_due_after_alloc(&self, size: usize) -> bool {
-        self.pending_bytes().wrapping_add(size as i64) > FLUSH_BYTES
+    /// The allocation just counted ran out the budget: makes the folds that are due (the
+    /// balance past [`FLUSH_BYTES`], the sweeps' count past its step) and sets a new
+    /// budget, the most both invariants allow.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn settle(&mut self) {
+        if self.pending_bytes() > FLUSH_BYTES {
+            self.flush();
+        }
+        let allocs_left = crate::sweep_count::settle(self);
+        debug_assert!(allocs_left > 0 && self.pending_bytes() <= FLUSH_BYTES);
+        let by_bytes = FLUSH_BYTES - self.pending_bytes();
+        let by_count = allocs_left.saturating_mul(ALLOC_WEIGHT) - 1;
+        self.budget = by_bytes.min(by_count).max(0);
     }
 
     #[inline]
     pub(crate) fn on_free(&mut self, size: usize) {
         if self.count_free(size) {
-            self.flush();
+            self.settle_frees();
         }
     }
 
-    /// Counts a free; true when the balance is due a [`Counters::flush`], left to the
-    /// caller (a fast path calls it off its own path).
+    /// Counts a free; true when it ran out the frees' budget: the caller then calls
+    /// [`Counters::settle_frees`] (a fast path does, off its own path), before any other
+    /// operation on these counters.
     #[inline(always)]
     pub(crate) fn count_free(&mut self, size: usize) -> bool {
         self.frees.add(1);
         self.free_bytes.add(size as u64);
-        self.pending_bytes() < -FLUSH_BYTES
+        debug_assert!(size <= isize::MAX as usize);
+        self.free_budget -= size as i64;
+        self.free_budget < 0
+    }
+
+    /// A free ran out the frees' budget: folds the balance if it is below
+    /// `-FLUSH_BYTES`, and sets a new budget, the most its invariant allows.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn settle_frees(&mut self) {
+        if self.pending_bytes() < -FLUSH_BYTES {
+            self.flush();
+        }
+        self.free_budget = FLUSH_BYTES + self.pending_bytes();
+        debug_assert!(self.free_budget >= 0);
     }
 
     /// Folds this heap's balance into the global live totals and updates the peaks.
@@ -129,6 +206,10 @@ impl Counters {
         PEAK_BLOCKS.fetch_max(blocks.max(0) as u64, Ordering::Relaxed);
         self.folded_bytes += pending_bytes;
         self.folded_blocks += pending_blocks;
+        // The balance is zero now: a budget set when it was below zero (frees) would
+        // allow more than `FLUSH_BYTES` from here (the budget's first invariant).
+        self.budget = self.budget.min(FLUSH_BYTES);
+        self.free_budget = self.free_budget.min(FLUSH_BYTES);
     }
 
     /// Adds another heap's totals into these (a retiring heap into [`RETIRED`]). Atomic
@@ -180,6 +261,41 @@ pub(crate) fn raise_peaks(bytes: u64, blocks: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An allocation (`true`) or a free of the given size.
+    fn op() -> impl proptest::strategy::Strategy<Value = (bool, usize)> {
+        use proptest::prelude::*;
+        (any::<bool>(), prop_oneof![0usize..64, 0usize..5000, 0usize..(3 * FLUSH_BYTES as usize)])
+    }
+
+    proptest::proptest! {
+        /// The budgets fold the balance exactly when testing it on every operation did:
+        /// after an allocation that takes it past `FLUSH_BYTES`, after a free that takes
+        /// it below `-FLUSH_BYTES`, and at no other time.
+        #[test]
+        fn the_budgets_fold_exactly_when_the_balance_passes_its_bound(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut c = Counters::new();
+            let mut pending = 0i64;
+            for (alloc, size) in ops {
+                if alloc {
+                    c.on_alloc(size);
+                    pending += size as i64;
+                    if pending > FLUSH_BYTES {
+                        pending = 0;
+                    }
+                } else {
+                    c.on_free(size);
+                    pending -= size as i64;
+                    if pending < -FLUSH_BYTES {
+                        pending = 0;
+                    }
+                }
+                proptest::prop_assert_eq!(c.pending_bytes(), pending);
+                proptest::prop_assert!(0 <= c.budget && c.budget <= FLUSH_BYTES - pending);
+                proptest::prop_assert!(0 <= c.free_budget && c.free_budget <= FLUSH_BYTES + pending);
+            }
+        }
+    }
 
     #[test]
     fn counters_balance_and_flush_raises_the_peak() {

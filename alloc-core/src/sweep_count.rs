@@ -7,15 +7,17 @@
 //! sweeper (`runtime::sweep`) sets the trigger, waits on the word and runs the sweeps.
 //!
 //! # Cost on the tracked path
-//! Nothing on a free, and one subtraction and compare on an allocation: each heap's
+//! Nothing on a free, and nothing of its own on an allocation: each heap's
 //! counters already count its allocations and frees (`counters`), and remember how many
 //! of each were folded into the shared count ([`crate::counters::Counters::sweep_folded`]).
-//! When a heap has made [`STEP`] allocations since its last fold, its allocations minus
-//! frees since then are folded into the shared count (one atomic addition) and the count
+//! When a heap has made [`STEP`] allocations since its last fold (the heap's budget
+//! runs out no later: `counters`), its allocations minus frees since then are folded
+//! into the shared count (one atomic addition) and the count
 //! compared with the trigger; past it, the sweeper is woken (an exchange, and a futex wake
 //! only when it was asleep). With sweeps off, the step is `i64::MAX`: a heap never folds.
-//! The count is therefore off by what each heap did since its last fold: low by fewer
-//! than `STEP` allocations, high by the frees made since (a heap that only frees folds at
+//! A change of the step is seen by each heap when its budget runs out, within 64
+//! allocations. The count is therefore off by what each heap did since its last fold:
+//! low by fewer than `STEP` allocations, high by the frees made since (a heap that only frees folds at
 //! its next allocation). The trigger can only be crossed by allocations, and it is
 //! compared when they are folded, with the frees up to then counted.
 
@@ -46,26 +48,17 @@ static YOUNG_FALLBACK: AtomicBool = AtomicBool::new(false);
 /// Largest step: a thread's unfolded ticks are at most this.
 const MAX_STEP: i64 = 64;
 
-/// Counts a tracked allocation on the heap whose counters are `c` (the allocation
-/// already counted there).
-#[inline(always)]
-pub(crate) fn on_alloc(c: &mut Counters) {
+/// Folds the heap whose counters are `c` into the count if it is due (the allocation that
+/// asks already counted there); returns the allocations it may make before its next
+/// fold is due (at least one). Called when an allocation ran out the heap's budget
+/// (`Counters::settle`), which happens no later than a fold falls due.
+pub(crate) fn settle(c: &mut Counters) -> i64 {
     let allocs = c.allocs.get();
-    if due_at(c, allocs) {
+    let step = STEP.load(Ordering::Relaxed);
+    if allocs.wrapping_sub(c.sweep_folded[0]) >= step as u64 {
         fold(allocs, c.frees.get(), &mut c.sweep_folded);
     }
-}
-
-/// Whether [`on_alloc`] would fold, once one more allocation is counted in `c`.
-#[inline(always)]
-pub(crate) fn due_after_alloc(c: &Counters) -> bool {
-    due_at(c, c.allocs.get().wrapping_add(1))
-}
-
-/// Whether a heap whose counters are `c`, at `allocs` allocations, is due to fold.
-#[inline(always)]
-fn due_at(c: &Counters, allocs: u64) -> bool {
-    allocs.wrapping_sub(c.sweep_folded[0]) >= STEP.load(Ordering::Relaxed) as u64
+    step.saturating_sub(allocs.wrapping_sub(c.sweep_folded[0]) as i64)
 }
 
 /// Folds a heap's allocations minus frees since its last fold into the count; wakes the
@@ -148,8 +141,7 @@ mod tests {
         let mut c = Counters::new();
         // Sweeps are off in this test binary: the step is huge, nothing folds.
         for _ in 0..100 {
-            c.allocs.add(1);
-            on_alloc(&mut c);
+            c.on_alloc(8);
         }
         assert_eq!(c.sweep_folded, [0, 0]);
         let mut folded = [0u64; 2];

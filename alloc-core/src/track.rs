@@ -9,8 +9,9 @@
 //! - `counters`: per-heap totals and the global peak, always;
 //! - the heap profile's recorder (`profile::recorder`), while `profile=PATH` is on: one
 //!   relaxed load and a branch when it is off;
-//! - the leak sweeps' schedule (`sweep_count`): a subtraction and a compare on each
-//!   allocation, from the counters' own totals; nothing on a free;
+//! - the leak sweeps' schedule (`sweep_count`): nothing of its own, on either path; the
+//!   counters' budget runs out no later than a heap's fold into its count is due, and
+//!   `Counters::settle` asks it then;
 //! - a new listener is one more line in each function here.
 //!
 //! The allocator's own blocks (the internal heap) never reach the hook.
@@ -22,7 +23,6 @@
 
 use crate::counters::{self, Counters};
 use crate::profile::recorder;
-use crate::sweep_count;
 use crate::sync::Isolated;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -65,26 +65,27 @@ pub(crate) fn zero_new_blocks() {
 }
 
 /// A tracked block of `size` bytes was freed by the heap that owns it and `counters`,
-/// while [`plain`] held. True when the counters are due a fold into the global
-/// totals (`Counters::flush`), which the caller does off its fast path.
+/// while [`plain`] held. True when the counters' frees ran out their budget: the caller
+/// then calls `Counters::settle_frees`, off its fast path.
 #[inline(always)]
 pub(crate) fn on_plain_free(counters: &mut Counters, size: usize) -> bool {
     counters.count_free(size)
 }
 
-/// Whether counting a tracked allocation of `size` bytes by the heap that owns
-/// `counters` is all [`on_alloc`] would do for it, with no stack and while
-/// [`plain`] holds: no fold of the counters or of the sweeps' count falls due.
+/// The budget of the heap that owns `counters` after a tracked allocation of `size`
+/// bytes with no stack, while [`plain`] holds: zero or more when counting it is all
+/// [`on_alloc`] would do for it (no fold of the counters or of the sweeps' count may
+/// fall due), below zero otherwise.
 #[inline(always)]
-pub(crate) fn plain_alloc_counts_only(counters: &Counters, size: usize) -> bool {
-    !counters.flush_due_after_alloc(size) & !sweep_count::due_after_alloc(counters)
+pub(crate) fn plain_alloc_budget(counters: &Counters, size: usize) -> i64 {
+    counters.budget_after_alloc(size)
 }
 
 /// A tracked block of `size` bytes was allocated, with no stack, by the heap that owns
-/// `counters`, where [`plain_alloc_counts_only`] said counting it is all there is to do.
+/// `counters`, where [`plain_alloc_budget`] said `left` (zero or more).
 #[inline(always)]
-pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize) {
-    counters.count_alloc(size);
+pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize, left: i64) {
+    counters.count_alloc_within(size, left);
 }
 
 /// A tracked block of `size` bytes was allocated from `stack`, by the heap that owns
@@ -92,7 +93,6 @@ pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize) {
 #[inline(always)]
 pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
     counters.on_alloc(size);
-    sweep_count::on_alloc(counters);
     if recorder::active() {
         recorder::record_alloc(stack, size);
     }
@@ -101,8 +101,8 @@ pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
 /// [`on_free`] where the block's live bit was just taken, by the heap that owns it and
 /// `counters` (the free fast path with the profile on). The profile's recorder, when on,
 /// gets the block's stack from `stack` (its metadata word: a free leaves it alone); the
-/// rest is counting. True when the counters are due a [`Counters::flush`], left to the
-/// caller (as [`on_plain_free`]).
+/// rest is counting. True when the counters are due a `Counters::settle_frees`, left to
+/// the caller (as [`on_plain_free`]).
 #[inline(always)]
 pub(crate) fn on_fast_free(counters: &mut Counters, size: usize, stack: impl FnOnce() -> u32) -> bool {
     if recorder::active() {

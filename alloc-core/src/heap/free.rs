@@ -145,13 +145,13 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
                 // SAFETY: a block of a page this heap owns, live until its bit was just
                 // taken, given up by the caller.
                 let used = unsafe { push_local(page, ptr) };
-                let flush = track::on_plain_free(&mut heap.counters, size);
+                let settle = track::on_plain_free(&mut heap.counters, size);
                 // A page that empties while it is current stays (the common case of a
                 // block freed right after it was taken): no call.
                 // SAFETY: `page` is an in-use page (`small_block_at`).
-                if (used == 0 && !unsafe { heap.holds_as_current(page) }) || flush {
+                if (used == 0 && !unsafe { heap.holds_as_current(page) }) || settle {
                     // SAFETY: this heap owns `page`; exclusive use (above).
-                    unsafe { after_plain_free(heap, page, used, flush) };
+                    unsafe { after_plain_free(heap, page, used, settle) };
                 }
                 return;
             }
@@ -182,19 +182,20 @@ unsafe fn free_owned_profiled(heap: *mut Heap, page: *mut Page, index: usize, pt
     // SAFETY: `index < capacity`; the block was live until its bit was just taken, so its
     // word is its allocation's.
     let stack = || unsafe { (*page).word_of(index).2 };
-    let flush = track::on_fast_free(&mut heap.counters, size, stack);
+    let settle = track::on_fast_free(&mut heap.counters, size, stack);
     // SAFETY: a block of a page `heap` owns, live until its bit was just taken, given up
     // by the caller; exclusive use of `heap` (caller).
     unsafe {
         let used = push_local(page, ptr);
-        if flush {
-            heap.counters.flush();
+        if settle {
+            heap.counters.settle_frees();
         }
         retire_if_empty(heap, page, used);
     }
 }
 
-/// After a fast-path free: the counters folded into the global totals (`flush`), the
+/// After a fast-path free: the frees' budget settled (`settle`: the balance folded into
+/// the global totals if it is due), the
 /// page retired when it emptied and is not current.
 ///
 /// # Safety
@@ -202,9 +203,9 @@ unsafe fn free_owned_profiled(heap: *mut Heap, page: *mut Page, index: usize, pt
 ///   count after the free.
 #[cold]
 #[inline(never)]
-unsafe fn after_plain_free(heap: &mut Heap, page: *mut Page, used: u32, flush: bool) {
-    if flush {
-        heap.counters.flush();
+unsafe fn after_plain_free(heap: &mut Heap, page: *mut Page, used: u32, settle: bool) {
+    if settle {
+        heap.counters.settle_frees();
     }
     // SAFETY: exclusive use (caller).
     unsafe { retire_if_empty(heap, page, used) };

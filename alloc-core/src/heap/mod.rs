@@ -303,13 +303,14 @@ impl Heap {
         };
         // Work the tracking hook would have to do besides counting (a fold into the
         // global totals) is left to the general path, so that this one makes no call.
-        if block.is_null() || !track::plain_alloc_counts_only(&self.counters, size) {
+        let left = track::plain_alloc_budget(&self.counters, size);
+        if block.is_null() || left < 0 {
             return core::ptr::null_mut();
         }
         // SAFETY: `block` heads the free list of `page`, which this heap owns; exclusive
         // use (caller); `size` fits the block (its class is `size`'s).
         unsafe { pop_block(page, block, size, 0, LIVE) };
-        track::on_plain_alloc(&mut self.counters, size);
+        track::on_plain_alloc(&mut self.counters, size, left);
         block.cast()
     }
 
