@@ -50,8 +50,8 @@ use core::mem::MaybeUninit;
 /// Slots per thread (a power of two).
 const SLOTS: usize = 8;
 const SLOT_SHIFT: u32 = 64 - SLOTS.trailing_zeros();
-/// Most frames a kept walk may have room for (the default `stack_depth`): a slot is about
-/// 600 bytes, a thread's memos 4.7 KiB.
+/// Most frames a kept walk may have room for (the default `stack_depth`): a slot is 872
+/// bytes (512 of them the records' words), a thread's memos 7 KiB.
 pub(super) const FRAMES: usize = 32;
 /// Most words of a walk on past the records a slot remembers (`tail::TailMemo` keeps at
 /// most as many).
@@ -155,9 +155,10 @@ impl RecordMemos {
 }
 
 /// A slot's last frame-record walk from `capture`'s frame. Invariant: when `kept`, the
-/// walk from `fp` within `[lo, hi)` with room for `room` frames read the `read` records
-/// at `fps[..read]` (each the caller's `rbp`, then a return address), found at record `i`
-/// the words `fps[i + 1]` and `rets[i]`, and returned `at` (its frames: `rets[..at.len]`).
+/// walk from `fp` within `[lo, hi)` with room for `room` frames read `read` records (each
+/// the caller's `rbp`, then a return address), found at record `i` the two words
+/// `words[i]`, and returned `at` (its frames: the return addresses of `words[..at.len]`).
+/// Record 0 is at `fp`, record `i + 1` at `words[i][0]` (the `rbp` word read before it).
 ///
 /// The fields every capture compares first, first (`repr(C)`).
 #[derive(Debug)]
@@ -176,9 +177,9 @@ struct RecordMemo {
     generation: u32,
     tail_len: usize,
     tail: [(usize, usize); TAIL_WORDS],
-    /// Record addresses, each followed by the `rbp` word read at the one before.
-    fps: [usize; FRAMES + 1],
-    rets: [usize; FRAMES],
+    /// The two words read at each record, as they lie there: the next record's address,
+    /// then the return address. A replay compares each record with its pair whole.
+    words: [[usize; 2]; FRAMES],
     /// Walks replayed.
     #[cfg(test)]
     replays: u64,
@@ -199,8 +200,7 @@ impl RecordMemo {
             generation: 0,
             tail_len: 0,
             tail: [(0, 0); TAIL_WORDS],
-            fps: [0; FRAMES + 1],
-            rets: [0; FRAMES],
+            words: [[0; 2]; FRAMES],
             #[cfg(test)]
             replays: 0,
         }
@@ -218,17 +218,26 @@ impl RecordMemo {
             return None;
         }
         debug_assert!(self.read <= room && self.at.len <= self.read);
-        for i in 0..self.read {
-            let record = self.fps[i];
+        // Each record's address is the kept walk's (the first is `fp`, each next one the
+        // word the record before held, which the compare just found unchanged): no load
+        // waits for another.
+        let mut record = fp;
+        for kept in &self.words[..self.read] {
             debug_assert!(record >= bounds.lo && record + 16 <= bounds.hi && record.is_multiple_of(8));
             // SAFETY: the kept walk read both words after checking that `[record, record +
             // 16)` lies in its bounds, which are `bounds` (compared above), readable
-            // (caller's bullet), and that `record` is 8-byte aligned: plain loads of stack
-            // words, on this thread.
-            let (next, ret) = unsafe { (*(record as *const usize), *((record + 8) as *const usize)) };
-            if ((next ^ self.fps[i + 1]) | (ret ^ self.rets[i])) != 0 {
+            // (caller's bullet), and that `record` is 8-byte aligned: a plain load of
+            // stack words, on this thread.
+            let found = unsafe { (record as *const [usize; 2]).read() };
+            if found != *kept {
                 return None;
             }
+            // From the memo, not the stack: the two are equal here, and the compiler,
+            // which knows it, would take the word just loaded from the stack, making each
+            // record's load wait for the one before (the chain the memo is for). A
+            // volatile read it cannot replace.
+            // SAFETY: a read of this memo's own array, aligned and initialized.
+            record = unsafe { core::ptr::read_volatile(&kept[0]) };
         }
         #[cfg(test)]
         {
@@ -273,7 +282,7 @@ impl RecordMemo {
     /// Writes the kept walk's frames to `out[..at.len]` (after a [`Self::replay`]).
     fn write_frames(&self, out: &mut [MaybeUninit<usize>]) {
         debug_assert!(self.kept && self.at.len <= out.len());
-        for (slot, &ret) in out.iter_mut().zip(&self.rets[..self.at.len]) {
+        for (slot, &[_, ret]) in out.iter_mut().zip(&self.words[..self.at.len]) {
             slot.write(ret);
         }
     }
@@ -284,14 +293,14 @@ impl RecordMemo {
         self.kept = false;
         self.id = 0;
         self.read = 0;
-        self.fps[0] = fp;
+        self.fp = fp;
     }
 
     /// Keeps the walk from `fp` within `bounds`, with room for `room` frames, traced into
     /// this memo since [`Self::start`], which returned `at`.
     #[inline(always)]
     fn keep(&mut self, fp: usize, bounds: StackBounds, room: usize, at: Records) {
-        debug_assert!(self.fps[0] == fp && self.at_most(room));
+        debug_assert!(self.fp == fp && self.at_most(room));
         self.fp = fp;
         self.lo = bounds.lo;
         self.hi = bounds.hi;
@@ -308,12 +317,11 @@ impl RecordMemo {
 impl RecordReads for RecordMemo {
     #[inline(always)]
     fn record(&mut self, i: usize, fp: usize, next: usize, ret: usize) {
-        debug_assert_eq!(self.fps[i], fp);
+        debug_assert_eq!(if i == 0 { self.fp } else { self.words[i - 1][0] }, fp);
         // A walk reads at most one record per frame of its output, which holds at most
-        // `FRAMES` when traced (`RecordMemos::walk`): the indexes are in bounds (checked
+        // `FRAMES` when traced (`RecordMemos::walk`): the index is in bounds (checked
         // anyway).
-        self.fps[i + 1] = next;
-        self.rets[i] = ret;
+        self.words[i] = [next, ret];
         self.read = i + 1;
     }
 }
