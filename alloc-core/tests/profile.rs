@@ -26,6 +26,20 @@ fn site_big() -> Vec<u8> {
     black_box(vec![1u8; BIG_SIZE])
 }
 
+/// Short-lived blocks of many sizes from one site, each freed before the next is made
+/// (grouped in the thread's buffer of profile events).
+const SHORT: usize = 1000;
+fn short_size(i: usize) -> usize {
+    8 + (i % 97) * 8
+}
+
+#[inline(never)]
+fn site_short_lived() {
+    for i in 0..SHORT {
+        drop(black_box(vec![5u8; short_size(i)]));
+    }
+}
+
 #[inline(never)]
 fn site_grows() -> Vec<u64> {
     let mut v = Vec::new();
@@ -70,6 +84,7 @@ fn run_case(case: &str, dir: &Path) {
             drop(black_box(big));
             let grown = site_grows();
             drop(black_box(grown));
+            site_short_lived();
             alloc_core::profile::dump(dir.join("api.json")).unwrap();
             std::mem::forget(kept);
         }
@@ -182,6 +197,13 @@ fn a_profile_counts_each_site_exactly() {
         assert!(grows.total_blocks > 1, "{grows:?}");
         assert_eq!(grows.live_bytes, 0);
         assert!(grows.max_live_bytes >= 10_000 * 8, "{grows:?}");
+        // Short-lived blocks, counted in groups: every one, and the largest as the most
+        // the site held.
+        let short = site(&p, "site_short_lived");
+        let short_bytes: usize = (0..SHORT).map(short_size).sum();
+        assert_eq!((short.total_blocks, short.total_bytes), (SHORT as u64, short_bytes as u64));
+        assert_eq!((short.live_blocks, short.live_bytes), (0, 0));
+        assert_eq!((short.max_live_blocks, short.max_live_bytes), (1, short_size(96) as u64));
         // Timeline: ordered, ends at the profile's time, holds the peak.
         let t = &p.timeline;
         assert!(t.windows(2).all(|w| w[0].t_us < w[1].t_us), "{t:?}");

@@ -23,13 +23,44 @@ use super::recorder;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::Ordering;
 
-/// One allocation or free not yet applied.
+/// One allocation or free not yet applied (16 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Event {
+    /// The block's size; for [`Kind::AllocThenFree`], the bytes of all its blocks.
+    pub(crate) size: u64,
     pub(crate) stack: u32,
     pub(crate) kind: Kind,
-    pub(crate) size: u64,
+    /// Blocks the event counts: 1, or up to [`MAX_TIMES`] for [`Kind::AllocThenFree`].
+    pub(crate) times: u8,
+    /// [`Kind::AllocThenFree`]: the size of its largest block, or [`UNGROUPED`] when
+    /// that is too large to keep here (the event then takes no more blocks); 0 for
+    /// other kinds.
+    pub(crate) largest: u16,
 }
+
+impl Event {
+    /// One block's allocation or free.
+    pub(crate) const fn once(stack: u32, kind: Kind, size: u64) -> Self {
+        Self { size, stack, kind, times: 1, largest: 0 }
+    }
+
+    /// The size of the largest block this event counts.
+    pub(crate) fn largest_block(&self) -> u64 {
+        if self.times > 1 {
+            u64::from(self.largest)
+        } else {
+            self.size
+        }
+    }
+}
+
+/// Most short-lived blocks one [`Kind::AllocThenFree`] event counts. A snapshot sees up to
+/// `CAPACITY` events of another thread late, so up to `CAPACITY * MAX_TIMES` of its
+/// short-lived blocks.
+pub(crate) const MAX_TIMES: u8 = 32;
+
+/// [`Event::largest`] of a short-lived block of this size or more: too large to group.
+pub(crate) const UNGROUPED: u16 = u16::MAX;
 
 /// What an [`Event`] records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +71,14 @@ pub(crate) enum Kind {
     /// the two events a short-lived block makes when nothing else was recorded between
     /// them, in one slot of the buffer (and one site lookup when applied). The recorder
     /// applies both, in that order: nothing is lost but the slot.
+    ///
+    /// Short-lived blocks of one stack in a row, whatever their sizes, share one event
+    /// ([`Event::times`] of them, [`Event::size`] bytes in all, the largest
+    /// [`Event::largest`] bytes): a loop that allocates and frees costs the recorder one
+    /// site lookup every [`MAX_TIMES`] blocks. The recorder applies the largest first
+    /// (the only one of them that can make a peak, at the same height whatever the
+    /// order), then counts the others: every count and peak as with the blocks one by
+    /// one.
     AllocThenFree,
 }
 
@@ -49,7 +88,7 @@ pub(crate) enum Kind {
 /// BENCHMARKS.md).
 pub(crate) const CAPACITY: usize = 256;
 
-const NO_EVENT: Event = Event { stack: 0, kind: Kind::Free, size: 0 };
+const NO_EVENT: Event = Event::once(0, Kind::Free, 0);
 
 /// A thread's buffer. No destructor: usable at any point of the thread's life.
 ///
@@ -72,12 +111,20 @@ thread_local! {
 }
 
 /// Records `e`: buffered on a thread with a heap of its own, applied at once otherwise.
-#[inline]
+/// Always inlined: its callers are the heap's paths with the profile on, and a call of
+/// its own cost about 20 instructions an event.
+#[inline(always)]
 pub(crate) fn push(e: Event) {
     if !crate::thread_state::has_own_heap() {
         return apply_one(e.stack, e.kind, e.size);
     }
-    BUFFER.with(|b| {
+    // The buffer's address from a closure of its own, the rest outside: with the
+    // grouping below inside the closure, the compiler made `LocalKey::with` a call.
+    let b = BUFFER.with(|b| b as *const Buffer);
+    // SAFETY: this thread's buffer, which lives as long as the thread and which no other
+    // thread can name (type invariant); only shared references to it are made.
+    let b = unsafe { &*b };
+    {
         let n = b.len.get();
         if n >= CAPACITY {
             // `APPLYING` (type invariant: a full buffer is applied at once).
@@ -96,6 +143,23 @@ pub(crate) fn push(e: Event) {
             // - `n - 1 < CAPACITY` (tested above): in bounds, and bounds checked anyway.
             let last = unsafe { &mut (*events)[n - 1] };
             if *last == (Event { kind: Kind::Alloc, ..e }) {
+                if n > 1 {
+                    // SAFETY: as for `last`, element `n - 2`; `last` is not used again
+                    // on this path.
+                    let group = unsafe { &mut (*events)[n - 2] };
+                    if group.kind == Kind::AllocThenFree
+                        && group.stack == e.stack
+                        && group.times < MAX_TIMES
+                        && group.largest_block() < u64::from(UNGROUPED)
+                        && e.size < u64::from(UNGROUPED)
+                    {
+                        group.largest = group.largest_block().max(e.size) as u16;
+                        group.times += 1;
+                        group.size += e.size;
+                        b.len.set(n - 1);
+                        return;
+                    }
+                }
                 last.kind = Kind::AllocThenFree;
                 return;
             }
@@ -108,7 +172,7 @@ pub(crate) fn push(e: Event) {
         if n + 1 == CAPACITY || recorder::STATE.load(Ordering::Relaxed) == recorder::DUMP_PENDING {
             apply_buffer(b);
         }
-    });
+    }
 }
 
 /// Applies one event at once (no buffer, or the buffer being applied). A call of its
@@ -118,7 +182,7 @@ pub(crate) fn push(e: Event) {
 #[cold]
 #[inline(never)]
 fn apply_one(stack: u32, kind: Kind, size: u64) {
-    recorder::apply(&[Event { stack, kind, size }]);
+    recorder::apply(&[Event::once(stack, kind, size)]);
 }
 
 /// Applies this thread's buffered events (before a snapshot, and when the thread ends).
