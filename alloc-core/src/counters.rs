@@ -111,16 +111,26 @@ impl Counters {
         (self.alloc_bytes.get() as i64).wrapping_sub(self.free_bytes.get() as i64) - self.folded_bytes
     }
 
-    /// Counts an allocation of `size` bytes, and makes the folds that fall due with it:
-    /// the balance into the global totals, the leak sweeps' count.
+    /// Counts an allocation of `size` bytes. True when it ran out the budget: the caller
+    /// then calls [`Counters::settle`] (the tracking hook does, with the sweeps' count),
+    /// before any other operation on these counters.
     #[inline(always)]
-    pub(crate) fn on_alloc(&mut self, size: usize) {
+    #[must_use]
+    pub(crate) fn count_alloc_spending(&mut self, size: usize) -> bool {
         let left = self.budget_after_alloc(size);
         self.count_alloc(size);
         if left < 0 {
-            self.settle();
-        } else {
-            self.budget = left;
+            return true;
+        }
+        self.budget = left;
+        false
+    }
+
+    /// Counts an allocation of `size` bytes, with no sweeps' count to ask (tests).
+    #[cfg(test)]
+    pub(crate) fn on_alloc(&mut self, size: usize) {
+        if self.count_alloc_spending(size) {
+            self.settle(|_| i64::MAX);
         }
     }
 
@@ -149,15 +159,16 @@ impl Counters {
     }
 
     /// The allocation just counted ran out the budget: makes the folds that are due (the
-    /// balance past [`FLUSH_BYTES`], the sweeps' count past its step) and sets a new
-    /// budget, the most both invariants allow.
+    /// balance past [`FLUSH_BYTES`]; the sweeps' count past its step, which `sweeps`
+    /// makes, returning the allocations it allows before its next fold, at least one:
+    /// `sweep_count::settle`) and sets a new budget, the most both invariants allow.
     #[cold]
     #[inline(never)]
-    pub(crate) fn settle(&mut self) {
+    pub(crate) fn settle(&mut self, sweeps: impl FnOnce(&mut Self) -> i64) {
         if self.pending_bytes() > FLUSH_BYTES {
             self.flush();
         }
-        let allocs_left = crate::sweep_count::settle(self);
+        let allocs_left = sweeps(self);
         debug_assert!(allocs_left > 0 && self.pending_bytes() <= FLUSH_BYTES);
         let by_bytes = FLUSH_BYTES - self.pending_bytes();
         let by_count = allocs_left.saturating_mul(ALLOC_WEIGHT) - 1;

@@ -141,7 +141,8 @@ mod tests {
         let mut c = Counters::new();
         // Sweeps are off in this test binary: the step is huge, nothing folds.
         for _ in 0..100 {
-            c.on_alloc(8);
+            c.allocs.add(1);
+            settle(&mut c);
         }
         assert_eq!(c.sweep_folded, [0, 0]);
         let mut folded = [0u64; 2];

@@ -23,6 +23,7 @@
 
 use crate::counters::{self, Counters};
 use crate::profile::recorder;
+use crate::sweep_count;
 use crate::sync::Isolated;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -92,7 +93,9 @@ pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize, left: i64) {
 /// `counters`.
 #[inline(always)]
 pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
-    counters.on_alloc(size);
+    if counters.count_alloc_spending(size) {
+        counters.settle(sweep_count::settle);
+    }
     if recorder::active() {
         recorder::record_alloc(stack, size);
     }
@@ -146,7 +149,9 @@ pub(crate) fn on_resize(counters: Option<&mut Counters>, stack: u32, old: usize,
     match counters {
         Some(c) => {
             c.on_free(old);
-            c.on_alloc(new);
+            if c.count_alloc_spending(new) {
+                c.settle(sweep_count::settle);
+            }
         }
         None => {
             counters::on_orphan_free(old);
