@@ -7,18 +7,17 @@
 //! sweeper (`runtime::sweep`) sets the trigger, waits on the word and runs the sweeps.
 //!
 //! # Cost on the tracked path
-//! Nothing on a free, and nothing of its own on an allocation: each heap's
-//! counters already count its allocations and frees (`counters`), and remember how many
-//! of each were folded into the shared count ([`crate::counters::Counters::sweep_folded`]).
-//! When a heap has made [`STEP`] allocations since its last fold (the heap's budget
-//! runs out no later: `counters`), its allocations minus frees since then are folded
-//! into the shared count (one atomic addition) and the count
-//! compared with the trigger; past it, the sweeper is woken (an exchange, and a futex wake
-//! only when it was asleep). With sweeps off, the step is `i64::MAX`: a heap never folds.
-//! A change of the step is seen by each heap when its budget runs out, within 64
-//! allocations. The count is therefore off by what each heap did since its last fold:
-//! low by fewer than `STEP` allocations, high by the frees made since (a heap that only frees folds at
-//! its next allocation). The trigger can only be crossed by allocations, and it is
+//! Nothing on a free, and nothing of its own on an allocation: each heap's counters
+//! already count its allocations and frees (`counters`), and remember how many of each
+//! were folded into the shared count ([`crate::counters::Counters::sweep_folded`]). When
+//! a heap has made [`STEP`] allocations since its last fold (the heap's budget runs out
+//! no later: `counters`), its allocations minus frees since then are folded into the
+//! shared count (one atomic addition) and the count compared with the trigger; past it,
+//! the sweeper is woken (an exchange, and a futex wake only when it was asleep). With
+//! sweeps off, the step is `i64::MAX`: a heap never folds. A change of the step is seen
+//! by each heap when its budget runs out, within 64 allocations. The count is therefore
+//! off by what each heap did since its last fold: low by fewer than `STEP` allocations,
+//! high by the frees made since (a heap that only frees folds at its next allocation). The trigger can only be crossed by allocations, and it is
 //! compared when they are folded, with the frees up to then counted.
 
 use crate::counters::Counters;

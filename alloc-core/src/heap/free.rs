@@ -195,8 +195,7 @@ unsafe fn free_owned_profiled(heap: *mut Heap, page: *mut Page, index: usize, pt
 }
 
 /// After a fast-path free: the frees' budget settled (`settle`: the balance folded into
-/// the global totals if it is due), the
-/// page retired when it emptied and is not current.
+/// the global totals if it is due), the page retired when it emptied and is not current.
 ///
 /// # Safety
 /// - `heap` owns `page`, and the caller has exclusive use of `heap`; `used` is the page's

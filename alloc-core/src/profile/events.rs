@@ -12,7 +12,8 @@
 //! program's counts, peak and peak snapshot are exact. Between threads, events are
 //! ordered at batch granularity: the free of a block made on another thread may be
 //! applied before its allocation (live counts are signed for that), and a snapshot sees
-//! up to [`CAPACITY`] events of each other thread late. A snapshot applies the calling
+//! up to [`CAPACITY`] events of each other thread late (an event of short-lived blocks
+//! counts up to [`MAX_TIMES`] of them). A snapshot applies the calling
 //! thread's buffer first; a thread's buffer is applied when the thread ends.
 //!
 //! Threads without a heap of their own (before it exists, after it was retired at thread
@@ -32,9 +33,8 @@ pub(crate) struct Event {
     pub(crate) kind: Kind,
     /// Blocks the event counts: 1, or up to [`MAX_TIMES`] for [`Kind::AllocThenFree`].
     pub(crate) times: u8,
-    /// [`Kind::AllocThenFree`]: the size of its largest block, or [`UNGROUPED`] when
-    /// that is too large to keep here (the event then takes no more blocks); 0 for
-    /// other kinds.
+    /// [`Kind::AllocThenFree`] of more than one block: the size of the largest (blocks
+    /// of [`UNGROUPED`] bytes or more are never grouped); 0 otherwise.
     pub(crate) largest: u16,
 }
 
@@ -59,7 +59,8 @@ impl Event {
 /// short-lived blocks.
 pub(crate) const MAX_TIMES: u8 = 32;
 
-/// [`Event::largest`] of a short-lived block of this size or more: too large to group.
+/// Short-lived blocks of this size or more are not grouped (their size would not fit
+/// [`Event::largest`]).
 pub(crate) const UNGROUPED: u16 = u16::MAX;
 
 /// What an [`Event`] records.
@@ -124,54 +125,52 @@ pub(crate) fn push(e: Event) {
     // SAFETY: this thread's buffer, which lives as long as the thread and which no other
     // thread can name (type invariant); only shared references to it are made.
     let b = unsafe { &*b };
-    {
-        let n = b.len.get();
-        if n >= CAPACITY {
-            // `APPLYING` (type invariant: a full buffer is applied at once).
-            return apply_one(e.stack, e.kind, e.size);
-        }
-        let events = b.events.get();
-        if e.kind == Kind::Free && n > 0 {
-            // SAFETY:
-            // - `b` is this thread's buffer; no other thread can name it (type
-            //   invariant).
-            // - No other reference into `events` is alive: the only other access, the
-            //   slice `apply_buffer` lends the recorder, lives while `len == APPLYING`,
-            //   and this one is not made then (tested above); it ends in this block.
-            //   (A signal handler that allocates would reenter this thread's heap first,
-            //   which no allocator entry point allows.)
-            // - `n - 1 < CAPACITY` (tested above): in bounds, and bounds checked anyway.
-            let last = unsafe { &mut (*events)[n - 1] };
-            if *last == (Event { kind: Kind::Alloc, ..e }) {
-                if n > 1 {
-                    // SAFETY: as for `last`, element `n - 2`; `last` is not used again
-                    // on this path.
-                    let group = unsafe { &mut (*events)[n - 2] };
-                    if group.kind == Kind::AllocThenFree
-                        && group.stack == e.stack
-                        && group.times < MAX_TIMES
-                        && group.largest_block() < u64::from(UNGROUPED)
-                        && e.size < u64::from(UNGROUPED)
-                    {
-                        group.largest = group.largest_block().max(e.size) as u16;
-                        group.times += 1;
-                        group.size += e.size;
-                        b.len.set(n - 1);
-                        return;
-                    }
+    let n = b.len.get();
+    if n >= CAPACITY {
+        // `APPLYING` (type invariant: a full buffer is applied at once).
+        return apply_one(e.stack, e.kind, e.size);
+    }
+    let events = b.events.get();
+    if e.kind == Kind::Free && n > 0 {
+        // SAFETY:
+        // - `b` is this thread's buffer; no other thread can name it (type
+        //   invariant).
+        // - No other reference into `events` is alive: the only other access, the
+        //   slice `apply_buffer` lends the recorder, lives while `len == APPLYING`,
+        //   and this one is not made then (tested above); it ends in this block.
+        //   (A signal handler that allocates would reenter this thread's heap first,
+        //   which no allocator entry point allows.)
+        // - `n - 1 < CAPACITY` (tested above): in bounds, and bounds checked anyway.
+        let last = unsafe { &mut (*events)[n - 1] };
+        if *last == (Event { kind: Kind::Alloc, ..e }) {
+            if n > 1 {
+                // SAFETY: as for `last`, element `n - 2`; `last` is not used again
+                // on this path.
+                let group = unsafe { &mut (*events)[n - 2] };
+                if group.kind == Kind::AllocThenFree
+                    && group.stack == e.stack
+                    && group.times < MAX_TIMES
+                    && group.largest_block() < u64::from(UNGROUPED)
+                    && e.size < u64::from(UNGROUPED)
+                {
+                    group.largest = group.largest_block().max(e.size) as u16;
+                    group.times += 1;
+                    group.size += e.size;
+                    b.len.set(n - 1);
+                    return;
                 }
-                last.kind = Kind::AllocThenFree;
-                return;
             }
+            last.kind = Kind::AllocThenFree;
+            return;
         }
-        // SAFETY: as above, for element `n < CAPACITY`; the write makes no lasting
-        // reference.
-        unsafe { (*events)[n] = e };
-        b.len.set(n + 1);
-        // A signal asked for a profile: apply now, and the profile follows this event.
-        if n + 1 == CAPACITY || recorder::STATE.load(Ordering::Relaxed) == recorder::DUMP_PENDING {
-            apply_buffer(b);
-        }
+    }
+    // SAFETY: as above, for element `n < CAPACITY`; the write makes no lasting
+    // reference.
+    unsafe { (*events)[n] = e };
+    b.len.set(n + 1);
+    // A signal asked for a profile: apply now, and the profile follows this event.
+    if n + 1 == CAPACITY || recorder::STATE.load(Ordering::Relaxed) == recorder::DUMP_PENDING {
+        apply_buffer(b);
     }
 }
 

@@ -3,7 +3,8 @@
 //! # Fast path
 //! One thread-local read: if the thread has a heap and its mode word is zero (not inside
 //! the allocator's own code, no `disable()` or leak-check scope), allocate from its heap
-//! (no lock): the heap's plain path first (`Heap::alloc_plain`), then the general one.
+//! (no lock): the heap's plain path first (`Heap::alloc_plain`), then its general one
+//! (`Heap::alloc`, through `alloc_own`, with the heap already found).
 //! Free and in-place realloc need no thread state up front: the block's page says who
 //! owns it.
 //!
