@@ -120,41 +120,87 @@ fn locate_large(addr: usize) -> Result<Location, Misuse> {
 #[inline]
 pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
     if let Some((page, index)) = small_block_at(ptr as usize) {
-        let slot = thread_state::heap_slot();
-        // SAFETY: `small_block_at` returns an in-use page; its owner field is atomic.
-        let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
-        // The owner's metadata is read only once the page is known to be ours (another
-        // thread's free never touches the owner's lines). Taking the live bit is the last
-        // test: once it is taken, the fast path goes on to the end.
-        let take_live = || {
-            // SAFETY: `index < capacity` of an in-use page (`small_block_at`), which this
-            // thread's heap owns (tested before the call): its only writer.
-            unsafe { (*page).take_live(index) }
-        };
-        if owner == slot && thread_state::is_heap(slot) {
-            if !track::plain() {
-                // SAFETY: `page` is an in-use page this thread's heap owns, `index` its
-                // block at `ptr`; the caller's contract.
-                return unsafe { free_owned_profiled(slot as *mut Heap, page, index, ptr, size) };
+        // SAFETY: `small_block_at` found block `index` of the in-use page `page` at `ptr`;
+        // the caller's contract.
+        return unsafe { free_block_of(page, index, ptr, size) };
+    }
+    // SAFETY: the caller's contract.
+    unsafe { free_general(ptr, size) }
+}
+
+/// Frees `ptr` (C's `free`: no size given), when it is the start of a block of an
+/// in-use page, with its size read from the block's metadata: one lookup for both
+/// (through `live_size` and then [`free`], C's `free` looked the pointer up three times:
+/// 50 instructions). False, and nothing done, for any other pointer (a large block,
+/// memory not ours, misuse), which the caller takes on.
+///
+/// # Safety
+/// - If `ptr` is a live block of ours, the caller gives it up and does not use it
+///   afterwards (C's `free` contract).
+#[inline]
+pub(crate) unsafe fn free_small_unsized(ptr: *mut u8) -> bool {
+    let Some((page, index)) = small_block_at(ptr as usize) else {
+        return false;
+    };
+    // SAFETY: `index < capacity` of an in-use page (`small_block_at`). A live block's
+    // metadata word is its allocation's while the caller holds it; a block that is not
+    // live gets size 0, which `free_block_of` never uses for it (its bit is clear: the
+    // misuse is reported).
+    let size = unsafe {
+        if (*page).is_live(index) {
+            (*page).size_and_stack(index).0 as usize
+        } else {
+            0
+        }
+    };
+    // SAFETY: block `index` of `page` starts at `ptr` (`small_block_at`); if live, it
+    // was handed out for `size` bytes (its metadata) and the caller gives it up.
+    unsafe { free_block_of(page, index, ptr, size) };
+    true
+}
+
+/// [`free`] of block `index` of `page`, which starts at `ptr`: the fast path when the
+/// block is this thread's own and live, else [`free_general`].
+///
+/// # Safety
+/// - `page` is an in-use page and `index` its block at `ptr` (what `small_block_at`
+///   returns); the caller's contract of [`free`].
+#[inline(always)]
+unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
+    let slot = thread_state::heap_slot();
+    // SAFETY: `small_block_at` returns an in-use page; its owner field is atomic.
+    let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
+    // The owner's metadata is read only once the page is known to be ours (another
+    // thread's free never touches the owner's lines). Taking the live bit is the last
+    // test: once it is taken, the fast path goes on to the end.
+    let take_live = || {
+        // SAFETY: `index < capacity` of an in-use page (`small_block_at`), which this
+        // thread's heap owns (tested before the call): its only writer.
+        unsafe { (*page).take_live(index) }
+    };
+    if owner == slot && thread_state::is_heap(slot) {
+        if !track::plain() {
+            // SAFETY: `page` is an in-use page this thread's heap owns, `index` its
+            // block at `ptr`; the caller's contract.
+            return unsafe { free_owned_profiled(slot as *mut Heap, page, index, ptr, size) };
+        }
+        if take_live() {
+            // SAFETY: the slot names this thread's own heap (a thread heap: never the
+            // internal one), which owns `page`: this thread is its only user.
+            let heap = unsafe { &mut *(slot as *mut Heap) };
+            debug_assert!(heap.kind == HeapKind::Thread);
+            // SAFETY: a block of a page this heap owns, live until its bit was just
+            // taken, given up by the caller.
+            let used = unsafe { push_local(page, ptr) };
+            let settle = track::on_plain_free(&mut heap.counters, size);
+            // A page that empties while it is current stays (the common case of a
+            // block freed right after it was taken): no call.
+            // SAFETY: `page` is an in-use page (`small_block_at`).
+            if (used == 0 && !unsafe { heap.holds_as_current(page) }) || settle {
+                // SAFETY: this heap owns `page`; exclusive use (above).
+                unsafe { after_plain_free(heap, page, used, settle) };
             }
-            if take_live() {
-                // SAFETY: the slot names this thread's own heap (a thread heap: never the
-                // internal one), which owns `page`: this thread is its only user.
-                let heap = unsafe { &mut *(slot as *mut Heap) };
-                debug_assert!(heap.kind == HeapKind::Thread);
-                // SAFETY: a block of a page this heap owns, live until its bit was just
-                // taken, given up by the caller.
-                let used = unsafe { push_local(page, ptr) };
-                let settle = track::on_plain_free(&mut heap.counters, size);
-                // A page that empties while it is current stays (the common case of a
-                // block freed right after it was taken): no call.
-                // SAFETY: `page` is an in-use page (`small_block_at`).
-                if (used == 0 && !unsafe { heap.holds_as_current(page) }) || settle {
-                    // SAFETY: this heap owns `page`; exclusive use (above).
-                    unsafe { after_plain_free(heap, page, used, settle) };
-                }
-                return;
-            }
+            return;
         }
     }
     // SAFETY: the caller's contract.

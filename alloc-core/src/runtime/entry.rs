@@ -212,6 +212,10 @@ pub(crate) fn is_ours(ptr: *const u8) -> bool {
 /// - If `ptr` lies in our memory, the caller gives the block at `ptr` up and does not use
 ///   it afterwards (C's `free` contract).
 pub(crate) unsafe fn free_unsized(ptr: *mut u8) -> bool {
+    // SAFETY: the caller's contract.
+    if unsafe { heap::free::free_small_unsized(ptr) } {
+        return true;
+    }
     if !is_ours(ptr) {
         return false;
     }
