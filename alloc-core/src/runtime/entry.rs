@@ -53,10 +53,7 @@ unsafe fn alloc_marked(s: &ThreadState, heap: *mut Heap, size: usize, align: usi
 /// # Safety
 /// - `align` is a power of two and `size` rounded up to it does not overflow `isize`
 ///   (what a `Layout` guarantees).
-///
-/// Always inlined: left to itself the compiler made `__rust_alloc` a frame that jumps
-/// here (four instructions an allocation).
-#[inline(always)]
+#[inline]
 pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let (slot, fast) = thread_state::with(|s| (s.heap(), s.fast()));
     if thread_state::is_heap(slot) && fast && !zeroed {
