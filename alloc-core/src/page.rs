@@ -61,6 +61,19 @@ pub(crate) const SLICE_SHIFT: usize = 16;
 pub(crate) const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
 /// Metadata bytes per block: one word of flags, size and stack id.
 pub(crate) const META_PER_BLOCK: usize = 8;
+
+/// A block's metadata word: the flags in the low byte, the requested size in the next
+/// 24 bits (`size < 2^24`), the stack id in the high 32.
+#[inline(always)]
+const fn pack_word(flags: u8, size: u32, stack: u32) -> u64 {
+    flags as u64 | (size as u64) << 8 | (stack as u64) << 32
+}
+
+/// The flags, size and stack id of a metadata word ([`pack_word`]).
+#[inline(always)]
+const fn unpack_word(word: u64) -> (u8, u32, u32) {
+    (word as u8, (word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
+}
 /// Where a new page starts carving: round the page, by a step that changes with every
 /// initialization.
 ///
@@ -498,7 +511,7 @@ impl Page {
         // SAFETY: in bounds (first bullet); the owner alone writes a block's word and
         // bit while it moves between free and live (second bullet).
         unsafe {
-            self.meta.add(index).write(flags as u64 | (size as u64) << 8 | (stack as u64) << 32);
+            self.meta.add(index).write(pack_word(flags, size, stack));
             self.set_live(index, true);
         }
     }
@@ -558,8 +571,7 @@ impl Page {
     pub(crate) unsafe fn word_of(&self, index: usize) -> (u8, u32, u32) {
         debug_assert!(index < self.capacity as usize);
         // SAFETY: in bounds (caller); every word of an in-use page is initialized.
-        let word = unsafe { self.meta.add(index).read() };
-        (word as u8, (word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
+        unpack_word(unsafe { self.meta.add(index).read() })
     }
 
     /// Block `index`'s flags, requested size and stack id, from one read of its live bit
@@ -573,9 +585,8 @@ impl Page {
     #[inline]
     pub(crate) unsafe fn meta_of(&self, index: usize) -> (u8, u32, u32) {
         // SAFETY: the caller's condition, for both.
-        let (live, word) = unsafe { (self.is_live(index), self.meta.add(index).read()) };
-        let flags = if live { word as u8 } else { 0 };
-        (flags, (word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
+        let (live, (flags, size, stack)) = unsafe { (self.is_live(index), self.word_of(index)) };
+        (if live { flags } else { 0 }, size, stack)
     }
 
     /// Requested size and stack id of block `index`.
@@ -586,8 +597,8 @@ impl Page {
     pub(crate) unsafe fn size_and_stack(&self, index: usize) -> (u32, u32) {
         debug_assert!(index < self.capacity as usize);
         // SAFETY: in bounds and initialized (caller; see `flags_of`).
-        let word = unsafe { self.meta.add(index).read() };
-        ((word >> 8) as u32 & 0xFF_FFFF, (word >> 32) as u32)
+        let (_, size, stack) = unpack_word(unsafe { self.meta.add(index).read() });
+        (size, stack)
     }
 
     /// Sets the requested size of block `index` (in-place realloc).
@@ -600,8 +611,8 @@ impl Page {
         // SAFETY: in bounds, and the caller may write the word (caller); the flags byte is
         // read and written back unchanged.
         unsafe {
-            let flags = self.meta.add(index).read() & 0xFF;
-            self.meta.add(index).write(flags | (size as u64) << 8 | (stack as u64) << 32);
+            let (flags, _, _) = unpack_word(self.meta.add(index).read());
+            self.meta.add(index).write(pack_word(flags, size, stack));
         }
     }
 
@@ -770,6 +781,42 @@ impl Page {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+
+    /// A zeroed one-slice span and one slice's header area for a page under test, freed
+    /// when dropped.
+    struct Scratch {
+        start: *mut u8,
+        area: *mut u8,
+    }
+
+    impl Scratch {
+        const SPAN: Layout = match Layout::from_size_align(SLICE_SIZE, SLICE_SIZE) {
+            Ok(l) => l,
+            Err(_) => panic!("a slice is a valid layout"),
+        };
+        const AREA: Layout = match Layout::from_size_align(HEADER_META_PER_SLICE, 64) {
+            Ok(l) => l,
+            Err(_) => panic!("a header area is a valid layout"),
+        };
+
+        fn new() -> Self {
+            // SAFETY: non-zero sizes; both freed in `drop` with the same layouts.
+            let (start, area) = unsafe { (alloc_zeroed(Self::SPAN), alloc_zeroed(Self::AREA)) };
+            assert!(!start.is_null() && !area.is_null());
+            Self { start, area }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with these layouts, freed once.
+            unsafe {
+                dealloc(self.start, Self::SPAN);
+                dealloc(self.area, Self::AREA);
+            }
+        }
+    }
 
     #[test]
     fn reciprocal_index_is_exact_for_every_class_and_offset() {
@@ -788,12 +835,8 @@ mod tests {
 
     #[test]
     fn carving_starts_round_the_page_and_hands_out_every_block_once() {
-        use std::alloc::{alloc_zeroed, dealloc, Layout};
-        let span = Layout::from_size_align(SLICE_SIZE, SLICE_SIZE).unwrap();
-        let header = Layout::from_size_align(HEADER_META_PER_SLICE, 64).unwrap();
-        // SAFETY: non-zero sizes; both freed at the end with the same layouts.
-        let (start, meta) = unsafe { (alloc_zeroed(span), alloc_zeroed(header)) };
-        assert!(!start.is_null() && !meta.is_null());
+        let scratch = Scratch::new();
+        let (start, meta) = (scratch.start, scratch.area);
         let mut firsts = Vec::new();
         for size in [16, 312, 1024, 8192] {
             let class = size_class::class_of(size);
@@ -838,11 +881,6 @@ mod tests {
             }
         }
         assert!(firsts.iter().filter(|&&f| f == 0).count() < firsts.len() / 2, "{firsts:?}");
-        // SAFETY: allocated above with these layouts.
-        unsafe {
-            dealloc(start, span);
-            dealloc(meta, header);
-        }
     }
 
     #[test]
@@ -866,12 +904,8 @@ mod tests {
 
     #[test]
     fn a_block_is_live_exactly_while_its_bit_is_set_whatever_its_word_holds() {
-        use std::alloc::{alloc_zeroed, dealloc, Layout};
-        let span = Layout::from_size_align(SLICE_SIZE, SLICE_SIZE).unwrap();
-        let header = Layout::from_size_align(HEADER_META_PER_SLICE, 64).unwrap();
-        // SAFETY: non-zero sizes; both freed at the end with the same layouts.
-        let (start, area) = unsafe { (alloc_zeroed(span), alloc_zeroed(header)) };
-        assert!(!start.is_null() && !area.is_null());
+        let scratch = Scratch::new();
+        let (start, area) = (scratch.start, scratch.area);
         for size in [8, 16, 312, 1024, 8192] {
             // An earlier page's bits and words: every byte set.
             // SAFETY: the header area is `HEADER_META_PER_SLICE` bytes, ours.
@@ -935,11 +969,6 @@ mod tests {
                     assert_eq!(got, want, "size {size} range {r:?}");
                 }
             }
-        }
-        // SAFETY: allocated above with these layouts.
-        unsafe {
-            dealloc(start, span);
-            dealloc(area, header);
         }
     }
 }
