@@ -38,7 +38,7 @@ use crate::page::{Block, Page, INTERNAL, LIVE, SCOPED};
 use crate::segment;
 use crate::size_class::{self, CLASS_COUNT};
 use crate::stack::{self, StackBounds, StackCache};
-use crate::thread_state::{self, ReentrancyGuard};
+use crate::thread_state;
 use crate::track;
 use core::sync::atomic::{compiler_fence, Ordering};
 
@@ -240,11 +240,8 @@ impl Heap {
         if self.stack_depth == 0 {
             return 0;
         }
-        // The DWARF fallback may allocate: from the internal heap.
-        let guard = ReentrancyGuard::enter();
-        let id = stack::capture(self.stack_depth, self.fast_unwind, self.bounds, &mut self.stack_cache);
-        drop(guard);
-        id.as_u32()
+        // `capture` routes what its walks may allocate to the internal heap itself.
+        stack::capture(self.stack_depth, self.fast_unwind, self.bounds, &mut self.stack_cache).as_u32()
     }
 
     /// Allocates `size` bytes aligned to `align`. Null when out of memory.

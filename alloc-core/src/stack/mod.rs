@@ -12,7 +12,8 @@
 //! Frames stay raw return addresses: symbolization happens late, in `report`, never here.
 //!
 //! # Rules
-//! [`capture`] never allocates through the global allocator. The cached unwinder takes a
+//! [`capture`] never allocates from the thread's heap (past a replay, which allocates
+//! nothing, it holds the reentrancy guard: the internal heap serves). The cached unwinder takes a
 //! lock only on a miss (an address whose rule is not cached yet), never waits on it for
 //! itself (a signal handler or a nested allocation interrupting its own miss) and never
 //! longer than a bound for another thread; the DWARF walk may take the dynamic loader's
@@ -226,6 +227,7 @@ mod rule_tests;
 #[cfg(test)]
 mod tests;
 
+use crate::thread_state::ReentrancyGuard;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 pub(crate) use depot::{depot_stats, frames};
@@ -403,8 +405,11 @@ impl From<bool> for Walker {
 /// `walker` (a [`Walker`], or `fast_unwind`'s bool) chooses the walk; the two fast walks
 /// fall back to the DWARF walk when they find fewer than `min(depth, 2)` frames (unknown
 /// bounds, a signal stack). Returns [`StackId::NONE`] when `depth` is 0, no frame was
-/// found, or the depot is full. Never allocates through the global allocator; the
-/// cached unwinder takes a lock only on a miss (see `cfi`).
+/// found, or the depot is full. Never allocates through the thread's heap: past a replay
+/// of the whole stack from the record memo (which allocates nothing), it holds the
+/// reentrancy guard, so that what the DWARF walk or a read of unwind tables allocates
+/// comes from the internal heap. The cached unwinder takes a lock only on a miss (see
+/// `cfi`).
 ///
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
 /// or unknown (`lo == hi`): the fast walks read only `[max(sp, lo), hi)`.
@@ -415,6 +420,23 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
         return StackId::NONE;
     }
     let walker = walker.into();
+    let start = RecordStart::here(walker, bounds, cache);
+    // SAFETY: `start` is this frame's (`RecordStart::here`, inlined into it), and `bounds`
+    // are this thread's or unknown (caller).
+    let replayed = unsafe { start.replay(depth, cache) };
+    if let Some(Replayed { id: Some(id), .. }) = replayed {
+        cache.count_hit();
+        #[cfg(test)]
+        {
+            cache.whole_hits += 1;
+        }
+        return id;
+    }
+    // Past a replay of the whole stack, a walk may read unwind tables on a miss or take
+    // the DWARF walk, either of which may allocate: from the internal heap. (A replay
+    // reads stack words and this thread's cache, and never allocates: it goes without
+    // the guard's two thread-local writes, 12 instructions a capture.)
+    let _guard = ReentrancyGuard::enter();
     let mut buf = [MaybeUninit::<usize>::uninit(); MAX_DEPTH];
     let out = &mut buf[..depth];
     let mut walk = Walk { len: 0, hash: 0 };
@@ -425,7 +447,7 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
         if SELF_CHECKED.load(Ordering::Relaxed) == 0 {
             warn_once_if_walks_disagree(bounds);
         }
-        match walk_cached(out, bounds, cache) {
+        match walk_cached(out, bounds, cache, start, replayed) {
             Ok(id) => return id,
             Err(walked) => (walk, alias, whole) = (walked.walk, walked.alias, walked.whole),
         }
@@ -467,6 +489,48 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
     id
 }
 
+/// Where `capture`'s frame-record walk starts (its frame pointer), within what (the live
+/// part of the thread's stack, from `capture`'s stack pointer), under which rules; `None`
+/// in `live` when no frame-record walk is tried (another walker, unknown bounds, a stack
+/// pointer outside them such as a signal stack, or prefixes paused).
+#[derive(Clone, Copy, Debug)]
+struct RecordStart {
+    fp: usize,
+    live: Option<StackBounds>,
+    generation: u32,
+}
+
+impl RecordStart {
+    /// The start of a walk from the frame this is inlined into (`capture`'s).
+    #[inline(always)]
+    fn here(walker: Walker, bounds: StackBounds, cache: &mut StackCache) -> RecordStart {
+        let (fp, sp) = crate::platform::frame_pointer_and_sp();
+        let tried = walker == Walker::Rules
+            && bounds.lo < bounds.hi
+            && bounds.lo <= sp
+            && sp < bounds.hi
+            && cache.prefixes.worth_trying();
+        let live = tried.then_some(StackBounds { lo: sp, hi: bounds.hi });
+        RecordStart { fp, live, generation: rules::generation() }
+    }
+
+    /// The record memo's replay of the walk from this start, with room for `room` frames
+    /// (`record_memo::RecordMemos::replay`); `None` when no walk is tried or none is kept.
+    ///
+    /// # Safety
+    /// - This start was taken by [`Self::here`] in the calling frame, with that frame's
+    ///   thread's stack bounds (or unknown ones).
+    #[inline(always)]
+    unsafe fn replay(&self, room: usize, cache: &mut StackCache) -> Option<Replayed> {
+        let live = self.live?;
+        // SAFETY: the bullet of `replay`: `live.lo = sp > 0`, and `[sp, hi)` is the live
+        // part of this thread's stack (the bounds are this thread's, `capture`'s callers;
+        // `sp` lies in them, checked by `here`): the frames of `capture` and its callers,
+        // mapped and readable while `capture` runs (caller's bullet).
+        unsafe { cache.records.replay(self.fp, live, room, self.generation) }
+    }
+}
+
 /// Tells the record memo's slot of this capture the id of its whole stack (see
 /// `record_memo::RecordMemos::remember`), when the walk on is still the one `whole` names.
 #[inline(always)]
@@ -502,8 +566,9 @@ struct CachedWalk {
     whole: Option<Whole>,
 }
 
-/// The cached unwinder's walk from `capture`'s frame (into which it is inlined): the
-/// frame-record walk first; when its prefix ends in the walk on the thread kept, the
+/// The cached unwinder's walk from `capture`'s frame (into which it is inlined), after
+/// `capture` tried the record memo's replay (`replayed`, from `start`): the
+/// frame-record walk first (that replay, or a walk); when its prefix ends in the walk on the thread kept, the
 /// stack cache may know the whole stack by their key (`Ok`). Else, when the prefix is
 /// known to be exact (`prefix`), the rule walk on from where it stopped (replayed when it
 /// can be); else the whole rule walk, which then tells whether that prefix was exact.
@@ -512,27 +577,19 @@ fn walk_cached(
     out: &mut [MaybeUninit<usize>],
     bounds: StackBounds,
     cache: &mut StackCache,
+    start: RecordStart,
+    replayed: Option<Replayed>,
 ) -> Result<StackId, CachedWalk> {
-    let (fp, sp) = crate::platform::frame_pointer_and_sp();
     let mut tried = None;
-    if bounds.lo < bounds.hi && bounds.lo <= sp && sp < bounds.hi && cache.prefixes.worth_trying() {
-        let live = StackBounds { lo: sp, hi: bounds.hi };
-        let generation = rules::generation();
-        // SAFETY: the bullet of `replay` and `walk`: `live.lo = sp > 0`, and `[sp, hi)` is
-        // the live part of this thread's stack (the bounds are this thread's, `capture`'s
-        // callers; `sp` lies in them, checked just above): the frames of `capture` and its
-        // callers, mapped and readable while `capture` runs.
-        let (at, replayed) = match unsafe { cache.records.replay(fp, live, out.len(), generation) } {
-            Some(Replayed { id: Some(id), .. }) => {
-                cache.count_hit();
-                #[cfg(test)]
-                {
-                    cache.whole_hits += 1;
-                }
-                return Ok(id);
-            }
-            Some(Replayed { at, id: None }) => (at, true),
-            // SAFETY: as above.
+    if let Some(live) = start.live {
+        let (fp, generation) = (start.fp, start.generation);
+        let (at, replayed) = match replayed {
+            // `capture` returned a replay that knew the whole stack's id.
+            Some(Replayed { at, .. }) => (at, true),
+            // SAFETY: the bullet of `walk`: `live.lo = sp > 0`, and `[sp, hi)` is the live
+            // part of this thread's stack (the bounds are this thread's, `capture`'s
+            // callers; `sp` lies in them, checked by `RecordStart::here`): the frames of
+            // `capture` and its callers, mapped and readable while `capture` runs.
             None => (unsafe { cache.records.walk(fp, out, live) }, false),
         };
         let prefix = unwind::finish(at.hash, at.len);
