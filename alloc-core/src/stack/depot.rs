@@ -326,7 +326,6 @@ impl Depot {
             frame_bytes,
             dropped: self.dropped.0.load(Ordering::Relaxed),
             lookups: self.lookups.0.load(Ordering::Relaxed),
-            cache_hits: 0,
             mapped_bytes: self.mapped as u64,
             used_bytes: (stacks * core::mem::size_of::<Record>()) as u64 + frame_bytes,
         }
@@ -389,9 +388,6 @@ pub(crate) struct DepotStats {
     pub(crate) dropped: u64,
     /// Depot lookups: per-thread cache misses.
     pub(crate) lookups: u64,
-    /// Captures answered by a per-thread cache (flushed from each cache on its misses
-    /// and every [`CACHE_FLUSH`](super::CACHE_FLUSH) hits, so a little behind).
-    pub(crate) cache_hits: u64,
     /// Address space reserved.
     pub(crate) mapped_bytes: u64,
     /// Bytes of records and frames written (the table's touched pages not counted).
@@ -400,9 +396,7 @@ pub(crate) struct DepotStats {
 
 /// Statistics of the process-wide depot.
 pub(crate) fn depot_stats() -> DepotStats {
-    let mut s = depot().map_or(DepotStats::default(), Depot::stats);
-    s.cache_hits = super::CACHE_HITS.load(Ordering::Relaxed);
-    s
+    depot().map_or(DepotStats::default(), Depot::stats)
 }
 
 #[cfg(test)]

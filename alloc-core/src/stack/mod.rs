@@ -229,7 +229,7 @@ mod tests;
 
 use crate::thread_state::ReentrancyGuard;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 pub(crate) use depot::{depot_stats, frames};
 use unwind::Walk;
 
@@ -278,10 +278,6 @@ pub(crate) fn current_thread_stack_bounds() -> StackBounds {
 
 /// Slots of a [`StackCache`].
 const CACHE_SLOTS: usize = 64;
-/// A cache adds its hit count to [`CACHE_HITS`] on every miss and every this many hits.
-pub(crate) const CACHE_FLUSH: u32 = 1 << 16;
-/// Hits of all caches, as flushed (see [`depot::DepotStats::cache_hits`]).
-static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 
 /// A per-thread direct-mapped cache from a stack's 64-bit hash to its id, with the
 /// thread's copy of the unwind rules it used last (`rules::RuleMemo`). Plain data (about
@@ -299,6 +295,9 @@ static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 /// and pages: the counters and the tail first, the tables after.
 #[repr(C)]
 pub(crate) struct StackCache {
+    /// Captures this cache answered (its table, or the record memo). Counted in tests
+    /// only: nothing reports it, and a count on every capture was 5 instructions.
+    #[cfg(test)]
     hits: u32,
     /// The cached unwinder's last frame-record walks.
     records: record_memo::RecordMemos,
@@ -322,6 +321,7 @@ impl StackCache {
     /// An empty cache.
     pub(crate) const fn new() -> Self {
         Self {
+            #[cfg(test)]
             hits: 0,
             records: record_memo::RecordMemos::new(),
             tail: tail::TailMemo::new(),
@@ -348,12 +348,12 @@ impl StackCache {
         Some(StackId(cached))
     }
 
-    /// Counts a capture this cache answered (its table, or the record memo).
+    /// Counts a capture this cache answered (its table, or the record memo), in tests.
     #[inline(always)]
     fn count_hit(&mut self) {
-        self.hits += 1;
-        if self.hits == CACHE_FLUSH {
-            self.flush_hits();
+        #[cfg(test)]
+        {
+            self.hits += 1;
         }
     }
 
@@ -363,12 +363,6 @@ impl StackCache {
         let slot = (key >> 58) as usize;
         self.hashes[slot] = key;
         self.ids[slot] = id.0;
-    }
-
-    /// Adds this cache's hits to the process-wide count.
-    fn flush_hits(&mut self) {
-        CACHE_HITS.fetch_add(self.hits as u64, Ordering::Relaxed);
-        self.hits = 0;
     }
 }
 
@@ -641,7 +635,6 @@ fn prefix_hash(out: &[MaybeUninit<usize>], len: usize) -> u64 {
 #[inline(never)]
 fn cache_miss(cache: &mut StackCache, frames: &[usize], hash: u64) -> StackId {
     debug_assert_eq!(hash, unwind::hash_frames(frames));
-    cache.flush_hits();
     let id = depot::intern(frames, hash);
     if id != StackId::NONE {
         cache.put(hash, id);
