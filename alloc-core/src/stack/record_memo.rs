@@ -218,26 +218,21 @@ impl RecordMemo {
             return None;
         }
         debug_assert!(self.read <= room && self.at.len <= self.read);
-        // Each record's address is the kept walk's (the first is `fp`, each next one the
-        // word the record before held, which the compare just found unchanged): no load
-        // waits for another.
-        let mut record = fp;
-        for kept in &self.words[..self.read] {
-            debug_assert!(record >= bounds.lo && record + 16 <= bounds.hi && record.is_multiple_of(8));
-            // SAFETY: the kept walk read both words after checking that `[record, record +
-            // 16)` lies in its bounds, which are `bounds` (compared above), readable
-            // (caller's bullet), and that `record` is 8-byte aligned: a plain load of
-            // stack words, on this thread.
-            let found = unsafe { (record as *const [usize; 2]).read() };
-            if found != *kept {
-                return None;
-            }
-            // From the memo, not the stack: the two are equal here, and the compiler,
-            // which knows it, would take the word just loaded from the stack, making each
-            // record's load wait for the one before (the chain the memo is for). A
-            // volatile read it cannot replace.
-            // SAFETY: a read of this memo's own array, aligned and initialized.
-            record = unsafe { core::ptr::read_volatile(&kept[0]) };
+        let kept = &self.words[..self.read];
+        debug_assert!(core::iter::once(fp)
+            .chain(kept.iter().map(|w| w[0]))
+            .take(kept.len())
+            .all(|r| r >= bounds.lo && r + 16 <= bounds.hi && r.is_multiple_of(8)));
+        // Each record's address is the kept walk's: the first is `fp`, each next one the
+        // word the record before held when the kept walk read it. Whether each record
+        // still holds its two words is one answer for all of them, from loads that do not
+        // wait on each other (`records_hold`): a walk stops at the first difference, but a
+        // replay that finds one anywhere is simply not taken.
+        // SAFETY: the kept walk read each of these records after checking that its 16
+        // bytes lie in its bounds, which are `bounds` (compared above), readable (caller's
+        // bullet), and that its address is 8-byte aligned: `records_hold`'s bullet.
+        if !unsafe { crate::platform::records_hold(fp, kept) } {
+            return None;
         }
         #[cfg(test)]
         {
