@@ -406,18 +406,23 @@ impl From<bool> for Walker {
 /// `cfi`).
 ///
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
-/// or unknown (`lo == hi`): the fast walks read only `[max(sp, lo), hi)`.
+/// or unknown (`lo == hi`), and that `cache` serves this thread alone (a thread's heap's):
+/// the fast walks read only `[max(sp, lo), hi)`.
 #[inline(never)]
 pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBounds, cache: &mut StackCache) -> StackId {
-    let depth = depth.min(MAX_DEPTH);
-    if depth == 0 {
-        return StackId::NONE;
-    }
     let walker = walker.into();
-    let start = RecordStart::here(walker, bounds, cache);
-    // SAFETY: `start` is this frame's (`RecordStart::here`, inlined into it), and `bounds`
-    // are this thread's or unknown (caller).
-    let replayed = unsafe { start.replay(depth, cache) };
+    let start = RecordStart::here(bounds);
+    // The record memo first, with no test of `depth` or of the bounds: its slots keep
+    // only walks with room for 1 to `record_memo::FRAMES` frames, from a stack pointer in
+    // this thread's bounds (see `RecordStart::replay`), and a replay matches only a slot
+    // with the same room, stack pointer and top.
+    let replayed = if walker == Walker::Rules {
+        // SAFETY: `start` is this frame's (`RecordStart::here`, inlined into it); `bounds`
+        // are this thread's or unknown, and `cache` is this thread's (caller).
+        unsafe { start.replay(depth, cache) }
+    } else {
+        None
+    };
     if let Some(Replayed { id: Some(id), .. }) = replayed {
         cache.count_hit();
         #[cfg(test)]
@@ -431,6 +436,10 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
     // reads stack words and this thread's cache, and never allocates: it goes without
     // the guard's two thread-local writes, 12 instructions a capture.)
     let _guard = ReentrancyGuard::enter();
+    let depth = depth.min(MAX_DEPTH);
+    if depth == 0 {
+        return StackId::NONE;
+    }
     let mut buf = [MaybeUninit::<usize>::uninit(); MAX_DEPTH];
     let out = &mut buf[..depth];
     let mut walk = Walk { len: 0, hash: 0 };
@@ -484,44 +493,53 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
 }
 
 /// Where `capture`'s frame-record walk starts (its frame pointer), within what (the live
-/// part of the thread's stack, from `capture`'s stack pointer), under which rules; `None`
-/// in `live` when no frame-record walk is tried (another walker, unknown bounds, a stack
-/// pointer outside them such as a signal stack, or prefixes paused).
+/// part of the thread's stack: from `capture`'s stack pointer to the top of its bounds),
+/// under which rules.
 #[derive(Clone, Copy, Debug)]
 struct RecordStart {
     fp: usize,
-    live: Option<StackBounds>,
+    live: StackBounds,
     generation: u32,
 }
 
 impl RecordStart {
-    /// The start of a walk from the frame this is inlined into (`capture`'s).
+    /// The start of a walk from the frame this is inlined into (`capture`'s), within
+    /// `bounds`.
     #[inline(always)]
-    fn here(walker: Walker, bounds: StackBounds, cache: &mut StackCache) -> RecordStart {
+    fn here(bounds: StackBounds) -> RecordStart {
         let (fp, sp) = crate::platform::frame_pointer_and_sp();
-        let tried = walker == Walker::Rules
-            && bounds.lo < bounds.hi
-            && bounds.lo <= sp
-            && sp < bounds.hi
-            && cache.prefixes.worth_trying();
-        let live = tried.then_some(StackBounds { lo: sp, hi: bounds.hi });
-        RecordStart { fp, live, generation: rules::generation() }
+        RecordStart { fp, live: StackBounds { lo: sp, hi: bounds.hi }, generation: rules::generation() }
+    }
+
+    /// Whether a frame-record walk may start here: the bounds known (`bounds`, those
+    /// [`Self::here`] was given) and the stack pointer in them (not on a signal stack).
+    #[inline(always)]
+    fn in_bounds(&self, bounds: StackBounds) -> bool {
+        bounds.lo < bounds.hi && bounds.lo <= self.live.lo && self.live.lo < bounds.hi
     }
 
     /// The record memo's replay of the walk from this start, with room for `room` frames
-    /// (`record_memo::RecordMemos::replay`); `None` when no walk is tried or none is kept.
+    /// (`record_memo::RecordMemos::replay`); `None` when none is kept.
+    ///
+    /// No test of the bounds first: a slot matches only with the same stack pointer and
+    /// top as its walk's, which started in bounds ([`Self::in_bounds`] held then) on this
+    /// thread (the cache is this thread's alone: caller), whose bounds do not change
+    /// (set with a fresh cache when its heap is made). So when a slot matches, the stack
+    /// pointer lies in this thread's bounds now too, and `[sp, hi)` is the live part of
+    /// its stack.
     ///
     /// # Safety
     /// - This start was taken by [`Self::here`] in the calling frame, with that frame's
-    ///   thread's stack bounds (or unknown ones).
+    ///   thread's stack bounds (or unknown ones), and `cache` has served this thread only,
+    ///   with those bounds.
     #[inline(always)]
     unsafe fn replay(&self, room: usize, cache: &mut StackCache) -> Option<Replayed> {
-        let live = self.live?;
-        // SAFETY: the bullet of `replay`: `live.lo = sp > 0`, and `[sp, hi)` is the live
-        // part of this thread's stack (the bounds are this thread's, `capture`'s callers;
-        // `sp` lies in them, checked by `here`): the frames of `capture` and its callers,
-        // mapped and readable while `capture` runs (caller's bullet).
-        unsafe { cache.records.replay(self.fp, live, room, self.generation) }
+        // SAFETY: the bullet of `replay`: its slots' walks started in bounds on this
+        // thread (above), so a slot that matches has `live.lo`, this frame's stack
+        // pointer, in this thread's bounds: `[sp, hi)` is the live part of its stack,
+        // the frames of `capture` and its callers, mapped and readable while `capture`
+        // runs.
+        unsafe { cache.records.replay(self.fp, self.live, room, self.generation) }
     }
 }
 
@@ -575,15 +593,16 @@ fn walk_cached(
     replayed: Option<Replayed>,
 ) -> Result<StackId, CachedWalk> {
     let mut tried = None;
-    if let Some(live) = start.live {
-        let (fp, generation) = (start.fp, start.generation);
+    // A replay matched (only in bounds: see `RecordStart::replay`), or a walk may start.
+    if replayed.is_some() || (start.in_bounds(bounds) && cache.prefixes.worth_trying()) {
+        let (fp, live, generation) = (start.fp, start.live, start.generation);
         let (at, replayed) = match replayed {
             // `capture` returned a replay that knew the whole stack's id.
             Some(Replayed { at, .. }) => (at, true),
             // SAFETY: the bullet of `walk`: `live.lo = sp > 0`, and `[sp, hi)` is the live
             // part of this thread's stack (the bounds are this thread's, `capture`'s
-            // callers; `sp` lies in them, checked by `RecordStart::here`): the frames of
-            // `capture` and its callers, mapped and readable while `capture` runs.
+            // callers; `sp` lies in them, `in_bounds`): the frames of `capture` and its
+            // callers, mapped and readable while `capture` runs.
             None => (unsafe { cache.records.walk(fp, out, live) }, false),
         };
         let prefix = unwind::finish(at.hash, at.len);

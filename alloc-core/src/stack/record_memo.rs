@@ -93,7 +93,9 @@ impl RecordMemos {
     /// written: [`Self::write_frames`] does that.
     ///
     /// # Safety
-    /// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
+    /// - If a slot keeps a walk within `bounds` (the same `lo` and `hi`), every byte of
+    ///   `[bounds.lo, bounds.hi)` is readable for the duration of the call (stack words
+    ///   are read only once a slot matched).
     #[inline(always)]
     pub(super) unsafe fn replay(
         &mut self,
@@ -120,13 +122,14 @@ impl RecordMemos {
     }
 
     /// The frame-record walk from `fp` within `bounds` into `out` (`unwind::walk_records`),
-    /// kept in its slot when `out` has room for at most [`FRAMES`] frames.
+    /// kept in its slot when `out` has room for 1 to [`FRAMES`] frames (so that a replay
+    /// that matches a slot's room has as much).
     ///
     /// # Safety
     /// - As `unwind::walk_records`.
     #[inline(always)]
     pub(super) unsafe fn walk(&mut self, fp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Records {
-        if out.len() > FRAMES {
+        if out.len() > FRAMES || out.is_empty() {
             self.last = NO_SLOT;
             // SAFETY: this function's bullet is `walk_records`'.
             return unsafe { unwind::walk_records(fp, out, bounds) };
@@ -211,14 +214,17 @@ impl RecordMemo {
     /// holds its value. Its frames are not written: [`Self::write_frames`] does that.
     ///
     /// # Safety
-    /// - Every byte of `[bounds.lo, bounds.hi)` is readable for the duration of the call.
+    /// - If this memo keeps a walk within `bounds` (the same `lo` and `hi`), every byte of
+    ///   `[bounds.lo, bounds.hi)` is readable for the duration of the call.
     #[inline(always)]
     unsafe fn replay(&mut self, fp: usize, bounds: StackBounds, room: usize, generation: u32) -> Option<Replayed> {
         if !self.kept || ((self.fp ^ fp) | (self.lo ^ bounds.lo) | (self.hi ^ bounds.hi) | (self.room ^ room)) != 0 {
             return None;
         }
-        debug_assert!(self.read <= room && self.at.len <= self.read);
-        let kept = &self.words[..self.read];
+        debug_assert!(self.read <= room && self.at.len <= self.read && self.read <= FRAMES);
+        // SAFETY: `read <= FRAMES`, the length of `words` (`record` sets it to an index
+        // of `words` plus one).
+        let kept = unsafe { self.words.get_unchecked(..self.read) };
         debug_assert!(core::iter::once(fp)
             .chain(kept.iter().map(|w| w[0]))
             .take(kept.len())
@@ -229,7 +235,7 @@ impl RecordMemo {
         // wait on each other (`records_hold`): a walk stops at the first difference, but a
         // replay that finds one anywhere is simply not taken.
         // SAFETY: the kept walk read each of these records after checking that its 16
-        // bytes lie in its bounds, which are `bounds` (compared above), readable (caller's
+        // bytes lie in its bounds, which are `bounds` (compared above: readable, caller's
         // bullet), and that its address is 8-byte aligned: `records_hold`'s bullet.
         if !unsafe { crate::platform::records_hold(fp, kept) } {
             return None;
@@ -248,7 +254,11 @@ impl RecordMemo {
         if self.id == 0 || self.generation != generation {
             return None;
         }
-        for &(addr, value) in &self.tail[..self.tail_len] {
+        debug_assert!(self.tail_len <= TAIL_WORDS);
+        // SAFETY: `tail_len <= TAIL_WORDS`, the length of `tail` (`remember` sets it only
+        // to the length of a slice it copied into `tail`).
+        let tail = unsafe { self.tail.get_unchecked(..self.tail_len) };
+        for &(addr, value) in tail {
             debug_assert!(addr >= bounds.lo && addr + 8 <= bounds.hi && addr.is_multiple_of(8));
             // SAFETY: `remember` kept only words in the bounds of the kept walk, 8-byte
             // aligned; those bounds are `bounds` (the replay compared them), readable for
