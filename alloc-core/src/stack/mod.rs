@@ -431,10 +431,31 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
         }
         return id;
     }
-    // Past a replay of the whole stack, a walk may read unwind tables on a miss or take
-    // the DWARF walk, either of which may allocate: from the internal heap. (A replay
-    // reads stack words and this thread's cache, and never allocates: it goes without
-    // the guard's two thread-local writes, 12 instructions a capture.)
+    // The walks, in a function of their own: this one, all but a replay, then needs few
+    // registers. They start from this frame: its frame record (`start`), and for the
+    // DWARF walk an address in it (`start`'s own), which, handed down, also keeps the
+    // call from being a tail call (this frame lives until it returns).
+    capture_walking(depth, walker, bounds, cache, &start, replayed)
+}
+
+/// [`capture`] past a replay of the whole stack: the walks from `capture`'s frame, whose
+/// frame record `start` names and which holds `start` itself.
+///
+/// Callers' promise: `capture`'s, and `capture` is the caller (its frame, live for the
+/// call, is `start`'s and holds it).
+#[inline(never)]
+fn capture_walking(
+    depth: usize,
+    walker: Walker,
+    bounds: StackBounds,
+    cache: &mut StackCache,
+    start: &RecordStart,
+    replayed: Option<Replayed>,
+) -> StackId {
+    // A walk may read unwind tables on a miss or take the DWARF walk, either of which may
+    // allocate: from the internal heap. (A replay reads stack words and this thread's
+    // cache, and never allocates: it goes without the guard's two thread-local writes,
+    // 12 instructions a capture.)
     let _guard = ReentrancyGuard::enter();
     let depth = depth.min(MAX_DEPTH);
     if depth == 0 {
@@ -450,16 +471,16 @@ pub(crate) fn capture(depth: usize, walker: impl Into<Walker>, bounds: StackBoun
         if SELF_CHECKED.load(Ordering::Relaxed) == 0 {
             warn_once_if_walks_disagree(bounds);
         }
-        match walk_cached(out, bounds, cache, start, replayed) {
+        match walk_cached(out, bounds, cache, *start, replayed) {
             Ok(id) => return id,
             Err(walked) => (walk, alias, whole) = (walked.walk, walked.alias, walked.whole),
         }
     } else if walker == Walker::FramePointers {
-        walk = unwind::walk_frame_pointers(out, bounds);
+        walk = unwind::walk_frame_pointers(start.fp, start.live.lo, out, bounds);
     }
     if walk.len < depth.min(2) {
-        // The marker is in this frame: the DWARF walk starts at our caller, as above.
-        walk = unwind::walk_dwarf(out, out.as_ptr() as usize);
+        // The marker is in `capture`'s frame: the DWARF walk starts at its caller.
+        walk = unwind::walk_dwarf(out, start as *const RecordStart as usize);
         if walk.len == 0 {
             return StackId::NONE;
         }
@@ -635,7 +656,8 @@ fn walk_cached(
         }
         tried = Some((prefix, at.len));
     }
-    let rule_walk = unwind::walk_rules(out, bounds, &mut cache.rules);
+    // From `capture`'s caller: the walk's own frame, `capture_walking`'s and `capture`'s not recorded.
+    let rule_walk = unwind::walk_rules(out, bounds, &mut cache.rules, 1);
     if let Some((hash, len)) = tried {
         let exact = cache.prefixes.learn(hash, len, rule_walk.records);
         debug_assert!(!exact || (rule_walk.walk.len >= len && prefix_hash(out, len) == hash));

@@ -17,11 +17,13 @@
 //! about what they cost in the frame-pointer walk. Each read is checked against the
 //! live part of the thread's stack, and each CFA must lie above the frame's stack pointer:
 //! a wrong rule can cut a stack short or add a wrong frame, never read outside the stack
-//! or loop. The walk skips its own return address, so it starts at the return address
-//! into `capture`'s caller.
+//! or loop. The walk skips its own return address and those of the frames its caller
+//! asks it to (`capture`'s walking part: its own and `capture`'s), so it starts at the
+//! return address into `capture`'s caller.
 //!
 //! # The frame-pointer walk (x86-64 Linux)
-//! With frame pointers, `rbp` points at a frame record: the caller's `rbp`, then the
+//! From `capture`'s frame, whose `rbp` and `rsp` it reads in place and hands down. With
+//! frame pointers, `rbp` points at a frame record: the caller's `rbp`, then the
 //! return address. Each step is checked before it reads: the frame pointer must lie in
 //! `[max(rsp, bounds.lo), bounds.hi - 16]` and be 8-byte aligned, the return address must
 //! be non-zero, and the next frame pointer must be strictly above the current one (stacks
@@ -35,8 +37,8 @@
 //! frame pointers, about 100 times slower. It reports the unwinder's own frames first. The
 //! stack pointer it gives for a frame (libgcc's `_Unwind_GetCFA` there is the CFA of the
 //! callee, that is the frame's own `rsp` at the call) lies at or below a marker, the
-//! address of a local in `capture`'s frame, for `capture` and every frame it called; we
-//! skip those. So every walker starts at the return address into `capture`'s caller,
+//! address of a local in `capture`'s frame (handed down to its walking part), for
+//! `capture` and every frame it called; we skip those. So every walker starts at the return address into `capture`'s caller,
 //! whatever the unwinder's crate inlined.
 
 use super::rules::{self, Base, Rule, RuleMemo, Step};
@@ -75,16 +77,15 @@ pub(super) fn hash_frames(frames: &[usize]) -> u64 {
     finish(frames.iter().fold(SEED, |h, &ip| mix(h, ip)), frames.len())
 }
 
-/// Walks frame pointers from the frame of the function this is inlined into (`capture`),
-/// filling `out` with return addresses: the first is the return address into that
-/// function's caller.
+/// Walks frame pointers from the frame whose frame pointer and stack pointer are `fp`
+/// and `sp` (`capture`'s, read there), filling `out` with return addresses: the first is
+/// the return address into that frame's caller.
 ///
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
-/// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`).
+/// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`), and that
+/// the frame is the caller's or one of its callers', live for the whole call.
 #[inline(always)]
-pub(super) fn walk_frame_pointers(out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
-    // Inlined too: the registers are those of the function this walk is inlined into.
-    let (fp, sp) = crate::platform::frame_pointer_and_sp();
+pub(super) fn walk_frame_pointers(fp: usize, sp: usize, out: &mut [MaybeUninit<usize>], bounds: StackBounds) -> Walk {
     let live = StackBounds { lo: bounds.lo.max(sp), hi: bounds.hi };
     // SAFETY: `walk_from`'s bullet: `live.lo >= sp > 0`, and every byte of
     // `[live.lo, live.hi)` is readable:
@@ -214,8 +215,9 @@ pub(super) unsafe fn walk_records_traced(
 
 /// Walks by cached unwind rules (`rules`, filled by `cfi` on a miss) from the frame of
 /// this function, filling `out` with return addresses: the first is the return address
-/// into the caller of this function's caller (`capture`'s caller, when `capture` calls
-/// it). Empty when the bounds are unknown or the stack pointer lies outside them (a
+/// into the caller of the function `skip` frames above this function's caller
+/// (`capture`'s caller, when `capture`'s walking part calls it with `skip` 1: the frames
+/// of `capture` and of its part are not recorded). Empty when the bounds are unknown or the stack pointer lies outside them (a
 /// signal stack): `capture` then takes the DWARF walk.
 ///
 /// Also returns which frames it stepped through their frame record by a known rule (see
@@ -224,7 +226,12 @@ pub(super) unsafe fn walk_records_traced(
 /// A safe `fn` whose callers ensure that `bounds` are the calling thread's stack bounds
 /// (from `current_thread_stack_bounds` on this thread) or unknown (`lo == hi`).
 #[inline(never)]
-pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, memo: &mut RuleMemo) -> RuleWalk {
+pub(super) fn walk_rules(
+    out: &mut [MaybeUninit<usize>],
+    bounds: StackBounds,
+    memo: &mut RuleMemo,
+    skip: usize,
+) -> RuleWalk {
     // Inlined into this function: the address and registers of this frame.
     let (pc, sp, fp) = crate::platform::pc_sp_fp();
     let empty = RuleWalk { walk: Walk { len: 0, hash: finish(SEED, 0) }, records: 0, guessed: false };
@@ -235,21 +242,25 @@ pub(super) fn walk_rules(out: &mut [MaybeUninit<usize>], bounds: StackBounds, me
     let Some(table) = rules::table() else { return empty };
     memo.sync();
     let mut may_parse = true;
-    let rule = memo.lookup(table, pc, sp).unwrap_or_else(|| miss(pc, sp, &mut may_parse, memo));
-    let start = Records { len: 0, hash: SEED, sp: 0, fp: 0, ret: 0 };
-    // SAFETY: `step`'s and then `walk_rules_from`'s bullet: `live.lo = sp > 0`, and
-    // `[sp, hi)` is the live part of this thread's stack (the bounds are this thread's,
-    // callers; `sp` lies in them, checked just above): the frames of this call and its
-    // callers, mapped and readable for the whole call.
-    unsafe {
-        // This frame's own return address (into `capture`) is not recorded.
-        match step(rule, Frame { addr: pc, sp, fp }, live) {
-            Some((cfa, ret, fp)) if ret != 0 => {
-                walk_rules_from(table, memo, Frame { addr: ret - 1, sp: cfa, fp }, start, out, live)
-            }
-            _ => empty,
+    let mut frame = Frame { addr: pc, sp, fp };
+    // This frame's own return address (into its caller) is not recorded, nor those of
+    // the `skip` frames above it.
+    for _ in 0..=skip {
+        let rule = memo
+            .lookup(table, frame.addr, frame.sp)
+            .unwrap_or_else(|| miss(frame.addr, frame.sp, &mut may_parse, memo));
+        // SAFETY: `step`'s bullet: `live.lo = sp > 0`, and `[sp, hi)` is the live part of
+        // this thread's stack (the bounds are this thread's, callers; `sp` lies in them,
+        // checked just above): the frames of this call and its callers, mapped and
+        // readable for the whole call.
+        match unsafe { step(rule, frame, live) } {
+            Some((cfa, ret, fp)) if ret != 0 => frame = Frame { addr: ret - 1, sp: cfa, fp },
+            _ => return empty,
         }
     }
+    let start = Records { len: 0, hash: SEED, sp: 0, fp: 0, ret: 0 };
+    // SAFETY: `walk_rules_from`'s bullet, as for `step` above.
+    unsafe { walk_rules_from(table, memo, frame, start, out, live) }
 }
 
 /// One frame of a rule walk: the address whose rule describes it (the frame's own pc for
@@ -570,7 +581,7 @@ pub(super) fn walk_dwarf(out: &mut [MaybeUninit<usize>], marker: usize) -> Walk 
 pub(super) fn rules_agree_with_dwarf(bounds: StackBounds) -> bool {
     let mut ours = [MaybeUninit::uninit(); 3];
     let mut dw = [MaybeUninit::uninit(); 3];
-    let a = walk_rules(&mut ours, bounds, &mut RuleMemo::new()).walk;
+    let a = walk_rules(&mut ours, bounds, &mut RuleMemo::new(), 0).walk;
     let b = walk_dwarf(&mut dw, ours.as_ptr() as usize);
     if a.len != b.len || a.len == 0 {
         return false;
