@@ -148,6 +148,13 @@ pub(crate) const PAGE_IN_USE: u8 = 1;
 /// Page flag: the page belongs to the internal heap: never tracked, never scanned.
 pub(crate) const PAGE_INTERNAL: u8 = 2;
 
+/// [`Page::heap`] of an in-use page no heap owns: just set up and not yet taken, or
+/// abandoned by a thread that ended. Never a thread's heap slot (`thread_state`: 0, 1 or a
+/// heap's address), so that a free that finds its page's owner equal to its thread's slot
+/// knows the slot names a heap without testing it.
+pub(crate) const NO_OWNER: usize = 2;
+const _: () = assert!(NO_OWNER != crate::thread_state::NO_HEAP && NO_OWNER != crate::thread_state::HEAP_RETIRED);
+
 /// A free block: its first word links to the next free block.
 #[repr(C)]
 pub(crate) struct Block {
@@ -180,7 +187,8 @@ pub(crate) struct Page {
     pub(crate) start: *mut u8,
     /// One metadata word per block (see the module note).
     pub(crate) meta: *mut u64,
-    /// The owning heap (a `*mut Heap`), or 0 when the page is abandoned.
+    /// The owning heap (a `*mut Heap`), or [`NO_OWNER`] (a page just set up, or
+    /// abandoned); 0 only in a descriptor never used.
     pub(crate) heap: AtomicUsize,
     /// The live bits, `live_words(capacity)` words in the segment header (see the
     /// module note). On the line every free reads anyway, so that the bits' address
@@ -361,6 +369,7 @@ impl Page {
         self.next = core::ptr::null_mut();
         self.prev = core::ptr::null_mut();
         self.young.store(false, Ordering::Relaxed);
+        self.heap.store(NO_OWNER, Ordering::Relaxed);
     }
 
     #[inline]

@@ -40,6 +40,22 @@ fn run_case(case: &str) {
                     std::hint::black_box(q);
                 }
             }
+            "abandoned_freed_by_a_thread_without_a_heap" => {
+                // A thread that ended with its block live: the block's page is abandoned.
+                let addr = std::thread::spawn(|| allocate_victim() as usize).join().unwrap();
+                // A thread of no heap of its own (a raw thread that never allocates) frees
+                // it: its heap slot and the page's owner must not be taken for each other.
+                extern "C" fn free_it(arg: *mut libc::c_void) -> *mut libc::c_void {
+                    // SAFETY: `arg` is a live 40-byte block of this allocator, given up here.
+                    unsafe { GLOBAL.dealloc(arg.cast(), Layout::from_size_align(40, 8).unwrap()) };
+                    std::ptr::null_mut()
+                }
+                let mut thread: libc::pthread_t = 0;
+                let made = libc::pthread_create(&mut thread, std::ptr::null(), free_it, addr as *mut libc::c_void);
+                assert_eq!(made, 0);
+                assert_eq!(libc::pthread_join(thread, std::ptr::null_mut()), 0);
+                GLOBAL.dealloc(p, layout);
+            }
             "interior" => GLOBAL.dealloc(p.add(8), layout),
             "foreign" => {
                 let q = std::alloc::System.alloc(layout);
@@ -76,6 +92,12 @@ fn a_double_free_from_other_threads_is_caught_when_the_owner_collects() {
     let (code, err) = child("double_free_remote");
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("double free"), "{err}");
+}
+
+#[test]
+fn a_thread_without_a_heap_frees_a_block_of_an_abandoned_page() {
+    let (code, err) = child("abandoned_freed_by_a_thread_without_a_heap");
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! # What it owns
 //! One lock-free queue per size class (`crossbeam_queue::SegQueue`, whose own
 //! allocations go to the internal heap under the reentrancy guard). A retiring heap
-//! pushes its non-empty pages here with their owner cleared; a heap of another thread
+//! pushes its non-empty pages here with their owner set to `page::NO_OWNER`; a heap of another thread
 //! adopts one on its allocation slow path, collects the blocks freed meanwhile and
 //! allocates from it. Each page is on at most one queue, and is handed out once.
 
@@ -14,7 +14,8 @@ use crossbeam_queue::SegQueue;
 
 static ABANDONED: [SegQueue<usize>; CLASS_COUNT] = [const { SegQueue::new() }; CLASS_COUNT];
 
-/// Puts a page whose owner is gone (its `heap` field cleared) on its class's queue.
+/// Puts a page whose owner is gone (its `heap` field `page::NO_OWNER`) on its class's
+/// queue.
 pub(crate) fn push(class: usize, page: *mut Page) {
     let _guard = ReentrancyGuard::enter();
     ABANDONED[class].push(page as usize);

@@ -178,7 +178,10 @@ unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize
         // thread's heap owns (tested before the call): its only writer.
         unsafe { (*page).take_live(index) }
     };
-    if owner == slot && thread_state::is_heap(slot) {
+    // An in-use page's owner is a heap or `NO_OWNER`, never what the slot of a thread
+    // without a heap holds: equal, the slot names this thread's heap.
+    if owner == slot {
+        debug_assert!(thread_state::is_heap(slot));
         if !track::plain() {
             // SAFETY: `page` is an in-use page this thread's heap owns, `index` its
             // block at `ptr`; the caller's contract.

@@ -34,7 +34,7 @@ pub(crate) mod walk;
 
 use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
-use crate::page::{Block, Page, INTERNAL, LIVE, SCOPED};
+use crate::page::{Block, Page, INTERNAL, LIVE, NO_OWNER, SCOPED};
 use crate::segment;
 use crate::size_class::{self, CLASS_COUNT};
 use crate::stack::{self, StackBounds, StackCache};
@@ -489,13 +489,14 @@ impl Heap {
     pub(crate) unsafe fn is_current(page: *const Page) -> bool {
         // SAFETY:
         // - `page` is an in-use page, readable (caller).
-        // - A non-zero `heap` is the heap that owns the page (page invariant), a thread
+        // - A `heap` other than `NO_OWNER` and 0 is the heap that owns the page, a thread
         //   heap in the registry's never-unmapped mappings or one of the static locked
         //   heaps: valid to read for the life of the process. Nobody writes its `current`
         //   meanwhile (caller); `class` is below `CLASS_COUNT` for an in-use page.
         unsafe {
-            let heap = (*page).heap.load(Ordering::Relaxed) as *const Heap;
-            !heap.is_null() && core::ptr::eq((*heap).current[(*page).class as usize], page)
+            let owner = (*page).heap.load(Ordering::Relaxed);
+            let heap = owner as *const Heap;
+            owner != NO_OWNER && !heap.is_null() && core::ptr::eq((*heap).current[(*page).class as usize], page)
         }
     }
 
@@ -584,10 +585,8 @@ impl Heap {
     unsafe fn own(&mut self, class: usize, page: *mut Page) {
         // SAFETY:
         // - `page` is a valid in-use page with no owner and on no queue (caller): nobody
-        //   else writes its owner field or its links. (A fresh page's `heap` field may
-        //   still hold its last owner's value; none of its blocks is out, so nobody reads
-        //   it before this store.) From the store on, this thread's frees into it take the
-        //   local path.
+        //   else writes its owner field or its links (it holds `NO_OWNER`). From the store
+        //   on, this thread's frees into it take the local path.
         // - `push_front`: the page is of `class`, owned by this heap from the store on,
         //   and on no queue (caller).
         // - `refill`: this heap owns the page (just stored) and we have exclusive use of
@@ -664,7 +663,7 @@ impl Heap {
                     if (*page).used.load(Ordering::Relaxed) == 0 {
                         segment::release_page(page);
                     } else {
-                        (*page).heap.store(0, Ordering::Release);
+                        (*page).heap.store(NO_OWNER, Ordering::Release);
                         abandoned::push(class, page);
                     }
                 }
