@@ -54,35 +54,36 @@ pub(crate) fn spill_callee_saved(spill: &mut [usize; CALLEE_SAVED_REGISTERS]) ->
     sp
 }
 
-/// Whether a chain of 16-byte records still holds what was read from it: the record at
-/// `first` holds `kept[0]`, the one at `kept[0][0]` holds `kept[1]`, and so on (a chain of
-/// frame records: each record's first word is the next one's address). Every record is
-/// loaded and compared, with no early exit: the addresses come from `kept`, none from a
-/// word just loaded, so no load waits for another, and the differences are or-ed into
-/// one SSE2 register tested once at the end (a compare and a branch on every record took
-/// twice the instructions). SSE2 is part of x86-64: no feature to detect.
+/// Whether 16-byte records still hold what was read from them: the record at `addrs[i]`
+/// holds `kept[i]`, for every `i`. Every record is loaded and compared, four a step, with
+/// no early exit: no load waits for another, and the differences are or-ed into one SSE2
+/// register tested once at the end (a compare and a branch on every record took twice the
+/// instructions). SSE2 is part of x86-64: no feature to detect.
 ///
 /// # Safety
-/// - Each record's address (`first`, then `kept[i][0]` for every `i + 1 < kept.len()`)
-///   is 8-byte aligned and its 16 bytes are readable for the duration of the call.
+/// - `addrs` and `kept` have the same length, a multiple of 4 (records past the last
+///   multiple of 4 are not compared).
+/// - Each `addrs[i]` is 8-byte aligned and its 16 bytes are readable for the duration of
+///   the call.
 #[inline(always)]
-pub(crate) unsafe fn records_hold(first: usize, kept: &[[usize; 2]]) -> bool {
+pub(crate) unsafe fn records_hold(addrs: &[usize], kept: &[[usize; 2]]) -> bool {
     use core::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128};
     use core::arch::x86_64::{_mm_setzero_si128, _mm_xor_si128};
+    debug_assert!(addrs.len() == kept.len() && addrs.len().is_multiple_of(4));
     // SAFETY: SSE2, the only feature these intrinsics need, is part of x86-64 itself
     // (this module compiles for no other target).
     let mut diff = unsafe { _mm_setzero_si128() };
-    let mut record = first;
-    for pair in kept {
-        // SAFETY: SSE2 as above. `record` is `first` or the first word of the pair before,
-        // a record's address: readable for 16 bytes (caller). `pair` is two words of
-        // `kept`, a live slice. Both are unaligned loads (`loadu`): no alignment needed.
-        unsafe {
-            let found = _mm_loadu_si128(record as *const __m128i);
-            let want = _mm_loadu_si128(pair.as_ptr().cast::<__m128i>());
-            diff = _mm_or_si128(diff, _mm_xor_si128(found, want));
+    for (at, want) in addrs.chunks_exact(4).zip(kept.chunks_exact(4)) {
+        for i in 0..4 {
+            // SAFETY: SSE2 as above. `at[i]` is a record's address, readable for 16 bytes
+            // (caller); `want[i]` is two words of `kept`, a live slice. Both are unaligned
+            // loads (`loadu`): no alignment needed.
+            unsafe {
+                let found = _mm_loadu_si128(at[i] as *const __m128i);
+                let want = _mm_loadu_si128(want[i].as_ptr().cast::<__m128i>());
+                diff = _mm_or_si128(diff, _mm_xor_si128(found, want));
+            }
         }
-        record = pair[0];
     }
     // SAFETY: SSE2 as above.
     unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) == 0xffff }

@@ -159,9 +159,11 @@ impl RecordMemos {
 
 /// A slot's last frame-record walk from `capture`'s frame. Invariant: when `kept`, the
 /// walk from `fp` within `[lo, hi)` with room for `room` frames read `read` records (each
-/// the caller's `rbp`, then a return address), found at record `i` the two words
-/// `words[i]`, and returned `at` (its frames: the return addresses of `words[..at.len]`).
-/// Record 0 is at `fp`, record `i + 1` at `words[i][0]` (the `rbp` word read before it).
+/// the caller's `rbp`, then a return address), found at record `i`, at `addrs[i]`, the
+/// two words `words[i]`, and returned `at` (its frames: the return addresses of
+/// `words[..at.len]`). Record 0 is at `fp`, record `i + 1` at `words[i][0]` (the `rbp`
+/// word read before it). Past `read`, up to `compared` (`read` rounded up to a multiple
+/// of 4), record 0 again: a replay compares `compared` records, four at a time.
 ///
 /// The fields every capture compares first, first (`repr(C)`).
 #[derive(Debug)]
@@ -183,6 +185,10 @@ struct RecordMemo {
     /// The two words read at each record, as they lie there: the next record's address,
     /// then the return address. A replay compares each record with its pair whole.
     words: [[usize; 2]; FRAMES],
+    /// Where each record lies (see `words`).
+    addrs: [usize; FRAMES],
+    /// Records a replay compares.
+    compared: usize,
     /// Walks replayed.
     #[cfg(test)]
     replays: u64,
@@ -204,6 +210,8 @@ impl RecordMemo {
             tail_len: 0,
             tail: [(0, 0); TAIL_WORDS],
             words: [[0; 2]; FRAMES],
+            addrs: [0; FRAMES],
+            compared: 0,
             #[cfg(test)]
             replays: 0,
         }
@@ -221,23 +229,23 @@ impl RecordMemo {
         if !self.kept || ((self.fp ^ fp) | (self.lo ^ bounds.lo) | (self.hi ^ bounds.hi) | (self.room ^ room)) != 0 {
             return None;
         }
-        debug_assert!(self.read <= room && self.at.len <= self.read && self.read <= FRAMES);
-        // SAFETY: `read <= FRAMES`, the length of `words` (`record` sets it to an index
-        // of `words` plus one).
-        let kept = unsafe { self.words.get_unchecked(..self.read) };
-        debug_assert!(core::iter::once(fp)
-            .chain(kept.iter().map(|w| w[0]))
-            .take(kept.len())
-            .all(|r| r >= bounds.lo && r + 16 <= bounds.hi && r.is_multiple_of(8)));
+        debug_assert!(self.read <= room && self.at.len <= self.read && self.read <= self.compared);
+        debug_assert!(self.compared <= FRAMES && self.compared.is_multiple_of(4));
+        // SAFETY: `compared <= FRAMES`, the length of `words` and `addrs` (`keep` sets it
+        // to `read`, at most `FRAMES`, rounded up to a multiple of 4, which `FRAMES` is).
+        let (addrs, kept) =
+            unsafe { (self.addrs.get_unchecked(..self.compared), self.words.get_unchecked(..self.compared)) };
+        debug_assert!(addrs.iter().all(|&r| r >= bounds.lo && r + 16 <= bounds.hi && r.is_multiple_of(8)));
         // Each record's address is the kept walk's: the first is `fp`, each next one the
         // word the record before held when the kept walk read it. Whether each record
         // still holds its two words is one answer for all of them, from loads that do not
         // wait on each other (`records_hold`): a walk stops at the first difference, but a
         // replay that finds one anywhere is simply not taken.
-        // SAFETY: the kept walk read each of these records after checking that its 16
-        // bytes lie in its bounds, which are `bounds` (compared above: readable, caller's
-        // bullet), and that its address is 8-byte aligned: `records_hold`'s bullet.
-        if !unsafe { crate::platform::records_hold(fp, kept) } {
+        // SAFETY: the kept walk read each of these records (the padding: record 0 again)
+        // after checking that its 16 bytes lie in its bounds, which are `bounds` (compared
+        // above: readable, caller's bullet), and that its address is 8-byte aligned:
+        // `records_hold`'s bullet; `compared` is a multiple of 4.
+        if !unsafe { crate::platform::records_hold(addrs, kept) } {
             return None;
         }
         #[cfg(test)]
@@ -311,6 +319,12 @@ impl RecordMemo {
         self.hi = bounds.hi;
         self.room = room;
         self.at = at;
+        // Record 0 again up to a multiple of 4 (`FRAMES` is one): a replay then compares
+        // four records a step, with no odd ones to handle.
+        self.compared = self.read.next_multiple_of(4);
+        for i in self.read..self.compared {
+            (self.addrs[i], self.words[i]) = (self.addrs[0], self.words[0]);
+        }
         self.kept = true;
     }
 
@@ -327,6 +341,7 @@ impl RecordReads for RecordMemo {
         // `FRAMES` when traced (`RecordMemos::walk`): the index is in bounds (checked
         // anyway).
         self.words[i] = [next, ret];
+        self.addrs[i] = fp;
         self.read = i + 1;
     }
 }
