@@ -259,22 +259,29 @@ impl Heap {
         let Some(class) = size_class::class_for(size, align) else {
             return self.alloc_large(size, align, flags, zeroed || crate::segment::zeroing::zeroes(flags));
         };
+        // Read before the capture, which the compiler cannot see leaves it as it is: so
+        // that a caller that knows the kind (`entry::alloc_own`) folds the test away.
+        let tracked = self.kind != HeapKind::Internal;
         let stack = self.capture_stack();
         if flags & SCOPED != 0 {
             // SAFETY: as for this function (caller); `class` is `size`'s.
             return unsafe { self.alloc_fresh(class, size, stack, flags, zeroed) };
         }
-        let page = self.current[class];
-        // SAFETY: `current[class]` is the empty page (no blocks, `free` null, never
+        debug_assert!(class < CLASS_COUNT);
+        // SAFETY: `class_for` returns a class below `CLASS_COUNT` (not checked again: two
+        // instructions). `current[class]` is the empty page (no blocks, `free` null, never
         // written) or a valid page this heap owns (heap invariant), read by its only user.
-        let block = unsafe { (*page).free };
+        let (page, block) = unsafe {
+            let page = *self.current.get_unchecked(class);
+            (page, (*page).free)
+        };
         if block.is_null() {
             // SAFETY: exclusive use (caller, first bullet).
             return unsafe { self.alloc_slow(class, size, stack, flags, zeroed) };
         }
         // SAFETY: `block` is non-null and heads the free list of `page`, which this heap
         // owns (it is not the empty page: that one's list is empty); exclusive use.
-        unsafe { self.take_block(page, block, size, stack, flags, zeroed) }
+        unsafe { self.take_block(page, block, size, stack, flags, zeroed, tracked) }
     }
 
     /// The allocation fast path: a block from the current page of its class, for a plain
@@ -326,7 +333,8 @@ impl Heap {
         self.current.get(class) == Some(&page)
     }
 
-    /// Pops `block` (the head of `page`'s free list) and records it as handed out.
+    /// Pops `block` (the head of `page`'s free list) and records it as handed out; the
+    /// tracking hook is told when `tracked` (the heap is not the internal one).
     ///
     /// # Safety
     /// - `block == (*page).free` and is non-null; this heap owns `page`.
@@ -344,7 +352,9 @@ impl Heap {
         stack: u32,
         flags: u8,
         zeroed: bool,
+        tracked: bool,
     ) -> *mut u8 {
+        debug_assert_eq!(tracked, self.kind != HeapKind::Internal);
         // SAFETY:
         // - `page` is owned by this heap, whose only user we are, so `free`, `used` and the
         //   metadata of free blocks are ours to write (page invariants: owner only).
@@ -357,7 +367,7 @@ impl Heap {
                 core::ptr::write_bytes(block.cast::<u8>(), 0, size);
             }
         }
-        if self.kind != HeapKind::Internal {
+        if tracked {
             track::on_alloc(&mut self.counters, stack, size);
         }
         block.cast()
@@ -379,7 +389,7 @@ impl Heap {
         unsafe { self.make_current(class, page) };
         // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
         // free list; `size` fits its blocks (caller); exclusive use.
-        unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed) }
+        unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed, self.kind != HeapKind::Internal) }
     }
 
     /// Makes `page` the current page of `class`, flagged young.
@@ -475,7 +485,7 @@ impl Heap {
                 (*page).carve(1);
             }
             debug_assert!(!(*page).free.is_null());
-            self.take_block(page, (*page).free, size, stack, flags, zeroed)
+            self.take_block(page, (*page).free, size, stack, flags, zeroed, self.kind != HeapKind::Internal)
         }
     }
 

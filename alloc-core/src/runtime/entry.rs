@@ -84,8 +84,14 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
 ///   the allocator); `align` is a power of two.
 #[inline(never)]
 unsafe fn alloc_own(size: usize, align: usize, heap: *mut Heap) -> *mut u8 {
-    // SAFETY: the caller's contract: this thread is the heap's only user.
-    unsafe { (*heap).alloc(size, align, 0, false) }
+    // SAFETY: the caller's contract: this thread is the heap's only user, and the heap
+    // is a thread's (so `alloc` need not ask whether it is the internal one: two
+    // instructions).
+    unsafe {
+        debug_assert!((*heap).kind == heap::HeapKind::Thread);
+        core::hint::assert_unchecked((*heap).kind == heap::HeapKind::Thread);
+        (*heap).alloc(size, align, 0, false)
+    }
 }
 
 /// Every allocation [`alloc`]'s fast path does not make: zeroing, threads not in plain
