@@ -76,6 +76,15 @@ struct PageQueue {
     tail: *mut Page,
 }
 
+/// What [`Heap::take_block`] does besides the pop: zero the block (`zeroed`: asked for
+/// zeroed memory), and tell the tracking hook (`tracked`: the heap is not the internal
+/// one).
+#[derive(Clone, Copy, Debug)]
+struct Handout {
+    zeroed: bool,
+    tracked: bool,
+}
+
 /// Which of the three kinds of heap this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum HeapKind {
@@ -281,7 +290,7 @@ impl Heap {
         }
         // SAFETY: `block` is non-null and heads the free list of `page`, which this heap
         // owns (it is not the empty page: that one's list is empty); exclusive use.
-        unsafe { self.take_block(page, block, size, stack, flags, zeroed, tracked) }
+        unsafe { self.take_block(page, block, size, stack, flags, Handout { zeroed, tracked }) }
     }
 
     /// The allocation fast path: a block from the current page of its class, for a plain
@@ -333,8 +342,8 @@ impl Heap {
         self.current.get(class) == Some(&page)
     }
 
-    /// Pops `block` (the head of `page`'s free list) and records it as handed out; the
-    /// tracking hook is told when `tracked` (the heap is not the internal one).
+    /// Pops `block` (the head of `page`'s free list) and records it as handed out; then
+    /// what `how` says.
     ///
     /// # Safety
     /// - `block == (*page).free` and is non-null; this heap owns `page`.
@@ -351,10 +360,9 @@ impl Heap {
         size: usize,
         stack: u32,
         flags: u8,
-        zeroed: bool,
-        tracked: bool,
+        how: Handout,
     ) -> *mut u8 {
-        debug_assert_eq!(tracked, self.kind != HeapKind::Internal);
+        debug_assert_eq!(how.tracked, self.kind != HeapKind::Internal);
         // SAFETY:
         // - `page` is owned by this heap, whose only user we are, so `free`, `used` and the
         //   metadata of free blocks are ours to write (page invariants: owner only).
@@ -363,11 +371,11 @@ impl Heap {
         // - `size` fits the block, so zeroing `size` bytes stays inside it.
         unsafe {
             pop_block(page, block, size, stack, flags | LIVE);
-            if zeroed || crate::segment::zeroing::zeroes(flags) {
+            if how.zeroed || crate::segment::zeroing::zeroes(flags) {
                 core::ptr::write_bytes(block.cast::<u8>(), 0, size);
             }
         }
-        if tracked {
+        if how.tracked {
             track::on_alloc(&mut self.counters, stack, size);
         }
         block.cast()
@@ -387,9 +395,10 @@ impl Heap {
         }
         // SAFETY: `find_page` returns a valid page of `class` this heap owns.
         unsafe { self.make_current(class, page) };
+        let how = Handout { zeroed, tracked: self.kind != HeapKind::Internal };
         // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
         // free list; `size` fits its blocks (caller); exclusive use.
-        unsafe { self.take_block(page, (*page).free, size, stack, flags, zeroed, self.kind != HeapKind::Internal) }
+        unsafe { self.take_block(page, (*page).free, size, stack, flags, how) }
     }
 
     /// Makes `page` the current page of `class`, flagged young.
@@ -485,7 +494,14 @@ impl Heap {
                 (*page).carve(1);
             }
             debug_assert!(!(*page).free.is_null());
-            self.take_block(page, (*page).free, size, stack, flags, zeroed, self.kind != HeapKind::Internal)
+            self.take_block(
+                page,
+                (*page).free,
+                size,
+                stack,
+                flags,
+                Handout { zeroed, tracked: self.kind != HeapKind::Internal },
+            )
         }
     }
 
