@@ -37,15 +37,14 @@ pub(crate) enum Location {
 /// fast path, with no call and no error kinds ([`locate`] tells those).
 #[inline(always)]
 fn small_block_at(addr: usize) -> Option<(*mut Page, usize)> {
-    if !segment::map::is_first_slot(addr) {
+    if !segment::map::in_page_segment(addr) {
         return None;
     }
+    // The map says a live page segment starts at `seg` (its own header not read for its
+    // kind), and segments stay mapped while the map names them.
     let seg = (addr & !(SEGMENT_SIZE - 1)) as *mut Segment;
-    // SAFETY: the segment map says a live segment starts at `seg`, and segments stay
-    // mapped while the map names them: its header is readable.
-    if unsafe { (*seg).kind } != KIND_PAGES {
-        return None;
-    }
+    // SAFETY: a live segment's header is readable.
+    debug_assert_eq!(unsafe { (*seg).kind }, KIND_PAGES);
     // SAFETY: `addr` lies in this page segment (same aligned 4 MiB slot); a page
     // descriptor exists for every slice, the header slice's included (never in use,
     // which `in_use` below catches).
@@ -74,17 +73,14 @@ pub(crate) fn locate(ptr: *mut u8) -> Result<Location, Misuse> {
 /// [`locate`] for anything but the start of a page's block: a large block, or misuse.
 #[cold]
 fn locate_other(addr: usize) -> Result<Location, Misuse> {
-    if segment::map::is_first_slot(addr) {
+    if segment::map::in_page_segment(addr) {
         let seg = (addr & !(SEGMENT_SIZE - 1)) as *mut Segment;
-        // SAFETY: as in `small_block_at`: a live segment's header is readable.
-        if unsafe { (*seg).kind } == KIND_PAGES {
-            // SAFETY: as in `small_block_at`: `addr` lies in this page segment, whose
-            // descriptors are valid for reads.
-            let p = unsafe { &*Segment::page_of_mut(seg, addr) };
-            // Not a block's start (`small_block_at` said so): outside every block, or
-            // inside one.
-            return Err(if !p.in_use() || addr < p.start as usize { Misuse::NotABlock } else { Misuse::Interior });
-        }
+        // SAFETY: as in `small_block_at`: `addr` lies in this live page segment, whose
+        // descriptors are valid for reads.
+        let p = unsafe { &*Segment::page_of_mut(seg, addr) };
+        // Not a block's start (`small_block_at` said so): outside every block, or inside
+        // one.
+        return Err(if !p.in_use() || addr < p.start as usize { Misuse::NotABlock } else { Misuse::Interior });
     }
     locate_large(addr)
 }

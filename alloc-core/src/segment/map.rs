@@ -6,12 +6,15 @@
 //! `MAP_NORESERVE` mapping of which only the touched pages cost memory):
 //!
 //! ```text
-//! entry[addr >> 22] = 0                  not ours
-//!                   = d + 1  (d >= 0)    slot d slots after the start of a segment
+//! entry[addr >> 22] = 0                          not ours
+//!                   = d + 1  (d >= 0)            slot d of a page segment (d is 0: one slot)
+//!                   = LARGE | (d + 1)  (d >= 0)  slot d slots after the start of a large segment
 //! ```
 //!
-//! A segment of `n` slots sets `n` entries `1, 2, ..., n`, so an interior pointer into
-//! a huge block finds its segment's start by subtracting `d` slots.
+//! A large segment of `n` slots sets `n` entries `1, 2, ..., n` (with [`LARGE`]), so an
+//! interior pointer into a huge block finds its segment's start by subtracting `d` slots.
+//! The flag tells the free fast path a page segment from a large one of one slot without
+//! reading the segment's header (two instructions on every free).
 //!
 //! # Invariants
 //! - `entry[s] = d + 1 ≠ 0` ⇔ slot `s` is slot `d` of a live segment (one on the pool's
@@ -39,6 +42,8 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 pub(crate) const SEGMENT_SHIFT: usize = 22;
 /// Segment size and alignment: 4 MiB.
 pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+/// The flag of a large segment's entries.
+const LARGE: u32 = 1 << 31;
 /// Addresses at or above this are never ours (x86-64 user space is 47 bits).
 const ADDRESS_LIMIT: usize = 1 << 47;
 const ENTRIES: usize = ADDRESS_LIMIT >> SEGMENT_SHIFT;
@@ -88,7 +93,7 @@ fn entry(slot: usize) -> Option<&'static AtomicU32> {
 #[inline]
 pub(crate) fn segment_start(addr: usize) -> Option<usize> {
     let slot = addr >> SEGMENT_SHIFT;
-    let d = entry(slot)?.load(Ordering::Acquire);
+    let d = entry(slot)?.load(Ordering::Acquire) & !LARGE;
     if d == 0 {
         None
     } else {
@@ -96,14 +101,15 @@ pub(crate) fn segment_start(addr: usize) -> Option<usize> {
     }
 }
 
-/// Whether `addr` lies in the first slot of one of our segments (the only slot of every
-/// page segment): the free fast path's check.
+/// Whether `addr` lies in one of our page segments (of one slot each, whose header is
+/// then at `addr` rounded down to [`SEGMENT_SIZE`]): the free fast path's check.
 #[inline]
-pub(crate) fn is_first_slot(addr: usize) -> bool {
+pub(crate) fn in_page_segment(addr: usize) -> bool {
     entry(addr >> SEGMENT_SHIFT).is_some_and(|e| e.load(Ordering::Relaxed) == 1)
 }
 
-/// Records `[start, start + len)` as one segment.
+/// Records `[start, start + len)` as one segment, a large one when `large` (else a page
+/// segment: one slot).
 ///
 /// # Safety
 /// - `start` is segment aligned and `len` a positive multiple of [`SEGMENT_SIZE`]
@@ -111,12 +117,14 @@ pub(crate) fn is_first_slot(addr: usize) -> bool {
 /// - `[start, start + len)` is a mapping of ours, and the segment header at `start` is
 ///   written (lock-free readers read it as soon as the entries name it).
 /// - The caller holds the segment pool's lock.
-pub(crate) unsafe fn insert(start: usize, len: usize) {
+pub(crate) unsafe fn insert(start: usize, len: usize, large: bool) {
     debug_assert!(start.is_multiple_of(SEGMENT_SIZE) && len.is_multiple_of(SEGMENT_SIZE) && len > 0);
+    debug_assert!(large || len == SEGMENT_SIZE);
     let first = start >> SEGMENT_SHIFT;
+    let flag = if large { LARGE } else { 0 };
     for (d, slot) in (first..first + len / SEGMENT_SIZE).enumerate() {
         if let Some(e) = entry(slot) {
-            e.store(d as u32 + 1, Ordering::Release);
+            e.store(flag | (d as u32 + 1), Ordering::Release);
         }
     }
 }
@@ -150,16 +158,29 @@ mod tests {
         // A fake 3-slot segment at an address no real mapping uses in this test.
         let start = 0x7000_0000_0000usize & !(SEGMENT_SIZE - 1);
         // SAFETY: the test only touches the map's entries; nothing is ever mapped there.
-        unsafe { insert(start, 3 * SEGMENT_SIZE) };
+        unsafe { insert(start, 3 * SEGMENT_SIZE, true) };
         assert_eq!(segment_start(start), Some(start));
         assert_eq!(segment_start(start + SEGMENT_SIZE + 17), Some(start));
         assert_eq!(segment_start(start + 3 * SEGMENT_SIZE - 1), Some(start));
         assert_eq!(segment_start(start + 3 * SEGMENT_SIZE), None);
-        assert!(is_first_slot(start + 5));
-        assert!(!is_first_slot(start + SEGMENT_SIZE));
+        assert!(!in_page_segment(start + 5) && !in_page_segment(start + SEGMENT_SIZE));
         // SAFETY: removes exactly what was inserted above.
         unsafe { remove(start, 3 * SEGMENT_SIZE) };
         assert_eq!(segment_start(start), None);
         assert_eq!(segment_start(usize::MAX), None);
+        // A large segment of one slot, then a page segment in its place: only the latter
+        // is a page segment's.
+        // SAFETY: as above, each removed before the next is inserted.
+        unsafe { insert(start, SEGMENT_SIZE, true) };
+        assert!(!in_page_segment(start + 5) && segment_start(start + 5) == Some(start));
+        // SAFETY: as above.
+        unsafe { remove(start, SEGMENT_SIZE) };
+        // SAFETY: as above.
+        unsafe { insert(start, SEGMENT_SIZE, false) };
+        assert!(in_page_segment(start + 5) && segment_start(start + 5) == Some(start));
+        assert!(!in_page_segment(start + SEGMENT_SIZE));
+        // SAFETY: as above.
+        unsafe { remove(start, SEGMENT_SIZE) };
+        assert!(!in_page_segment(start + 5));
     }
 }

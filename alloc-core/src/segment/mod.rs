@@ -378,7 +378,7 @@ fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
         (*seg).len = SEGMENT_SIZE;
         (*seg).free_slices = ALL_FREE;
         (*seg).zero_slices = ALL_FREE;
-        map::insert(seg as usize, SEGMENT_SIZE);
+        map::insert(seg as usize, SEGMENT_SIZE, false);
     }
     pool.link_all(seg);
     pool.link_avail(seg);
@@ -692,7 +692,7 @@ pub(crate) fn alloc_large(size: usize, align: usize, stack: u32, flags: u8, zero
         (*seg).kind = KIND_LARGE;
         (*seg).len = len;
         (*seg).large = LargeBlock { start, size, capacity: len - offset, stack, flags, block_id_base: 0 };
-        map::insert(seg as usize, len);
+        map::insert(seg as usize, len, true);
     }
     pool.link_all(seg);
     start as *mut u8
@@ -813,7 +813,7 @@ pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
         //   positive multiple of SEGMENT_SIZE, ours; `pool` holds the pool lock.
         unsafe {
             os::unmap(target.as_ptr(), new_len);
-            map::insert(seg as usize, old_len);
+            map::insert(seg as usize, old_len, true);
         }
         // Off every list since the unlink above.
         pool.link_all(seg);
@@ -833,7 +833,7 @@ pub(crate) unsafe fn grow_large(seg: *mut Segment, new_size: usize) -> *mut u8 {
         (*new_seg).large.start = new_seg as usize + offset;
         (*new_seg).large.capacity = new_len - offset;
         (*new_seg).large.size = new_size;
-        map::insert(new_seg as usize, new_len);
+        map::insert(new_seg as usize, new_len, true);
         pool.link_all(new_seg);
         (*new_seg).large.start as *mut u8
     }
