@@ -143,12 +143,6 @@ pub(crate) const fn is_heap(slot: usize) -> bool {
     slot > HEAP_RETIRED
 }
 
-/// Whether this thread has a heap of its own (made, not yet retired).
-#[inline]
-pub(crate) fn has_own_heap() -> bool {
-    is_heap(heap_slot())
-}
-
 /// Routes this thread's allocations to the internal heap while alive. Nests.
 #[derive(Debug)]
 pub(crate) struct ReentrancyGuard {

@@ -22,6 +22,7 @@
 //! another thread's block does not otherwise touch the owner's metadata lines).
 
 use crate::counters::{self, Counters};
+use crate::profile::events::Sink;
 use crate::profile::recorder;
 use crate::sweep_count;
 use crate::sync::Isolated;
@@ -90,14 +91,14 @@ pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize, left: i64) {
 }
 
 /// A tracked block of `size` bytes was allocated from `stack`, by the heap that owns
-/// `counters`.
+/// `counters` and sends its profile events to `sink`.
 #[inline(always)]
-pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
+pub(crate) fn on_alloc(counters: &mut Counters, sink: Sink, stack: u32, size: usize) {
     if counters.count_alloc_spending(size) {
         counters.settle(sweep_count::settle);
     }
     if recorder::active() {
-        recorder::record_alloc(stack, size);
+        recorder::record_alloc(sink, stack, size);
     }
 }
 
@@ -107,9 +108,9 @@ pub(crate) fn on_alloc(counters: &mut Counters, stack: u32, size: usize) {
 /// rest is counting. True when the counters are due a `Counters::settle_frees`, left to
 /// the caller (as [`on_plain_free`]).
 #[inline(always)]
-pub(crate) fn on_fast_free(counters: &mut Counters, size: usize, stack: impl FnOnce() -> u32) -> bool {
+pub(crate) fn on_fast_free(counters: &mut Counters, sink: Sink, size: usize, stack: impl FnOnce() -> u32) -> bool {
     if recorder::active() {
-        recorder::record_free(stack(), size);
+        recorder::record_free(sink, stack(), size);
     }
     counters.count_free(size)
 }
@@ -117,22 +118,27 @@ pub(crate) fn on_fast_free(counters: &mut Counters, size: usize, stack: impl FnO
 /// A tracked block of `size` bytes, live and held by the caller, is being freed by the
 /// heap that owns it and `counters`. `stack` reads the block's allocation stack.
 #[inline(always)]
-pub(crate) fn on_free(counters: &mut Counters, size: usize, stack: impl FnOnce() -> u32) {
+pub(crate) fn on_free(counters: &mut Counters, sink: Sink, size: usize, stack: impl FnOnce() -> u32) {
     if recorder::active() {
-        recorder::record_free(stack(), size);
+        recorder::record_free(sink, stack(), size);
     }
     counters.on_free(size);
 }
 
 /// A tracked block of `size` bytes is being freed by a thread whose heap does not own
-/// it: `counters` are that thread's heap's, or `None` when the thread has no heap (it
-/// ended, or never allocated). `stack` reads the block's allocation stack, or `None` when
+/// it: `counters` and `sink` are that thread's heap's, or `None` and [`Sink::NONE`] when
+/// the thread has no heap (it ended, or never allocated). `stack` reads the block's allocation stack, or `None` when
 /// its metadata says it is not live (a double free, which the owner reports later).
 #[inline(always)]
-pub(crate) fn on_remote_free(counters: Option<&mut Counters>, size: usize, stack: impl FnOnce() -> Option<u32>) {
+pub(crate) fn on_remote_free(
+    counters: Option<&mut Counters>,
+    sink: Sink,
+    size: usize,
+    stack: impl FnOnce() -> Option<u32>,
+) {
     if recorder::active() {
         if let Some(stack) = stack() {
-            recorder::record_free(stack, size);
+            recorder::record_free(sink, stack, size);
         }
     }
     match counters {
@@ -142,10 +148,10 @@ pub(crate) fn on_remote_free(counters: Option<&mut Counters>, size: usize, stack
 }
 
 /// A tracked block from `stack` was resized in place from `old` to `new` bytes, counted
-/// as the free of the old size and the allocation of the new one. `counters` as in
-/// [`on_remote_free`].
+/// as the free of the old size and the allocation of the new one. `counters` and `sink`
+/// as in [`on_remote_free`].
 #[inline]
-pub(crate) fn on_resize(counters: Option<&mut Counters>, stack: u32, old: usize, new: usize) {
+pub(crate) fn on_resize(counters: Option<&mut Counters>, sink: Sink, stack: u32, old: usize, new: usize) {
     match counters {
         Some(c) => {
             c.on_free(old);
@@ -159,6 +165,6 @@ pub(crate) fn on_resize(counters: Option<&mut Counters>, stack: u32, old: usize,
         }
     }
     if recorder::active() {
-        recorder::record_resize(stack, old, new);
+        recorder::record_resize(sink, stack, old, new);
     }
 }

@@ -17,8 +17,10 @@
 //! thread-free list.
 
 use super::{current_heap, Heap, HeapKind};
+use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
 use crate::page::{Block, Page, INTERNAL, LIVE};
+use crate::profile::events::Sink;
 use crate::segment::{self, Segment, KIND_LARGE, KIND_PAGES, SEGMENT_SIZE};
 use crate::size_class::MEDIUM_MAX;
 use crate::thread_state;
@@ -227,7 +229,7 @@ unsafe fn free_owned_profiled(heap: *mut Heap, page: *mut Page, index: usize, pt
     // SAFETY: `index < capacity`; the block was live until its bit was just taken, so its
     // word is its allocation's.
     let stack = || unsafe { (*page).word_of(index).2 };
-    let settle = track::on_fast_free(&mut heap.counters, size, stack);
+    let settle = track::on_fast_free(&mut heap.counters, heap.events, size, stack);
     // SAFETY: a block of a page `heap` owns, live until its bit was just taken, given up
     // by the caller; exclusive use of `heap` (caller).
     unsafe {
@@ -338,8 +340,8 @@ unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
     }
     // SAFETY: `heap` is null or this thread's heap, whose counters only this thread
     // writes.
-    let counters = unsafe { heap.as_mut() }.map(|h| &mut h.counters);
-    track::on_remote_free(counters, size, || {
+    let (counters, sink) = unsafe { listeners_of(heap) };
+    track::on_remote_free(counters, sink, size, || {
         // SAFETY: the block is still ours (pushed below), so its metadata word is the
         // allocation's: the owner rewrites it only after collecting the block.
         let (flags, stack) = unsafe { ((*page).flags_of(index), (*page).size_and_stack(index).1) };
@@ -365,7 +367,7 @@ unsafe fn free_owned(heap: &mut Heap, page: *mut Page, index: usize, ptr: *mut u
     if heap.kind != HeapKind::Internal {
         // SAFETY: `index < capacity`; the block is live, so its metadata is its
         // allocation's until we clear it below.
-        track::on_free(&mut heap.counters, size, || unsafe { (*page).size_and_stack(index).1 });
+        track::on_free(&mut heap.counters, heap.events, size, || unsafe { (*page).size_and_stack(index).1 });
     }
     // SAFETY: a live block (checked above) of a page `heap` owns, given up by the caller;
     // exclusive use (caller).
@@ -391,8 +393,8 @@ unsafe fn free_large(seg: *mut Segment, ptr: *mut u8) {
         let heap = current_heap();
         // SAFETY: `heap` is null or this thread's heap, whose counters only this thread
         // writes.
-        let counters = unsafe { heap.as_mut() }.map(|h| &mut h.counters);
-        track::on_remote_free(counters, size, || Some(stack));
+        let (counters, sink) = unsafe { listeners_of(heap) };
+        track::on_remote_free(counters, sink, size, || Some(stack));
     }
     // SAFETY: the block is live and given up by its holder (caller).
     unsafe { segment::free_large(seg) };
@@ -459,8 +461,22 @@ unsafe fn resize_small(page: *mut Page, index: usize, old_size: usize, new_size:
 fn count_resize(stack: u32, old_size: usize, new_size: usize) {
     let heap = current_heap();
     // SAFETY: `heap` is null or this thread's heap, whose counters only this thread writes.
-    let counters = unsafe { heap.as_mut() }.map(|h| &mut h.counters);
-    track::on_resize(counters, stack, old_size, new_size);
+    let (counters, sink) = unsafe { listeners_of(heap) };
+    track::on_resize(counters, sink, stack, old_size, new_size);
+}
+
+/// The counters and the profile's event sink of `heap`, for the tracking hook: none and
+/// [`Sink::NONE`] when `heap` is null.
+///
+/// # Safety
+/// - `heap` is null or this thread's heap, which the caller has exclusive use of while the
+///   counters are borrowed.
+unsafe fn listeners_of<'a>(heap: *mut Heap) -> (Option<&'a mut Counters>, Sink) {
+    // SAFETY: the caller's bullet.
+    match unsafe { heap.as_mut() } {
+        Some(h) => (Some(&mut h.counters), h.events),
+        None => (None, Sink::NONE),
+    }
 }
 
 /// Resizes a large block in place or by `mremap`; `None` when it must be copied (an

@@ -35,6 +35,7 @@ pub(crate) mod walk;
 use crate::counters::Counters;
 use crate::misuse::{self, Misuse};
 use crate::page::{Block, Page, INTERNAL, LIVE, NO_OWNER, SCOPED};
+use crate::profile::events::Sink;
 use crate::segment;
 use crate::size_class::{self, CLASS_COUNT};
 use crate::stack::{self, StackBounds, StackCache};
@@ -113,6 +114,9 @@ pub(crate) struct Heap {
     fast_unwind: bool,
     pub(crate) bounds: StackBounds,
     stack_cache: StackCache,
+    /// Where this heap's profile events go: its thread's buffer (a thread heap), or
+    /// nowhere ([`Sink::NONE`]: a locked heap's are applied at once).
+    pub(crate) events: Sink,
     pub(crate) counters: Counters,
     /// Registry links (thread heaps).
     pub(crate) next: *mut Heap,
@@ -157,6 +161,7 @@ impl Heap {
     /// - `this` is valid for writes of a `Heap`, aligned, and nobody else uses it until
     ///   this returns (it is fresh from the registry, or a locked heap's first use under
     ///   its lock).
+    /// - A `Thread` heap is set up by the thread that owns it from now on.
     pub(crate) unsafe fn init(this: *mut Heap, kind: HeapKind, bounds: StackBounds) {
         let opts = crate::config::current();
         let heap = Heap {
@@ -167,6 +172,13 @@ impl Heap {
             fast_unwind: opts.fast_unwind,
             bounds,
             stack_cache: StackCache::new(),
+            events: if kind == HeapKind::Thread {
+                // SAFETY: the calling thread owns this heap (third bullet), which only it
+                // uses until it retires it when it ends.
+                unsafe { Sink::this_thread() }
+            } else {
+                Sink::NONE
+            },
             counters: Counters::new(),
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
@@ -376,7 +388,7 @@ impl Heap {
             }
         }
         if how.tracked {
-            track::on_alloc(&mut self.counters, stack, size);
+            track::on_alloc(&mut self.counters, self.events, stack, size);
         }
         block.cast()
     }
@@ -636,7 +648,7 @@ impl Heap {
         let flags = flags | LIVE | if internal { INTERNAL } else { 0 };
         let p = segment::alloc_large(size, align, stack, flags, zeroed);
         if !p.is_null() && !internal {
-            track::on_alloc(&mut self.counters, stack, size);
+            track::on_alloc(&mut self.counters, self.events, stack, size);
         }
         p
     }

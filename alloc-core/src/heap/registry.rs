@@ -144,7 +144,8 @@ pub(crate) fn create(bounds: StackBounds) -> *mut Heap {
         // - `Heap::init`: `heap` is valid for writes of a `Heap` and aligned: a retired
         //   struct, or a fresh carve of at least `size_of::<Heap>()` bytes at a multiple
         //   of 64 in a page-aligned mapping (registry invariants); nobody else uses it: it
-        //   was just taken off the free list or carved, under the registry lock `r`.
+        //   was just taken off the free list or carved, under the registry lock `r`. The
+        //   calling thread owns it from now on (`create`'s callers: a thread's start).
         // - `link`: the heap is initialized and on neither list.
         unsafe {
             Heap::init(heap, HeapKind::Thread, bounds);

@@ -16,9 +16,11 @@
 //! counts up to [`MAX_TIMES`] of them). A snapshot applies the calling
 //! thread's buffer first; a thread's buffer is applied when the thread ends.
 //!
+//! A thread's own heap finds the thread's buffer once, when the heap is made ([`Sink`]).
 //! Threads without a heap of their own (before it exists, after it was retired at thread
-//! exit) apply each event at once, and so does every thread while a signal's profile is
-//! pending (so it is written at the next allocation or free, as `signal` promises).
+//! exit) and the locked heaps apply each event at once, and so does every thread while a
+//! signal's profile is pending (so it is written at the next allocation or free, as
+//! `signal` promises).
 
 use super::recorder;
 use core::cell::{Cell, UnsafeCell};
@@ -111,20 +113,43 @@ thread_local! {
     static BUFFER: Buffer = const { Buffer { events: UnsafeCell::new([NO_EVENT; CAPACITY]), len: Cell::new(0) } };
 }
 
-/// Records `e`: buffered on a thread with a heap of its own, applied at once otherwise.
-/// Always inlined: its callers are the heap's paths with the profile on, and a call of
-/// its own cost about 20 instructions an event.
-#[inline(always)]
-pub(crate) fn push(e: Event) {
-    if !crate::thread_state::has_own_heap() {
-        return apply_one(e.stack, e.kind, e.size);
+/// Where a thread's own heap sends its events: the thread's buffer, found once when the
+/// heap is made (so that the heap's hot paths reach it with no thread-local access: in
+/// code compiled into this crate, the compiler sees that access as a call, and the
+/// profiled free saved six registers for it), or nowhere (events applied at once).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sink(*const Buffer);
+
+impl Sink {
+    /// No buffer: each event is applied at once.
+    pub(crate) const NONE: Sink = Sink(core::ptr::null());
+
+    /// The calling thread's buffer.
+    ///
+    /// # Safety
+    /// - The sink (and every copy of it) is used only on the calling thread, and only
+    ///   while that thread lives (a thread's own heap's: made on its thread, used by it
+    ///   alone, retired when it ends).
+    pub(crate) unsafe fn this_thread() -> Sink {
+        Sink(BUFFER.with(|b| b as *const Buffer))
     }
-    // The buffer's address from a closure of its own, the rest outside: with the
-    // grouping below inside the closure, the compiler made `LocalKey::with` a call.
-    let b = BUFFER.with(|b| b as *const Buffer);
-    // SAFETY: this thread's buffer, which lives as long as the thread and which no other
-    // thread can name (type invariant); only shared references to it are made.
-    let b = unsafe { &*b };
+
+    /// Records `e`: into the buffer, or applied at once without one.
+    #[inline(always)]
+    pub(crate) fn push(self, e: Event) {
+        if self.0.is_null() {
+            return apply_one(e.stack, e.kind, e.size);
+        }
+        // SAFETY: the buffer of the thread that runs this (`this_thread`'s contract),
+        // which lives as long as the thread and which no other thread can name (type
+        // invariant); only shared references to it are made.
+        push_to(unsafe { &*self.0 }, e);
+    }
+}
+
+/// Records `e` into `b`, this thread's buffer.
+#[inline(always)]
+fn push_to(b: &Buffer, e: Event) {
     let n = b.len.get();
     if n >= CAPACITY {
         // `APPLYING` (type invariant: a full buffer is applied at once).

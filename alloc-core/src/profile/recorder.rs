@@ -29,7 +29,7 @@
 //! - Nothing here allocates: sites live in an [`MmapVec`], the timeline in a fixed array.
 //!   So it is a leaf lock: held, it never waits for another lock (`fork` takes it last).
 
-use super::events::{Event, Kind};
+use super::events::{Event, Kind, Sink};
 use super::timeline::Timeline;
 use crate::os::MmapVec;
 use crate::sync::{Isolated, SpinLock};
@@ -274,27 +274,28 @@ impl Recorder {
     }
 }
 
-/// Counts an allocation. Called by the heap for tracked blocks, after the block's
-/// metadata was written, while profiling is [`active`]. Inlined, as [`record_free`]:
-/// the paths that call them make calls anyway (the stack's capture, the profiled
-/// free's own call), and the event's push is a few loads and stores (a call of its own
-/// cost 22 instructions a small allocation and free).
+/// Counts an allocation, into `sink` (its heap's). Called by the heap for tracked
+/// blocks, after the block's metadata was written, while profiling is [`active`].
+/// Inlined, as [`record_free`]: the paths that call them make calls anyway (the stack's
+/// capture, the profiled free's own call), and the event's push is a few loads and stores
+/// (a call of its own cost 22 instructions a small allocation and free).
 #[inline(always)]
-pub(crate) fn record_alloc(stack: u32, size: usize) {
-    super::events::push(Event::once(stack, Kind::Alloc, size as u64));
+pub(crate) fn record_alloc(sink: Sink, stack: u32, size: usize) {
+    sink.push(Event::once(stack, Kind::Alloc, size as u64));
 }
 
-/// Counts a free. Called by the heap before the block is handed back.
+/// Counts a free, into `sink` (the freeing heap's, [`Sink::NONE`] when it has none of
+/// its own). Called by the heap before the block is handed back.
 #[inline(always)]
-pub(crate) fn record_free(stack: u32, size: usize) {
-    super::events::push(Event::once(stack, Kind::Free, size as u64));
+pub(crate) fn record_free(sink: Sink, stack: u32, size: usize) {
+    sink.push(Event::once(stack, Kind::Free, size as u64));
 }
 
 /// Counts an in-place resize: the free of the old size and an allocation of the new.
 #[inline(never)]
-pub(crate) fn record_resize(stack: u32, old: usize, new: usize) {
-    super::events::push(Event::once(stack, Kind::Free, old as u64));
-    super::events::push(Event::once(stack, Kind::Alloc, new as u64));
+pub(crate) fn record_resize(sink: Sink, stack: u32, old: usize, new: usize) {
+    sink.push(Event::once(stack, Kind::Free, old as u64));
+    sink.push(Event::once(stack, Kind::Alloc, new as u64));
 }
 
 /// Applies `events`, in order, under the lock; then writes a profile a signal asked for.
