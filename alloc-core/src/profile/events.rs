@@ -26,24 +26,38 @@ use super::recorder;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::Ordering;
 
-/// One allocation or free not yet applied (16 bytes).
+/// One allocation or free not yet applied (16 bytes, no padding: see [`Event::bits`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Event {
     /// The block's size; for [`Kind::AllocThenFree`], the bytes of all its blocks.
     pub(crate) size: u64,
     pub(crate) stack: u32,
-    pub(crate) kind: Kind,
-    /// Blocks the event counts: 1, or up to [`MAX_TIMES`] for [`Kind::AllocThenFree`].
-    pub(crate) times: u8,
     /// [`Kind::AllocThenFree`] of more than one block: the size of the largest (blocks
     /// of [`UNGROUPED`] bytes or more are never grouped); 0 otherwise.
     pub(crate) largest: u16,
+    pub(crate) kind: Kind,
+    /// Blocks the event counts: 1, or up to [`MAX_TIMES`] for [`Kind::AllocThenFree`].
+    pub(crate) times: u8,
 }
+
+const _: () = assert!(core::mem::size_of::<Event>() == 16);
 
 impl Event {
     /// One block's allocation or free.
     pub(crate) const fn once(stack: u32, kind: Kind, size: u64) -> Self {
         Self { size, stack, kind, times: 1, largest: 0 }
+    }
+
+    /// The event's 16 bytes as one number: equal events have equal bits and the other
+    /// way round (no padding), and a compare of two is two 8-byte compares where the
+    /// derived `==` made one a field (ten instructions a profiled free).
+    #[inline(always)]
+    fn bits(self) -> u128 {
+        // SAFETY: an `Event` is 16 bytes (asserted above), every one of them a field's
+        // (`repr(C)`: 8 + 4 + 2 + 1 + 1, no padding), so all are initialized, and any
+        // 16 bytes are a `u128`.
+        unsafe { core::mem::transmute::<Event, u128>(self) }
     }
 
     /// The size of the largest block this event counts.
@@ -67,6 +81,7 @@ pub(crate) const UNGROUPED: u16 = u16::MAX;
 
 /// What an [`Event`] records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Kind {
     Free,
     Alloc,
@@ -167,7 +182,7 @@ fn push_to(b: &Buffer, e: Event) {
         //   which no allocator entry point allows.)
         // - `n - 1 < CAPACITY` (tested above): in bounds, and bounds checked anyway.
         let last = unsafe { &mut (*events)[n - 1] };
-        if *last == (Event { kind: Kind::Alloc, ..e }) {
+        if last.bits() == (Event { kind: Kind::Alloc, ..e }).bits() {
             if n > 1 {
                 // SAFETY: as for `last`, element `n - 2`; `last` is not used again
                 // on this path.
