@@ -13,11 +13,11 @@
 //!
 //! # Rules
 //! [`capture`] never allocates from the thread's heap (past a replay, which allocates
-//! nothing, it holds the reentrancy guard: the internal heap serves). The cached unwinder takes a
-//! lock only on a miss (an address whose rule is not cached yet), never waits on it for
-//! itself (a signal handler or a nested allocation interrupting its own miss) and never
-//! longer than a bound for another thread; the DWARF walk may take the dynamic loader's
-//! lock inside libgcc, as any unwind does.
+//! nothing, it holds the reentrancy guard: the internal heap serves). The cached unwinder
+//! takes a lock only on a miss (an address whose rule is not cached yet), never waits on
+//! it for itself (a signal handler or a nested allocation interrupting its own miss) and
+//! never longer than a bound for another thread; the DWARF walk may take the dynamic
+//! loader's lock inside libgcc, as any unwind does.
 //!
 //! # Walkers
 //! - The cached unwinder ([`Walker::Rules`], `fast_unwind=1`, the default): per frame, the
@@ -600,10 +600,10 @@ struct CachedWalk {
     whole: Option<Whole>,
 }
 
-/// The cached unwinder's walk from `capture`'s frame (into which it is inlined), after
-/// `capture` tried the record memo's replay (`replayed`, from `start`): the
-/// frame-record walk first (that replay, or a walk); when its prefix ends in the walk on the thread kept, the
-/// stack cache may know the whole stack by their key (`Ok`). Else, when the prefix is
+/// The cached unwinder's walk from `capture`'s frame (`start`; inlined into
+/// `capture_walking`), after `capture` tried the record memo's replay (`replayed`): the
+/// frame-record walk first (that replay, or a walk); when its prefix ends in the walk on
+/// the thread kept, the stack cache may know the whole stack by their key (`Ok`). Else, when the prefix is
 /// known to be exact (`prefix`), the rule walk on from where it stopped (replayed when it
 /// can be); else the whole rule walk, which then tells whether that prefix was exact.
 #[inline(always)]
