@@ -180,7 +180,11 @@ unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize
     // without a heap holds: equal, the slot names this thread's heap.
     if owner == slot {
         debug_assert!(thread_state::is_heap(slot));
-        if !track::plain() {
+        // SAFETY: the slot names this thread's own heap, its fields readable by it.
+        let profiled = unsafe { (*(slot as *const Heap)).events.is_buffered() };
+        // The profile is on from before the first thread heap is made, which then says so.
+        debug_assert_eq!(profiled, !track::plain());
+        if profiled {
             // SAFETY: `page` is an in-use page this thread's heap owns, `index` its
             // block at `ptr`; the caller's contract.
             return unsafe { free_owned_profiled(slot as *mut Heap, page, index, ptr, size) };

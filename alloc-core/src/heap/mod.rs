@@ -114,8 +114,10 @@ pub(crate) struct Heap {
     fast_unwind: bool,
     pub(crate) bounds: StackBounds,
     stack_cache: StackCache,
-    /// Where this heap's profile events go: its thread's buffer (a thread heap), or
-    /// nowhere ([`Sink::NONE`]: a locked heap's are applied at once).
+    /// Where this heap's profile events go: its thread's buffer (a thread heap, while the
+    /// heap profile is on: from before the first thread heap is made, so for every one),
+    /// or nowhere ([`Sink::NONE`]: the profile off, or a locked heap, whose events are
+    /// applied at once). The free fast path tests it for "the profile is on".
     pub(crate) events: Sink,
     pub(crate) counters: Counters,
     /// Registry links (thread heaps).
@@ -172,7 +174,7 @@ impl Heap {
             fast_unwind: opts.fast_unwind,
             bounds,
             stack_cache: StackCache::new(),
-            events: if kind == HeapKind::Thread {
+            events: if kind == HeapKind::Thread && !track::plain() {
                 // SAFETY: the calling thread owns this heap (third bullet), which only it
                 // uses until it retires it when it ends.
                 unsafe { Sink::this_thread() }

@@ -149,6 +149,12 @@ impl Sink {
         Sink(BUFFER.with(|b| b as *const Buffer))
     }
 
+    /// Whether this sink has a buffer.
+    #[inline(always)]
+    pub(crate) fn is_buffered(self) -> bool {
+        !self.0.is_null()
+    }
+
     /// Records `e`: into the buffer, or applied at once without one.
     #[inline(always)]
     pub(crate) fn push(self, e: Event) {
