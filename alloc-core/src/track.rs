@@ -66,9 +66,10 @@ pub(crate) fn zero_new_blocks() {
     crate::segment::zeroing::enable();
 }
 
-/// A tracked block of `size` bytes was freed by the heap that owns it and `counters`,
-/// while [`plain`] held. True when the counters' frees ran out their budget: the caller
-/// then calls `Counters::settle_frees`, off its fast path.
+/// A tracked block of `size` bytes was freed by the heap that owns it and `counters`, on
+/// the free fast path (while [`plain`] held; with the profile on, the profiled fast path
+/// then tells the recorder with [`on_profiled_free`]). True when the counters' frees ran
+/// out their budget: the caller then calls `Counters::settle_frees`, off its fast path.
 #[inline(always)]
 pub(crate) fn on_plain_free(counters: &mut Counters, size: usize) -> bool {
     counters.count_free(size)
@@ -102,17 +103,14 @@ pub(crate) fn on_alloc(counters: &mut Counters, sink: Sink, stack: u32, size: us
     }
 }
 
-/// [`on_free`] where the block's live bit was just taken, by the heap that owns it and
-/// `counters` (the free fast path with the profile on). The profile's recorder, when on,
-/// gets the block's stack from `stack` (its metadata word: a free leaves it alone); the
-/// rest is counting. True when the counters are due a `Counters::settle_frees`, left to
-/// the caller (as [`on_plain_free`]).
+/// The profile's share of a free of the fast path with the profile on (whose counting is
+/// [`on_plain_free`]'s): a tracked block of `size` bytes from `stack` was freed by the
+/// heap that owns it and sends its events to `sink`.
 #[inline(always)]
-pub(crate) fn on_fast_free(counters: &mut Counters, sink: Sink, size: usize, stack: impl FnOnce() -> u32) -> bool {
+pub(crate) fn on_profiled_free(sink: Sink, stack: u32, size: usize) {
     if recorder::active() {
-        recorder::record_free(sink, stack(), size);
+        recorder::record_free(sink, stack, size);
     }
-    counters.count_free(size)
 }
 
 /// A tracked block of `size` bytes, live and held by the caller, is being freed by the
