@@ -16,7 +16,8 @@
 //! counts up to [`MAX_TIMES`] of them). A snapshot applies the calling
 //! thread's buffer first; a thread's buffer is applied when the thread ends.
 //!
-//! A thread's own heap finds the thread's buffer once, when the heap is made ([`Sink`]).
+//! A thread's own heap finds the thread's buffer once, when the heap is made ([`Sink`];
+//! profiling is on from before the first thread heap is made).
 //! Threads without a heap of their own (before it exists, after it was retired at thread
 //! exit) and the locked heaps apply each event at once, and so does every thread while a
 //! signal's profile is pending (so it is written at the next allocation or free, as
