@@ -28,8 +28,10 @@ use crate::sweep_count;
 use crate::sync::Isolated;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-/// Why the heap's fast paths may not be taken, in one byte so that the allocation fast
-/// path asks every reason with one load: bits set once and never cleared.
+/// Why the heap's fast paths may not be taken: bits set once and never cleared. Each
+/// thread heap keeps a copy with its own reason added (`Heap::declines_plain`), which its
+/// allocation fast path reads from the heap's own lines: it gets these when it is made
+/// and is told of each one added (`heap::registry::note_not_plain`).
 static NOT_PLAIN: Isolated<AtomicU8> = Isolated(AtomicU8::new(0));
 /// [`NOT_PLAIN`]: the heap profile's recorder wants every allocation and free.
 const NOT_PLAIN_PROFILE: u8 = 1;
@@ -46,24 +48,26 @@ pub(crate) fn plain() -> bool {
     NOT_PLAIN.load(Ordering::Relaxed) & NOT_PLAIN_PROFILE == 0
 }
 
-/// [`plain`], and new blocks need no zeroing: the allocation fast path's condition.
-#[inline(always)]
-pub(crate) fn plain_alloc() -> bool {
-    NOT_PLAIN.load(Ordering::Relaxed) == 0
+/// The reasons [`NOT_PLAIN`] holds now (0: none), for the heaps' copies.
+pub(crate) fn not_plain_reasons() -> u8 {
+    NOT_PLAIN.load(Ordering::SeqCst)
 }
 
 /// The heap profile's recorder is about to start: called before it says it is active,
 /// so that no fast path skips an event the recorder counts (a slow path asks the
 /// recorder itself).
 pub(crate) fn note_profile_on() {
-    NOT_PLAIN.fetch_or(NOT_PLAIN_PROFILE, Ordering::Relaxed);
+    NOT_PLAIN.fetch_or(NOT_PLAIN_PROFILE, Ordering::SeqCst);
 }
 
 /// From now on every new block starts zeroed (`segment::zeroing::enable`), and the
-/// allocation fast path, which does not zero, is left to the general path.
-pub(crate) fn zero_new_blocks() {
-    NOT_PLAIN.fetch_or(NOT_PLAIN_ZEROING, Ordering::Relaxed);
+/// allocation fast path, which does not zero, is left to the general path. True when
+/// this call turned it on: the caller then tells the heaps
+/// (`heap::registry::note_not_plain`).
+pub(crate) fn zero_new_blocks() -> bool {
+    let was = NOT_PLAIN.fetch_or(NOT_PLAIN_ZEROING, Ordering::SeqCst);
     crate::segment::zeroing::enable();
+    was & NOT_PLAIN_ZEROING == 0
 }
 
 /// A tracked block of `size` bytes was freed by the heap that owns it and `counters`, on

@@ -99,6 +99,37 @@ fn a_scope_leak_does_not_reuse_the_stale_address_child() {
     println!("leaked_blocks={} stale_word_kept={stale}", r.summary.leaked_blocks);
 }
 
+/// As [`zero_new_child`] with the scope first, but the stale word and the leak are
+/// another thread's, a thread whose heap was made before the scope opened: that heap is
+/// told too.
+#[test]
+fn zero_new_other_thread_child() {
+    if std::env::var_os("ZERO_NEW_CHILD").is_none() {
+        return;
+    }
+    alloc_core::config::set_check_at_exit(false);
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        // This thread's heap, made before the scope opens.
+        std::hint::black_box(Box::new(1u64));
+        wait.recv().unwrap();
+        plant_stale_word();
+        leak_at_the_stale_address();
+    });
+    let ((), r) = alloc_core::check_scope(|| ());
+    assert!(r.is_clean());
+    go.send(()).unwrap();
+    // Ended before the check: no word of its frames (the leak's address among them) is
+    // left on a live stack.
+    other.join().unwrap();
+    let r = alloc_core::check();
+    let found: u64 = r.leaks.iter().filter(|g| g.bytes == 200 * g.blocks).map(|g| g.blocks).sum();
+    let kept = KEPT.load(SeqCst);
+    // SAFETY: `H'` is live (kept by the other thread's plant) and 12 words long.
+    let stale = unsafe { kept.add(6).read() } ^ HIDE == LEAK_AT.load(SeqCst);
+    println!("leaked_blocks={found} stale_word_kept={stale}");
+}
+
 fn run(zero_new: &str, scope_first: bool) -> String {
     run_entry("zero_new_child", zero_new, scope_first)
 }
@@ -144,4 +175,15 @@ fn without_zeroing_the_stale_word_hides_the_leak() {
 fn a_scope_finds_its_leak_even_without_zeroing() {
     let stdout = run_entry("a_scope_leak_does_not_reuse_the_stale_address_child", "zero_new=0", false);
     assert!(stdout.contains("leaked_blocks=1 stale_word_kept=true"), "{stdout}");
+}
+
+#[test]
+fn without_stacks_blocks_are_zeroed_once_a_scope_has_opened_on_every_thread() {
+    // No stacks: allocations take the plain path, which each heap lets go once told.
+    let stdout = run("stack_depth=0", true);
+    assert!(stdout.contains("leaked_blocks=1 stale_word_kept=false"), "{stdout}");
+    let stdout = run_entry("zero_new_other_thread_child", "stack_depth=0", false);
+    assert!(stdout.contains("leaked_blocks=1 stale_word_kept=false"), "{stdout}");
+    let stdout = run_entry("zero_new_other_thread_child", "", false);
+    assert!(stdout.contains("leaked_blocks=1 stale_word_kept=false"), "{stdout}");
 }

@@ -41,7 +41,7 @@ use crate::size_class::{self, CLASS_COUNT};
 use crate::stack::{self, StackBounds, StackCache};
 use crate::thread_state;
 use crate::track;
-use core::sync::atomic::{compiler_fence, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicU8, Ordering};
 
 pub(crate) use free::{free, realloc_in_place};
 
@@ -86,6 +86,10 @@ struct Handout {
     tracked: bool,
 }
 
+/// [`Heap::declines_plain`]: the heap captures stacks (a bit no reason of
+/// `track::not_plain_reasons` uses).
+const DECLINES_STACKS: u8 = 0x80;
+
 /// Which of the three kinds of heap this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum HeapKind {
@@ -114,6 +118,11 @@ pub(crate) struct Heap {
     fast_unwind: bool,
     pub(crate) bounds: StackBounds,
     stack_cache: StackCache,
+    /// Nonzero when this heap's plain allocation path declines: [`DECLINES_STACKS`] (it
+    /// captures stacks), or reasons of `track::not_plain_reasons`, read when the heap was
+    /// made (under the registry lock, so that `registry::note_not_plain` tells it of every
+    /// one added since). Atomic: that function writes it from another thread.
+    pub(crate) declines_plain: AtomicU8,
     /// Where this heap's profile events go: its thread's buffer (a thread heap, while the
     /// heap profile is on: from before the first thread heap is made, so for every one),
     /// or nowhere ([`Sink::NONE`]: the profile off, or a locked heap, whose events are
@@ -174,6 +183,10 @@ impl Heap {
             fast_unwind: opts.fast_unwind,
             bounds,
             stack_cache: StackCache::new(),
+            declines_plain: AtomicU8::new(
+                if kind == HeapKind::Thread && opts.stack_depth != 0 { DECLINES_STACKS } else { 0 }
+                    | track::not_plain_reasons(),
+            ),
             events: if kind == HeapKind::Thread && !track::plain() {
                 // SAFETY: the calling thread owns this heap (third bullet), which only it
                 // uses until it retires it when it ends.
@@ -318,7 +331,7 @@ impl Heap {
     #[inline(always)]
     pub(crate) unsafe fn alloc_plain(&mut self, size: usize, align: usize) -> *mut u8 {
         debug_assert!(align.is_power_of_two() && self.kind == HeapKind::Thread);
-        if self.stack_depth != 0 || !track::plain_alloc() {
+        if self.declines_plain.load(Ordering::Relaxed) != 0 {
             return core::ptr::null_mut();
         }
         let Some(class) = size_class::class_for(size, align) else {

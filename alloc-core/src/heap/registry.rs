@@ -17,6 +17,7 @@ use crate::os;
 use crate::stack::StackBounds;
 use crate::sync::SpinLock;
 use crate::thread_state::ReentrancyGuard;
+use core::sync::atomic::Ordering;
 
 /// The registered heaps.
 ///
@@ -179,8 +180,8 @@ pub(crate) unsafe fn retire(heap: *mut Heap) {
 }
 
 /// Calls `f` for every registered thread heap, under the registry lock. The heaps' threads
-/// keep running and writing their heaps meanwhile: `f` reads only what is atomic (the
-/// counters).
+/// keep running and writing their heaps meanwhile: `f` touches only what is atomic (it
+/// reads the counters, or adds to `declines_plain`).
 pub(crate) fn for_each_heap(mut f: impl FnMut(&Heap)) {
     let r = REGISTRY.lock();
     let mut h = r.head;
@@ -189,12 +190,23 @@ pub(crate) fn for_each_heap(mut f: impl FnMut(&Heap)) {
         // `next`), so a registered heap, valid (registry invariants); it stays registered,
         // and `next` unchanged, while we hold the registry lock (`r`), which `retire`
         // needs to unlink it. (The `&Heap` spans fields its owning thread writes
-        // meanwhile; `f` reads only the atomic counters.)
+        // meanwhile; `f` touches only atomic fields.)
         unsafe {
             f(&*h);
             h = (*h).next;
         }
     }
+}
+
+/// Tells every registered thread heap of the reasons `track::not_plain_reasons` holds now
+/// (after one was added: new blocks zeroed). Under the registry lock: a heap made
+/// meanwhile either is registered before this runs, or reads the reasons after (in
+/// `Heap::init`, under the same lock).
+pub(crate) fn note_not_plain() {
+    let reasons = crate::track::not_plain_reasons();
+    for_each_heap(|h| {
+        h.declines_plain.fetch_or(reasons, Ordering::Relaxed);
+    });
 }
 
 /// A registered heap other than `me`, if any (for the `fork` child, which retires the

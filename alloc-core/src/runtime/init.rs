@@ -55,8 +55,8 @@ fn init_slow() -> bool {
         let _guard = ReentrancyGuard::enter();
         let opts = crate::config::current();
         register_own_statics(opts);
-        if opts.zero_new == crate::config::ZeroNew::Always {
-            crate::track::zero_new_blocks();
+        if opts.zero_new == crate::config::ZeroNew::Always && crate::track::zero_new_blocks() {
+            crate::heap::registry::note_not_plain();
         }
         crate::profile::init(opts);
         crate::misuse::set_site_describer(crate::report::symbolize::describe_site);

@@ -78,8 +78,8 @@ struct Scope {
 impl Scope {
     fn open() -> Scope {
         USED.store(true, Ordering::Relaxed);
-        if crate::config::current().zero_new == crate::config::ZeroNew::Scopes {
-            crate::track::zero_new_blocks();
+        if crate::config::current().zero_new == crate::config::ZeroNew::Scopes && crate::track::zero_new_blocks() {
+            crate::heap::registry::note_not_plain();
         }
         let outer = thread_state::with(|s| s.scope());
         let Some(id) = take_slot() else {
