@@ -54,26 +54,26 @@ pub(crate) fn spill_callee_saved(spill: &mut [usize; CALLEE_SAVED_REGISTERS]) ->
     sp
 }
 
-/// Whether 16-byte records still hold what was read from them: the record at `addrs[i]`
-/// holds `kept[i]`, for every `i`. Every record is loaded and compared, four a step, with
-/// no early exit: no load waits for another, and the differences are or-ed into one SSE2
-/// register tested once at the end (a compare and a branch on every record took twice the
-/// instructions). SSE2 is part of x86-64: no feature to detect.
+/// Whether 16-byte records still hold what was read from them, in groups of four: the
+/// record at `addrs[g][i]` holds `kept[g][i]`, for every `g` and `i`. Every record is
+/// loaded and compared, a group a step, with no early exit: no load waits for another,
+/// and the differences are or-ed into one SSE2 register tested once at the end (a compare
+/// and a branch on every record took twice the instructions). SSE2 is part of x86-64: no
+/// feature to detect.
 ///
 /// # Safety
-/// - `addrs` and `kept` have the same length, a multiple of 4 (records past the last
-///   multiple of 4 are not compared).
-/// - Each `addrs[i]` is 8-byte aligned and its 16 bytes are readable for the duration of
-///   the call.
+/// - `addrs` and `kept` have the same length (groups past the shorter are not compared).
+/// - Each `addrs[g][i]` is 8-byte aligned and its 16 bytes are readable for the duration
+///   of the call.
 #[inline(always)]
-pub(crate) unsafe fn records_hold(addrs: &[usize], kept: &[[usize; 2]]) -> bool {
+pub(crate) unsafe fn records_hold(addrs: &[[usize; 4]], kept: &[[[usize; 2]; 4]]) -> bool {
     use core::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128};
     use core::arch::x86_64::{_mm_setzero_si128, _mm_xor_si128};
-    debug_assert!(addrs.len() == kept.len() && addrs.len().is_multiple_of(4));
+    debug_assert_eq!(addrs.len(), kept.len());
     // SAFETY: SSE2, the only feature these intrinsics need, is part of x86-64 itself
     // (this module compiles for no other target).
     let mut diff = unsafe { _mm_setzero_si128() };
-    for (at, want) in addrs.chunks_exact(4).zip(kept.chunks_exact(4)) {
+    for (at, want) in addrs.iter().zip(kept) {
         for i in 0..4 {
             // SAFETY: SSE2 as above. `at[i]` is a record's address, readable for 16 bytes
             // (caller); `want[i]` is two words of `kept`, a live slice. Both are unaligned

@@ -53,6 +53,7 @@ const SLOT_SHIFT: u32 = 64 - SLOTS.trailing_zeros();
 /// Most frames a kept walk may have room for (the default `stack_depth`): a slot is 872
 /// bytes (512 of them the records' words), a thread's memos 7 KiB.
 pub(super) const FRAMES: usize = 32;
+const _: () = assert!(FRAMES.is_multiple_of(4), "a replay compares records four at a time");
 /// Most words of a walk on past the records a slot remembers (`tail::TailMemo` keeps at
 /// most as many).
 const TAIL_WORDS: usize = 16;
@@ -162,8 +163,8 @@ impl RecordMemos {
 /// the caller's `rbp`, then a return address), found at record `i`, at `addrs[i]`, the
 /// two words `words[i]`, and returned `at` (its frames: the return addresses of
 /// `words[..at.len]`). Record 0 is at `fp`, record `i + 1` at `words[i][0]` (the `rbp`
-/// word read before it). Past `read`, up to `compared` (`read` rounded up to a multiple
-/// of 4), record 0 again: a replay compares `compared` records, four at a time.
+/// word read before it). Past `read`, up to `4 * groups` (`read` rounded up to a multiple
+/// of 4), record 0 again: a replay compares `groups` groups of four records.
 ///
 /// The fields every capture compares first, first (`repr(C)`).
 #[derive(Debug)]
@@ -187,8 +188,9 @@ struct RecordMemo {
     words: [[usize; 2]; FRAMES],
     /// Where each record lies (see `words`).
     addrs: [usize; FRAMES],
-    /// Records a replay compares.
-    compared: usize,
+    /// Groups of four records a replay compares (`compared`: `read` rounded up to a
+    /// multiple of 4, over 4).
+    groups: usize,
     /// Walks replayed.
     #[cfg(test)]
     replays: u64,
@@ -211,7 +213,7 @@ impl RecordMemo {
             tail: [(0, 0); TAIL_WORDS],
             words: [[0; 2]; FRAMES],
             addrs: [0; FRAMES],
-            compared: 0,
+            groups: 0,
             #[cfg(test)]
             replays: 0,
         }
@@ -229,13 +231,19 @@ impl RecordMemo {
         if !self.kept || ((self.fp ^ fp) | (self.lo ^ bounds.lo) | (self.hi ^ bounds.hi) | (self.room ^ room)) != 0 {
             return None;
         }
-        debug_assert!(self.read <= room && self.at.len <= self.read && self.read <= self.compared);
-        debug_assert!(self.compared <= FRAMES && self.compared.is_multiple_of(4));
-        // SAFETY: `compared <= FRAMES`, the length of `words` and `addrs` (`keep` sets it
-        // to `read`, at most `FRAMES`, rounded up to a multiple of 4, which `FRAMES` is).
-        let (addrs, kept) =
-            unsafe { (self.addrs.get_unchecked(..self.compared), self.words.get_unchecked(..self.compared)) };
-        debug_assert!(addrs.iter().all(|&r| r >= bounds.lo && r + 16 <= bounds.hi && r.is_multiple_of(8)));
+        debug_assert!(self.read <= room && self.at.len <= self.read && self.read <= 4 * self.groups);
+        debug_assert!(4 * self.groups <= FRAMES);
+        // SAFETY: `4 * groups <= FRAMES`, the length of `words` and `addrs` (`keep` sets it
+        // from `read`, at most `FRAMES`, rounded up to a multiple of 4, which `FRAMES` is):
+        // the first `groups` groups of four of each array, which have the layout of arrays
+        // of groups (arrays are their elements in a row).
+        let (addrs, kept) = unsafe {
+            (
+                core::slice::from_raw_parts(self.addrs.as_ptr().cast::<[usize; 4]>(), self.groups),
+                core::slice::from_raw_parts(self.words.as_ptr().cast::<[[usize; 2]; 4]>(), self.groups),
+            )
+        };
+        debug_assert!(addrs.iter().flatten().all(|&r| r >= bounds.lo && r + 16 <= bounds.hi && r.is_multiple_of(8)));
         // Each record's address is the kept walk's: the first is `fp`, each next one the
         // word the record before held when the kept walk read it. Whether each record
         // still holds its two words is one answer for all of them, from loads that do not
@@ -244,7 +252,7 @@ impl RecordMemo {
         // SAFETY: the kept walk read each of these records (the padding: record 0 again)
         // after checking that its 16 bytes lie in its bounds, which are `bounds` (compared
         // above: readable, caller's bullet), and that its address is 8-byte aligned:
-        // `records_hold`'s bullet; `compared` is a multiple of 4.
+        // `records_hold`'s bullet, both of `groups` groups.
         if !unsafe { crate::platform::records_hold(addrs, kept) } {
             return None;
         }
@@ -321,8 +329,9 @@ impl RecordMemo {
         self.at = at;
         // Record 0 again up to a multiple of 4 (`FRAMES` is one): a replay then compares
         // four records a step, with no odd ones to handle.
-        self.compared = self.read.next_multiple_of(4);
-        for i in self.read..self.compared {
+        let compared = self.read.next_multiple_of(4);
+        self.groups = compared / 4;
+        for i in self.read..compared {
             (self.addrs[i], self.words[i]) = (self.addrs[0], self.words[0]);
         }
         self.kept = true;
