@@ -606,7 +606,7 @@ impl Page {
     pub(crate) unsafe fn size_and_stack(&self, index: usize) -> (u32, u32) {
         debug_assert!(index < self.capacity as usize);
         // SAFETY: in bounds and initialized (caller; see `flags_of`).
-        let (_, size, stack) = unpack_word(unsafe { self.meta.add(index).read() });
+        let (_, size, stack) = unsafe { self.word_of(index) };
         (size, stack)
     }
 

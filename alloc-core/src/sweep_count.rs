@@ -17,8 +17,9 @@
 //! sweeps off, the step is `i64::MAX`: a heap never folds. A change of the step is seen
 //! by each heap when its budget runs out, within 64 allocations. The count is therefore
 //! off by what each heap did since its last fold: low by fewer than `STEP` allocations,
-//! high by the frees made since (a heap that only frees folds at its next allocation). The trigger can only be crossed by allocations, and it is
-//! compared when they are folded, with the frees up to then counted.
+//! high by the frees made since (a heap that only frees folds at its next allocation).
+//! The trigger can only be crossed by allocations, and it is compared when they are
+//! folded, with the frees up to then counted.
 
 use crate::counters::Counters;
 use crate::platform;

@@ -71,11 +71,11 @@ pub(crate) fn zero_new_blocks() -> bool {
 }
 
 /// A tracked block of `size` bytes was freed by the heap that owns it and `counters`, on
-/// the free fast path (while [`plain`] held; with the profile on, the profiled fast path
-/// then tells the recorder with [`on_profiled_free`]). True when the counters' frees ran
-/// out their budget: the caller then calls `Counters::settle_frees`, off its fast path.
+/// a free fast path (the plain one; with the profile on, the profiled one, which also
+/// tells the recorder with [`on_profiled_free`]). True when the counters' frees ran out
+/// their budget: the caller then calls `Counters::settle_frees`, off its fast path.
 #[inline(always)]
-pub(crate) fn on_plain_free(counters: &mut Counters, size: usize) -> bool {
+pub(crate) fn on_fast_free(counters: &mut Counters, size: usize) -> bool {
     counters.count_free(size)
 }
 
@@ -99,16 +99,14 @@ pub(crate) fn on_plain_alloc(counters: &mut Counters, size: usize, left: i64) {
 /// `counters` and sends its profile events to `sink`.
 #[inline(always)]
 pub(crate) fn on_alloc(counters: &mut Counters, sink: Sink, stack: u32, size: usize) {
-    if counters.count_alloc_spending(size) {
-        counters.settle(sweep_count::settle);
-    }
+    count_alloc(counters, size);
     if recorder::active() {
         recorder::record_alloc(sink, stack, size);
     }
 }
 
 /// The profile's share of a free of the fast path with the profile on (whose counting is
-/// [`on_plain_free`]'s): a tracked block of `size` bytes from `stack` was freed by the
+/// [`on_fast_free`]'s): a tracked block of `size` bytes from `stack` was freed by the
 /// heap that owns it and sends its events to `sink`.
 #[inline(always)]
 pub(crate) fn on_profiled_free(sink: Sink, stack: u32, size: usize) {
@@ -129,8 +127,9 @@ pub(crate) fn on_free(counters: &mut Counters, sink: Sink, size: usize, stack: i
 
 /// A tracked block of `size` bytes is being freed by a thread whose heap does not own
 /// it: `counters` and `sink` are that thread's heap's, or `None` and [`Sink::NONE`] when
-/// the thread has no heap (it ended, or never allocated). `stack` reads the block's allocation stack, or `None` when
-/// its metadata says it is not live (a double free, which the owner reports later).
+/// the thread has no heap (it ended, or never allocated). `stack` reads the block's
+/// allocation stack, or `None` when its metadata says it is not live (a double free,
+/// which the owner reports later).
 #[inline(always)]
 pub(crate) fn on_remote_free(
     counters: Option<&mut Counters>,
@@ -157,9 +156,7 @@ pub(crate) fn on_resize(counters: Option<&mut Counters>, sink: Sink, stack: u32,
     match counters {
         Some(c) => {
             c.on_free(old);
-            if c.count_alloc_spending(new) {
-                c.settle(sweep_count::settle);
-            }
+            count_alloc(c, new);
         }
         None => {
             counters::on_orphan_free(old);
@@ -168,5 +165,14 @@ pub(crate) fn on_resize(counters: Option<&mut Counters>, sink: Sink, stack: u32,
     }
     if recorder::active() {
         recorder::record_resize(sink, stack, old, new);
+    }
+}
+
+/// Counts an allocation of `size` bytes into `counters` (a heap's), and makes the folds
+/// that fall due with it (`Counters::settle`, with the leak sweeps' count).
+#[inline(always)]
+fn count_alloc(counters: &mut Counters, size: usize) {
+    if counters.count_alloc_spending(size) {
+        counters.settle(sweep_count::settle);
     }
 }

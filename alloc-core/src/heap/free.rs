@@ -195,13 +195,8 @@ unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize
             let heap = unsafe { &mut *(slot as *mut Heap) };
             debug_assert!(heap.kind == HeapKind::Thread);
             // SAFETY: a block of a page this heap owns, live until its bit was just
-            // taken, given up by the caller.
-            let used = unsafe { push_local(page, ptr) };
-            let settle = track::on_plain_free(&mut heap.counters, size);
-            // A page that empties while it is current stays (the common case of a
-            // block freed right after it was taken): no call.
-            // SAFETY: `page` is an in-use page (`small_block_at`).
-            if (used == 0 && !unsafe { heap.holds_as_current(page) }) || settle {
+            // taken, given up by the caller; exclusive use (above).
+            if let Some((used, settle)) = unsafe { release_owned(heap, page, ptr, size) } {
                 // SAFETY: this heap owns `page`; exclusive use (above).
                 unsafe { after_plain_free(heap, page, used, settle) };
             }
@@ -234,17 +229,37 @@ unsafe fn free_owned_profiled(heap: *mut Heap, page: *mut Page, index: usize, pt
     // word is its allocation's (and stays so until the block is handed out again).
     let stack = unsafe { (*page).word_of(index).2 };
     // SAFETY: a block of a page `heap` owns, live until its bit was just taken, given up
-    // by the caller.
-    let used = unsafe { push_local(page, ptr) };
-    let settle = track::on_plain_free(&mut heap.counters, size);
-    // SAFETY: `page` is an in-use page (caller).
-    if settle || (used == 0 && !unsafe { heap.holds_as_current(page) }) {
+    // by the caller; exclusive use of `heap` (caller).
+    if let Some((used, settle)) = unsafe { release_owned(heap, page, ptr, size) } {
         // SAFETY: exclusive use of `heap`, which owns `page` (caller).
         return unsafe { after_profiled_free(heap, page, used, settle, stack, size) };
     }
     // Last, so that every call it may make is a tail call: the function then saves no
     // register (eight instructions a free).
     track::on_profiled_free(heap.events, stack, size);
+}
+
+/// The end of both fast frees: the block at `ptr`, whose live bit was just taken, onto
+/// its page's local free list, and its free counted. `Some((used, settle))`, the page's
+/// blocks still in use and whether the counters are due a fold, when there is work for
+/// [`after_plain_free`]: the fold, or the page emptied and is not current (a page that
+/// empties while current stays: the common case of a block freed right after it was
+/// taken makes no call).
+///
+/// # Safety
+/// - `heap` owns `page`, and the caller has exclusive use of `heap`; `ptr` is the start of
+///   a block of `page` whose live bit the caller just took, and which it gives up.
+#[inline(always)]
+unsafe fn release_owned(heap: &mut Heap, page: *mut Page, ptr: *mut u8, size: usize) -> Option<(u32, bool)> {
+    // SAFETY: the caller's contract.
+    let used = unsafe { push_local(page, ptr) };
+    let settle = track::on_fast_free(&mut heap.counters, size);
+    // SAFETY: `page` is a valid page (caller).
+    if (used == 0 && !unsafe { heap.holds_as_current(page) }) || settle {
+        Some((used, settle))
+    } else {
+        None
+    }
 }
 
 /// [`free_owned_profiled`] when the counters' frees are due a fold or the page emptied

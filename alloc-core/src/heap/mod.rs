@@ -175,17 +175,17 @@ impl Heap {
     /// - A `Thread` heap is set up by the thread that owns it from now on.
     pub(crate) unsafe fn init(this: *mut Heap, kind: HeapKind, bounds: StackBounds) {
         let opts = crate::config::current();
+        let stack_depth = if kind == HeapKind::Thread { opts.stack_depth as usize } else { 0 };
         let heap = Heap {
             current: [empty_page(); CLASS_COUNT],
             queues: [PageQueue { head: core::ptr::null_mut(), tail: core::ptr::null_mut() }; CLASS_COUNT],
             kind,
-            stack_depth: if kind == HeapKind::Thread { opts.stack_depth as usize } else { 0 },
+            stack_depth,
             fast_unwind: opts.fast_unwind,
             bounds,
             stack_cache: StackCache::new(),
             declines_plain: AtomicU8::new(
-                if kind == HeapKind::Thread && opts.stack_depth != 0 { DECLINES_STACKS } else { 0 }
-                    | track::not_plain_reasons(),
+                if stack_depth != 0 { DECLINES_STACKS } else { 0 } | track::not_plain_reasons(),
             ),
             events: if kind == HeapKind::Thread && !track::plain() {
                 // SAFETY: the calling thread owns this heap (third bullet), which only it
@@ -295,9 +295,10 @@ impl Heap {
         let Some(class) = size_class::class_for(size, align) else {
             return self.alloc_large(size, align, flags, zeroed || crate::segment::zeroing::zeroes(flags));
         };
-        // Read before the capture, which the compiler cannot see leaves it as it is: so
-        // that a caller that knows the kind (`entry::alloc_own`) folds the test away.
-        let tracked = self.kind != HeapKind::Internal;
+        // Made before the capture, which the compiler cannot see leaves the heap's kind as
+        // it is: so that a caller that knows the kind (`entry::alloc_own`) folds the test
+        // away.
+        let how = self.handout(zeroed);
         let stack = self.capture_stack();
         if flags & SCOPED != 0 {
             // SAFETY: as for this function (caller); `class` is `size`'s.
@@ -317,7 +318,14 @@ impl Heap {
         }
         // SAFETY: `block` is non-null and heads the free list of `page`, which this heap
         // owns (it is not the empty page: that one's list is empty); exclusive use.
-        unsafe { self.take_block(page, block, size, stack, flags, Handout { zeroed, tracked }) }
+        unsafe { self.take_block(page, block, size, stack, flags, how) }
+    }
+
+    /// What [`Heap::take_block`] does besides the pop for this heap: zeroing when asked,
+    /// the tracking hook but for the internal heap.
+    #[inline(always)]
+    fn handout(&self, zeroed: bool) -> Handout {
+        Handout { zeroed, tracked: self.kind != HeapKind::Internal }
     }
 
     /// The allocation fast path: a block from the current page of its class, for a plain
@@ -423,7 +431,7 @@ impl Heap {
         }
         // SAFETY: `find_page` returns a valid page of `class` this heap owns.
         unsafe { self.make_current(class, page) };
-        let how = Handout { zeroed, tracked: self.kind != HeapKind::Internal };
+        let how = self.handout(zeroed);
         // SAFETY: `find_page` returns a page of `class` this heap owns with a non-empty
         // free list; `size` fits its blocks (caller); exclusive use.
         unsafe { self.take_block(page, (*page).free, size, stack, flags, how) }
@@ -522,14 +530,7 @@ impl Heap {
                 (*page).carve(1);
             }
             debug_assert!(!(*page).free.is_null());
-            self.take_block(
-                page,
-                (*page).free,
-                size,
-                stack,
-                flags,
-                Handout { zeroed, tracked: self.kind != HeapKind::Internal },
-            )
+            self.take_block(page, (*page).free, size, stack, flags, self.handout(zeroed))
         }
     }
 
