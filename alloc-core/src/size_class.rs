@@ -81,7 +81,12 @@ pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
         // Every class size is a multiple of 8, and pages start 64 KiB aligned: the
         // class of `size` itself is aligned enough, and needs no rounding (nor `max(1)`:
         // 0 maps to the 8-byte class).
-        return (size <= MEDIUM_MAX).then(|| class_of(size));
+        // The table's sizes first, and the largest size tested only past them: two
+        // instructions on the common request.
+        if size <= TABLE_MAX {
+            return Some(SMALL_TABLE[(size + 7) >> 3] as usize);
+        }
+        return (size <= MEDIUM_MAX).then(|| compute_class(size));
     }
     let rounded = (size.max(1).wrapping_add(align - 1)) & !(align - 1);
     if rounded > MEDIUM_MAX || rounded < size {

@@ -36,7 +36,20 @@ pub(crate) struct ThreadState {
     /// - bits 32..64 ([`SCOPE_SHIFT`]): the leak-check scope (`check_scope`) this thread
     ///   allocates into, as the runtime's scope id; 0 outside any.
     mode: Cell<u64>,
+    /// `heap` while `mode` is 0, [`NO_HEAP`] otherwise: the allocation fast path's one
+    /// load and one compare for both (two instructions fewer than testing each). Every
+    /// write of `heap` or `mode` writes it too ([`ThreadState::set_mode`]).
+    plain_heap: Cell<usize>,
+    /// What the free fast path compares a page's owner with: `heap`, with bit 0 set when
+    /// the heap profile asks for the heap's frees ([`PROFILED`]). Equal, the block is
+    /// this thread's and its free is plain; equal but for that bit, it is this thread's
+    /// and profiled (one compare for both questions on the plain free: heaps are aligned,
+    /// and no owner has bit 0 set).
+    free_key: Cell<usize>,
 }
+
+/// [`ThreadState::free_key`]'s bit: the thread's heap sends its frees to the heap profile.
+pub(crate) const PROFILED: usize = 1;
 
 /// [`ThreadState::mode`]'s reentrancy-guard bit.
 const GUARD: u64 = 1;
@@ -48,7 +61,7 @@ const DISABLED_MASK: u64 = 0xFFFF_FFFE;
 const SCOPE_SHIFT: u32 = 32;
 
 thread_local! {
-    static STATE: ThreadState = const { ThreadState { heap: Cell::new(NO_HEAP), mode: Cell::new(0) } };
+    static STATE: ThreadState = const { ThreadState::new() };
 }
 
 /// This thread's state. Taking the address in a tiny closure keeps `LocalKey::with`
@@ -68,16 +81,49 @@ pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
 }
 
 impl ThreadState {
+    const fn new() -> Self {
+        Self {
+            heap: Cell::new(NO_HEAP),
+            mode: Cell::new(0),
+            plain_heap: Cell::new(NO_HEAP),
+            free_key: Cell::new(NO_HEAP),
+        }
+    }
+
     /// The heap slot: [`NO_HEAP`], [`HEAP_RETIRED`] or a heap's address.
     #[inline(always)]
     pub(crate) fn heap(&self) -> usize {
         self.heap.get()
     }
 
-    /// Sets the heap slot.
+    /// Sets the heap slot; `profiled`: the heap sends its frees to the heap profile.
     #[inline]
-    pub(crate) fn set_heap(&self, heap: usize) {
+    pub(crate) fn set_heap(&self, heap: usize, profiled: bool) {
+        debug_assert!(!is_heap(heap) || heap.is_multiple_of(2));
         self.heap.set(heap);
+        self.free_key.set(if is_heap(heap) { heap | if profiled { PROFILED } else { 0 } } else { NO_HEAP });
+        self.set_mode(self.mode.get());
+    }
+
+    /// See [`ThreadState::free_key`]: the heap slot, tagged with [`PROFILED`]; [`NO_HEAP`]
+    /// for a thread without a heap.
+    #[inline(always)]
+    pub(crate) fn free_key(&self) -> usize {
+        self.free_key.get()
+    }
+
+    /// Sets the mode word, and the plain heap that follows from it and the heap slot.
+    #[inline(always)]
+    fn set_mode(&self, mode: u64) {
+        self.mode.set(mode);
+        self.plain_heap.set(if mode == 0 { self.heap.get() } else { NO_HEAP });
+    }
+
+    /// The heap slot if the thread's allocations take the fast path (see
+    /// [`ThreadState::fast`]), [`NO_HEAP`] otherwise: one load for both questions.
+    #[inline(always)]
+    pub(crate) fn plain_heap(&self) -> usize {
+        self.plain_heap.get()
     }
 
     /// Whether the reentrancy guard is held: the allocator's own code is running.
@@ -109,7 +155,7 @@ impl ThreadState {
     #[inline]
     pub(crate) fn set_scope(&self, scope: u32) -> u32 {
         let mode = self.mode.get();
-        self.mode.set((mode & !(u64::MAX << SCOPE_SHIFT)) | (u64::from(scope) << SCOPE_SHIFT));
+        self.set_mode((mode & !(u64::MAX << SCOPE_SHIFT)) | (u64::from(scope) << SCOPE_SHIFT));
         (mode >> SCOPE_SHIFT) as u32
     }
 
@@ -117,7 +163,7 @@ impl ThreadState {
     #[inline]
     fn replace_guard(&self, on: bool) -> bool {
         let mode = self.mode.get();
-        self.mode.set((mode & !GUARD) | u64::from(on));
+        self.set_mode((mode & !GUARD) | u64::from(on));
         mode & GUARD != 0
     }
 
@@ -127,7 +173,7 @@ impl ThreadState {
         let mode = self.mode.get();
         let depth = (mode & DISABLED_MASK) / DISABLED_ONE;
         let depth = depth.saturating_add_signed(delta).min(DISABLED_MASK / DISABLED_ONE);
-        self.mode.set((mode & !DISABLED_MASK) | (depth * DISABLED_ONE));
+        self.set_mode((mode & !DISABLED_MASK) | (depth * DISABLED_ONE));
     }
 }
 
@@ -208,8 +254,33 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_heap_is_the_heap_only_while_the_mode_is_clear() {
+        let s = ThreadState::new();
+        assert_eq!(s.plain_heap(), NO_HEAP);
+        s.set_heap(4096, false);
+        assert_eq!(s.plain_heap(), 4096);
+        assert!(!s.replace_guard(true));
+        assert_eq!(s.plain_heap(), NO_HEAP);
+        s.set_heap(8192, true);
+        assert_eq!(s.free_key(), 8192 | PROFILED);
+        assert_eq!(s.plain_heap(), NO_HEAP, "a heap set inside the allocator is not plain");
+        assert!(s.replace_guard(false));
+        assert_eq!(s.plain_heap(), 8192);
+        s.add_disabled(1);
+        assert_eq!(s.plain_heap(), NO_HEAP);
+        s.add_disabled(-1);
+        assert_eq!(s.set_scope(3), 0);
+        assert_eq!(s.plain_heap(), NO_HEAP);
+        assert_eq!(s.set_scope(0), 3);
+        assert_eq!(s.plain_heap(), 8192);
+        s.set_heap(HEAP_RETIRED, false);
+        assert_eq!(s.free_key(), NO_HEAP);
+        assert!(!is_heap(s.plain_heap()));
+    }
+
+    #[test]
     fn the_mode_fields_stay_apart() {
-        let s = ThreadState { heap: Cell::new(NO_HEAP), mode: Cell::new(0) };
+        let s = ThreadState::new();
         assert!(s.fast());
         assert_eq!(s.set_scope(u32::MAX), 0);
         s.add_disabled(1);

@@ -165,7 +165,7 @@ pub(crate) unsafe fn free_small_unsized(ptr: *mut u8) -> bool {
 ///   returns); the caller's contract of [`free`].
 #[inline(always)]
 unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
-    let slot = thread_state::heap_slot();
+    let key = thread_state::with(|s| s.free_key());
     // SAFETY: `small_block_at` returns an in-use page; its owner field is atomic.
     let owner = unsafe { (*page).heap.load(Ordering::Relaxed) };
     // The owner's metadata is read only once the page is known to be ours (another
@@ -176,23 +176,17 @@ unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize
         // thread's heap owns (tested before the call): its only writer.
         unsafe { (*page).take_live(index) }
     };
-    // An in-use page's owner is a heap or `NO_OWNER`, never what the slot of a thread
-    // without a heap holds: equal, the slot names this thread's heap.
-    if owner == slot {
-        debug_assert!(thread_state::is_heap(slot));
-        // SAFETY: the slot names this thread's own heap, its fields readable by it.
-        let profiled = unsafe { (*(slot as *const Heap)).events.is_buffered() };
-        // The profile is on from before the first thread heap is made, which then says so.
-        debug_assert_eq!(profiled, !track::plain());
-        if profiled {
-            // SAFETY: `page` is an in-use page this thread's heap owns, `index` its
-            // block at `ptr`; the caller's contract.
-            return unsafe { free_owned_profiled(slot as *mut Heap, page, index, ptr, size) };
-        }
+    // An in-use page's owner is a heap or `NO_OWNER`, never what the key of a thread
+    // without a heap holds, nor a key with `PROFILED` set: equal, the key names this
+    // thread's heap, whose frees the profile does not ask for.
+    if owner == key {
+        debug_assert!(thread_state::is_heap(key));
+        // SAFETY: the key names this thread's own heap, its fields readable by it.
+        debug_assert!(!unsafe { (*(key as *const Heap)).events.is_buffered() } && track::plain());
         if take_live() {
-            // SAFETY: the slot names this thread's own heap (a thread heap: never the
+            // SAFETY: the key names this thread's own heap (a thread heap: never the
             // internal one), which owns `page`: this thread is its only user.
-            let heap = unsafe { &mut *(slot as *mut Heap) };
+            let heap = unsafe { &mut *(key as *mut Heap) };
             debug_assert!(heap.kind == HeapKind::Thread);
             // SAFETY: a block of a page this heap owns, live until its bit was just
             // taken, given up by the caller; exclusive use (above).
@@ -202,6 +196,13 @@ unsafe fn free_block_of(page: *mut Page, index: usize, ptr: *mut u8, size: usize
             }
             return;
         }
+    } else if owner == key & !thread_state::PROFILED {
+        // The same heap, with the profile on (the bit set): heaps are aligned, so the
+        // other keys with the bit clear are no owner's either.
+        debug_assert!(thread_state::is_heap(owner) && !track::plain());
+        // SAFETY: `page` is an in-use page this thread's heap owns, `index` its block at
+        // `ptr`; the caller's contract.
+        return unsafe { free_owned_profiled(owner as *mut Heap, page, index, ptr, size) };
     }
     // SAFETY: the caller's contract.
     unsafe { free_general(ptr, size) }

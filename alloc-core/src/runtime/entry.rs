@@ -55,8 +55,8 @@ unsafe fn alloc_marked(s: &ThreadState, heap: *mut Heap, size: usize, align: usi
 ///   (what a `Layout` guarantees).
 #[inline]
 pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
-    let (slot, fast) = thread_state::with(|s| (s.heap(), s.fast()));
-    if thread_state::is_heap(slot) && fast && !zeroed {
+    let slot = thread_state::with(|s| s.plain_heap());
+    if thread_state::is_heap(slot) && !zeroed {
         // SAFETY: the slot names this thread's own heap (made by `thread::start` for this
         // thread, not yet retired), whose only user is this thread; the mode word is
         // clear (no scope, no `disable()`); `align` is a power of two (caller).

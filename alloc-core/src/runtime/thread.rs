@@ -59,7 +59,9 @@ pub(crate) fn start(s: &ThreadState) -> *mut Heap {
     if heap.is_null() {
         return heap;
     }
-    s.set_heap(heap as usize);
+    // SAFETY: `registry::create` returned a made heap, this thread's alone.
+    let profiled = unsafe { (*heap).events.is_buffered() };
+    s.set_heap(heap as usize, profiled);
     super::scope::on_thread_start(s);
     // The key was made by initialization, which runs before any thread starts here; the
     // value is read only by `on_thread_exit`. A failure (out of memory in glibc) keeps the
@@ -124,7 +126,7 @@ fn retire_exiting(heap: *mut Heap) -> stack::StackBounds {
     }
     thread_state::with(|s| {
         if s.heap() == heap as usize {
-            s.set_heap(HEAP_RETIRED);
+            s.set_heap(HEAP_RETIRED, false);
         }
     });
     // SAFETY: the heap was registered for this exiting thread, which it no longer uses
