@@ -54,6 +54,14 @@ pub(crate) fn spill_callee_saved(spill: &mut [usize; CALLEE_SAVED_REGISTERS]) ->
     sp
 }
 
+/// The two words of a frame record (the next record's address, the return address), as
+/// a replay keeps them: 16-byte aligned, so that [`records_hold`]'s compare takes them
+/// straight from memory (SSE2's `pxor` with a memory operand needs the alignment: four
+/// loads fewer for four records).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecordWords(pub(crate) [usize; 2]);
+
 /// Whether 16-byte records still hold what was read from them, in groups of four: the
 /// record at `addrs[g][i]` holds `kept[g][i]`, for every `g` and `i`. Every record is
 /// loaded and compared, a group a step, with no early exit: no load waits for another,
@@ -66,9 +74,9 @@ pub(crate) fn spill_callee_saved(spill: &mut [usize; CALLEE_SAVED_REGISTERS]) ->
 /// - Each `addrs[g][i]` is 8-byte aligned and its 16 bytes are readable for the duration
 ///   of the call.
 #[inline(always)]
-pub(crate) unsafe fn records_hold(addrs: &[[usize; 4]], kept: &[[[usize; 2]; 4]]) -> bool {
-    use core::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128};
-    use core::arch::x86_64::{_mm_setzero_si128, _mm_xor_si128};
+pub(crate) unsafe fn records_hold(addrs: &[[usize; 4]], kept: &[[RecordWords; 4]]) -> bool {
+    use core::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_load_si128, _mm_loadu_si128, _mm_movemask_epi8};
+    use core::arch::x86_64::{_mm_or_si128, _mm_setzero_si128, _mm_xor_si128};
     debug_assert_eq!(addrs.len(), kept.len());
     // SAFETY: SSE2, the only feature these intrinsics need, is part of x86-64 itself
     // (this module compiles for no other target).
@@ -76,11 +84,12 @@ pub(crate) unsafe fn records_hold(addrs: &[[usize; 4]], kept: &[[[usize; 2]; 4]]
     for (at, want) in addrs.iter().zip(kept) {
         for i in 0..4 {
             // SAFETY: SSE2 as above. `at[i]` is a record's address, readable for 16 bytes
-            // (caller); `want[i]` is two words of `kept`, a live slice. Both are unaligned
-            // loads (`loadu`): no alignment needed.
+            // (caller), loaded unaligned (`loadu`: a record is 8-byte aligned); `want[i]`
+            // is a `RecordWords` of `kept`, a live slice, 16-byte aligned (its type's
+            // alignment): an aligned load, which the compiler folds into the `pxor`.
             unsafe {
                 let found = _mm_loadu_si128(at[i] as *const __m128i);
-                let want = _mm_loadu_si128(want[i].as_ptr().cast::<__m128i>());
+                let want = _mm_load_si128(want[i].0.as_ptr().cast::<__m128i>());
                 diff = _mm_or_si128(diff, _mm_xor_si128(found, want));
             }
         }

@@ -45,13 +45,14 @@
 
 use super::unwind::{self, RecordReads, Records};
 use super::{StackBounds, StackId};
+use crate::platform::RecordWords;
 use core::mem::MaybeUninit;
 
 /// Slots per thread (a power of two).
 const SLOTS: usize = 8;
 const SLOT_SHIFT: u32 = 64 - SLOTS.trailing_zeros();
-/// Most frames a kept walk may have room for (the default `stack_depth`): a slot is 872
-/// bytes (512 of them the records' words), a thread's memos 7 KiB.
+/// Most frames a kept walk may have room for (the default `stack_depth`): a slot is 1,152
+/// bytes (512 of them the records' words), a thread's memos 9 KiB.
 pub(super) const FRAMES: usize = 32;
 const _: () = assert!(FRAMES.is_multiple_of(4), "a replay compares records four at a time");
 /// Most words of a walk on past the records a slot remembers (`tail::TailMemo` keeps at
@@ -185,7 +186,7 @@ struct RecordMemo {
     tail: [(usize, usize); TAIL_WORDS],
     /// The two words read at each record, as they lie there: the next record's address,
     /// then the return address. A replay compares each record with its pair whole.
-    words: [[usize; 2]; FRAMES],
+    words: [RecordWords; FRAMES],
     /// Where each record lies (see `words`).
     addrs: [usize; FRAMES],
     /// Groups of four records a replay compares (`compared`: `read` rounded up to a
@@ -211,7 +212,7 @@ impl RecordMemo {
             generation: 0,
             tail_len: 0,
             tail: [(0, 0); TAIL_WORDS],
-            words: [[0; 2]; FRAMES],
+            words: [RecordWords([0; 2]); FRAMES],
             addrs: [0; FRAMES],
             groups: 0,
             #[cfg(test)]
@@ -240,7 +241,7 @@ impl RecordMemo {
         let (addrs, kept) = unsafe {
             (
                 core::slice::from_raw_parts(self.addrs.as_ptr().cast::<[usize; 4]>(), self.groups),
-                core::slice::from_raw_parts(self.words.as_ptr().cast::<[[usize; 2]; 4]>(), self.groups),
+                core::slice::from_raw_parts(self.words.as_ptr().cast::<[RecordWords; 4]>(), self.groups),
             )
         };
         debug_assert!(addrs.iter().flatten().all(|&r| r >= bounds.lo && r + 16 <= bounds.hi && r.is_multiple_of(8)));
@@ -303,7 +304,7 @@ impl RecordMemo {
     /// Writes the kept walk's frames to `out[..at.len]` (after a [`Self::replay`]).
     fn write_frames(&self, out: &mut [MaybeUninit<usize>]) {
         debug_assert!(self.kept && self.at.len <= out.len());
-        for (slot, &[_, ret]) in out.iter_mut().zip(&self.words[..self.at.len]) {
+        for (slot, &RecordWords([_, ret])) in out.iter_mut().zip(&self.words[..self.at.len]) {
             slot.write(ret);
         }
     }
@@ -345,11 +346,11 @@ impl RecordMemo {
 impl RecordReads for RecordMemo {
     #[inline(always)]
     fn record(&mut self, i: usize, fp: usize, next: usize, ret: usize) {
-        debug_assert_eq!(if i == 0 { self.fp } else { self.words[i - 1][0] }, fp);
+        debug_assert_eq!(if i == 0 { self.fp } else { self.words[i - 1].0[0] }, fp);
         // A walk reads at most one record per frame of its output, which holds at most
         // `FRAMES` when traced (`RecordMemos::walk`): the index is in bounds (checked
         // anyway).
-        self.words[i] = [next, ret];
+        self.words[i] = RecordWords([next, ret]);
         self.addrs[i] = fp;
         self.read = i + 1;
     }
