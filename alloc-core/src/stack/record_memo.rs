@@ -70,6 +70,10 @@ pub(crate) struct RecordMemos {
 
 const NO_SLOT: usize = usize::MAX;
 
+/// A slot's `lo` while it keeps no walk (made, or between a walk's start and its keep):
+/// a replay's `lo` is its stack pointer, never 0.
+const NOT_KEPT: usize = 0;
+
 /// A replayed walk, and the id of the whole stack when its slot knows it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Replayed {
@@ -159,7 +163,8 @@ impl RecordMemos {
     }
 }
 
-/// A slot's last frame-record walk from `capture`'s frame. Invariant: when `kept`, the
+/// A slot's last frame-record walk from `capture`'s frame. Invariant: when kept (`lo` is
+/// not [`NOT_KEPT`]), the
 /// walk from `fp` within `[lo, hi)` with room for `room` frames read `read` records (each
 /// the caller's `rbp`, then a return address), found at record `i`, at `addrs[i]`, the
 /// two words `words[i]`, and returned `at` (its frames: the return addresses of
@@ -171,7 +176,6 @@ impl RecordMemos {
 #[derive(Debug)]
 #[repr(C)]
 struct RecordMemo {
-    kept: bool,
     read: usize,
     fp: usize,
     lo: usize,
@@ -201,10 +205,9 @@ impl RecordMemo {
     /// An empty memo.
     const fn new() -> Self {
         Self {
-            kept: false,
             read: 0,
             fp: 0,
-            lo: 0,
+            lo: NOT_KEPT,
             hi: 0,
             room: 0,
             at: Records { len: 0, hash: 0, sp: 0, fp: 0, ret: 0 },
@@ -229,7 +232,10 @@ impl RecordMemo {
     ///   `[bounds.lo, bounds.hi)` is readable for the duration of the call.
     #[inline(always)]
     unsafe fn replay(&mut self, fp: usize, bounds: StackBounds, room: usize, generation: u32) -> Option<Replayed> {
-        if !self.kept || ((self.fp ^ fp) | (self.lo ^ bounds.lo) | (self.hi ^ bounds.hi) | (self.room ^ room)) != 0 {
+        // A memo that keeps no walk has `lo` at `NOT_KEPT`, which no stack pointer is: no
+        // test of its own (two instructions a capture).
+        debug_assert_ne!(bounds.lo, NOT_KEPT);
+        if ((self.fp ^ fp) | (self.lo ^ bounds.lo) | (self.hi ^ bounds.hi) | (self.room ^ room)) != 0 {
             return None;
         }
         debug_assert!(self.read <= room && self.at.len <= self.read && self.read <= 4 * self.groups);
@@ -292,7 +298,7 @@ impl RecordMemo {
     fn remember(&mut self, tail: &[(usize, usize)], id: StackId, generation: u32) {
         let inside =
             |&(addr, _): &(usize, usize)| addr >= self.lo && addr < self.hi.saturating_sub(7) && addr.is_multiple_of(8);
-        if !self.kept || tail.len() > TAIL_WORDS || !tail.iter().all(inside) {
+        if !self.kept() || tail.len() > TAIL_WORDS || !tail.iter().all(inside) {
             return;
         }
         self.tail[..tail.len()].copy_from_slice(tail);
@@ -303,7 +309,7 @@ impl RecordMemo {
 
     /// Writes the kept walk's frames to `out[..at.len]` (after a [`Self::replay`]).
     fn write_frames(&self, out: &mut [MaybeUninit<usize>]) {
-        debug_assert!(self.kept && self.at.len <= out.len());
+        debug_assert!(self.kept() && self.at.len <= out.len());
         for (slot, &RecordWords([_, ret])) in out.iter_mut().zip(&self.words[..self.at.len]) {
             slot.write(ret);
         }
@@ -312,7 +318,7 @@ impl RecordMemo {
     /// Forgets the kept walk, before a walk from `fp` traced into this memo.
     #[inline(always)]
     fn start(&mut self, fp: usize) {
-        self.kept = false;
+        self.lo = NOT_KEPT;
         self.id = 0;
         self.read = 0;
         self.fp = fp;
@@ -335,7 +341,11 @@ impl RecordMemo {
         for i in self.read..compared {
             (self.addrs[i], self.words[i]) = (self.addrs[0], self.words[0]);
         }
-        self.kept = true;
+    }
+
+    /// Whether the memo keeps a walk.
+    fn kept(&self) -> bool {
+        self.lo != NOT_KEPT
     }
 
     fn at_most(&self, room: usize) -> bool {
