@@ -105,6 +105,16 @@ pub(crate) fn on_alloc(counters: &mut Counters, sink: Sink, stack: u32, size: us
     }
 }
 
+/// A tracked block of `size` bytes was allocated, with a stack, by the heap that owns
+/// `counters`, a heap the heap profile does not listen to (its reasons to decline the
+/// plain path say so: the recorder is on for every heap made after it started, which is
+/// every heap): counting is all [`on_alloc`] would do.
+#[inline(always)]
+pub(crate) fn on_unprofiled_alloc(counters: &mut Counters, size: usize) {
+    debug_assert!(!recorder::active());
+    count_alloc(counters, size);
+}
+
 /// The profile's share of a free of the fast path with the profile on (whose counting is
 /// [`on_fast_free`]'s): a tracked block of `size` bytes from `stack` was freed by the
 /// heap that owns it and sends its events to `sink`.

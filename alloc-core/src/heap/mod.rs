@@ -88,7 +88,7 @@ struct Handout {
 
 /// [`Heap::declines_plain`]: the heap captures stacks (a bit no reason of
 /// `track::not_plain_reasons` uses).
-const DECLINES_STACKS: u8 = 0x80;
+pub(crate) const DECLINES_STACKS: u8 = 0x80;
 
 /// Which of the three kinds of heap this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -321,6 +321,49 @@ impl Heap {
         unsafe { self.take_block(page, block, size, stack, flags, how) }
     }
 
+    /// Why this heap declines its plain path ([`Heap::declines_plain`]): 0 for no reason,
+    /// [`DECLINES_STACKS`] alone when [`Heap::alloc_stacked`] may take its allocations.
+    /// (The entry point compares the byte itself: sorted into an enum, the compiler made
+    /// it eight instructions of flags on the plain path.)
+    #[inline(always)]
+    pub(crate) fn declines(&self) -> u8 {
+        self.declines_plain.load(Ordering::Relaxed)
+    }
+
+    /// [`Heap::alloc`] for a block of `class` (`size` rounded to its alignment's) of a
+    /// thread heap that declines its plain path only for stacks ([`DECLINES_STACKS`]):
+    /// the stack, and the block counted,
+    /// with no test of the depth (not 0: the heap captures), of zeroing or of the profile
+    /// (neither is on for this heap, as its reasons say), each a global's load and a
+    /// branch otherwise (9 instructions an allocation).
+    ///
+    /// # Safety
+    /// - As [`Heap::alloc`]; this is a thread's heap, its owner the caller, and it
+    ///   declines its plain path only for stacks; `class` is
+    ///   `size_class::class_for(size, align)`.
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_stacked(&mut self, class: usize, size: usize) -> *mut u8 {
+        debug_assert!(self.kind == HeapKind::Thread && self.stack_depth != 0 && self.declines() == DECLINES_STACKS);
+        debug_assert!(class < CLASS_COUNT && !crate::segment::zeroing::zeroes(0));
+        // `capture` routes what its walks may allocate to the internal heap itself.
+        let stack = stack::capture(self.stack_depth, self.fast_unwind, self.bounds, &mut self.stack_cache).as_u32();
+        // SAFETY: `class` is below `CLASS_COUNT` (caller). `current[class]` is the empty
+        // page or a valid page this heap owns (heap invariant), read by its only user.
+        let (page, block) = unsafe {
+            let page = *self.current.get_unchecked(class);
+            (page, (*page).free)
+        };
+        if block.is_null() {
+            // SAFETY: exclusive use (caller).
+            return unsafe { self.alloc_slow(class, size, stack, 0, false) };
+        }
+        // SAFETY: `block` heads the free list of `page`, which this heap owns; exclusive
+        // use (caller); `size` fits the block (its class is `size`'s).
+        unsafe { pop_block(page, block, size, stack, LIVE) };
+        track::on_unprofiled_alloc(&mut self.counters, size);
+        block.cast()
+    }
+
     /// What [`Heap::take_block`] does besides the pop for this heap: zeroing when asked,
     /// the tracking hook but for the internal heap.
     #[inline(always)]
@@ -334,14 +377,13 @@ impl Heap {
     /// request needs more than that: the caller then takes [`Heap::alloc`].
     ///
     /// # Safety
-    /// - As [`Heap::alloc`]; this is a thread's heap (not a locked one) and the block is
-    ///   not scoped or ignored (the thread's mode word is clear).
+    /// - As [`Heap::alloc`]; this is a thread's heap (not a locked one) that declines
+    ///   nothing ([`Heap::declines`] is 0), and the block is not scoped or ignored (the
+    ///   thread's mode word is clear).
     #[inline(always)]
     pub(crate) unsafe fn alloc_plain(&mut self, size: usize, align: usize) -> *mut u8 {
         debug_assert!(align.is_power_of_two() && self.kind == HeapKind::Thread);
-        if self.declines_plain.load(Ordering::Relaxed) != 0 {
-            return core::ptr::null_mut();
-        }
+        debug_assert_eq!(self.declines(), 0);
         let Some(class) = size_class::class_for(size, align) else {
             return core::ptr::null_mut();
         };

@@ -60,12 +60,32 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
         // SAFETY: the slot names this thread's own heap (made by `thread::start` for this
         // thread, not yet retired), whose only user is this thread; the mode word is
         // clear (no scope, no `disable()`); `align` is a power of two (caller).
-        let p = unsafe { (*(slot as *mut Heap)).alloc_plain(size, align) };
+        let heap = slot as *mut Heap;
+        // SAFETY: as above.
+        let declines = unsafe { (*heap).declines() };
+        if declines != 0 {
+            // A heap that declines only to capture stacks (the default) goes straight to
+            // its stacked path from here: 15 instructions fewer on its allocations than
+            // through `alloc_own`, for three on the plain path's (the compiler tests
+            // this case first, whatever the order written; with the test in a function
+            // of its own, the plain path lost nothing and the stacked one gained 7).
+            if declines == heap::DECLINES_STACKS {
+                if let Some(class) = crate::size_class::class_for(size, align) {
+                    // SAFETY: as above; the heap only captures stacks; `class` is the
+                    // request's.
+                    return unsafe { alloc_own_stacked(size, class, heap) };
+                }
+            }
+            // SAFETY: as above.
+            return unsafe { alloc_own(size, align, heap) };
+        }
+        // SAFETY: as above; the heap does not decline its plain path.
+        let p = unsafe { (*heap).alloc_plain(size, align) };
         if !p.is_null() {
             return p;
         }
-        // SAFETY: as for the plain path just above.
-        return unsafe { alloc_own(size, align, slot as *mut Heap) };
+        // SAFETY: as above.
+        return unsafe { alloc_own(size, align, heap) };
     }
     // SAFETY: the caller's contract.
     unsafe { alloc_general(size, align, zeroed) }
@@ -92,6 +112,21 @@ unsafe fn alloc_own(size: usize, align: usize, heap: *mut Heap) -> *mut u8 {
         core::hint::assert_unchecked((*heap).kind == heap::HeapKind::Thread);
         (*heap).alloc(size, align, 0, false)
     }
+}
+
+/// [`alloc_own`] for a heap that only captures stacks, of a block of `class`: a function
+/// of its own, called in tail position, so that it saves only the registers its three
+/// values across the capture need (in `alloc_own`, which also holds the general path,
+/// it saved six).
+///
+/// # Safety
+/// - As [`alloc_own`]; the heap [`Heap::only_captures_stacks`], and `class` is
+///   `size_class::class_for(size, align)`.
+#[inline(never)]
+unsafe fn alloc_own_stacked(size: usize, class: usize, heap: *mut Heap) -> *mut u8 {
+    // SAFETY: the caller's contract: this thread's own heap (its only user), which only
+    // captures stacks; `class` is `size`'s.
+    unsafe { (*heap).alloc_stacked(class, size) }
 }
 
 /// Every allocation [`alloc`]'s fast path does not make: zeroing, threads not in plain
