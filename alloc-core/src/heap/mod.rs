@@ -41,7 +41,7 @@ use crate::size_class::{self, CLASS_COUNT};
 use crate::stack::{self, StackBounds, StackCache};
 use crate::thread_state;
 use crate::track;
-use core::sync::atomic::{compiler_fence, AtomicU8, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicU32, Ordering};
 
 pub(crate) use free::{free, realloc_in_place};
 
@@ -88,7 +88,7 @@ struct Handout {
 
 /// [`Heap::declines_plain`]: the heap captures stacks (a bit no reason of
 /// `track::not_plain_reasons` uses).
-pub(crate) const DECLINES_STACKS: u8 = 0x80;
+pub(crate) const DECLINES_STACKS: u32 = 0x80;
 
 /// Which of the three kinds of heap this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -122,7 +122,7 @@ pub(crate) struct Heap {
     /// captures stacks), or reasons of `track::not_plain_reasons`, read when the heap was
     /// made (under the registry lock, so that `registry::note_not_plain` tells it of every
     /// one added since). Atomic: that function writes it from another thread.
-    pub(crate) declines_plain: AtomicU8,
+    pub(crate) declines_plain: AtomicU32,
     /// Where this heap's profile events go: its thread's buffer (a thread heap, while the
     /// heap profile is on: from before the first thread heap is made, so for every one),
     /// or nowhere ([`Sink::NONE`]: the profile off, or a locked heap, whose events are
@@ -184,8 +184,8 @@ impl Heap {
             fast_unwind: opts.fast_unwind,
             bounds,
             stack_cache: StackCache::new(),
-            declines_plain: AtomicU8::new(
-                if stack_depth != 0 { DECLINES_STACKS } else { 0 } | track::not_plain_reasons(),
+            declines_plain: AtomicU32::new(
+                if stack_depth != 0 { DECLINES_STACKS } else { 0 } | u32::from(track::not_plain_reasons()),
             ),
             events: if kind == HeapKind::Thread && !track::plain() {
                 // SAFETY: the calling thread owns this heap (third bullet), which only it
@@ -326,7 +326,7 @@ impl Heap {
     /// (The entry point compares the byte itself: sorted into an enum, the compiler made
     /// it eight instructions of flags on the plain path.)
     #[inline(always)]
-    pub(crate) fn declines(&self) -> u8 {
+    pub(crate) fn declines(&self) -> u32 {
         self.declines_plain.load(Ordering::Relaxed)
     }
 

@@ -205,7 +205,7 @@ pub(crate) fn for_each_heap(mut f: impl FnMut(&Heap)) {
 pub(crate) fn note_not_plain() {
     let reasons = crate::track::not_plain_reasons();
     for_each_heap(|h| {
-        h.declines_plain.fetch_or(reasons, Ordering::Relaxed);
+        h.declines_plain.fetch_or(u32::from(reasons), Ordering::Relaxed);
     });
 }
 
