@@ -125,6 +125,22 @@ pub(crate) unsafe fn decommit(ptr: *mut u8, len: usize) -> bool {
     unsafe { platform::madvise_dontneed(ptr, len) }.is_ok()
 }
 
+/// Asks the kernel to back `[ptr, ptr + len)` with transparent huge pages (`huge`), or
+/// never to (which also keeps `khugepaged` from collapsing its small pages into huge ones
+/// later). Best effort: false when the kernel refused (no transparent huge pages), and
+/// nothing changed.
+///
+/// # Safety
+/// - The range lies in a private anonymous mapping of ours (every mapping this module
+///   makes is one), and `ptr` and `len` are page aligned (checked in debug builds).
+#[inline]
+pub(crate) unsafe fn advise_huge_pages(ptr: *mut u8, len: usize, huge: bool) -> bool {
+    debug_assert!((ptr as usize).is_multiple_of(OS_PAGE) && len.is_multiple_of(OS_PAGE));
+    // SAFETY: `madvise_huge_pages`' bullet: `ptr` page aligned, the range in a private
+    // anonymous mapping of ours (caller).
+    unsafe { platform::madvise_huge_pages(ptr, len, huge) }.is_ok()
+}
+
 /// Commits the pages of `[ptr, ptr + len)` now, in one system call, instead of one
 /// page fault at a time as they are first written (a table whose writes land all over
 /// it); for a range of eight pages or less, or on a kernel without

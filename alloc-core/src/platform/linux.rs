@@ -124,6 +124,22 @@ pub(crate) unsafe fn munmap(ptr: *mut u8, len: usize) -> Result<(), Errno> {
     ok_or_errno(unsafe { libc::munmap(ptr.cast(), len) }.into())
 }
 
+/// `madvise(MADV_HUGEPAGE)` (`huge`) or `madvise(MADV_NOHUGEPAGE)`: whether the kernel
+/// may back `[ptr, ptr + len)` with transparent huge pages (2 MiB), at faults and by
+/// collapsing small pages later (`khugepaged`). Contents are unchanged. Fails where the
+/// kernel has no transparent huge pages (`EINVAL`): nothing changes then.
+///
+/// # Safety
+/// - `ptr` is page aligned and `[ptr, ptr + len)` lies in a private anonymous mapping the
+///   caller owns.
+#[inline]
+pub(crate) unsafe fn madvise_huge_pages(ptr: *mut u8, len: usize, huge: bool) -> Result<(), Errno> {
+    let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+    // SAFETY: per the caller, the range is ours; the advice changes how its pages are
+    // backed, never what they hold.
+    ok_or_errno(unsafe { libc::madvise(ptr.cast(), len, advice) }.into())
+}
+
 /// `madvise(MADV_DONTNEED)`: gives the physical pages of `[ptr, ptr + len)` back to the
 /// kernel; the range stays mapped and reads as zero afterwards.
 ///

@@ -105,6 +105,16 @@ unsafe fn purge_segment(seg: *mut Segment, budget: u32) -> u32 {
     let mut done = 0;
     // SAFETY: the pool lock is held (caller): the purge fields are ours to read and write.
     let mut pending = unsafe { (*seg).purge_slices };
+    // SAFETY: as above, for the huge flag; `advise_huge_pages`' bullet: the segment's
+    // mapping is a private anonymous one of ours, SEGMENT_SIZE long and aligned.
+    unsafe {
+        if (*seg).huge && pending != 0 {
+            // Small pages from here on, before any range is purged: see the segment
+            // module's notes on huge pages (`khugepaged` would fill purged ranges again).
+            os::advise_huge_pages(seg.cast(), super::SEGMENT_SIZE, false);
+            (*seg).huge = false;
+        }
+    }
     while pending != 0 && done < budget {
         let first = pending.trailing_zeros();
         let run = (pending >> first).trailing_ones().min(budget - done);

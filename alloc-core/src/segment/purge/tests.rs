@@ -91,6 +91,54 @@ fn a_freed_span_stays_committed_until_its_delay_has_passed() {
     assert_eq!(l.pool.next_purge, u64::MAX, "nothing left to purge");
 }
 
+/// The `VmFlags` of the mapping holding `addr` (`/proc/self/smaps`).
+fn vm_flags_of(addr: usize) -> Vec<String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+                inside = lo <= addr && addr < hi;
+                continue;
+            }
+        }
+        if inside {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.split_whitespace().map(str::to_owned).collect();
+            }
+        }
+    }
+    panic!("no mapping holds {addr:#x}");
+}
+
+#[test]
+fn the_first_purge_of_a_huge_segment_advises_it_back_to_small_pages() {
+    let mut l = Lone::new();
+    // SAFETY: the lone segment's mapping, ours, SEGMENT_SIZE long and aligned.
+    if !unsafe { os::advise_huge_pages(l.seg.cast(), SEGMENT_SIZE, true) } {
+        // No transparent huge pages in this kernel: nothing to advise back.
+        return;
+    }
+    // SAFETY: the lone segment's header, ours.
+    unsafe { (*l.seg).huge = true };
+    let flags = |l: &Lone| vm_flags_of(l.seg as usize);
+    assert!(flags(&l).iter().any(|f| f == "hg"), "{:?}", flags(&l));
+    l.touch(1, 40);
+    let t = 7_000_000_000;
+    l.pool.schedule_purge(l.seg, Lone::mask(33, 8), t);
+    l.pool.purge_due(t + PURGE_DELAY_NS - 1);
+    // SAFETY: as above.
+    assert!(unsafe { (*l.seg).huge }, "nothing purged yet: still huge");
+    l.pool.purge_due(t + PURGE_DELAY_NS);
+    // SAFETY: as above.
+    assert!(!unsafe { (*l.seg).huge });
+    assert!(flags(&l).iter().any(|f| f == "nh"), "advised back: {:?}", flags(&l));
+    assert!(!flags(&l).iter().any(|f| f == "hg"));
+    assert_eq!(l.resident(33, 8), 0, "the purged span given back");
+    assert_eq!(l.resident(1, 32), 32 * PAGES_PER_SLICE, "the rest kept");
+}
+
 #[test]
 fn slices_never_scheduled_are_left_alone() {
     let mut l = Lone::new();

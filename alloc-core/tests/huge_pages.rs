@@ -1,0 +1,57 @@
+//! Huge pages: a heap past 64 MiB gets its new page segments advised for transparent huge
+//! pages (`MADV_HUGEPAGE`), a smaller one never (see the segment module's notes).
+//!
+//! What the kernel was told is read back from `/proc/self/smaps` (`VmFlags`: `hg` for
+//! `MADV_HUGEPAGE`). A kernel without transparent huge pages refuses the advice; the test
+//! then checks only that nothing was advised.
+
+#[global_allocator]
+static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
+
+/// The `VmFlags` of the mapping holding `addr`.
+fn vm_flags_of(addr: usize) -> Vec<String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+                inside = lo <= addr && addr < hi;
+                continue;
+            }
+        }
+        if inside {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.split_whitespace().map(str::to_owned).collect();
+            }
+        }
+    }
+    panic!("no mapping holds {addr:#x}");
+}
+
+/// Whether this kernel gives transparent huge pages to ranges that ask (`always` or
+/// `madvise` mode).
+fn huge_pages_available() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|mode| mode.contains("[always]") || mode.contains("[madvise]"))
+}
+
+#[test]
+fn a_heap_past_64_mib_has_its_new_segments_advised_for_huge_pages() {
+    // 32 KiB blocks (medium: pages of 8 slices, seven to a segment), 96 MiB of them, all
+    // live: the pool passes its sixteenth segment about two thirds of the way.
+    let blocks: Vec<Vec<u8>> = (0..(96 << 20) / 32768).map(|i| vec![i as u8; 32768]).collect();
+    let first = blocks.first().unwrap().as_ptr() as usize;
+    let last = blocks.last().unwrap().as_ptr() as usize;
+    let advised = |addr| vm_flags_of(addr).iter().any(|f| f == "hg");
+    assert!(!advised(first), "the heap's first segments stay on small pages");
+    if huge_pages_available() {
+        assert!(advised(last), "a segment mapped past 64 MiB of heap is advised: {:?}", vm_flags_of(last));
+    } else {
+        assert!(!advised(last));
+    }
+    // The blocks still hold what was written (the advice changes no byte).
+    for (i, b) in blocks.iter().enumerate().step_by(97) {
+        assert!(b.iter().all(|&x| x == i as u8));
+    }
+}
