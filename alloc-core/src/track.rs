@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 /// and is told of each one added (`heap::registry::note_not_plain`).
 static NOT_PLAIN: Isolated<AtomicU8> = Isolated(AtomicU8::new(0));
 /// [`NOT_PLAIN`]: the heap profile's recorder wants every allocation and free.
-const NOT_PLAIN_PROFILE: u8 = 1;
+pub(crate) const NOT_PLAIN_PROFILE: u8 = 1;
 /// [`NOT_PLAIN`]: new blocks start zeroed (`segment::zeroing`), which the allocation fast
 /// path does not do.
 const NOT_PLAIN_ZEROING: u8 = 2;

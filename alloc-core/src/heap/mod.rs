@@ -89,6 +89,9 @@ struct Handout {
 /// [`Heap::declines_plain`]: the heap captures stacks (a bit no reason of
 /// `track::not_plain_reasons` uses).
 pub(crate) const DECLINES_STACKS: u32 = 0x80;
+/// [`Heap::declines_plain`] of a heap that captures stacks for the heap profile and has
+/// no other reason: [`Heap::alloc_stacked`] with the profile's event.
+pub(crate) const DECLINES_STACKS_PROFILED: u32 = DECLINES_STACKS | track::NOT_PLAIN_PROFILE as u32;
 
 /// Which of the three kinds of heap this is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -331,19 +334,22 @@ impl Heap {
     }
 
     /// [`Heap::alloc`] for a block of `class` (`size` rounded to its alignment's) of a
-    /// thread heap that declines its plain path only for stacks ([`DECLINES_STACKS`]):
-    /// the stack, and the block counted,
-    /// with no test of the depth (not 0: the heap captures), of zeroing or of the profile
-    /// (neither is on for this heap, as its reasons say), each a global's load and a
-    /// branch otherwise (9 instructions an allocation).
+    /// thread heap that declines its plain path only to capture stacks
+    /// ([`DECLINES_STACKS`]), or to capture them for the heap profile (`PROFILED`,
+    /// [`DECLINES_STACKS_PROFILED`]): the stack, the block counted (and its event for the
+    /// profile), with no test of the depth (not 0: the heap captures) or of zeroing (not
+    /// on for this heap, as its reasons say), each a global's load and a branch otherwise
+    /// (15 instructions an allocation with all that `Heap::alloc` makes of it).
     ///
     /// # Safety
-    /// - As [`Heap::alloc`]; this is a thread's heap, its owner the caller, and it
-    ///   declines its plain path only for stacks; `class` is
+    /// - As [`Heap::alloc`]; this is a thread's heap, its owner the caller, whose reasons
+    ///   to decline its plain path are [`DECLINES_STACKS`] (`!PROFILED`) or
+    ///   [`DECLINES_STACKS_PROFILED`] (`PROFILED`); `class` is
     ///   `size_class::class_for(size, align)`.
     #[inline(always)]
-    pub(crate) unsafe fn alloc_stacked(&mut self, class: usize, size: usize) -> *mut u8 {
-        debug_assert!(self.kind == HeapKind::Thread && self.stack_depth != 0 && self.declines() == DECLINES_STACKS);
+    pub(crate) unsafe fn alloc_stacked<const PROFILED: bool>(&mut self, class: usize, size: usize) -> *mut u8 {
+        debug_assert!(self.kind == HeapKind::Thread && self.stack_depth != 0);
+        debug_assert_eq!(self.declines(), if PROFILED { DECLINES_STACKS_PROFILED } else { DECLINES_STACKS });
         debug_assert!(class < CLASS_COUNT && !crate::segment::zeroing::zeroes(0));
         // `capture` routes what its walks may allocate to the internal heap itself.
         let stack = stack::capture(self.stack_depth, self.fast_unwind, self.bounds, &mut self.stack_cache).as_u32();
@@ -360,7 +366,11 @@ impl Heap {
         // SAFETY: `block` heads the free list of `page`, which this heap owns; exclusive
         // use (caller); `size` fits the block (its class is `size`'s).
         unsafe { pop_block(page, block, size, stack, LIVE) };
-        track::on_unprofiled_alloc(&mut self.counters, size);
+        if PROFILED {
+            track::on_alloc(&mut self.counters, self.events, stack, size);
+        } else {
+            track::on_unprofiled_alloc(&mut self.counters, size);
+        }
         block.cast()
     }
 
