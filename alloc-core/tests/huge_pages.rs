@@ -1,4 +1,4 @@
-//! Huge pages: a heap past 64 MiB gets its new page segments advised for transparent huge
+//! Huge pages: a heap past 256 MiB gets its new page segments advised for transparent huge
 //! pages (`MADV_HUGEPAGE`), a smaller one never (see the segment module's notes).
 //!
 //! What the kernel was told is read back from `/proc/self/smaps` (`VmFlags`: `hg` for
@@ -37,16 +37,16 @@ fn huge_pages_available() -> bool {
 }
 
 #[test]
-fn a_heap_past_64_mib_has_its_new_segments_advised_for_huge_pages() {
-    // 32 KiB blocks (medium: pages of 8 slices, seven to a segment), 96 MiB of them, all
-    // live: the pool passes its sixteenth segment about two thirds of the way.
-    let blocks: Vec<Vec<u8>> = (0..(96 << 20) / 32768).map(|i| vec![i as u8; 32768]).collect();
+fn a_heap_past_256_mib_has_its_new_segments_advised_for_huge_pages() {
+    // 64 KiB blocks (medium: pages of 8 slices, seven to a segment), 320 MiB of them, all
+    // live: the pool passes its 64th segment about four fifths of the way.
+    let blocks: Vec<Vec<u8>> = (0..(320 << 20) / 65536).map(|i| vec![i as u8; 65536]).collect();
     let first = blocks.first().unwrap().as_ptr() as usize;
     let last = blocks.last().unwrap().as_ptr() as usize;
     let advised = |addr| vm_flags_of(addr).iter().any(|f| f == "hg");
     assert!(!advised(first), "the heap's first segments stay on small pages");
     if huge_pages_available() {
-        assert!(advised(last), "a segment mapped past 64 MiB of heap is advised: {:?}", vm_flags_of(last));
+        assert!(advised(last), "a segment mapped past 256 MiB of heap is advised: {:?}", vm_flags_of(last));
     } else {
         assert!(!advised(last));
     }

@@ -16,14 +16,14 @@
 //!
 //! # Huge pages
 //! A page segment mapped once the pool holds [`HUGE_PAGES_FROM`] segments (a heap past
-//! 64 MiB) is advised for transparent huge pages (`MADV_HUGEPAGE`; the kernel's default
+//! 256 MiB) is advised for transparent huge pages (`MADV_HUGEPAGE`; the kernel's default
 //! mode, `madvise`, gives them to such ranges alone): a 4 MiB segment is two 2 MiB pages,
 //! two page faults and two TLB entries instead of 1,024 of each. A program that frees a
 //! large heap in random order misses the TLB on nearly every free with 4 KiB pages (the
-//! `burst` workload: 1 GiB freed at random, 86-106 -> 76 ns a block). A smaller heap
+//! `burst` workload: 1 GiB freed at random, 89-105 -> 81-90 ns a block). A smaller heap
 //! stays on 4 KiB pages: a huge page is resident whole once any byte of it is written,
-//! which a small program (or a test binary with a thread per test, each with its first
-//! segment) would pay for in resident memory. The first purge of a huge segment's spans
+//! which a program whose pages are partly used (a test binary with a thread per test,
+//! each with pages of its own) pays for in resident memory. The first purge of a huge segment's spans
 //! advises it back (`MADV_NOHUGEPAGE`) for good: otherwise `khugepaged` would collapse
 //! the purged 2 MiB ranges back into whole huge pages as soon as any of their pages is
 //! in use, and give the purged memory its residency back.
@@ -61,9 +61,11 @@ const ALL_FREE: u64 = !1;
 const LARGE_CACHE_BYTES: usize = 64 << 20;
 const LARGE_CACHE_SLOTS: usize = 8;
 /// Segments the pool holds before it advises new page segments for huge pages (see the
-/// module notes): 16, 64 MiB. (With 8, larson's 36 MiB heap peaked 6 MiB higher: its
-/// pages' unused blocks, never touched with 4 KiB pages, are resident in a huge one.)
-const HUGE_PAGES_FROM: usize = 16;
+/// module notes): 64, 256 MiB. With 8, larson's 36 MiB heap peaked 6 MiB higher (its
+/// pages' unused blocks, never touched with 4 KiB pages, are resident in a huge one); with
+/// 16, indexmap's test suite under the preload library peaked at 78 MiB instead of 67
+/// (LeakSanitizer: 68), its test threads' pages spread over partly used huge pages.
+const HUGE_PAGES_FROM: usize = 64;
 
 /// The one large block of a large segment.
 ///
