@@ -27,8 +27,8 @@ pub(crate) const HEAP_RETIRED: usize = 1;
 pub(crate) struct ThreadState {
     /// [`NO_HEAP`], [`HEAP_RETIRED`], or the address of this thread's heap.
     heap: Cell<usize>,
-    /// Everything that makes an allocation other than plain, in one word so that the
-    /// allocation fast path tests it with one load and one compare (`mode == 0`):
+    /// Everything that makes an allocation other than plain, in one word (`mode == 0`:
+    /// plain; the allocation fast path reads it through `plain_heap`):
     /// - bit 0 ([`GUARD`]): inside the allocator's own code (allocations go to the
     ///   internal heap);
     /// - bits 1..32 ([`DISABLED_ONE`] times the depth): the depth of `disable()` scopes

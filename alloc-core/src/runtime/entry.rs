@@ -66,7 +66,7 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
         if declines != 0 {
             // A heap that declines only to capture stacks (the default), or to capture
             // them for the heap profile, goes straight to its stacked path from here: 15
-            // instructions fewer on its allocations than through `alloc_own`, for five on
+            // instructions fewer on its allocations than through `alloc_own`, for four on
             // the plain path's (the compiler tests these cases first, whatever the order
             // written; with the tests in a function of their own, the plain path lost
             // nothing and the stacked one gained 7).
