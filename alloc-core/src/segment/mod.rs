@@ -23,10 +23,10 @@
 //! `burst` workload: 1 GiB freed at random, 89-105 -> 81-90 ns a block). A smaller heap
 //! stays on 4 KiB pages: a huge page is resident whole once any byte of it is written,
 //! which a program whose pages are partly used (a test binary with a thread per test,
-//! each with pages of its own) pays for in resident memory. The first purge of a huge segment's spans
-//! advises it back (`MADV_NOHUGEPAGE`) for good: otherwise `khugepaged` would collapse
-//! the purged 2 MiB ranges back into whole huge pages as soon as any of their pages is
-//! in use, and give the purged memory its residency back.
+//! each with pages of its own) pays for in resident memory. The first purge of a huge
+//! segment's spans advises it back (`MADV_NOHUGEPAGE`) for good: otherwise `khugepaged`
+//! would collapse the purged 2 MiB ranges back into whole huge pages as soon as any of
+//! their pages is in use, and give the purged memory its residency back.
 //!
 //! # Large segments
 //! A block above 64 KiB gets a segment of its own (a multiple of 4 MiB of address space,
