@@ -372,7 +372,7 @@ impl Heap {
         // use (caller); `size` fits the block (its class is `size`'s).
         unsafe { pop_block(page, block, size, stack, LIVE) };
         if PROFILED {
-            track::on_alloc(&mut self.counters, self.events, stack, size);
+            track::on_profiled_alloc(&mut self.counters, self.events, stack, size);
         } else {
             track::on_unprofiled_alloc(&mut self.counters, size);
         }
