@@ -1,5 +1,6 @@
-//! Huge pages: a heap past 256 MiB gets its new page segments advised for transparent huge
-//! pages (`MADV_HUGEPAGE`), a smaller one never (see the segment module's notes).
+//! Huge pages: a heap of pages past 256 MiB gets its new page segments advised for
+//! transparent huge pages (`MADV_HUGEPAGE`), a smaller one never, however many large
+//! blocks (each in a segment of its own) it has beside (see the segment module's notes).
 //!
 //! What the kernel was told is read back from `/proc/self/smaps` (`VmFlags`: `hg` for
 //! `MADV_HUGEPAGE`). A kernel without transparent huge pages refuses the advice; the test
@@ -38,12 +39,18 @@ fn huge_pages_available() -> bool {
 
 #[test]
 fn a_heap_past_256_mib_has_its_new_segments_advised_for_huge_pages() {
+    let advised = |addr| vm_flags_of(addr).iter().any(|f| f == "hg");
+    // Large blocks, each in a segment of its own, do not count: 80 of them (8 MiB in
+    // all), then 16 MiB of pages, none advised.
+    let large: Vec<Vec<u8>> = (0..80).map(|i| vec![i as u8; 100 << 10]).collect();
+    let pages: Vec<Vec<u8>> = (0..(16 << 20) / 65536).map(|i| vec![i as u8; 65536]).collect();
+    assert!(!advised(pages.last().unwrap().as_ptr() as usize), "80 large blocks made huge pages");
+    drop((large, pages));
     // 64 KiB blocks (medium: pages of 8 slices, seven to a segment), 320 MiB of them, all
     // live: the pool passes its 64th segment about four fifths of the way.
     let blocks: Vec<Vec<u8>> = (0..(320 << 20) / 65536).map(|i| vec![i as u8; 65536]).collect();
     let first = blocks.first().unwrap().as_ptr() as usize;
     let last = blocks.last().unwrap().as_ptr() as usize;
-    let advised = |addr| vm_flags_of(addr).iter().any(|f| f == "hg");
     assert!(!advised(first), "the heap's first segments stay on small pages");
     if huge_pages_available() {
         assert!(advised(last), "a segment mapped past 256 MiB of heap is advised: {:?}", vm_flags_of(last));

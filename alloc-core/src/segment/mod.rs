@@ -15,8 +15,8 @@
 //! finds its page descriptor in O(1).
 //!
 //! # Huge pages
-//! A page segment mapped once the pool holds [`HUGE_PAGES_FROM`] segments (a heap past
-//! 256 MiB) is advised for transparent huge pages (`MADV_HUGEPAGE`; the kernel's default
+//! A page segment mapped once the pool holds [`HUGE_PAGES_FROM`] page segments (a heap
+//! of pages past 256 MiB) is advised for transparent huge pages (`MADV_HUGEPAGE`; the kernel's default
 //! mode, `madvise`, gives them to such ranges alone): a 4 MiB segment is two 2 MiB pages,
 //! two page faults and two TLB entries instead of 1,024 of each. A program that frees a
 //! large heap in random order misses the TLB on nearly every free with 4 KiB pages (the
@@ -60,8 +60,10 @@ const ALL_FREE: u64 = !1;
 /// Most bytes of freed large segments kept mapped for reuse.
 const LARGE_CACHE_BYTES: usize = 64 << 20;
 const LARGE_CACHE_SLOTS: usize = 8;
-/// Segments the pool holds before it advises new page segments for huge pages (see the
-/// module notes): 64, 256 MiB. With 8, larson's 36 MiB heap peaked 6 MiB higher (its
+/// Page segments the pool holds before it advises new ones for huge pages (see the module
+/// notes): 64, 256 MiB of small and medium blocks' pages (large blocks, each in a segment
+/// of its own, do not count: 64 of them would otherwise turn huge pages on for a small
+/// heap of pages). With 8, larson's 36 MiB heap peaked 6 MiB higher (its
 /// pages' unused blocks, never touched with 4 KiB pages, are resident in a huge one); with
 /// 16, indexmap's test suite under the preload library peaked at 78 MiB instead of 67
 /// (LeakSanitizer: 68), its test threads' pages spread over partly used huge pages.
@@ -207,7 +209,8 @@ impl Segment {
 /// Invariants:
 /// - `all` links, through `next_all`/`prev_all` (null-terminated at both ends, `prev_all`
 ///   of the head null), exactly the live segments, pages and large;
-///   `segments = |all|` and `mapped_bytes = Σ len` over them;
+///   `segments = |all|`, `page_segments` the page segments among them, and
+///   `mapped_bytes = Σ len` over them;
 /// - a segment is on `all` ⇔ the segment map names it; a live segment is mapped;
 /// - `avail` links, through `next_avail`/`prev_avail`, exactly the page segments with
 ///   `free_slices != 0`, each with `in_avail` set;
@@ -230,6 +233,9 @@ pub(crate) struct Pool {
     /// Statistics.
     pub(crate) segments: usize,
     pub(crate) mapped_bytes: usize,
+    /// Page segments on `all` (how large the heap of small and medium blocks is, for
+    /// huge pages: see the module notes).
+    page_segments: usize,
 }
 
 // SAFETY: the raw pointers name segments, which are process-wide mappings, not tied to
@@ -247,6 +253,7 @@ pub(crate) static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     empty_kept: 0,
     segments: 0,
     mapped_bytes: 0,
+    page_segments: 0,
 });
 
 impl Pool {
@@ -254,7 +261,8 @@ impl Pool {
     ///
     /// A safe `fn` private to this module whose callers ensure (`&mut self` proves the
     /// pool lock is held):
-    /// - `seg` is the header of a segment of ours, mapped, with `len` set, on no list.
+    /// - `seg` is the header of a segment of ours, mapped, with `len` and `kind` set, on
+    ///   no list.
     fn link_all(&mut self, seg: *mut Segment) {
         debug_assert!((seg as usize).is_multiple_of(SEGMENT_SIZE));
         // SAFETY:
@@ -272,9 +280,12 @@ impl Pool {
         }
         self.all = seg;
         self.segments += 1;
-        // SAFETY: `seg` is a mapped segment header with `len` set (callers); `len` is
-        // written only under the pool lock, which we hold.
-        self.mapped_bytes += unsafe { (*seg).len };
+        // SAFETY: `seg` is a mapped segment header with `len` and `kind` set (callers);
+        // both are written only under the pool lock, which we hold.
+        unsafe {
+            self.mapped_bytes += (*seg).len;
+            self.page_segments += usize::from((*seg).kind == KIND_PAGES);
+        }
     }
 
     /// Takes `seg` off the `all` list and uncounts it.
@@ -301,6 +312,7 @@ impl Pool {
                 (*n).prev_all = p;
             }
             self.mapped_bytes -= (*seg).len;
+            self.page_segments -= usize::from((*seg).kind == KIND_PAGES);
         }
         self.segments -= 1;
     }
@@ -390,7 +402,8 @@ fn new_page_segment(pool: &mut Pool) -> Option<*mut Segment> {
     // flag is written with the header, below.
     // SAFETY: `advise_huge_pages`' bullet: the fresh mapping of SEGMENT_SIZE bytes just
     // made, page aligned.
-    let huge = pool.segments >= HUGE_PAGES_FROM && unsafe { os::advise_huge_pages(seg.cast(), SEGMENT_SIZE, true) };
+    let huge =
+        pool.page_segments >= HUGE_PAGES_FROM && unsafe { os::advise_huge_pages(seg.cast(), SEGMENT_SIZE, true) };
     // SAFETY:
     // - `seg` is a fresh mapping of SEGMENT_SIZE zeroed bytes, SEGMENT_SIZE aligned, that
     //   nobody else knows: the header (which fits in slice 0, asserted with `HEADER_META`)

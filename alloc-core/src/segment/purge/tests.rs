@@ -19,6 +19,7 @@ fn empty_pool() -> Pool {
         empty_kept: 0,
         segments: 0,
         mapped_bytes: 0,
+        page_segments: 0,
     }
 }
 
