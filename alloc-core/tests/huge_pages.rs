@@ -9,26 +9,9 @@
 #[global_allocator]
 static GLOBAL: alloc_core::HeapSweep = alloc_core::HeapSweep::new();
 
-/// The `VmFlags` of the mapping holding `addr`.
-fn vm_flags_of(addr: usize) -> Vec<String> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut inside = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if let Some((lo, hi)) = first.split_once('-') {
-            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
-                inside = lo <= addr && addr < hi;
-                continue;
-            }
-        }
-        if inside {
-            if let Some(flags) = line.strip_prefix("VmFlags:") {
-                return flags.split_whitespace().map(str::to_owned).collect();
-            }
-        }
-    }
-    panic!("no mapping holds {addr:#x}");
-}
+mod common;
+
+use common::smaps::vm_flags_of;
 
 /// Whether this kernel gives transparent huge pages to ranges that ask (`always` or
 /// `madvise` mode).

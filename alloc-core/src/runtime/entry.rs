@@ -74,13 +74,13 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
                 if let Some(class) = crate::size_class::class_for(size, align) {
                     // SAFETY: as above; the heap only captures stacks; `class` is the
                     // request's.
-                    return unsafe { alloc_own_stacked(size, class, heap) };
+                    return unsafe { alloc_own_stacked::<false>(size, class, heap) };
                 }
             } else if declines == heap::DECLINES_STACKS_PROFILED {
                 if let Some(class) = crate::size_class::class_for(size, align) {
                     // SAFETY: as above; the heap only captures stacks for the profile;
                     // `class` is the request's.
-                    return unsafe { alloc_own_stacked_profiled(size, class, heap) };
+                    return unsafe { alloc_own_stacked::<true>(size, class, heap) };
                 }
             }
             // SAFETY: as above.
@@ -121,32 +121,21 @@ unsafe fn alloc_own(size: usize, align: usize, heap: *mut Heap) -> *mut u8 {
     }
 }
 
-/// [`alloc_own`] for a heap that only captures stacks, of a block of `class`: a function
-/// of its own, called in tail position, so that it saves only the registers its three
-/// values across the capture need (in `alloc_own`, which also holds the general path,
-/// it saved six).
+/// [`alloc_own`] for a heap that declines its plain path only to capture stacks
+/// (`heap::DECLINES_STACKS`), or to capture them for the heap profile (`PROFILED`,
+/// `heap::DECLINES_STACKS_PROFILED`), of a block of `class`: a function of its own (one
+/// for each), called in tail position, so that it saves only the registers its three
+/// values across the capture need (in `alloc_own`, which also holds the general path, it
+/// saved six).
 ///
 /// # Safety
-/// - As [`alloc_own`]; the heap declines its plain path only to capture stacks
-///   (`heap::DECLINES_STACKS`), and `class` is `size_class::class_for(size, align)`.
+/// - As [`alloc_own`]; the heap's reasons are the two above's for `PROFILED`, and `class`
+///   is `size_class::class_for(size, align)`.
 #[inline(never)]
-unsafe fn alloc_own_stacked(size: usize, class: usize, heap: *mut Heap) -> *mut u8 {
-    // SAFETY: the caller's contract: this thread's own heap (its only user), which only
-    // captures stacks; `class` is `size`'s.
-    unsafe { (*heap).alloc_stacked::<false>(class, size) }
-}
-
-/// [`alloc_own_stacked`] for a heap that captures stacks for the heap profile, and has no
-/// other reason to decline its plain path (`heap::DECLINES_STACKS_PROFILED`).
-///
-/// # Safety
-/// - As [`alloc_own`]; the heap's reasons are `heap::DECLINES_STACKS_PROFILED`, and
-///   `class` is `size_class::class_for(size, align)`.
-#[inline(never)]
-unsafe fn alloc_own_stacked_profiled(size: usize, class: usize, heap: *mut Heap) -> *mut u8 {
-    // SAFETY: the caller's contract: this thread's own heap (its only user), which
-    // captures stacks for the profile and declines for nothing else; `class` is `size`'s.
-    unsafe { (*heap).alloc_stacked::<true>(class, size) }
+unsafe fn alloc_own_stacked<const PROFILED: bool>(size: usize, class: usize, heap: *mut Heap) -> *mut u8 {
+    // SAFETY: the caller's contract: this thread's own heap (its only user), which declines
+    // for stacks (and the profile, `PROFILED`) alone; `class` is `size`'s.
+    unsafe { (*heap).alloc_stacked::<PROFILED>(class, size) }
 }
 
 /// Every allocation [`alloc`]'s fast path does not make: zeroing, threads not in plain

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of it
 
 pub mod nodes;
+pub mod smaps;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

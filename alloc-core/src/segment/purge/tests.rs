@@ -92,26 +92,10 @@ fn a_freed_span_stays_committed_until_its_delay_has_passed() {
     assert_eq!(l.pool.next_purge, u64::MAX, "nothing left to purge");
 }
 
-/// The `VmFlags` of the mapping holding `addr` (`/proc/self/smaps`).
-fn vm_flags_of(addr: usize) -> Vec<String> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut inside = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if let Some((lo, hi)) = first.split_once('-') {
-            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
-                inside = lo <= addr && addr < hi;
-                continue;
-            }
-        }
-        if inside {
-            if let Some(flags) = line.strip_prefix("VmFlags:") {
-                return flags.split_whitespace().map(str::to_owned).collect();
-            }
-        }
-    }
-    panic!("no mapping holds {addr:#x}");
-}
+// The integration tests' reader of `/proc/self/smaps`, the one copy of it.
+#[path = "../../../tests/common/smaps.rs"]
+mod smaps;
+use smaps::vm_flags_of;
 
 #[test]
 fn the_first_purge_of_a_huge_segment_advises_it_back_to_small_pages() {
