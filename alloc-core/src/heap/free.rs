@@ -348,8 +348,10 @@ unsafe fn free_general(ptr: *mut u8, size: usize) {
 /// Frees a block of a page. The owner clears the block's LIVE flag itself (and catches a
 /// double free there); another thread only pushes the block onto the page's thread-free
 /// list and never writes the owner's metadata, so the two do not contend for its cache
-/// lines. The owner clears LIVE when it collects the list (and catches a double free
-/// then), and a leak check clears it for blocks still on the list.
+/// lines (with the heap profile on, it reads the block's metadata word for its stack,
+/// never the live bits: `track::on_remote_free`). The owner clears LIVE when it collects
+/// the list (and catches a double free then), and a leak check clears it for blocks
+/// still on the list.
 ///
 /// # Safety
 /// - `page` is an in-use page, `index < capacity`, `ptr` is the start of block `index`
@@ -377,10 +379,10 @@ unsafe fn free_small(page: *mut Page, index: usize, ptr: *mut u8, size: usize) {
     // writes.
     let (counters, sink) = unsafe { listeners_of(heap) };
     track::on_remote_free(counters, sink, size, || {
-        // SAFETY: the block is still ours (pushed below), so its metadata word is the
-        // allocation's: the owner rewrites it only after collecting the block.
-        let (flags, stack) = unsafe { ((*page).flags_of(index), (*page).size_and_stack(index).1) };
-        (flags & LIVE != 0).then_some(stack)
+        // SAFETY: `page` is in use and `index < capacity` (caller). The block is still
+        // ours (pushed below), so its metadata word is the allocation's: the owner
+        // rewrites it only after collecting the block.
+        unsafe { (*page).size_and_stack(index).1 }
     });
     // SAFETY: as for the internal page above.
     unsafe { (*page).push_thread_free(ptr.cast()) };
@@ -429,7 +431,7 @@ unsafe fn free_large(seg: *mut Segment, ptr: *mut u8) {
         // SAFETY: `heap` is null or this thread's heap, whose counters only this thread
         // writes.
         let (counters, sink) = unsafe { listeners_of(heap) };
-        track::on_remote_free(counters, sink, size, || Some(stack));
+        track::on_remote_free(counters, sink, size, || stack);
     }
     // SAFETY: the block is live and given up by its holder (caller).
     unsafe { segment::free_large(seg) };
