@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// Ticks a heap gathers before folding them into [`COUNT0`]; `i64::MAX` when automatic
 /// sweeps are off.
+#[used]
 static STEP: Isolated<AtomicI64> = Isolated(AtomicI64::new(i64::MAX));
 /// Generation 0's count, folded in from the heaps.
 static COUNT0: AtomicI64 = AtomicI64::new(0);

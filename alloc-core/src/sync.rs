@@ -22,6 +22,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// shared counter), such a read misses on every call of every thread: larson with the
 /// heap profile on ran 1.5x slower when the linker moved the sweeps' step next to the
 /// profile's lock.
+///
+/// Declare each such static `#[used]`: LLVM splits an internal global whose fields are
+/// only loaded and stored into one global per field, and the padding goes with the
+/// split (the sweeps' step was 8 bytes at a 128-byte boundary, the next global on its
+/// cache line); a global the compiler must keep whole keeps its 128 bytes.
 #[repr(align(128))]
 pub(crate) struct Isolated<T>(pub(crate) T);
 

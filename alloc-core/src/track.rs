@@ -32,6 +32,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 /// thread heap keeps a copy with its own reason added (`Heap::declines_plain`), which its
 /// allocation fast path reads from the heap's own lines: it gets these when it is made
 /// and is told of each one added (`heap::registry::note_not_plain`).
+#[used]
 static NOT_PLAIN: Isolated<AtomicU8> = Isolated(AtomicU8::new(0));
 /// [`NOT_PLAIN`]: the heap profile's recorder wants every allocation and free.
 pub(crate) const NOT_PLAIN_PROFILE: u8 = 1;

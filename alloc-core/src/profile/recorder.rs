@@ -43,6 +43,7 @@ pub(crate) const ON: u8 = 1;
 pub(crate) const DUMP_PENDING: u8 = 2;
 
 /// [`OFF`], [`ON`] or [`DUMP_PENDING`]; read (Relaxed) on every allocation and free.
+#[used]
 pub(crate) static STATE: Isolated<AtomicU8> = Isolated(AtomicU8::new(OFF));
 
 /// Events between two readings of the clock.

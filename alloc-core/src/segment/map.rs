@@ -57,6 +57,7 @@ struct Map {
     entries: AtomicUsize,
 }
 
+#[used]
 static MAP: Isolated<Map> =
     Isolated(Map { table: AtomicPtr::new(core::ptr::null_mut()), entries: AtomicUsize::new(0) });
 

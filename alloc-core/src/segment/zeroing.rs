@@ -14,6 +14,7 @@ use crate::sync::Isolated;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once, never cleared: blocks allocated before it was set keep what they hold.
+#[used]
 static ON: Isolated<AtomicBool> = Isolated(AtomicBool::new(false));
 
 /// Whether new blocks start zeroed.
