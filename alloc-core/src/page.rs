@@ -178,9 +178,11 @@ pub(crate) struct Page {
     pub(crate) slices: u8,
     /// `PAGE_IN_USE`, `PAGE_INTERNAL`.
     pub(crate) flags: u8,
-    /// The index of the block handed out first: blocks are carved from there round the
-    /// page (see [`Page::carve`]). Varies from one initialization to the next.
-    pub(crate) first: u32,
+    /// The bytes from `start` that blocks cover, `capacity * block_size`, while the page
+    /// is in use; 0 while the descriptor is free. An address whose offset from `start`
+    /// (wrapping) is below it lies in a block of an in-use page: one compare says "in
+    /// use, at or after `start` and before the blocks' end" on the free path.
+    pub(crate) limit: u32,
     /// `ceil(2^40 / block_size)`: `index = (offset * recip) >> 40` is exact for every
     /// offset below 2^19 (512 KiB) and block size up to 2^16 (tested exhaustively).
     pub(crate) recip: u64,
@@ -209,6 +211,9 @@ pub(crate) struct Page {
     pub(crate) bump: u32,
     /// First block id of this page in the current leak check's dense numbering.
     pub(crate) block_id_base: u32,
+    /// The index of the block handed out first: blocks are carved from there round the
+    /// page (see [`Page::carve`]). Varies from one initialization to the next.
+    pub(crate) first: u32,
     /// The page may hold blocks of generation 0: set by the owner each time the page
     /// becomes its heap's current page (the only page blocks are taken from), cleared by
     /// a leak sweep that found none left in a page that is not current (`heap::walk`).
@@ -216,7 +221,7 @@ pub(crate) struct Page {
     pub(crate) young: AtomicBool,
     /// Link in the owning heap's queue for this class (with `next`, on line 0).
     pub(crate) prev: *mut Page,
-    _pad1: [u8; 32],
+    _pad1: [u8; 24],
     // -- line 2: other threads'
     /// Blocks freed by threads other than the owner (Treiber stack, push only; the owner
     /// takes the whole list with a swap).
@@ -226,6 +231,7 @@ pub(crate) struct Page {
 
 const _: () = assert!(core::mem::offset_of!(Page, free) == 64);
 const _: () = assert!(core::mem::offset_of!(Page, live) < 64 && core::mem::offset_of!(Page, recip) < 64);
+const _: () = assert!(core::mem::offset_of!(Page, limit) < 64 && core::mem::offset_of!(Page, start) < 64);
 const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 128);
 const _: () = assert!(core::mem::size_of::<Page>() == 192);
 
@@ -243,6 +249,7 @@ impl Page {
             slices: 0,
             flags: 0,
             first: 0,
+            limit: 0,
             recip: 0,
             start: core::ptr::null_mut(),
             meta: core::ptr::null_mut(),
@@ -253,7 +260,7 @@ impl Page {
             block_id_base: 0,
             young: AtomicBool::new(false),
             live: core::ptr::null(),
-            _pad1: [0; 32],
+            _pad1: [0; 24],
             _pad2: [0; 56],
         }
     }
@@ -353,6 +360,8 @@ impl Page {
         self.class = class as u8;
         self.slices = slices as u8;
         self.flags = PAGE_IN_USE | if internal { PAGE_INTERNAL } else { 0 };
+        // At most a page's span, 512 KiB.
+        self.limit = (geo.capacity * block_size) as u32;
         self.recip = (1u64 << RECIP_SHIFT).div_ceil(block_size as u64);
         self.start = start;
         self.meta = meta.cast();
@@ -386,7 +395,13 @@ impl Page {
     /// `>= capacity` for addresses in the metadata or the tail.
     #[inline]
     pub(crate) fn index_of(&self, addr: usize) -> usize {
-        let offset = addr - self.start as usize;
+        self.index_at(addr - self.start as usize)
+    }
+
+    /// Index of the block containing the byte `offset` bytes from `start` (exact below a
+    /// page's span, 512 KiB: see `recip`).
+    #[inline(always)]
+    pub(crate) fn index_at(&self, offset: usize) -> usize {
         ((offset as u64 * self.recip) >> RECIP_SHIFT) as usize
     }
 

@@ -48,16 +48,22 @@ fn small_block_at(addr: usize) -> Option<(*mut Page, usize)> {
     // SAFETY: a live segment's header is readable.
     debug_assert_eq!(unsafe { (*seg).kind }, KIND_PAGES);
     // SAFETY: `addr` lies in this page segment (same aligned 4 MiB slot); a page
-    // descriptor exists for every slice, the header slice's included (never in use,
-    // which `in_use` below catches).
+    // descriptor exists for every slice, the header slice's included (never in use: its
+    // `limit` is 0, which the test below catches).
     let page = unsafe { Segment::page_of_mut(seg, addr) };
     // SAFETY: descriptors of a live segment are valid for reads.
     let p = unsafe { &*page };
-    if !p.in_use() || addr < p.start as usize {
+    // One compare for "the page is in use (a free descriptor's limit is 0), `addr` is at
+    // or after its start (else the offset wraps past any limit) and before its blocks'
+    // end": then the index is below the capacity.
+    let offset = addr.wrapping_sub(p.start as usize);
+    if offset >= p.limit as usize {
         return None;
     }
-    let index = p.index_of(addr);
-    if index >= p.capacity as usize || p.block_start(index) != addr {
+    debug_assert!(p.in_use());
+    let index = p.index_at(offset);
+    debug_assert!(index < p.capacity as usize);
+    if index * p.block_size as usize != offset {
         return None;
     }
     Some((page, index))

@@ -108,13 +108,15 @@ pub(crate) struct LargeBlock {
 /// - `len == SEGMENT_SIZE`; slice 0 is the header (this struct, then the metadata area
 ///   at `HEADER_META`), and bit 0 of `free_slices` is always clear;
 /// - bit `i` of `free_slices` is set ⇔ slice `i` (`i >= 1`) belongs to no page;
-/// - `pages[f].in_use()` ⇔ `f` is the first slice of a page in use; that page covers
+/// - `pages[f].in_use()` ⇔ `pages[f].limit != 0` ⇔ `f` is the first slice of a page in
+///   use; that page covers
 ///   slices `[f, f + pages[f].slices)` (`slices` 1, or 8 with `f` a multiple of 8), all
 ///   clear in `free_slices`, and `slice_first[i] == f` for each of them;
 /// - for a slice `i` in no page, `slice_first[i]` is stale: 0 (the header's descriptor,
 ///   never in use) or in `[i & !7, i]` (the first slice of an earlier page covering `i`),
 ///   so a lookup through it lands on a descriptor not in use or on a page of the same
-///   aligned group of 8 slices, whose block index for `addr` is then `>= capacity`;
+///   aligned group of 8 slices that ends before slice `i` (so `addr`'s offset from its
+///   start is past its `limit`, and its block index for `addr` is `>= capacity`);
 /// - `in_avail` ⇔ `free_slices != 0` ⇔ the segment is on the pool's `avail` list.
 ///
 /// Large segments (`kind == KIND_LARGE`): see [`LargeBlock`]; `pages`, `slice_first` and
@@ -160,7 +162,7 @@ impl Segment {
     /// The descriptor of the page covering `addr`: `pages[slice_first[slice of addr]]`.
     /// For a slice in no page (or the header slice) that is a descriptor not in use, or an
     /// in-use page of the same group of 8 slices that does not cover `addr` (see the
-    /// struct's invariants): callers check `in_use()` and the block index.
+    /// struct's invariants): callers check `in_use()` (or the `limit`) and the block index.
     ///
     /// # Safety
     /// - `seg` is a live page segment (mapped, `kind == KIND_PAGES`), and stays live for
@@ -180,6 +182,8 @@ impl Segment {
         //   being claimed, never for the slice of a block the caller holds.
         // - `addr - seg < SEGMENT_SIZE` (caller, second bullet), so `slice < SLICES`; both
         //   indexings are bounds checked anyway (`first < SLICES` by construction).
+        //   (Masking `first` instead of the check made `__rust_dealloc` set up a frame
+        //   on its fast path: two instructions more a free.)
         // - `addr_of_mut!` makes no reference to the descriptor.
         unsafe {
             let first = (*seg).slice_first[slice] as usize;
@@ -565,6 +569,7 @@ pub(crate) unsafe fn release_page(page: *mut Page) {
         let first = page.offset_from(core::ptr::addr_of!((*seg).pages[0])) as usize;
         let slices = (*page).slices as usize;
         (*page).flags = 0;
+        (*page).limit = 0;
         (*page).slices = 0;
         (*page).capacity = 0;
         let mask = ((1u64 << slices) - 1) << first;

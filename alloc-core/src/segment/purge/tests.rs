@@ -236,6 +236,7 @@ fn claim_use_and_release(l: &mut Lone) -> usize {
         }
         // Given back (`release_page`, without the process's pool).
         (*page).flags = 0;
+        (*page).limit = 0;
         (*page).slices = 0;
         (*l.seg).free_slices |= Lone::mask(1, 1);
     }
