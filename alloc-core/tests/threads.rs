@@ -205,3 +205,34 @@ fn an_ended_thread_leaves_nothing_of_its_frames_on_its_stack() {
     }
     assert!(checked > 0, "glibc never handed an ended thread's stack to the next thread");
 }
+
+/// The pages of `block_size`'s class, by `stats()`.
+fn pages_of_class(block_size: usize) -> usize {
+    alloc_core::stats().classes.iter().filter(|c| c.block_size == block_size).map(|c| c.pages).sum()
+}
+
+#[test]
+fn pages_an_ended_thread_left_go_back_once_another_thread_freed_their_blocks() {
+    let _serial = serial();
+    // 200 blocks of a size no other test here uses (3,000 bytes), made on a thread that
+    // ends: its pages are abandoned with every block live. This thread frees them all
+    // (onto the pages' thread-free lists), and nobody allocates that size again, so no
+    // thread adopts those pages.
+    let probe = vec![0u8; 3_000].into_boxed_slice();
+    let block_size = alloc_core::usable_size(probe.as_ptr()).unwrap();
+    let before = pages_of_class(block_size);
+    let blocks: Vec<Box<[u8]>> =
+        std::thread::spawn(|| (0..200).map(|i| vec![i as u8; 3_000].into_boxed_slice()).collect()).join().unwrap();
+    let with = pages_of_class(block_size);
+    assert!(with > before, "{before} pages of {block_size}-byte blocks before, {with} after");
+    drop(blocks);
+    // Allocations of another size take fresh pages; before each, a few abandoned pages are
+    // looked at, and those with no live block left go back to the pool.
+    let other: Vec<Box<[u8; 1000]>> = (0..32_000).map(|_| Box::new([7u8; 1000])).collect();
+    let after = pages_of_class(block_size);
+    drop((other, probe));
+    assert!(
+        after <= before,
+        "{before} pages of {block_size}-byte blocks, {with} with the ended thread's, {after} left"
+    );
+}

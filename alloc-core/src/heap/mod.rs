@@ -47,6 +47,8 @@ pub(crate) use free::{free, realloc_in_place};
 
 /// Pages of the queue tried on the slow path before taking a fresh page.
 const SCAN_LIMIT: usize = 16;
+/// Abandoned pages a heap looks at before it takes a fresh page (`abandoned::reclaim_empty`).
+const RECLAIM_PER_FRESH_PAGE: usize = 4;
 /// Never-used blocks moved onto the free list at a time: about [`CARVE_BYTES`] of them,
 /// at least 4 and at most 64 (mimalloc's page extension); a page's first batch never
 /// past the OS page its first block starts in (`Page::carve`). Carving writes each
@@ -671,6 +673,11 @@ impl Heap {
         }
         if let Some(p) = self.adopt(class) {
             return p;
+        }
+        if self.kind != HeapKind::Internal {
+            // Abandoned pages whose blocks were all freed go back to the pool first, so
+            // that the fresh page may be one of theirs.
+            abandoned::reclaim_empty(RECLAIM_PER_FRESH_PAGE);
         }
         // SAFETY: exclusive use (caller).
         unsafe { self.take_fresh_page(class) }
