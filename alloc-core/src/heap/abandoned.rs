@@ -26,9 +26,16 @@ use crossbeam_queue::SegQueue;
 
 static ABANDONED: [SegQueue<usize>; CLASS_COUNT] = [const { SegQueue::new() }; CLASS_COUNT];
 
+/// Pages on the queues, or a few more (counted before each push, after each pop): 0 lets
+/// [`reclaim_empty`] return without looking at the 88 queues, on every fresh page of a
+/// program whose threads never end.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
 /// Puts a page whose owner is gone (its `heap` field `page::NO_OWNER`) on its class's
 /// queue.
 pub(crate) fn push(class: usize, page: *mut Page) {
+    // Counted before it can be popped (and uncounted): the count never goes below 0.
+    WAITING.fetch_add(1, Ordering::Relaxed);
     let _guard = ReentrancyGuard::enter();
     ABANDONED[class].push(page as usize);
 }
@@ -39,7 +46,9 @@ pub(crate) fn adopt(class: usize) -> Option<*mut Page> {
         return None;
     }
     let _guard = ReentrancyGuard::enter();
-    ABANDONED[class].pop().map(|p| p as *mut Page)
+    let page = ABANDONED[class].pop()?;
+    WAITING.fetch_sub(1, Ordering::Relaxed);
+    Some(page as *mut Page)
 }
 
 /// The class [`reclaim_empty`] looks at next: the one after the last it looked at, so that
@@ -55,6 +64,9 @@ static CURSOR: AtomicUsize = AtomicUsize::new(0);
 /// A popped page is this thread's alone: it has no owner and is on no queue (the queue
 /// hands each page out once), and other threads only push onto its thread-free list.
 pub(crate) fn reclaim_empty(limit: usize) {
+    if WAITING.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let start = CURSOR.load(Ordering::Relaxed);
     let Some(class) = (0..CLASS_COUNT).map(|k| (start + k) % CLASS_COUNT).find(|&c| !ABANDONED[c].is_empty()) else {
         return;
@@ -66,6 +78,7 @@ pub(crate) fn reclaim_empty(limit: usize) {
             ABANDONED[class].pop()
         };
         let Some(p) = popped else { return };
+        WAITING.fetch_sub(1, Ordering::Relaxed);
         let page = p as *mut Page;
         // SAFETY: an abandoned page, popped: a valid in-use page of `class` with no owner
         // and on no queue, ours alone (see above), which is what collecting (as its owner
