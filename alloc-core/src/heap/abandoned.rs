@@ -12,9 +12,9 @@
 //! wait, and those whose blocks other threads freed since hold them on their thread-free
 //! lists, never collected, the page never empty to the pool. Before a heap takes a fresh
 //! page, [`reclaim_empty`] looks at a few abandoned pages of any class, collects what was
-//! freed into them, and gives back those left with no live block. (larson, whose workers
-//! each end after a round and leave their pages to the next: up to 332 pages, 21 MiB,
-//! waited on these queues before.)
+//! freed into them, and gives back those left with no live block: a thread that made
+//! blocks of some size and ended, their pages freed by others, no longer leaves those
+//! pages resident for good.
 
 use crate::misuse::{self, Misuse};
 use crate::page::Page;

@@ -109,9 +109,9 @@ pub(crate) struct LargeBlock {
 ///   at `HEADER_META`), and bit 0 of `free_slices` is always clear;
 /// - bit `i` of `free_slices` is set ⇔ slice `i` (`i >= 1`) belongs to no page;
 /// - `pages[f].in_use()` ⇔ `pages[f].limit != 0` ⇔ `f` is the first slice of a page in
-///   use; that page covers
-///   slices `[f, f + pages[f].slices)` (`slices` 1, or 8 with `f` a multiple of 8), all
-///   clear in `free_slices`, and `slice_first[i] == f` for each of them;
+///   use; that page covers slices `[f, f + pages[f].slices)` (`slices` 1, or 8 with `f`
+///   a multiple of 8), all clear in `free_slices`, and `slice_first[i] == f` for each of
+///   them;
 /// - for a slice `i` in no page, `slice_first[i]` is stale: 0 (the header's descriptor,
 ///   never in use) or in `[i & !7, i]` (the first slice of an earlier page covering `i`),
 ///   so a lookup through it lands on a descriptor not in use or on a page of the same
