@@ -84,7 +84,7 @@ pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
         // The table's sizes first, and the largest size tested only past them: two
         // instructions on the common request.
         if size <= TABLE_MAX {
-            return Some(SMALL_TABLE[(size + 7) >> 3] as usize);
+            return Some(class_of(size));
         }
         return (size <= MEDIUM_MAX).then(|| compute_class(size));
     }

@@ -326,8 +326,9 @@ impl Heap {
         unsafe { self.take_block(page, block, size, stack, flags, how) }
     }
 
-    /// Why this heap declines its plain path ([`Heap::declines_plain`]): 0 for no reason,
-    /// [`DECLINES_STACKS`] alone when [`Heap::alloc_stacked`] may take its allocations.
+    /// Why this heap declines its plain path ([`Heap::declines_plain`]): 0 for no reason;
+    /// [`DECLINES_STACKS`] or [`DECLINES_STACKS_PROFILED`] when [`Heap::alloc_stacked`]
+    /// may take its allocations.
     /// (The entry point compares the word itself: sorted into an enum, the compiler made
     /// it eight instructions of flags on the plain path.)
     #[inline(always)]

@@ -69,7 +69,9 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
             // instructions fewer on its allocations than through `alloc_own`, for four on
             // the plain path's (the compiler tests these cases first, whatever the order
             // written; with the tests in a function of their own, the plain path lost
-            // nothing and the stacked one gained 7).
+            // nothing and the stacked one gained 7). The two cases are written out, not
+            // folded into one test with the profile chosen inside: that cost the stacked
+            // path 9 (BENCHMARKS.md, tried and not kept).
             if declines == heap::DECLINES_STACKS {
                 if let Some(class) = crate::size_class::class_for(size, align) {
                     // SAFETY: as above; the heap only captures stacks; `class` is the

@@ -16,10 +16,11 @@
 //!
 //! # Huge pages
 //! A page segment mapped once the pool holds [`HUGE_PAGES_FROM`] page segments (a heap
-//! of pages past 256 MiB) is advised for transparent huge pages (`MADV_HUGEPAGE`; the kernel's default
-//! mode, `madvise`, gives them to such ranges alone): a 4 MiB segment is two 2 MiB pages,
-//! two page faults and two TLB entries instead of 1,024 of each. A program that frees a
-//! large heap in random order misses the TLB on nearly every free with 4 KiB pages (the
+//! of pages past 256 MiB) is advised for transparent huge pages (`MADV_HUGEPAGE`; the
+//! kernel's default mode, `madvise`, gives them to such ranges alone): a 4 MiB segment is
+//! two 2 MiB pages, two page faults and two TLB entries instead of 1,024 of each. A
+//! program that frees a large heap in random order misses the TLB on nearly every free
+//! with 4 KiB pages (the
 //! `burst` workload: 1 GiB freed at random, 89-105 -> 81-90 ns a block). A smaller heap
 //! stays on 4 KiB pages: a huge page is resident whole once any byte of it is written,
 //! which a program whose pages are partly used (a test binary with a thread per test,
@@ -63,9 +64,9 @@ const LARGE_CACHE_SLOTS: usize = 8;
 /// Page segments the pool holds before it advises new ones for huge pages (see the module
 /// notes): 64, 256 MiB of small and medium blocks' pages (large blocks, each in a segment
 /// of its own, do not count: 64 of them would otherwise turn huge pages on for a small
-/// heap of pages). With 8, larson's 36 MiB heap peaked 6 MiB higher (its
-/// pages' unused blocks, never touched with 4 KiB pages, are resident in a huge one); with
-/// 16, indexmap's test suite under the preload library peaked at 78 MiB instead of 67
+/// heap of pages). With 8, larson's 36 MiB heap peaked 6 MiB higher (its pages' unused
+/// blocks, never touched with 4 KiB pages, are resident in a huge one); with 16,
+/// indexmap's test suite under the preload library peaked at 78 MiB instead of 67
 /// (LeakSanitizer: 68), its test threads' pages spread over partly used huge pages.
 const HUGE_PAGES_FROM: usize = 64;
 

@@ -187,10 +187,10 @@ pub(crate) fn scrub_at_exit(bounds: StackBounds, dead_above: Option<(usize, usiz
 /// Valgrind").
 #[inline(never)]
 fn zero_resident(lo: usize, hi: usize) {
-    const PAGE: usize = 4096;
     if crate::platform::under_valgrind() {
         return;
     }
+    const PAGE: usize = 4096;
     /// Pages asked about per `mincore` call.
     const CHUNK: usize = 32;
     let mut resident = [0u8; CHUNK];

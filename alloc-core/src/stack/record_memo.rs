@@ -164,13 +164,13 @@ impl RecordMemos {
 }
 
 /// A slot's last frame-record walk from `capture`'s frame. Invariant: when kept (`lo` is
-/// not [`NOT_KEPT`]), the
-/// walk from `fp` within `[lo, hi)` with room for `room` frames read `read` records (each
-/// the caller's `rbp`, then a return address), found at record `i`, at `addrs[i]`, the
-/// two words `words[i]`, and returned `at` (its frames: the return addresses of
-/// `words[..at.len]`). Record 0 is at `fp`, record `i + 1` at `words[i][0]` (the `rbp`
-/// word read before it). Past `read`, up to `4 * groups` (`read` rounded up to a multiple
-/// of 4), record 0 again: a replay compares `groups` groups of four records.
+/// not [`NOT_KEPT`]), the walk from `fp` within `[lo, hi)` with room for `room` frames
+/// read `read` records (each the caller's `rbp`, then a return address), found at record
+/// `i`, at `addrs[i]`, the two words `words[i]`, and returned `at` (its frames: the
+/// return addresses of `words[..at.len]`). Record 0 is at `fp`, record `i + 1` at
+/// `words[i][0]` (the `rbp` word read before it). Past `read`, up to `4 * groups` (`read`
+/// rounded up to a multiple of 4), record 0 again: a replay compares `groups` groups of
+/// four records.
 ///
 /// The fields every capture compares first, first (`repr(C)`).
 #[derive(Debug)]
